@@ -1,0 +1,355 @@
+//! Registry authentication: credentials, `WWW-Authenticate` challenges and
+//! the bearer-token cache.
+//!
+//! This module reads no files and no environment: the caller hands it a
+//! [`CredentialSource`]. Secrets live in [`Secret`], whose `Debug` and
+//! `Display` print `<redacted>`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A secret string: a password, token or refresh token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for building a request header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Credentials for one registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A username and password, sent as HTTP basic auth or traded for a token.
+    Basic {
+        /// The user name; not secret.
+        username: String,
+        /// The password.
+        password: Secret,
+    },
+    /// An OAuth2 refresh token (docker's `identitytoken`).
+    IdentityToken(Secret),
+}
+
+/// Where registry credentials come from; the daemon implements it over
+/// docker's `config.json`.
+pub trait CredentialSource: Send + Sync {
+    /// Credentials for `registry` (`host[:port]`, `docker.io` for Docker Hub).
+    fn get(&self, registry: &str) -> Option<Credential>;
+}
+
+/// A source with no credentials: every request is anonymous.
+pub struct Anonymous;
+
+impl CredentialSource for Anonymous {
+    fn get(&self, _registry: &str) -> Option<Credential> {
+        None
+    }
+}
+
+/// The `auths` section of a docker `config.json`, parsed.
+#[derive(Default, Clone)]
+pub struct DockerConfig {
+    auths: BTreeMap<String, Credential>,
+}
+
+impl fmt::Debug for DockerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DockerConfig")
+            .field("registries", &self.auths.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl DockerConfig {
+    /// Parses the content of a docker `config.json`.
+    pub fn parse(json: &[u8]) -> Result<DockerConfig> {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            auths: BTreeMap<String, Entry>,
+        }
+        #[derive(Deserialize)]
+        struct Entry {
+            auth: Option<String>,
+            username: Option<String>,
+            password: Option<String>,
+            identitytoken: Option<String>,
+        }
+        // Parse errors from serde can quote the input; do not pass them on.
+        let file: File = serde_json::from_slice(json).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "docker config.json is not valid (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        let mut auths = BTreeMap::new();
+        for (key, entry) in file.auths {
+            let registry = normalize_config_key(&key);
+            let cred = if let Some(token) = entry.identitytoken.filter(|t| !t.is_empty()) {
+                Credential::IdentityToken(Secret::new(token))
+            } else if let (Some(u), Some(p)) = (entry.username.clone(), entry.password) {
+                Credential::Basic {
+                    username: u,
+                    password: Secret::new(p),
+                }
+            } else if let Some(auth) = entry.auth.filter(|a| !a.is_empty()) {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(auth.trim())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        Error::invalid(format!("the auth entry for {key:?} is not base64"))
+                    })?;
+                let (u, p) = decoded.split_once(':').ok_or_else(|| {
+                    Error::invalid(format!("the auth entry for {key:?} is not user:password"))
+                })?;
+                Credential::Basic {
+                    username: u.to_string(),
+                    password: Secret::new(p),
+                }
+            } else {
+                continue;
+            };
+            auths.insert(registry, cred);
+        }
+        Ok(DockerConfig { auths })
+    }
+
+    /// The registries that have credentials.
+    pub fn registries(&self) -> impl Iterator<Item = &str> {
+        self.auths.keys().map(String::as_str)
+    }
+}
+
+impl CredentialSource for DockerConfig {
+    fn get(&self, registry: &str) -> Option<Credential> {
+        self.auths.get(registry).cloned()
+    }
+}
+
+/// Turns a `config.json` key (`https://index.docker.io/v1/`,
+/// `http://host:5000`, `host:5000`) into a registry name.
+fn normalize_config_key(key: &str) -> String {
+    let key = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    let host = key.split('/').next().unwrap_or(key);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// One challenge from a `WWW-Authenticate` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// The scheme, lowercased: `bearer` or `basic`.
+    pub scheme: String,
+    /// The parameters, keys lowercased.
+    pub params: BTreeMap<String, String>,
+}
+
+/// Parses a `WWW-Authenticate` header value, which may hold several
+/// challenges and quoted values with commas in them.
+pub fn parse_challenges(header: &str) -> Vec<Challenge> {
+    let mut out: Vec<Challenge> = Vec::new();
+    let s = header.as_bytes();
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while *i < s.len() && (s[*i] == b' ' || s[*i] == b'\t' || s[*i] == b',') {
+            *i += 1;
+        }
+    };
+    let is_token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&c);
+    loop {
+        skip_ws(&mut i);
+        if i >= s.len() {
+            break;
+        }
+        let start = i;
+        while i < s.len() && is_token(s[i]) {
+            i += 1;
+        }
+        if i == start {
+            i += 1; // skip a stray character
+            continue;
+        }
+        let word = &header[start..i];
+        // Look past spaces: '=' means a parameter of the current challenge.
+        let mut j = i;
+        while j < s.len() && s[j] == b' ' {
+            j += 1;
+        }
+        if j < s.len() && s[j] == b'=' && !out.is_empty() {
+            i = j + 1;
+            while i < s.len() && s[i] == b' ' {
+                i += 1;
+            }
+            let value = if i < s.len() && s[i] == b'"' {
+                i += 1;
+                let mut v = String::new();
+                while i < s.len() && s[i] != b'"' {
+                    if s[i] == b'\\' && i + 1 < s.len() {
+                        i += 1;
+                    }
+                    let ch = header[i..].chars().next().unwrap_or('\u{fffd}');
+                    v.push(ch);
+                    i += ch.len_utf8();
+                }
+                i += 1; // closing quote
+                v
+            } else {
+                let vs = i;
+                while i < s.len() && s[i] != b',' && s[i] != b' ' {
+                    i += 1;
+                }
+                header[vs..i].to_string()
+            };
+            if let Some(last) = out.last_mut() {
+                last.params.insert(word.to_ascii_lowercase(), value);
+            }
+        } else {
+            out.push(Challenge {
+                scheme: word.to_ascii_lowercase(),
+                params: BTreeMap::new(),
+            });
+        }
+    }
+    out
+}
+
+/// A bearer token and when to stop using it.
+#[derive(Clone)]
+struct CachedToken {
+    token: Secret,
+    refresh_at: Instant,
+}
+
+/// Bearer tokens keyed by (registry, service, scope).
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    tokens: Mutex<HashMap<(String, String, String), CachedToken>>,
+}
+
+impl TokenCache {
+    pub(crate) fn get(&self, registry: &str, service: &str, scope: &str) -> Option<Secret> {
+        let tokens = self.tokens.lock().expect("token cache lock");
+        let key = (registry.to_string(), service.to_string(), scope.to_string());
+        tokens
+            .get(&key)
+            .filter(|t| t.refresh_at > Instant::now())
+            .map(|t| t.token.clone())
+    }
+
+    pub(crate) fn put(
+        &self,
+        registry: &str,
+        service: &str,
+        scope: &str,
+        token: Secret,
+        lifetime: Duration,
+    ) {
+        // Refresh at 90% of the lifetime so a token never expires in flight.
+        let refresh_at = Instant::now() + lifetime.mul_f32(0.9);
+        let key = (registry.to_string(), service.to_string(), scope.to_string());
+        self.tokens
+            .lock()
+            .expect("token cache lock")
+            .insert(key, CachedToken { token, refresh_at });
+    }
+
+    pub(crate) fn evict(&self, registry: &str, service: &str, scope: &str) {
+        let key = (registry.to_string(), service.to_string(), scope.to_string());
+        self.tokens.lock().expect("token cache lock").remove(&key);
+    }
+}
+
+/// The body of a token endpoint's answer.
+#[derive(Deserialize)]
+pub(crate) struct TokenResponse {
+    pub(crate) token: Option<String>,
+    pub(crate) access_token: Option<String>,
+    pub(crate) expires_in: Option<u64>,
+}
+
+impl TokenResponse {
+    /// The token and its lifetime (60 s when the server does not say, as
+    /// the distribution spec prescribes).
+    pub(crate) fn into_token(self) -> Option<(Secret, Duration)> {
+        let token = self.token.or(self.access_token)?;
+        let lifetime = Duration::from_secs(self.expires_in.unwrap_or(60).max(1));
+        Some((Secret::new(token), lifetime))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_with_quoted_commas() {
+        let c = parse_challenges(
+            r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push""#,
+        );
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].scheme, "bearer");
+        assert_eq!(c[0].params["realm"], "https://auth.example.com/token");
+        assert_eq!(c[0].params["scope"], "repository:a/b:pull,push");
+    }
+
+    #[test]
+    fn parses_several_challenges() {
+        let c = parse_challenges(r#"Basic realm="x", Bearer realm="https://t/token", service=reg"#);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].scheme, "basic");
+        assert_eq!(c[1].scheme, "bearer");
+        assert_eq!(c[1].params["service"], "reg");
+    }
+
+    #[test]
+    fn docker_config_forms() {
+        let json = br#"{"auths":{
+            "https://index.docker.io/v1/":{"auth":"dXNlcjpwYXNz"},
+            "localhost:5000":{"username":"u","password":"s3cr3t-canary"},
+            "ghcr.io":{"identitytoken":"tok"}}}"#;
+        let cfg = DockerConfig::parse(json).unwrap();
+        assert_eq!(
+            cfg.get("docker.io"),
+            Some(Credential::Basic {
+                username: "user".into(),
+                password: Secret::new("pass")
+            })
+        );
+        assert!(matches!(cfg.get("localhost:5000"), Some(Credential::Basic { .. })));
+        assert!(matches!(cfg.get("ghcr.io"), Some(Credential::IdentityToken(_))));
+        assert!(!format!("{cfg:?}").contains("s3cr3t-canary"));
+        assert!(!format!("{:?}", cfg.get("localhost:5000")).contains("s3cr3t-canary"));
+        assert!(format!("{:?}", cfg.get("localhost:5000")).contains("<redacted>"));
+    }
+}

@@ -1,0 +1,822 @@
+//! A client for the OCI distribution API: manifests, blobs, referrers (the
+//! API where a registry has it, the tag schema where it does not), and the
+//! auth dance in front of all of them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use serde::Deserialize;
+use url::Url;
+
+use crate::auth::{parse_challenges, Challenge, Credential, CredentialSource, TokenCache};
+use crate::digest::{self, Digest};
+use crate::error::{Error, ErrorKind, Result};
+use crate::locks::KeyedLocks;
+use crate::manifest::{
+    sniff_media_type, Descriptor, ImageIndex, MANIFEST_MEDIA_TYPES, MEDIA_TYPE_INDEX,
+};
+use crate::reference::Reference;
+use crate::ByteStream;
+
+/// The largest manifest we read (distribution 2.8 caps them at 4 MiB).
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+/// The largest error body we read to build a message.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// What a request needs to be allowed to do, for the token scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read only.
+    Pull,
+    /// Read and write.
+    Push,
+    /// Read, write and delete.
+    Delete,
+}
+
+impl Access {
+    fn actions(self) -> &'static str {
+        match self {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+            Access::Delete => "pull,push,delete",
+        }
+    }
+}
+
+/// Whether a repository serves the referrers API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferrersSupport {
+    /// `GET /v2/<repo>/referrers/<digest>` works.
+    Api,
+    /// It does not; use the `sha256-<hex>` tag schema.
+    TagSchema,
+}
+
+/// The connection-wide state shared by every repository: the HTTP client,
+/// credentials, learned challenges and cached tokens.
+pub struct RegistryClient {
+    /// One connection pool for all registries.
+    http: reqwest::Client,
+    /// Where credentials come from; asked on every token fetch.
+    credentials: Arc<dyn CredentialSource>,
+    /// Challenges learned from 401s, per API host, so later requests
+    /// authenticate up front instead of failing first.
+    challenges: Mutex<HashMap<String, Vec<Challenge>>>,
+    /// Bearer tokens by (host, service, scope).
+    tokens: TokenCache,
+    /// Referrers API verdicts per `registry/repository`.
+    referrers_support: Mutex<HashMap<String, ReferrersSupport>>,
+    /// Serialises fallback-index updates per (registry, repo, subject).
+    fallback_locks: KeyedLocks,
+}
+
+impl RegistryClient {
+    /// A client that asks `credentials` for secrets.
+    pub fn new(credentials: Arc<dyn CredentialSource>) -> Result<Self> {
+        // reqwest is built without a default crypto provider; use ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("satchel/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .build()
+            .map_err(|e| Error::new(ErrorKind::Internal, "cannot build HTTP client").with_source(e))?;
+        Ok(RegistryClient {
+            http,
+            credentials,
+            challenges: Mutex::new(HashMap::new()),
+            tokens: TokenCache::default(),
+            referrers_support: Mutex::new(HashMap::new()),
+            fallback_locks: KeyedLocks::default(),
+        })
+    }
+}
+
+/// One repository on one registry.
+#[derive(Clone)]
+pub struct Repository {
+    client: Arc<RegistryClient>,
+    /// The repository's name; tag and digest are dropped.
+    name: Reference,
+    /// `http` or `https`.
+    scheme: &'static str,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({}://{})", self.scheme, self.name.name())
+    }
+}
+
+impl Repository {
+    /// The repository that `reference` names.
+    pub fn new(client: Arc<RegistryClient>, reference: &Reference, plain_http: bool) -> Self {
+        let name = reference
+            .with_tag(crate::reference::DEFAULT_TAG)
+            .expect("the default tag is valid");
+        Repository {
+            client,
+            name,
+            scheme: if plain_http { "http" } else { "https" },
+        }
+    }
+
+    /// The repository's reference (with a placeholder tag).
+    pub fn reference(&self) -> &Reference {
+        &self.name
+    }
+
+    fn url(&self, path: &str) -> Result<Url> {
+        let s = format!(
+            "{}://{}/v2/{}/{}",
+            self.scheme,
+            self.name.api_host(),
+            self.name.repository(),
+            path
+        );
+        Url::parse(&s).map_err(|e| Error::invalid(format!("bad registry URL {s}: {e}")))
+    }
+
+    fn scope(&self, access: Access) -> String {
+        format!("repository:{}:{}", self.name.repository(), access.actions())
+    }
+
+    /// The Authorization header for `access`, if the registry asked for one.
+    async fn authorization(&self, access: Access) -> Result<Option<HeaderValue>> {
+        let host = self.name.api_host().to_string();
+        let challenges = self
+            .client
+            .challenges
+            .lock()
+            .expect("challenges lock")
+            .get(&host)
+            .cloned();
+        let Some(challenges) = challenges else {
+            return Ok(None);
+        };
+        let credential = self.client.credentials.get(self.name.registry());
+        if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
+            let service = bearer.params.get("service").cloned().unwrap_or_default();
+            let scope = self.scope(access);
+            let token = match self.client.tokens.get(&host, &service, &scope) {
+                Some(token) => token,
+                None => {
+                    let (token, lifetime) =
+                        self.fetch_token(bearer, &service, &scope, credential.as_ref()).await?;
+                    self.client
+                        .tokens
+                        .put(&host, &service, &scope, token.clone(), lifetime);
+                    token
+                }
+            };
+            return header_value(&format!("Bearer {}", token.expose())).map(Some);
+        }
+        if challenges.iter().any(|c| c.scheme == "basic") {
+            if let Some(Credential::Basic { username, password }) = credential {
+                return header_value(&basic(&username, password.expose())).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn fetch_token(
+        &self,
+        challenge: &Challenge,
+        service: &str,
+        scope: &str,
+        credential: Option<&Credential>,
+    ) -> Result<(crate::auth::Secret, std::time::Duration)> {
+        let realm = challenge.params.get("realm").ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                format!("{} sent a Bearer challenge without a realm", self.name.registry()),
+            )
+        })?;
+        let realm = Url::parse(realm).map_err(|e| {
+            Error::new(ErrorKind::Unauthenticated, format!("bad token realm {realm:?}: {e}"))
+        })?;
+        let request = match credential {
+            Some(Credential::IdentityToken(refresh)) => {
+                let form = [
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.expose()),
+                    ("service", service),
+                    ("scope", scope),
+                    ("client_id", "satchel"),
+                ];
+                let body = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish();
+                self.client
+                    .http
+                    .post(realm.clone())
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(body)
+            }
+            other => {
+                let mut url = realm.clone();
+                {
+                    let mut q = url.query_pairs_mut();
+                    if !service.is_empty() {
+                        q.append_pair("service", service);
+                    }
+                    q.append_pair("scope", scope);
+                }
+                let req = self.client.http.get(url);
+                match other {
+                    Some(Credential::Basic { username, password }) => {
+                        req.header(header::AUTHORIZATION, basic(username, password.expose()))
+                    }
+                    _ => req,
+                }
+            }
+        };
+        let resp = request
+            .send()
+            .await
+            .map_err(|e| Error::http(format!("token request to {} failed", realm.host_str().unwrap_or("?")), e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let kind = match status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorKind::Unauthenticated,
+                s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                    ErrorKind::Unavailable
+                }
+                _ => ErrorKind::Unauthenticated,
+            };
+            return Err(Error::new(
+                kind,
+                format!(
+                    "{} refused a token for {scope}: HTTP {status}{}",
+                    self.name.registry(),
+                    if credential.is_none() { " (no credentials configured)" } else { " (check the credentials)" }
+                ),
+            ));
+        }
+        let body = read_limited(resp, MAX_ERROR_BODY).await?;
+        let parsed: crate::auth::TokenResponse = serde_json::from_slice(&body).map_err(|_| {
+            Error::new(ErrorKind::Unauthenticated, "the token endpoint answered with something that is not a token")
+        })?;
+        parsed.into_token().ok_or_else(|| {
+            Error::new(ErrorKind::Unauthenticated, "the token endpoint's answer holds no token")
+        })
+    }
+
+    /// Sends a request whose body (if any) can be replayed, authenticating
+    /// and retrying once when the registry answers 401.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        access: Access,
+        headers: HeaderMap,
+        body: Option<Bytes>,
+    ) -> Result<reqwest::Response> {
+        let mut retried = false;
+        loop {
+            let mut req = self
+                .client
+                .http
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
+            if let Some(body) = &body {
+                req = req.body(body.clone());
+            }
+            if let Some(auth) = self.authorization(access).await? {
+                req = req.header(header::AUTHORIZATION, auth);
+            }
+            let resp = req.send().await.map_err(|e| {
+                Error::http(format!("{method} {} failed", redact_query(&url)), e)
+            })?;
+            if resp.status() == StatusCode::UNAUTHORIZED && !retried {
+                if self.learn_challenge(&resp, access) {
+                    retried = true;
+                    continue;
+                }
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Sends a request with a one-shot (streaming) body. Auth must already be
+    /// known: callers make a replayable request first (the upload POST).
+    async fn send_once(
+        &self,
+        method: Method,
+        url: Url,
+        access: Access,
+        headers: HeaderMap,
+        body: reqwest::Body,
+    ) -> Result<reqwest::Response> {
+        let mut req = self
+            .client
+            .http
+            .request(method.clone(), url.clone())
+            .headers(headers)
+            .body(body);
+        if let Some(auth) = self.authorization(access).await? {
+            req = req.header(header::AUTHORIZATION, auth);
+        }
+        req.send()
+            .await
+            .map_err(|e| Error::http(format!("{method} {} failed", redact_query(&url)), e))
+    }
+
+    /// Records the challenges of a 401; returns whether a retry may help.
+    fn learn_challenge(&self, resp: &reqwest::Response, access: Access) -> bool {
+        let challenges: Vec<Challenge> = resp
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(parse_challenges)
+            .collect();
+        if challenges.is_empty() {
+            return false;
+        }
+        let host = self.name.api_host().to_string();
+        if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
+            let service = bearer.params.get("service").cloned().unwrap_or_default();
+            self.client.tokens.evict(&host, &service, &self.scope(access));
+        }
+        self.client
+            .challenges
+            .lock()
+            .expect("challenges lock")
+            .insert(host, challenges);
+        true
+    }
+
+    /// Resolves a tag or digest to the manifest's descriptor.
+    pub async fn resolve(&self, reference: &str) -> Result<Descriptor> {
+        let (desc, _) = self.fetch_manifest(reference).await?;
+        Ok(desc)
+    }
+
+    /// Fetches a manifest by tag or digest; the bytes are verified against
+    /// the digest when the reference is one.
+    pub async fn fetch_manifest(&self, reference: &str) -> Result<(Descriptor, Bytes)> {
+        let url = self.url(&format!("manifests/{reference}"))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, header_value(&MANIFEST_MEDIA_TYPES.join(", "))?);
+        let resp = self.send(Method::GET, url, Access::Pull, headers, None).await?;
+        if !resp.status().is_success() {
+            return Err(self.error(resp, &format!("manifest {reference}")).await);
+        }
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
+        let body = read_limited(resp, MAX_MANIFEST_BYTES).await?;
+        let digest = match reference.parse::<Digest>() {
+            Ok(expected) if reference.contains(':') => {
+                digest::verify(&body, &expected, None)?;
+                expected
+            }
+            _ => digest::sha256(&body),
+        };
+        let media_type = match content_type {
+            Some(ct) if MANIFEST_MEDIA_TYPES.contains(&ct.as_str()) => ct,
+            _ => sniff_media_type(&body)?,
+        };
+        Ok((
+            Descriptor {
+                media_type,
+                digest,
+                size: body.len() as u64,
+                artifact_type: None,
+                annotations: Default::default(),
+            },
+            body,
+        ))
+    }
+
+    /// Pushes a manifest under `reference` (a tag or its digest). Returns
+    /// its descriptor and whether the registry sent `OCI-Subject`, which
+    /// proves it indexed the subject itself.
+    pub async fn push_manifest(
+        &self,
+        reference: &str,
+        media_type: &str,
+        content: Bytes,
+    ) -> Result<(Descriptor, bool)> {
+        let desc = Descriptor::for_bytes(media_type, &content);
+        let url = self.url(&format!("manifests/{reference}"))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, header_value(media_type)?);
+        let resp = self
+            .send(Method::PUT, url, Access::Push, headers, Some(content))
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.error(resp, &format!("manifest {reference}")).await);
+        }
+        let subject_indexed = resp.headers().contains_key("oci-subject");
+        if subject_indexed {
+            self.set_referrers_support(ReferrersSupport::Api);
+        }
+        Ok((desc, subject_indexed))
+    }
+
+    /// Deletes a manifest by digest.
+    pub async fn delete_manifest(&self, digest: &Digest) -> Result<()> {
+        let url = self.url(&format!("manifests/{digest}"))?;
+        let resp = self
+            .send(Method::DELETE, url, Access::Delete, HeaderMap::new(), None)
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.error(resp, &format!("delete of manifest {digest}")).await);
+        }
+        Ok(())
+    }
+
+    /// Whether the repository has the blob.
+    pub async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
+        let url = self.url(&format!("blobs/{digest}"))?;
+        let resp = self
+            .send(Method::HEAD, url, Access::Pull, HeaderMap::new(), None)
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.error(resp, &format!("blob {digest}")).await),
+        }
+    }
+
+    /// Uploads a blob from a stream. With `known` (digest and size), the
+    /// bytes go in one PUT; without, in one streamed PATCH and a closing PUT
+    /// with `digest_of` (called after the stream ends) as the digest.
+    pub async fn push_blob<S>(
+        &self,
+        known: Option<(&Digest, u64)>,
+        body: S,
+        digest_of: impl FnOnce() -> Result<Digest>,
+    ) -> Result<()>
+    where
+        S: Stream<Item = Result<Bytes>> + Send + 'static,
+    {
+        let start = self.url("blobs/uploads/")?;
+        let resp = self
+            .send(Method::POST, start, Access::Push, HeaderMap::new(), Some(Bytes::new()))
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(self.error(resp, "blob upload start").await);
+        }
+        let mut location = self.location(&resp)?;
+        let body = reqwest::Body::wrap_stream(body);
+        match known {
+            Some((digest, size)) => {
+                location
+                    .query_pairs_mut()
+                    .append_pair("digest", &digest.to_string());
+                let mut headers = HeaderMap::new();
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+                let resp = self
+                    .send_once(Method::PUT, location, Access::Push, headers, body)
+                    .await?;
+                if resp.status() != StatusCode::CREATED {
+                    return Err(self.error(resp, &format!("upload of blob {digest}")).await);
+                }
+            }
+            None => {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                let resp = self
+                    .send_once(Method::PATCH, location, Access::Push, headers, body)
+                    .await?;
+                if resp.status() != StatusCode::ACCEPTED {
+                    return Err(self.error(resp, "blob upload").await);
+                }
+                let mut location = self.location(&resp)?;
+                let digest = digest_of()?;
+                location
+                    .query_pairs_mut()
+                    .append_pair("digest", &digest.to_string());
+                let resp = self
+                    .send(Method::PUT, location, Access::Push, HeaderMap::new(), Some(Bytes::new()))
+                    .await?;
+                if resp.status() != StatusCode::CREATED {
+                    return Err(self.error(resp, &format!("upload of blob {digest}")).await);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn location(&self, resp: &reqwest::Response) -> Result<Url> {
+        let loc = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                Error::new(ErrorKind::Unavailable, "the registry's upload answer has no Location")
+            })?;
+        resp.url()
+            .join(loc)
+            .map_err(|e| Error::new(ErrorKind::Unavailable, format!("bad upload Location: {e}")))
+    }
+
+    /// Streams a blob's bytes, unverified: [`crate::Target`] verifies.
+    pub async fn fetch_blob(&self, digest: &Digest) -> Result<ByteStream> {
+        let url = self.url(&format!("blobs/{digest}"))?;
+        // reqwest follows redirects and drops Authorization when the host
+        // changes, so blob storage never sees our token.
+        let resp = self
+            .send(Method::GET, url, Access::Pull, HeaderMap::new(), None)
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.error(resp, &format!("blob {digest}")).await);
+        }
+        let what = format!("download of {digest}");
+        Ok(resp
+            .bytes_stream()
+            .map(move |r| r.map_err(|e| Error::http(what.clone(), e)))
+            .boxed())
+    }
+
+    fn support_key(&self) -> String {
+        self.name.name()
+    }
+
+    fn set_referrers_support(&self, support: ReferrersSupport) {
+        self.client
+            .referrers_support
+            .lock()
+            .expect("referrers support lock")
+            .insert(self.support_key(), support);
+    }
+
+    /// Lists the referrers of `subject`, from the API or the tag schema.
+    pub async fn referrers(&self, subject: &Digest) -> Result<Vec<Descriptor>> {
+        let cached = self
+            .client
+            .referrers_support
+            .lock()
+            .expect("referrers support lock")
+            .get(&self.support_key())
+            .copied();
+        if cached != Some(ReferrersSupport::TagSchema) {
+            match self.referrers_api(subject).await? {
+                Some(list) => return Ok(list),
+                None => self.set_referrers_support(ReferrersSupport::TagSchema),
+            }
+        }
+        Ok(self.fallback_index(subject).await?.1.manifests)
+    }
+
+    /// Asks the referrers API; `None` means the registry has none.
+    async fn referrers_api(&self, subject: &Digest) -> Result<Option<Vec<Descriptor>>> {
+        let url = self.url(&format!("referrers/{subject}"))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static(MEDIA_TYPE_INDEX));
+        let resp = self.send(Method::GET, url, Access::Pull, headers, None).await?;
+        let status = resp.status();
+        let is_index = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with(MEDIA_TYPE_INDEX));
+        if status == StatusCode::OK && is_index {
+            self.set_referrers_support(ReferrersSupport::Api);
+            let body = read_limited(resp, MAX_MANIFEST_BYTES).await?;
+            let index: ImageIndex = serde_json::from_slice(&body).map_err(|e| {
+                Error::new(ErrorKind::Unavailable, "malformed referrers response").with_source(e)
+            })?;
+            return Ok(Some(index.manifests));
+        }
+        if status == StatusCode::NOT_FOUND {
+            let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+            if error_codes(&body).iter().any(|c| c == "NAME_UNKNOWN") {
+                return Err(Error::not_found(format!(
+                    "repository {} not found",
+                    self.name.name()
+                )));
+            }
+            return Ok(None);
+        }
+        Err(self.error(resp, &format!("referrers of {subject}")).await)
+    }
+
+    /// Whether manifests pushed with a subject need the tag schema kept up
+    /// to date by us. Probes the API once per repository.
+    pub async fn needs_fallback(&self, subject: &Digest) -> Result<bool> {
+        let cached = self
+            .client
+            .referrers_support
+            .lock()
+            .expect("referrers support lock")
+            .get(&self.support_key())
+            .copied();
+        let support = match cached {
+            Some(s) => s,
+            None => match self.referrers_api(subject).await? {
+                Some(_) => ReferrersSupport::Api,
+                None => {
+                    self.set_referrers_support(ReferrersSupport::TagSchema);
+                    ReferrersSupport::TagSchema
+                }
+            },
+        };
+        Ok(support == ReferrersSupport::TagSchema)
+    }
+
+    /// Reads the tag-schema index of `subject`: its digest (None when the
+    /// tag does not exist) and content (empty when it does not exist).
+    async fn fallback_index(&self, subject: &Digest) -> Result<(Option<Digest>, ImageIndex)> {
+        let tag = referrers_tag(subject);
+        match self.fetch_manifest(&tag).await {
+            Ok((desc, body)) => {
+                if &desc.digest == subject {
+                    return Err(Error::new(
+                        ErrorKind::FailedPrecondition,
+                        format!("the registry resolves the referrers tag {tag} to the subject itself"),
+                    ));
+                }
+                if desc.media_type != MEDIA_TYPE_INDEX {
+                    return Err(Error::new(
+                        ErrorKind::FailedPrecondition,
+                        format!("the referrers tag {tag} holds {}, not an OCI index", desc.media_type),
+                    ));
+                }
+                let index: ImageIndex = serde_json::from_slice(&body).map_err(|e| {
+                    Error::new(ErrorKind::FailedPrecondition, format!("malformed referrers index {tag}"))
+                        .with_source(e)
+                })?;
+                Ok((Some(desc.digest), index))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok((None, ImageIndex::new(vec![]))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies `change` to the tag-schema index of `subject` and writes it
+    /// back, holding a per-subject lock. Returns a warning when the old
+    /// index could not be deleted.
+    pub async fn update_fallback(
+        &self,
+        subject: &Digest,
+        change: impl FnOnce(&mut Vec<Descriptor>),
+    ) -> Result<Option<String>> {
+        let _guard = self
+            .client
+            .fallback_locks
+            .lock(&format!("{}@{subject}", self.name.name()))
+            .await;
+        let (old, mut index) = self.fallback_index(subject).await?;
+        let before = index.manifests.clone();
+        change(&mut index.manifests);
+        let mut seen = std::collections::HashSet::new();
+        index.manifests.retain(|d| seen.insert(d.digest.clone()));
+        if index.manifests == before && old.is_some() {
+            return Ok(None);
+        }
+        let fresh = ImageIndex::new(index.manifests);
+        let (desc, _) = self
+            .push_manifest(&referrers_tag(subject), MEDIA_TYPE_INDEX, Bytes::from(fresh.to_bytes()))
+            .await?;
+        match old {
+            Some(old) if old != desc.digest => match self.delete_manifest(&old).await {
+                Ok(()) => Ok(None),
+                Err(e) => Ok(Some(format!(
+                    "the old referrers index {old} was left behind: {e}"
+                ))),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    /// Builds the error for an unsuccessful response.
+    async fn error(&self, resp: reqwest::Response, what: &str) -> Error {
+        let status = resp.status();
+        let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+        let details = error_details(&body);
+        let kind = match status {
+            StatusCode::NOT_FOUND => ErrorKind::NotFound,
+            StatusCode::UNAUTHORIZED => ErrorKind::Unauthenticated,
+            StatusCode::FORBIDDEN => ErrorKind::PermissionDenied,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => ErrorKind::Unavailable,
+            s if s.is_server_error() => ErrorKind::Unavailable,
+            StatusCode::BAD_REQUEST if details.contains("DIGEST_INVALID") => ErrorKind::DataLoss,
+            StatusCode::BAD_REQUEST => ErrorKind::InvalidArgument,
+            _ => ErrorKind::FailedPrecondition,
+        };
+        let mut msg = format!("{}: {what}: HTTP {status}", self.name.registry());
+        if !details.is_empty() {
+            msg.push_str(": ");
+            msg.push_str(&details);
+        }
+        Error::new(kind, msg)
+    }
+}
+
+/// The referrers tag schema's tag for `digest`: `<alg>-<hex>`, the
+/// algorithm cut to 32 and the hex to 64 characters, other characters
+/// replaced by `-`.
+pub fn referrers_tag(digest: &Digest) -> String {
+    let clean = |s: &str, max: usize| -> String {
+        s.chars()
+            .take(max)
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' { c } else { '-' })
+            .collect()
+    };
+    format!(
+        "{}-{}",
+        clean(digest.algorithm().as_ref(), 32),
+        clean(digest.digest(), 64)
+    )
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEntry {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn error_codes(body: &[u8]) -> Vec<String> {
+    serde_json::from_slice::<ErrorBody>(body)
+        .map(|b| b.errors.into_iter().map(|e| e.code).collect())
+        .unwrap_or_default()
+}
+
+fn error_details(body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) if !b.errors.is_empty() => b
+            .errors
+            .iter()
+            .map(|e| format!("{} {}", e.code, e.message).trim().to_string())
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => String::from_utf8_lossy(&body[..body.len().min(200)])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+    }
+}
+
+/// Reads a response body, failing when it exceeds `limit` bytes.
+async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            format!("response larger than {limit} bytes"),
+        ));
+    }
+    let mut out = BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::http("reading a response failed", e))?;
+        if out.len() + chunk.len() > limit {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("response larger than {limit} bytes"),
+            ));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
+fn header_value(s: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(s).map_err(|_| Error::invalid("a header value has invalid characters"))
+}
+
+fn basic(username: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+    )
+}
+
+/// The URL without its query, which may carry upload state.
+fn redact_query(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_tag() {
+        let d = digest::sha256(b"subject");
+        assert_eq!(referrers_tag(&d), format!("sha256-{}", d.digest()));
+    }
+}

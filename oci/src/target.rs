@@ -1,0 +1,274 @@
+//! [`Target`]: one interface over a registry repository and a local OCI
+//! image layout, so every operation works against either.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::digest::{Digest, Hasher, Verifier};
+use crate::error::{Error, ErrorKind, Result};
+use crate::layout::OciLayout;
+use crate::manifest::{referrer_descriptor, Descriptor, Manifest};
+use crate::registry::Repository;
+use crate::ByteStream;
+
+/// Where manifests and blobs live.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A repository on a registry.
+    Registry(Repository),
+    /// An OCI image layout directory.
+    Layout(OciLayout),
+}
+
+/// What pushing a manifest did.
+#[derive(Debug, Clone)]
+pub struct PushedManifest {
+    /// The manifest's descriptor.
+    pub descriptor: Descriptor,
+    /// Things that went wrong without failing the push (an old referrers
+    /// index that could not be deleted).
+    pub warnings: Vec<String>,
+}
+
+impl Target {
+    /// How to name `digest` in this target: `registry/repo@digest`, or
+    /// `DIR@digest` for a layout.
+    pub fn reference_for(&self, digest: &Digest) -> String {
+        match self {
+            Target::Registry(repo) => repo.reference().with_digest(digest).to_string(),
+            Target::Layout(layout) => format!("{}@{digest}", layout.root().display()),
+        }
+    }
+
+    /// Resolves a tag or digest to a manifest descriptor.
+    pub async fn resolve(&self, reference: &str) -> Result<Descriptor> {
+        match self {
+            Target::Registry(repo) => repo.resolve(reference).await,
+            Target::Layout(layout) => layout.resolve(reference).await,
+        }
+    }
+
+    /// Fetches a manifest by tag or digest.
+    pub async fn fetch_manifest(&self, reference: &str) -> Result<(Descriptor, Bytes)> {
+        match self {
+            Target::Registry(repo) => repo.fetch_manifest(reference).await,
+            Target::Layout(layout) => layout.fetch_manifest(reference).await,
+        }
+    }
+
+    /// Whether the blob is already there.
+    pub async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
+        match self {
+            Target::Registry(repo) => repo.blob_exists(digest).await,
+            Target::Layout(layout) => layout.blob_exists(digest).await,
+        }
+    }
+
+    /// Uploads a blob from a stream. With `known`, the bytes must match that
+    /// digest and size; without, the digest is computed. Either way the blob
+    /// is committed only once its digest is checked.
+    pub async fn push_blob(
+        &self,
+        known: Option<(&Digest, u64)>,
+        body: ByteStream,
+    ) -> Result<(Digest, u64)> {
+        match self {
+            Target::Layout(layout) => {
+                let (digest, size) = layout.push_blob(known.map(|(d, _)| d), body).await?;
+                if let Some((_, expected)) = known {
+                    if size != expected {
+                        return Err(Error::new(
+                            ErrorKind::DataLoss,
+                            format!("{digest} has {size} bytes, expected {expected}"),
+                        ));
+                    }
+                }
+                Ok((digest, size))
+            }
+            Target::Registry(repo) => {
+                let state = Arc::new(Mutex::new(HashState::new(known)?));
+                let hashed = hashing(body, state.clone());
+                let digest_of = {
+                    let state = state.clone();
+                    move || state.lock().expect("hash state").digest()
+                };
+                repo.push_blob(known, hashed, digest_of).await?;
+                let state = state.lock().expect("hash state");
+                Ok((state.digest()?, state.size))
+            }
+        }
+    }
+
+    /// Stores a small blob of `media_type` unless it is already there.
+    pub async fn push_bytes(&self, media_type: &str, data: Bytes) -> Result<Descriptor> {
+        let desc = Descriptor::for_bytes(media_type, &data);
+        if !self.blob_exists(&desc.digest).await? {
+            let size = desc.size;
+            self.push_blob(
+                Some((&desc.digest, size)),
+                futures::stream::iter([Ok(data)]).boxed(),
+            )
+            .await?;
+        }
+        Ok(desc)
+    }
+
+    /// Streams a blob, checking size and digest on the way: the stream ends
+    /// with an error instead of its last `None` if they do not match.
+    pub async fn fetch_blob(&self, desc: &Descriptor) -> Result<ByteStream> {
+        let raw = match self {
+            Target::Registry(repo) => repo.fetch_blob(&desc.digest).await?,
+            Target::Layout(layout) => layout.fetch_blob(&desc.digest).await?,
+        };
+        Ok(verified(raw, Verifier::new(&desc.digest, Some(desc.size))?))
+    }
+
+    /// Pushes a manifest, tagged with `tag` if given. When the manifest has
+    /// a subject and the registry has no referrers API, the subject's
+    /// referrers tag-schema index is updated too.
+    pub async fn push_manifest(
+        &self,
+        tag: Option<&str>,
+        media_type: &str,
+        content: Bytes,
+    ) -> Result<PushedManifest> {
+        let manifest = Manifest::parse(media_type, &content)?;
+        let mut warnings = Vec::new();
+        let descriptor = match self {
+            Target::Layout(layout) => layout.push_manifest(tag, media_type, content).await?,
+            Target::Registry(repo) => {
+                let digest = crate::digest::sha256(&content);
+                let reference = tag.map_or_else(|| digest.to_string(), str::to_string);
+                let (desc, indexed) = repo.push_manifest(&reference, media_type, content).await?;
+                if let Some(subject) = manifest.subject() {
+                    if !indexed && repo.needs_fallback(&subject.digest).await? {
+                        let entry = referrer_descriptor(desc.clone(), &manifest);
+                        if let Some(w) = repo
+                            .update_fallback(&subject.digest, |list| list.push(entry))
+                            .await?
+                        {
+                            warnings.push(w);
+                        }
+                    }
+                }
+                desc
+            }
+        };
+        Ok(PushedManifest {
+            descriptor,
+            warnings,
+        })
+    }
+
+    /// Adds a tag to an existing manifest.
+    pub async fn tag(&self, desc: &Descriptor, content: Bytes, tag: &str) -> Result<()> {
+        match self {
+            Target::Layout(layout) => layout.tag(desc, tag).await,
+            Target::Registry(repo) => repo
+                .push_manifest(tag, &desc.media_type, content)
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    /// The referrers of `subject`, optionally only those of `artifact_type`.
+    pub async fn referrers(
+        &self,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
+        let mut list = match self {
+            Target::Registry(repo) => repo.referrers(subject).await?,
+            Target::Layout(layout) => layout.referrers(subject).await?,
+        };
+        if let Some(t) = artifact_type {
+            list.retain(|d| d.artifact_type.as_deref() == Some(t));
+        }
+        Ok(list)
+    }
+}
+
+/// Hash state shared between an upload's body stream and the code that
+/// waits for the upload to finish.
+struct HashState {
+    hasher: Option<Hasher>,
+    verifier: Option<Verifier>,
+    size: u64,
+    done: Option<Digest>,
+}
+
+impl HashState {
+    fn new(known: Option<(&Digest, u64)>) -> Result<Self> {
+        Ok(match known {
+            Some((d, size)) => HashState {
+                hasher: None,
+                verifier: Some(Verifier::new(d, Some(size))?),
+                size: 0,
+                done: None,
+            },
+            None => HashState {
+                hasher: Some(Hasher::sha256()),
+                verifier: None,
+                size: 0,
+                done: None,
+            },
+        })
+    }
+
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.size += data.len() as u64;
+        if let Some(v) = &mut self.verifier {
+            v.update(data)?;
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(data);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if let Some(v) = self.verifier.take() {
+            self.done = Some(v.finish()?);
+        }
+        if let Some(h) = self.hasher.take() {
+            self.done = Some(h.finish());
+        }
+        Ok(())
+    }
+
+    fn digest(&self) -> Result<Digest> {
+        self.done.clone().ok_or_else(|| {
+            Error::new(ErrorKind::Internal, "the upload ended before its body did")
+        })
+    }
+}
+
+fn hashing(body: ByteStream, state: Arc<Mutex<HashState>>) -> ByteStream {
+    async_stream::try_stream! {
+        let mut body = body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            let updated = state.lock().expect("hash state").update(&chunk);
+            updated?;
+            yield chunk;
+        }
+        let finished = state.lock().expect("hash state").finish();
+        finished?;
+    }
+    .boxed()
+}
+
+fn verified(body: ByteStream, mut verifier: Verifier) -> ByteStream {
+    async_stream::try_stream! {
+        let mut body = body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            verifier.update(&chunk)?;
+            yield chunk;
+        }
+        verifier.finish()?;
+    }
+    .boxed()
+}
