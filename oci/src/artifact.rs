@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::manifest::{
-    Descriptor, ImageManifest, ANNOTATION_CREATED, MEDIA_TYPE_MANIFEST,
-};
+use crate::manifest::{Descriptor, ImageManifest, ANNOTATION_CREATED, MEDIA_TYPE_MANIFEST};
 
 /// Everything needed to build an artifact manifest.
 #[derive(Debug, Clone)]
@@ -74,8 +72,11 @@ mod tests {
             config: None,
             layers: vec![],
             subject: None,
-            annotations: [(ANNOTATION_CREATED.to_string(), "2020-01-01T00:00:00Z".to_string())]
-                .into(),
+            annotations: [(
+                ANNOTATION_CREATED.to_string(),
+                "2020-01-01T00:00:00Z".to_string(),
+            )]
+            .into(),
         };
         let a = pack().manifest().to_bytes();
         assert_eq!(a, pack().manifest().to_bytes());

@@ -346,8 +346,14 @@ mod tests {
                 password: Secret::new("pass")
             })
         );
-        assert!(matches!(cfg.get("localhost:5000"), Some(Credential::Basic { .. })));
-        assert!(matches!(cfg.get("ghcr.io"), Some(Credential::IdentityToken(_))));
+        assert!(matches!(
+            cfg.get("localhost:5000"),
+            Some(Credential::Basic { .. })
+        ));
+        assert!(matches!(
+            cfg.get("ghcr.io"),
+            Some(Credential::IdentityToken(_))
+        ));
         assert!(!format!("{cfg:?}").contains("s3cr3t-canary"));
         assert!(!format!("{:?}", cfg.get("localhost:5000")).contains("s3cr3t-canary"));
         assert!(format!("{:?}", cfg.get("localhost:5000")).contains("<redacted>"));

@@ -76,8 +76,12 @@ impl OciLayout {
             .await
             .unwrap_or(false)
         {
-            write_atomically(&self.root, "index.json", &ImageIndex::new(vec![]).to_bytes())
-                .await?;
+            write_atomically(
+                &self.root,
+                "index.json",
+                &ImageIndex::new(vec![]).to_bytes(),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -91,8 +95,11 @@ impl OciLayout {
             )
         })?;
         serde_json::from_slice(&data).map_err(|e| {
-            Error::new(ErrorKind::FailedPrecondition, format!("malformed {}", path.display()))
-                .with_source(e)
+            Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("malformed {}", path.display()),
+            )
+            .with_source(e)
         })
     }
 
@@ -115,7 +122,11 @@ impl OciLayout {
 
     /// Writes a blob from a stream under `ingest/`, checks it and only then
     /// moves it into `blobs/`. Returns the digest and size.
-    pub async fn push_blob<S>(&self, expected: Option<&Digest>, mut body: S) -> Result<(Digest, u64)>
+    pub async fn push_blob<S>(
+        &self,
+        expected: Option<&Digest>,
+        mut body: S,
+    ) -> Result<(Digest, u64)>
     where
         S: Stream<Item = Result<Bytes>> + Send + Unpin,
     {
@@ -173,7 +184,8 @@ impl OciLayout {
 
     /// Stores a small blob from memory.
     pub async fn push_bytes(&self, data: Bytes) -> Result<(Digest, u64)> {
-        self.push_blob(None, futures::stream::iter([Ok(data)])).await
+        self.push_blob(None, futures::stream::iter([Ok(data)]))
+            .await
     }
 
     /// Resolves a tag (by `org.opencontainers.image.ref.name`) or digest.
@@ -204,7 +216,10 @@ impl OciLayout {
     async fn fetch_manifest_by_digest(&self, digest: &Digest) -> Result<(Descriptor, Bytes)> {
         let path = self.blob_path(digest);
         let meta = tokio::fs::metadata(&path).await.map_err(|e| {
-            Error::io(format!("manifest {digest} not found in {}", self.root.display()), e)
+            Error::io(
+                format!("manifest {digest} not found in {}", self.root.display()),
+                e,
+            )
         })?;
         if meta.len() > crate::registry::MAX_MANIFEST_BYTES as u64 {
             return Err(Error::new(
@@ -246,7 +261,12 @@ impl OciLayout {
 
     /// Stores a manifest and lists it in index.json, tagged with `tag`
     /// (moving the tag off any other manifest).
-    pub async fn push_manifest(&self, tag: Option<&str>, media_type: &str, content: Bytes) -> Result<Descriptor> {
+    pub async fn push_manifest(
+        &self,
+        tag: Option<&str>,
+        media_type: &str,
+        content: Bytes,
+    ) -> Result<Descriptor> {
         let (digest, size) = self.push_bytes(content).await?;
         let desc = Descriptor {
             media_type: media_type.to_string(),
@@ -361,7 +381,10 @@ async fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
     .await;
     if let Err(e) = res {
         let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(Error::io(format!("cannot write {}", dir.join(name).display()), e));
+        return Err(Error::io(
+            format!("cannot write {}", dir.join(name).display()),
+            e,
+        ));
     }
     Ok(())
 }

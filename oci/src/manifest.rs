@@ -20,7 +20,8 @@ pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Docker schema 2 manifest, read but never written.
 pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list, read but never written.
-pub const MEDIA_TYPE_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MEDIA_TYPE_DOCKER_LIST: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 /// The empty JSON object `{}`, used as config when an artifact has none.
 pub const MEDIA_TYPE_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 /// The default layer media type for a file.
@@ -199,12 +200,12 @@ impl Manifest {
             .with_source(e)
         };
         match media_type {
-            MEDIA_TYPE_MANIFEST | MEDIA_TYPE_DOCKER_MANIFEST => {
-                serde_json::from_slice(data).map(Manifest::Image).map_err(bad)
-            }
-            MEDIA_TYPE_INDEX | MEDIA_TYPE_DOCKER_LIST => {
-                serde_json::from_slice(data).map(Manifest::Index).map_err(bad)
-            }
+            MEDIA_TYPE_MANIFEST | MEDIA_TYPE_DOCKER_MANIFEST => serde_json::from_slice(data)
+                .map(Manifest::Image)
+                .map_err(bad),
+            MEDIA_TYPE_INDEX | MEDIA_TYPE_DOCKER_LIST => serde_json::from_slice(data)
+                .map(Manifest::Index)
+                .map_err(bad),
             other => Err(Error::new(
                 ErrorKind::FailedPrecondition,
                 format!("unsupported manifest media type {other:?}"),
@@ -247,7 +248,11 @@ pub fn sniff_media_type(data: &[u8]) -> Result<String> {
         manifests: Option<serde_json::Value>,
     }
     let probe: Probe = serde_json::from_slice(data).map_err(|e| {
-        Error::new(ErrorKind::FailedPrecondition, "content is not a JSON manifest").with_source(e)
+        Error::new(
+            ErrorKind::FailedPrecondition,
+            "content is not a JSON manifest",
+        )
+        .with_source(e)
     })?;
     Ok(match (probe.media_type, probe.manifests) {
         (Some(mt), _) => mt,
@@ -333,7 +338,15 @@ mod tests {
         for ok in ["sbom.json", "dir/file.txt", "a..b"] {
             assert!(validate_title(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "../x", "/etc/passwd", "a/../../x", "a//b", "./x", "a\\..\\x"] {
+        for bad in [
+            "",
+            "../x",
+            "/etc/passwd",
+            "a/../../x",
+            "a//b",
+            "./x",
+            "a\\..\\x",
+        ] {
             assert!(validate_title(bad).is_err(), "{bad}");
         }
     }

@@ -84,7 +84,9 @@ impl RegistryClient {
             .connect_timeout(std::time::Duration::from_secs(30))
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .build()
-            .map_err(|e| Error::new(ErrorKind::Internal, "cannot build HTTP client").with_source(e))?;
+            .map_err(|e| {
+                Error::new(ErrorKind::Internal, "cannot build HTTP client").with_source(e)
+            })?;
         Ok(RegistryClient {
             http,
             credentials,
@@ -165,8 +167,9 @@ impl Repository {
             let token = match self.client.tokens.get(&host, &service, &scope) {
                 Some(token) => token,
                 None => {
-                    let (token, lifetime) =
-                        self.fetch_token(bearer, &service, &scope, credential.as_ref()).await?;
+                    let (token, lifetime) = self
+                        .fetch_token(bearer, &service, &scope, credential.as_ref())
+                        .await?;
                     self.client
                         .tokens
                         .put(&host, &service, &scope, token.clone(), lifetime);
@@ -193,11 +196,17 @@ impl Repository {
         let realm = challenge.params.get("realm").ok_or_else(|| {
             Error::new(
                 ErrorKind::Unauthenticated,
-                format!("{} sent a Bearer challenge without a realm", self.name.registry()),
+                format!(
+                    "{} sent a Bearer challenge without a realm",
+                    self.name.registry()
+                ),
             )
         })?;
         let realm = Url::parse(realm).map_err(|e| {
-            Error::new(ErrorKind::Unauthenticated, format!("bad token realm {realm:?}: {e}"))
+            Error::new(
+                ErrorKind::Unauthenticated,
+                format!("bad token realm {realm:?}: {e}"),
+            )
         })?;
         let request = match credential {
             Some(Credential::IdentityToken(refresh)) => {
@@ -235,10 +244,15 @@ impl Repository {
                 }
             }
         };
-        let resp = request
-            .send()
-            .await
-            .map_err(|e| Error::http(format!("token request to {} failed", realm.host_str().unwrap_or("?")), e))?;
+        let resp = request.send().await.map_err(|e| {
+            Error::http(
+                format!(
+                    "token request to {} failed",
+                    realm.host_str().unwrap_or("?")
+                ),
+                e,
+            )
+        })?;
         let status = resp.status();
         if !status.is_success() {
             let kind = match status {
@@ -253,16 +267,26 @@ impl Repository {
                 format!(
                     "{} refused a token for {scope}: HTTP {status}{}",
                     self.name.registry(),
-                    if credential.is_none() { " (no credentials configured)" } else { " (check the credentials)" }
+                    if credential.is_none() {
+                        " (no credentials configured)"
+                    } else {
+                        " (check the credentials)"
+                    }
                 ),
             ));
         }
         let body = read_limited(resp, MAX_ERROR_BODY).await?;
         let parsed: crate::auth::TokenResponse = serde_json::from_slice(&body).map_err(|_| {
-            Error::new(ErrorKind::Unauthenticated, "the token endpoint answered with something that is not a token")
+            Error::new(
+                ErrorKind::Unauthenticated,
+                "the token endpoint answered with something that is not a token",
+            )
         })?;
         parsed.into_token().ok_or_else(|| {
-            Error::new(ErrorKind::Unauthenticated, "the token endpoint's answer holds no token")
+            Error::new(
+                ErrorKind::Unauthenticated,
+                "the token endpoint's answer holds no token",
+            )
         })
     }
 
@@ -289,9 +313,10 @@ impl Repository {
             if let Some(auth) = self.authorization(access).await? {
                 req = req.header(header::AUTHORIZATION, auth);
             }
-            let resp = req.send().await.map_err(|e| {
-                Error::http(format!("{method} {} failed", redact_query(&url)), e)
-            })?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| Error::http(format!("{method} {} failed", redact_query(&url)), e))?;
             if resp.status() == StatusCode::UNAUTHORIZED && !retried {
                 if self.learn_challenge(&resp, access) {
                     retried = true;
@@ -341,7 +366,9 @@ impl Repository {
         let host = self.name.api_host().to_string();
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
             let service = bearer.params.get("service").cloned().unwrap_or_default();
-            self.client.tokens.evict(&host, &service, &self.scope(access));
+            self.client
+                .tokens
+                .evict(&host, &service, &self.scope(access));
         }
         self.client
             .challenges
@@ -362,8 +389,13 @@ impl Repository {
     pub async fn fetch_manifest(&self, reference: &str) -> Result<(Descriptor, Bytes)> {
         let url = self.url(&format!("manifests/{reference}"))?;
         let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, header_value(&MANIFEST_MEDIA_TYPES.join(", "))?);
-        let resp = self.send(Method::GET, url, Access::Pull, headers, None).await?;
+        headers.insert(
+            header::ACCEPT,
+            header_value(&MANIFEST_MEDIA_TYPES.join(", "))?,
+        );
+        let resp = self
+            .send(Method::GET, url, Access::Pull, headers, None)
+            .await?;
         if !resp.status().is_success() {
             return Err(self.error(resp, &format!("manifest {reference}")).await);
         }
@@ -429,7 +461,9 @@ impl Repository {
             .send(Method::DELETE, url, Access::Delete, HeaderMap::new(), None)
             .await?;
         if !resp.status().is_success() {
-            return Err(self.error(resp, &format!("delete of manifest {digest}")).await);
+            return Err(self
+                .error(resp, &format!("delete of manifest {digest}"))
+                .await);
         }
         Ok(())
     }
@@ -461,7 +495,13 @@ impl Repository {
     {
         let start = self.url("blobs/uploads/")?;
         let resp = self
-            .send(Method::POST, start, Access::Push, HeaderMap::new(), Some(Bytes::new()))
+            .send(
+                Method::POST,
+                start,
+                Access::Push,
+                HeaderMap::new(),
+                Some(Bytes::new()),
+            )
             .await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.error(resp, "blob upload start").await);
@@ -474,7 +514,10 @@ impl Repository {
                     .query_pairs_mut()
                     .append_pair("digest", &digest.to_string());
                 let mut headers = HeaderMap::new();
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
                 let resp = self
                     .send_once(Method::PUT, location, Access::Push, headers, body)
@@ -485,7 +528,10 @@ impl Repository {
             }
             None => {
                 let mut headers = HeaderMap::new();
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
                 let resp = self
                     .send_once(Method::PATCH, location, Access::Push, headers, body)
                     .await?;
@@ -498,7 +544,13 @@ impl Repository {
                     .query_pairs_mut()
                     .append_pair("digest", &digest.to_string());
                 let resp = self
-                    .send(Method::PUT, location, Access::Push, HeaderMap::new(), Some(Bytes::new()))
+                    .send(
+                        Method::PUT,
+                        location,
+                        Access::Push,
+                        HeaderMap::new(),
+                        Some(Bytes::new()),
+                    )
                     .await?;
                 if resp.status() != StatusCode::CREATED {
                     return Err(self.error(resp, &format!("upload of blob {digest}")).await);
@@ -514,7 +566,10 @@ impl Repository {
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| {
-                Error::new(ErrorKind::Unavailable, "the registry's upload answer has no Location")
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "the registry's upload answer has no Location",
+                )
             })?;
         resp.url()
             .join(loc)
@@ -574,7 +629,9 @@ impl Repository {
         let url = self.url(&format!("referrers/{subject}"))?;
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(MEDIA_TYPE_INDEX));
-        let resp = self.send(Method::GET, url, Access::Pull, headers, None).await?;
+        let resp = self
+            .send(Method::GET, url, Access::Pull, headers, None)
+            .await?;
         let status = resp.status();
         let is_index = resp
             .headers()
@@ -634,18 +691,26 @@ impl Repository {
                 if &desc.digest == subject {
                     return Err(Error::new(
                         ErrorKind::FailedPrecondition,
-                        format!("the registry resolves the referrers tag {tag} to the subject itself"),
+                        format!(
+                            "the registry resolves the referrers tag {tag} to the subject itself"
+                        ),
                     ));
                 }
                 if desc.media_type != MEDIA_TYPE_INDEX {
                     return Err(Error::new(
                         ErrorKind::FailedPrecondition,
-                        format!("the referrers tag {tag} holds {}, not an OCI index", desc.media_type),
+                        format!(
+                            "the referrers tag {tag} holds {}, not an OCI index",
+                            desc.media_type
+                        ),
                     ));
                 }
                 let index: ImageIndex = serde_json::from_slice(&body).map_err(|e| {
-                    Error::new(ErrorKind::FailedPrecondition, format!("malformed referrers index {tag}"))
-                        .with_source(e)
+                    Error::new(
+                        ErrorKind::FailedPrecondition,
+                        format!("malformed referrers index {tag}"),
+                    )
+                    .with_source(e)
                 })?;
                 Ok((Some(desc.digest), index))
             }
@@ -677,7 +742,11 @@ impl Repository {
         }
         let fresh = ImageIndex::new(index.manifests);
         let (desc, _) = self
-            .push_manifest(&referrers_tag(subject), MEDIA_TYPE_INDEX, Bytes::from(fresh.to_bytes()))
+            .push_manifest(
+                &referrers_tag(subject),
+                MEDIA_TYPE_INDEX,
+                Bytes::from(fresh.to_bytes()),
+            )
             .await?;
         match old {
             Some(old) if old != desc.digest => match self.delete_manifest(&old).await {
@@ -721,7 +790,13 @@ pub fn referrers_tag(digest: &Digest) -> String {
     let clean = |s: &str, max: usize| -> String {
         s.chars()
             .take(max)
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect()
     };
     format!(

@@ -95,7 +95,7 @@ impl Target {
                     move || state.lock().expect("hash state").digest()
                 };
                 repo.push_blob(known, hashed, digest_of).await?;
-                let state = state.lock().expect("hash state");
+                let mut state = state.lock().expect("hash state");
                 Ok((state.digest()?, state.size))
             }
         }
@@ -238,10 +238,16 @@ impl HashState {
         Ok(())
     }
 
-    fn digest(&self) -> Result<Digest> {
-        self.done.clone().ok_or_else(|| {
-            Error::new(ErrorKind::Internal, "the upload ended before its body did")
-        })
+    /// The digest of the whole body. An HTTP client that sent
+    /// Content-Length bytes may never poll the body to its end, so finish
+    /// here if the stream did not.
+    fn digest(&mut self) -> Result<Digest> {
+        if self.done.is_none() {
+            self.finish()?;
+        }
+        self.done
+            .clone()
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "an upload's digest was never computed"))
     }
 }
 

@@ -15,3 +15,22 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 /// The largest chunk of file bytes one message carries (1 MiB).
 pub const MAX_CHUNK: usize = 1 << 20;
+
+/// The daemon's default socket, the same for `satcheld` and its clients:
+/// `$XDG_RUNTIME_DIR/satchel/satcheld.sock`, else
+/// `$TMPDIR/satchel-<uid>/satcheld.sock`.
+pub fn default_socket_path() -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => std::path::PathBuf::from(dir)
+            .join("satchel")
+            .join("satcheld.sock"),
+        _ => {
+            // /proc/self is owned by the process's user.
+            let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+            std::env::temp_dir()
+                .join(format!("satchel-{uid}"))
+                .join("satcheld.sock")
+        }
+    }
+}

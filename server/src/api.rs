@@ -1,0 +1,595 @@
+//! The `satchel.v1.Satchel` service: parse the request, call the OCI layer,
+//! map the error once. Conversions between proto and OCI types live at the
+//! bottom of this file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use satchel_oci::artifact::Pack;
+use satchel_oci::digest::{self, Digest, Verifier};
+use satchel_oci::layout::OciLayout;
+use satchel_oci::locks::KeyedLocks;
+use satchel_oci::manifest::{
+    self, Descriptor, ImageManifest, Manifest, ANNOTATION_TITLE, ARTIFACT_TYPE_UNKNOWN,
+    MEDIA_TYPE_EMPTY, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST,
+};
+use satchel_oci::registry::{RegistryClient, Repository};
+use satchel_oci::{Reference, Target};
+use satchel_proto::v1 as pb;
+use satchel_proto::MAX_CHUNK;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::status::{invalid, status};
+
+/// The largest inline config a Push may carry.
+const MAX_CONFIG_BYTES: usize = 4 << 20;
+/// How many chunks may wait between the caller's stream and an upload.
+const UPLOAD_QUEUE: usize = 4;
+
+/// The service state shared by every call.
+pub struct Api {
+    /// The registry client: connection pool, credentials, tokens.
+    registry: Arc<RegistryClient>,
+    /// Serialises index.json updates of OCI layouts.
+    layout_locks: Arc<KeyedLocks>,
+}
+
+impl Api {
+    /// A service that reaches registries through `registry`.
+    pub fn new(registry: Arc<RegistryClient>) -> Self {
+        Api {
+            registry,
+            layout_locks: Arc::new(KeyedLocks::default()),
+        }
+    }
+
+    /// Turns a proto target into an OCI target and the tag or digest it
+    /// names inside it (`None` when it names neither).
+    fn target(&self, target: Option<pb::Target>) -> Result<Resolved, Status> {
+        let t = target.ok_or_else(|| invalid("a target is required"))?;
+        if t.oci_layout.is_empty() {
+            let reference = Reference::parse(&t.reference).map_err(status)?;
+            let repo = Repository::new(self.registry.clone(), &reference, t.plain_http);
+            let name = reference
+                .digest()
+                .map(|d| d.to_string())
+                .or_else(|| reference.tag().map(str::to_string));
+            return Ok(Resolved {
+                target: Target::Registry(repo),
+                name,
+            });
+        }
+        let path = Path::new(&t.oci_layout);
+        if !path.is_absolute() {
+            return Err(invalid(format!(
+                "oci_layout must be an absolute path, got {:?}",
+                t.oci_layout
+            )));
+        }
+        let name = match t.reference.trim_start_matches('@') {
+            "" => None,
+            r if r.contains(':') => Some(digest::parse(r).map_err(status)?.to_string()),
+            r => {
+                satchel_oci::reference::validate_tag(r).map_err(invalid)?;
+                Some(r.to_string())
+            }
+        };
+        Ok(Resolved {
+            target: Target::Layout(OciLayout::new(path, self.layout_locks.clone())),
+            name,
+        })
+    }
+
+    /// The shared body of Push and Attach.
+    async fn push_artifact<S>(
+        &self,
+        resolved: Resolved,
+        subject_ref: Option<String>,
+        artifact: pb::ArtifactSpec,
+        mut inbound: S,
+    ) -> Result<pb::PushResponse, Status>
+    where
+        S: Stream<Item = Result<pb::FileChunk, Status>> + Unpin,
+    {
+        let target = resolved.target;
+        let subject = match &subject_ref {
+            Some(r) => Some(target.resolve(r).await.map_err(status)?),
+            None => None,
+        };
+        let files = validate_files(&artifact.files)?;
+        let mut layers = Vec::with_capacity(files.len());
+        let mut skipped = 0u32;
+        let mut pending: Option<pb::FileChunk> = None;
+        for (index, file) in files.iter().enumerate() {
+            let index = index as u32;
+            let known = file.known();
+            let already = match &known {
+                Some((d, _)) => target.blob_exists(d).await.map_err(status)?,
+                None => false,
+            };
+            let (digest, size) = if already {
+                // The target has it; still read (and check) what the caller
+                // sends, so the manifest never names bytes it did not get.
+                let (d, size) = known.clone().expect("checked above");
+                let mut verifier = Verifier::new(&d, Some(size)).map_err(status)?;
+                while let Some(data) = next_chunk(&mut inbound, &mut pending, index).await? {
+                    verifier.update(&data).map_err(status)?;
+                }
+                verifier.finish().map_err(status)?;
+                skipped += 1;
+                (d, size)
+            } else {
+                let (tx, rx) = mpsc::channel::<satchel_oci::Result<Bytes>>(UPLOAD_QUEUE);
+                let upload = target.push_blob(
+                    known.as_ref().map(|(d, s)| (d, *s)),
+                    ReceiverStream::new(rx).boxed(),
+                );
+                let (inbound, pending) = (&mut inbound, &mut pending);
+                let feed = async move {
+                    // Dropping `tx` on return ends the upload's body.
+                    loop {
+                        match next_chunk(inbound, pending, index).await {
+                            Ok(Some(data)) => {
+                                if tx.send(Ok(data)).await.is_err() {
+                                    // The upload gave up; its error is the one to report.
+                                    return Ok(());
+                                }
+                            }
+                            Ok(None) => return Ok(()),
+                            Err(e) => {
+                                let _ = tx
+                                    .send(Err(satchel_oci::Error::new(
+                                        satchel_oci::ErrorKind::InvalidArgument,
+                                        "the caller's stream failed",
+                                    )))
+                                    .await;
+                                return Err(e);
+                            }
+                        }
+                    }
+                };
+                let (uploaded, fed) = tokio::join!(upload, feed);
+                fed?;
+                uploaded.map_err(status)?
+            };
+            let mut annotations = file.annotations.clone();
+            annotations.insert(ANNOTATION_TITLE.to_string(), file.name.clone());
+            layers.push(Descriptor {
+                media_type: file.media_type.clone(),
+                digest,
+                size,
+                artifact_type: None,
+                annotations,
+            });
+        }
+        if let Some(extra) = pending.take().or(inbound.next().await.transpose()?) {
+            return Err(invalid(format!(
+                "a chunk for file {} arrived after its turn or for a file the header does not list",
+                extra.file_index
+            )));
+        }
+        let config = match artifact.config {
+            Some(c) => {
+                if c.data.len() > MAX_CONFIG_BYTES {
+                    return Err(invalid("the config is larger than 4 MiB"));
+                }
+                let media_type = if c.media_type.is_empty() {
+                    MEDIA_TYPE_EMPTY.to_string()
+                } else {
+                    c.media_type
+                };
+                target
+                    .push_bytes(&media_type, Bytes::from(c.data))
+                    .await
+                    .map_err(status)?
+            }
+            None => target
+                .push_bytes(MEDIA_TYPE_EMPTY, Bytes::from_static(manifest::EMPTY_JSON))
+                .await
+                .map_err(status)?,
+        };
+        if layers.is_empty() {
+            // The empty layer the manifest will carry must exist too.
+            target
+                .push_bytes(MEDIA_TYPE_EMPTY, Bytes::from_static(manifest::EMPTY_JSON))
+                .await
+                .map_err(status)?;
+        }
+        let artifact_type = if artifact.artifact_type.is_empty() {
+            ARTIFACT_TYPE_UNKNOWN.to_string()
+        } else {
+            artifact.artifact_type
+        };
+        let manifest = Pack {
+            artifact_type,
+            config: Some(config),
+            layers: layers.clone(),
+            subject: subject.clone(),
+            annotations: artifact.annotations.into_iter().collect(),
+        }
+        .manifest();
+        let content = Bytes::from(manifest.to_bytes());
+        let mut tags: Vec<String> = resolved.name.into_iter().collect();
+        for tag in artifact.tags {
+            satchel_oci::reference::validate_tag(&tag).map_err(invalid)?;
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+        let pushed = target
+            .push_manifest(
+                tags.first().map(String::as_str),
+                MEDIA_TYPE_MANIFEST,
+                content.clone(),
+            )
+            .await
+            .map_err(status)?;
+        for tag in tags.iter().skip(1) {
+            target
+                .tag(&pushed.descriptor, content.clone(), tag)
+                .await
+                .map_err(status)?;
+        }
+        for warning in &pushed.warnings {
+            tracing::warn!(%warning, "push finished with a warning");
+        }
+        let mut desc = pushed.descriptor;
+        desc.artifact_type = manifest.artifact_type.clone();
+        desc.annotations = manifest.annotations.clone();
+        tracing::info!(
+            reference = %target.reference_for(&desc.digest),
+            files = layers.len(),
+            skipped,
+            "pushed artifact"
+        );
+        Ok(pb::PushResponse {
+            reference: target.reference_for(&desc.digest),
+            manifest: Some(to_pb(&desc)),
+            layers: layers.iter().map(to_pb).collect(),
+            tags,
+            blobs_skipped: skipped,
+            subject: subject.as_ref().map(to_pb),
+        })
+    }
+}
+
+/// A target and the tag or digest named inside it.
+struct Resolved {
+    target: Target,
+    name: Option<String>,
+}
+
+impl Resolved {
+    /// The tag or digest to read, `latest` when none was named.
+    fn name_or_latest(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| satchel_oci::reference::DEFAULT_TAG.to_string())
+    }
+}
+
+/// A file of a Push, checked.
+struct FileInfo {
+    name: String,
+    media_type: String,
+    size: Option<u64>,
+    digest: Option<Digest>,
+    annotations: BTreeMap<String, String>,
+}
+
+impl FileInfo {
+    fn known(&self) -> Option<(Digest, u64)> {
+        match (&self.digest, self.size) {
+            (Some(d), Some(s)) => Some((d.clone(), s)),
+            _ => None,
+        }
+    }
+}
+
+fn validate_files(files: &[pb::FileSpec]) -> Result<Vec<FileInfo>, Status> {
+    let mut names = HashSet::new();
+    files
+        .iter()
+        .map(|f| {
+            manifest::validate_title(&f.name).map_err(status)?;
+            if !names.insert(f.name.clone()) {
+                return Err(invalid(format!("file {:?} is listed twice", f.name)));
+            }
+            let digest = match f.digest.as_str() {
+                "" => None,
+                d => Some(digest::parse(d).map_err(status)?),
+            };
+            if digest.is_some() && f.size.is_none() {
+                return Err(invalid(format!(
+                    "file {:?} has a digest but no size",
+                    f.name
+                )));
+            }
+            Ok(FileInfo {
+                name: f.name.clone(),
+                media_type: if f.media_type.is_empty() {
+                    MEDIA_TYPE_LAYER_TAR.to_string()
+                } else {
+                    f.media_type.clone()
+                },
+                size: f.size,
+                digest,
+                annotations: f.annotations.clone().into_iter().collect(),
+            })
+        })
+        .collect()
+}
+
+/// The next chunk of file `index`, or `None` when that file has ended
+/// (a chunk of a later file arrived, or the stream closed).
+async fn next_chunk<S>(
+    inbound: &mut S,
+    pending: &mut Option<pb::FileChunk>,
+    index: u32,
+) -> Result<Option<Bytes>, Status>
+where
+    S: Stream<Item = Result<pb::FileChunk, Status>> + Unpin,
+{
+    let chunk = match pending.take() {
+        Some(c) => c,
+        None => match inbound.next().await {
+            Some(c) => c?,
+            None => return Ok(None),
+        },
+    };
+    if chunk.file_index < index {
+        return Err(invalid(format!(
+            "a chunk for file {} arrived after file {index} had started",
+            chunk.file_index
+        )));
+    }
+    if chunk.file_index > index {
+        *pending = Some(chunk);
+        return Ok(None);
+    }
+    if chunk.data.len() > MAX_CHUNK {
+        return Err(invalid("a chunk is larger than 1 MiB"));
+    }
+    Ok(Some(Bytes::from(chunk.data)))
+}
+
+type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::satchel_server::Satchel for Api {
+    async fn push(
+        &self,
+        request: Request<Streaming<pb::PushRequest>>,
+    ) -> Result<Response<pb::PushResponse>, Status> {
+        let mut inbound = request.into_inner();
+        let header = match inbound.next().await {
+            Some(Ok(pb::PushRequest {
+                payload: Some(pb::push_request::Payload::Header(h)),
+            })) => h,
+            Some(Err(e)) => return Err(e),
+            _ => return Err(invalid("the first Push message must be a header")),
+        };
+        let resolved = self.target(header.target)?;
+        if resolved.name.as_deref().is_some_and(|n| n.contains(':')) {
+            return Err(invalid("push to a tag, not a digest"));
+        }
+        let resolved = Resolved {
+            name: Some(resolved.name_or_latest()),
+            ..resolved
+        };
+        let chunks = inbound.map(|m| match m?.payload {
+            Some(pb::push_request::Payload::Chunk(c)) => Ok(c),
+            _ => Err(invalid("only chunks may follow the Push header")),
+        });
+        let artifact = header.artifact.unwrap_or_default();
+        self.push_artifact(resolved, None, artifact, Box::pin(chunks))
+            .await
+            .map(Response::new)
+    }
+
+    async fn attach(
+        &self,
+        request: Request<Streaming<pb::AttachRequest>>,
+    ) -> Result<Response<pb::PushResponse>, Status> {
+        let mut inbound = request.into_inner();
+        let header = match inbound.next().await {
+            Some(Ok(pb::AttachRequest {
+                payload: Some(pb::attach_request::Payload::Header(h)),
+            })) => h,
+            Some(Err(e)) => return Err(e),
+            _ => return Err(invalid("the first Attach message must be a header")),
+        };
+        let artifact = header.artifact.unwrap_or_default();
+        if artifact.artifact_type.is_empty() {
+            return Err(invalid("attach needs an artifact type"));
+        }
+        let resolved = self.target(header.subject)?;
+        let subject_ref = resolved.name_or_latest();
+        // The attachment itself is pushed by digest; only explicit tags apply.
+        let resolved = Resolved {
+            name: None,
+            ..resolved
+        };
+        let chunks = inbound.map(|m| match m?.payload {
+            Some(pb::attach_request::Payload::Chunk(c)) => Ok(c),
+            _ => Err(invalid("only chunks may follow the Attach header")),
+        });
+        self.push_artifact(resolved, Some(subject_ref), artifact, Box::pin(chunks))
+            .await
+            .map(Response::new)
+    }
+
+    async fn discover(
+        &self,
+        request: Request<pb::DiscoverRequest>,
+    ) -> Result<Response<pb::DiscoverResponse>, Status> {
+        let req = request.into_inner();
+        let resolved = self.target(req.subject)?;
+        let subject = resolved
+            .target
+            .resolve(&resolved.name_or_latest())
+            .await
+            .map_err(status)?;
+        let filter = (!req.artifact_type.is_empty()).then_some(req.artifact_type.as_str());
+        let referrers = resolved
+            .target
+            .referrers(&subject.digest, filter)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::DiscoverResponse {
+            reference: resolved.target.reference_for(&subject.digest),
+            subject: Some(to_pb(&subject)),
+            referrers: referrers
+                .iter()
+                .map(|d| pb::Referrer {
+                    descriptor: Some(to_pb(d)),
+                    referrers: vec![],
+                })
+                .collect(),
+        }))
+    }
+
+    type PullStream = PullStream;
+
+    async fn pull(
+        &self,
+        request: Request<pb::PullRequest>,
+    ) -> Result<Response<Self::PullStream>, Status> {
+        let req = request.into_inner();
+        let resolved = self.target(req.target)?;
+        let target = resolved.target.clone();
+        let (desc, content) = target
+            .fetch_manifest(&resolved.name_or_latest())
+            .await
+            .map_err(status)?;
+        let manifest = match Manifest::parse(&desc.media_type, &content).map_err(status)? {
+            Manifest::Image(m) => m,
+            Manifest::Index(_) => {
+                return Err(Status::failed_precondition(format!(
+                    "{} is an index; pull one of its manifests by digest",
+                    target.reference_for(&desc.digest)
+                )))
+            }
+        };
+        let files = files_to_pull(&manifest)?;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let first = pb::PullResponse {
+                payload: Some(pb::pull_response::Payload::Manifest(pb::PulledManifest {
+                    descriptor: Some(to_pb(&desc)),
+                    content: content.to_vec(),
+                })),
+            };
+            if tx.send(Ok(first)).await.is_err() {
+                return;
+            }
+            for (name, layer) in files {
+                if let Err(e) = send_file(&target, &name, &layer, &tx).await {
+                    tracing::warn!(file = %name, error = %e.message(), "pull failed");
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn resolve(
+        &self,
+        request: Request<pb::ResolveRequest>,
+    ) -> Result<Response<pb::ResolveResponse>, Status> {
+        let resolved = self.target(request.into_inner().target)?;
+        let desc = resolved
+            .target
+            .resolve(&resolved.name_or_latest())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ResolveResponse {
+            reference: resolved.target.reference_for(&desc.digest),
+            descriptor: Some(to_pb(&desc)),
+        }))
+    }
+}
+
+/// The layers a pull writes, by title; refuses unsafe or duplicate names
+/// before a single byte is sent.
+fn files_to_pull(manifest: &ImageManifest) -> Result<Vec<(String, Descriptor)>, Status> {
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for layer in &manifest.layers {
+        let Some(title) = layer.title() else {
+            continue;
+        };
+        manifest::validate_title(title).map_err(status)?;
+        if !names.insert(title.to_string()) {
+            return Err(invalid(format!("two layers are both named {title:?}")));
+        }
+        out.push((title.to_string(), layer.clone()));
+    }
+    Ok(out)
+}
+
+/// Streams one file: header, chunks of at most 1 MiB, and a FileDone once
+/// the digest has been checked.
+async fn send_file(
+    target: &Target,
+    name: &str,
+    layer: &Descriptor,
+    tx: &mpsc::Sender<Result<pb::PullResponse, Status>>,
+) -> Result<(), Status> {
+    use pb::pull_response::Payload;
+    let gone = || Status::cancelled("the caller went away");
+    let send = |p: Payload| tx.send(Ok(pb::PullResponse { payload: Some(p) }));
+    send(Payload::File(pb::FileHeader {
+        name: name.to_string(),
+        descriptor: Some(to_pb(layer)),
+    }))
+    .await
+    .map_err(|_| gone())?;
+    let mut body = target.fetch_blob(layer).await.map_err(status)?;
+    let mut buf = BytesMut::new();
+    // Coalesce the registry's small reads into chunks of up to 1 MiB, and
+    // send the first bytes early so the caller sees progress.
+    const FLUSH_AT: usize = 256 << 10;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(status)?;
+        buf.extend_from_slice(&chunk);
+        while buf.len() >= FLUSH_AT {
+            let piece = buf.split_to(buf.len().min(MAX_CHUNK)).freeze();
+            send(Payload::Chunk(piece.to_vec()))
+                .await
+                .map_err(|_| gone())?;
+        }
+    }
+    if !buf.is_empty() {
+        send(Payload::Chunk(buf.to_vec()))
+            .await
+            .map_err(|_| gone())?;
+    }
+    send(Payload::Done(pb::FileDone {
+        digest: layer.digest.to_string(),
+    }))
+    .await
+    .map_err(|_| gone())
+}
+
+/// A descriptor in proto form.
+pub fn to_pb(d: &Descriptor) -> pb::Descriptor {
+    pb::Descriptor {
+        media_type: d.media_type.clone(),
+        digest: d.digest.to_string(),
+        size: d.size,
+        artifact_type: d.artifact_type.clone().unwrap_or_default(),
+        annotations: d
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}

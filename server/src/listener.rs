@@ -1,0 +1,90 @@
+//! Binding the daemon's listener: a Unix socket (mode 0600, the default) or
+//! a TCP address.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use tokio::net::{TcpListener, UnixListener};
+
+/// A bound listener, ready for [`crate::run`].
+pub enum Listener {
+    /// A Unix socket; the guard removes the socket file when dropped.
+    Unix(UnixListener, SocketGuard),
+    /// A TCP socket.
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    /// The address in the form `--listen` and `--addr` take.
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Unix(_, guard) => format!("unix://{}", guard.0.display()),
+            Listener::Tcp(l) => l
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| "tcp".into()),
+        }
+    }
+}
+
+/// Removes a Unix socket file when the listener goes away.
+pub struct SocketGuard(PathBuf);
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Binds `addr`: `unix:///path/to.sock` or `HOST:PORT` (`tcp://` optional).
+/// A plain TCP listener on a non-loopback address is refused unless
+/// `allow_insecure` is set, since nothing would protect it.
+pub async fn bind(addr: &str, allow_insecure: bool) -> anyhow::Result<Listener> {
+    if let Some(path) = addr.strip_prefix("unix://") {
+        return bind_unix(Path::new(path));
+    }
+    let hostport = addr.strip_prefix("tcp://").unwrap_or(addr);
+    let sock: SocketAddr = tokio::net::lookup_host(hostport)
+        .await
+        .with_context(|| format!("cannot resolve listen address {addr:?}"))?
+        .next()
+        .with_context(|| format!("listen address {addr:?} resolves to nothing"))?;
+    if !sock.ip().is_loopback() && !allow_insecure {
+        bail!(
+            "refusing to listen on {sock} without TLS or authentication; use a loopback address, a Unix socket, or --insecure-listen"
+        );
+    }
+    let l = TcpListener::bind(sock)
+        .await
+        .with_context(|| format!("cannot listen on {sock}"))?;
+    Ok(Listener::Tcp(l))
+}
+
+fn bind_unix(path: &Path) -> anyhow::Result<Listener> {
+    if let Some(dir) = path.parent() {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    if path.exists() {
+        // A socket nobody answers on is left over from a crash; a live one
+        // belongs to another daemon.
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => bail!(
+                "another satcheld is already listening on {}",
+                path.display()
+            ),
+            Err(_) => std::fs::remove_file(path)
+                .with_context(|| format!("cannot remove stale socket {}", path.display()))?,
+        }
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))?;
+    Ok(Listener::Unix(listener, SocketGuard(path.to_path_buf())))
+}
