@@ -164,7 +164,7 @@ mod tests {
         assert!(parse("sha256:abc").is_err());
         assert!(parse("md5:d41d8cd98f00b204e9800998ecf8427e").is_err());
         assert!(parse("nonsense").is_err());
-        assert!(parse(&sha256(b"x").to_string()).is_ok());
+        assert!(parse(sha256(b"x").as_ref()).is_ok());
     }
 
     #[test]

@@ -317,11 +317,12 @@ impl Repository {
                 .send()
                 .await
                 .map_err(|e| Error::http(format!("{method} {} failed", redact_query(&url)), e))?;
-            if resp.status() == StatusCode::UNAUTHORIZED && !retried {
-                if self.learn_challenge(&resp, access) {
-                    retried = true;
-                    continue;
-                }
+            if resp.status() == StatusCode::UNAUTHORIZED
+                && !retried
+                && self.learn_challenge(&resp, access)
+            {
+                retried = true;
+                continue;
             }
             return Ok(resp);
         }
@@ -512,7 +513,7 @@ impl Repository {
             Some((digest, size)) => {
                 location
                     .query_pairs_mut()
-                    .append_pair("digest", &digest.to_string());
+                    .append_pair("digest", digest.as_ref());
                 let mut headers = HeaderMap::new();
                 headers.insert(
                     header::CONTENT_TYPE,
@@ -542,7 +543,7 @@ impl Repository {
                 let digest = digest_of()?;
                 location
                     .query_pairs_mut()
-                    .append_pair("digest", &digest.to_string());
+                    .append_pair("digest", digest.as_ref());
                 let resp = self
                     .send(
                         Method::PUT,

@@ -1,1 +1,308 @@
-//! placeholder
+//! The harness for Satchel's end-to-end tests: real `docker-registry`,
+//! `satcheld` and `satchel` processes on real sockets.
+//!
+//! - [`Registry`] runs Debian's `docker-registry` (distribution 2.8) on an
+//!   ephemeral loopback port with temporary storage.
+//! - [`Daemon`] runs `satcheld` on a Unix socket in a temporary directory and
+//!   prints its log if the test fails.
+//! - [`satchel`] runs the CLI against a daemon.
+//! - [`subject_layout`] writes a small, real OCI image into a layout, and
+//!   [`skopeo_copy`] copies a layout into a registry with an independent client.
+//!
+//! The binaries come from the workspace's target directory: build them first
+//! (`cargo build --workspace --bins`), as `scripts/test.sh` does.
+
+pub mod image;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use image::{skopeo_copy, subject_layout, SubjectImage};
+
+/// The path of a workspace binary (`satcheld`, `satchel`).
+pub fn bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("SATCHEL_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
+    // Test executables live in target/<profile>/deps; binaries one level up.
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests",
+        path.display()
+    );
+    path
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("ephemeral port")
+        .port()
+}
+
+/// Waits until `check` holds, for up to `limit`; panics with `what` after.
+pub fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A minimal HTTP/1.1 GET on loopback: the status code and body.
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(buf.len());
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = buf.get(split + 4..).unwrap_or_default().to_vec();
+    // The registry answers small bodies with Content-Length, not chunked.
+    Ok((status, body))
+}
+
+/// A running `docker-registry`, killed on drop.
+pub struct Registry {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    _storage: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts docker-registry with the config in `tests/fixtures`.
+    pub fn start() -> Registry {
+        let storage = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry.yml");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .env("REGISTRY_HTTP_ADDR", &addr)
+            .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", storage.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry must be installed (apt-get install docker-registry)");
+        let registry = Registry {
+            child,
+            addr,
+            _storage: storage,
+        };
+        wait_for("docker-registry", Duration::from_secs(30), || {
+            http_get(&registry.addr, "/v2/").is_ok_and(|(s, _)| s == 200)
+        });
+        registry
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `satcheld` on a private Unix socket, stopped on drop.
+pub struct Daemon {
+    child: Child,
+    /// `unix:///.../satcheld.sock`.
+    pub addr: String,
+    log: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts satcheld with no registry credentials.
+    pub fn start() -> Daemon {
+        Self::start_with(&[])
+    }
+
+    /// Starts satcheld with extra flags.
+    pub fn start_with(args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("satcheld.sock");
+        let log = dir.path().join("satcheld.log");
+        let child = Command::new(bin("satcheld"))
+            .arg("--listen")
+            .arg(format!("unix://{}", socket.display()))
+            .args(args)
+            .env("DOCKER_CONFIG", dir.path().join("docker"))
+            .env("SATCHELD_LOG", "info,satcheld=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start satcheld");
+        let daemon = Daemon {
+            child,
+            addr: format!("unix://{}", socket.display()),
+            log,
+            dir,
+        };
+        // The socket is bound before serving starts; once it accepts a
+        // connection, calls queue until the server reads them.
+        wait_for("satcheld's socket", Duration::from_secs(30), || {
+            std::os::unix::net::UnixStream::connect(&socket).is_ok()
+        });
+        daemon
+    }
+
+    /// A scratch directory that lives as long as the daemon.
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `satchel` against this daemon.
+    pub fn satchel(&self, args: &[&str]) -> Output {
+        satchel(&self.addr, args)
+    }
+
+    /// Runs `satchel` and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.satchel(args);
+        assert!(
+            out.status.success(),
+            "satchel {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Runs `satchel`, requires failure, and returns stderr, which must be
+    /// one line.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.satchel(args);
+        assert!(!out.status.success(), "satchel {args:?} should have failed");
+        let err = String::from_utf8(out.stderr).expect("utf-8 stderr");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "one-line error expected: {err}"
+        );
+        err
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait for satcheld")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- satcheld log ----\n{}", self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `satchel` with `--addr addr`.
+pub fn satchel(addr: &str, args: &[&str]) -> Output {
+    Command::new(bin("satchel"))
+        .arg("--addr")
+        .arg(addr)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run satchel")
+}
+
+/// The sha256 digest of `data`, as `sha256:<hex>`.
+pub fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+/// The sha256 digest of a file, streamed.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    let mut f = std::fs::File::open(path).expect("open");
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// Writes `size` bytes of deterministic pseudo-random data to `path`,
+/// without holding them in memory.
+pub fn write_random_file(path: &Path, size: u64, seed: u64) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut x = seed | 1;
+    let mut left = size;
+    let mut block = vec![0u8; 1 << 16];
+    while left > 0 {
+        for word in block.chunks_mut(8) {
+            // xorshift64
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
+        }
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n]).expect("write");
+        left -= n as u64;
+    }
+    f.flush().expect("flush");
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn list_files(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}

@@ -1,0 +1,255 @@
+//! The daemon's gRPC surface, served by `satcheld::run` on an ephemeral
+//! loopback port: health, reflection (v1 and v1alpha), and the status codes
+//! bad requests get.
+
+use satchel_proto::v1 as pb;
+use satchel_proto::v1::satchel_client::SatchelClient;
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+use tonic::Code;
+
+struct Server {
+    addr: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start() -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(satcheld::run(
+        satcheld::Listener::Tcp(listener),
+        satcheld::Config::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Server {
+        addr,
+        stop: Some(stop),
+        done,
+    }
+}
+
+impl Server {
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(self.addr.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn shutdown(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.done.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn health_reports_serving() {
+    let server = start().await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    for service in ["", "satchel.v1.Satchel"] {
+        let resp = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            resp.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "service {service:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn reflection_v1_and_v1alpha_list_the_api() {
+    let server = start().await;
+    let channel = server.channel().await;
+    {
+        use tonic_reflection::pb::v1::{
+            server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+            ServerReflectionRequest,
+        };
+        let mut client = ServerReflectionClient::new(channel.clone());
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = client
+            .server_reflection_info(tokio_stream::once(req))
+            .await
+            .unwrap()
+            .into_inner();
+        let resp = stream.next().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+            panic!("unexpected reflection answer");
+        };
+        let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+        assert!(
+            names.contains(&"satchel.v1.Satchel".to_string()),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"grpc.health.v1.Health".to_string()),
+            "{names:?}"
+        );
+    }
+    {
+        use tonic_reflection::pb::v1alpha::{
+            server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+            ServerReflectionRequest,
+        };
+        let mut client = ServerReflectionClient::new(channel);
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "satchel.v1.Satchel".into(),
+            )),
+        };
+        let mut stream = client
+            .server_reflection_info(tokio_stream::once(req))
+            .await
+            .unwrap()
+            .into_inner();
+        let resp = stream.next().await.unwrap().unwrap();
+        assert!(matches!(
+            resp.message_response,
+            Some(MessageResponse::FileDescriptorResponse(_))
+        ));
+    }
+    server.shutdown().await;
+}
+
+fn target(reference: &str, layout: &str) -> Option<pb::Target> {
+    Some(pb::Target {
+        reference: reference.into(),
+        oci_layout: layout.into(),
+        plain_http: true,
+    })
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_right_codes() {
+    let server = start().await;
+    let mut client = SatchelClient::new(server.channel().await);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+
+    let resolve = |t| pb::ResolveRequest { target: t };
+    let err = client
+        .resolve(resolve(target("Not A Reference", "")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+
+    let err = client.resolve(resolve(None)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+
+    let err = client
+        .resolve(resolve(target("v1", "relative/path")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+
+    let err = client
+        .resolve(resolve(target("v1", layout.to_str().unwrap())))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+
+    // Nothing listens on port 1.
+    let err = client
+        .resolve(resolve(target("127.0.0.1:1/app:v1", "")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+
+    // A push whose first message is not a header.
+    let chunk = pb::PushRequest {
+        payload: Some(pb::push_request::Payload::Chunk(pb::FileChunk {
+            file_index: 0,
+            data: b"x".to_vec(),
+        })),
+    };
+    let err = client.push(tokio_stream::once(chunk)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+
+    // A file whose bytes do not match its declared digest: DATA_LOSS, and
+    // the layout gets no blob and no manifest.
+    let header = pb::PushRequest {
+        payload: Some(pb::push_request::Payload::Header(pb::PushHeader {
+            target: target("v1", layout.to_str().unwrap()),
+            artifact: Some(pb::ArtifactSpec {
+                files: vec![pb::FileSpec {
+                    name: "a.txt".into(),
+                    size: Some(5),
+                    digest:
+                        "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+                            .into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        })),
+    };
+    let wrong = pb::PushRequest {
+        payload: Some(pb::push_request::Payload::Chunk(pb::FileChunk {
+            file_index: 0,
+            data: b"HELLO".to_vec(),
+        })),
+    };
+    let err = client
+        .push(tokio_stream::iter([header.clone(), wrong]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DataLoss, "{err}");
+    let blobs = layout.join("blobs/sha256");
+    let stored: Vec<_> = std::fs::read_dir(&blobs)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(stored.is_empty(), "{stored:?}");
+
+    // A title that escapes: refused before anything is stored.
+    let mut evil = header.clone();
+    if let Some(pb::push_request::Payload::Header(h)) = &mut evil.payload {
+        h.artifact.as_mut().unwrap().files[0].name = "../x".into();
+    }
+    let err = client.push(tokio_stream::once(evil)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+
+    // The right bytes go through.
+    let right = pb::PushRequest {
+        payload: Some(pb::push_request::Payload::Chunk(pb::FileChunk {
+            file_index: 0,
+            data: b"hello".to_vec(),
+        })),
+    };
+    let resp = client
+        .push(tokio_stream::iter([header, right]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.tags, vec!["v1".to_string()]);
+
+    // Attach needs an artifact type.
+    let attach = pb::AttachRequest {
+        payload: Some(pb::attach_request::Payload::Header(pb::AttachHeader {
+            subject: target("v1", layout.to_str().unwrap()),
+            artifact: Some(pb::ArtifactSpec::default()),
+        })),
+    };
+    let err = client.attach(tokio_stream::once(attach)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+
+    server.shutdown().await;
+}
