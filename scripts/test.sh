@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Debian's docker-registry and skopeo) and runs
+# every check and test: rustfmt, clippy, unit tests, gRPC tests and the
+# end-to-end tests against real registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+if [ "${#need[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "==> installing ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# The Debian package may start a registry of its own on :5000; the tests
+# start their own on ephemeral ports and do not need it.
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo build (binaries the end-to-end tests run)"
+cargo build --workspace --bins --locked
+echo "==> cargo test"
+cargo test --workspace --locked
