@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian's docker-registry and skopeo) and runs
-# every check and test: rustfmt, clippy, unit tests, gRPC tests and the
-# end-to-end tests against real registries.
+# Installs what the tests need (Debian's docker-registry and skopeo, and
+# ferro-oci-server from crates.io) and runs every check and test: rustfmt,
+# clippy, unit tests, gRPC tests and the end-to-end tests against real
+# registries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,13 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 # The Debian package may start a registry of its own on :5000; the tests
 # start their own on ephemeral ports and do not need it.
+
+# ferro-oci-server: a registry with the referrers API, from crates.io.
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+if ! command -v ferro-oci-server >/dev/null 2>&1; then
+  echo "==> cargo install ferro-oci-server"
+  cargo install --locked --quiet ferro-oci-server@1.0.0
+fi
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -25,6 +25,9 @@ pub struct DiscoverArgs {
     /// Show annotations in the tree.
     #[arg(short, long)]
     verbose: bool,
+    /// Levels of referrers to show: 2 adds referrers of referrers, etc.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    depth: u32,
     #[command(flatten)]
     target: TargetFlags,
 }
@@ -37,6 +40,7 @@ pub async fn discover(addr: &str, args: DiscoverArgs) -> anyhow::Result<()> {
         .discover(pb::DiscoverRequest {
             subject: Some(subject),
             artifact_type: args.artifact_type.clone().unwrap_or_default(),
+            depth: args.depth,
         })
         .await?
         .into_inner();

@@ -34,6 +34,10 @@ pub struct TargetFlags {
     /// The reference is an OCI image layout: DIR, DIR:TAG or DIR@DIGEST.
     #[arg(long)]
     pub oci_layout: bool,
+    /// Force how referrers are found and recorded: v1.1-referrers-api or
+    /// v1.1-referrers-tag (default: detect).
+    #[arg(long, value_parser = ["v1.1-referrers-api", "v1.1-referrers-tag"])]
+    pub distribution_spec: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -48,6 +52,24 @@ enum Command {
     Pull(pull::PullArgs),
     /// Print the digest a reference resolves to.
     Resolve(ResolveArgs),
+    /// Manifest operations.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ManifestCommand {
+    /// Delete a manifest; a referrer is also taken out of its subject's
+    /// referrers index.
+    Delete(DeleteArgs),
+}
+
+#[derive(Args, Debug)]
+struct DeleteArgs {
+    /// The manifest, by digest or tag.
+    reference: String,
+    #[command(flatten)]
+    target: TargetFlags,
 }
 
 #[derive(Args, Debug)]
@@ -94,6 +116,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!("{}", resp.descriptor.unwrap_or_default().digest);
             }
+            Ok(())
+        }
+        Command::Manifest(ManifestCommand::Delete(args)) => {
+            let target = target::parse(&args.reference, &args.target)?;
+            let mut client = satchel_client::connect(&addr).await?;
+            let resp = client
+                .delete_manifest(satchel_client::pb::DeleteManifestRequest {
+                    target: Some(target),
+                })
+                .await?
+                .into_inner();
+            for warning in &resp.warnings {
+                eprintln!("Warning: {warning}");
+            }
+            println!("Deleted {}", resp.reference);
             Ok(())
         }
     }

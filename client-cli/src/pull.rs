@@ -17,8 +17,15 @@ use crate::TargetFlags;
 /// `satchel pull`.
 #[derive(Args, Debug)]
 pub struct PullArgs {
-    /// The artifact, by tag or digest.
-    reference: String,
+    /// The artifact, by tag or digest. Leave out with --subject.
+    #[arg(required_unless_present = "subject", conflicts_with = "subject")]
+    reference: Option<String>,
+    /// Pull the newest attachment of --artifact-type on this image instead.
+    #[arg(long, requires = "artifact_type")]
+    subject: Option<String>,
+    /// With --subject: the artifact type of the attachment to pull.
+    #[arg(long, requires = "subject")]
+    artifact_type: Option<String>,
     /// The directory to write files into.
     #[arg(short = 'o', long = "output", default_value = ".")]
     output: PathBuf,
@@ -51,14 +58,21 @@ fn safe_path(out: &Path, title: &str) -> anyhow::Result<PathBuf> {
 
 /// Runs `satchel pull`.
 pub async fn pull(addr: &str, args: PullArgs) -> anyhow::Result<()> {
-    let target = target::parse(&args.reference, &args.target)?;
+    let request = match (&args.reference, &args.subject) {
+        (Some(reference), None) => pb::PullRequest {
+            target: Some(target::parse(reference, &args.target)?),
+            ..Default::default()
+        },
+        (None, Some(subject)) => pb::PullRequest {
+            subject: Some(target::parse(subject, &args.target)?),
+            artifact_type: args.artifact_type.clone().unwrap_or_default(),
+            ..Default::default()
+        },
+        _ => bail!("give a reference, or --subject with --artifact-type"),
+    };
     let mut client = satchel_client::connect(addr).await?;
-    let mut stream = client
-        .pull(pb::PullRequest {
-            target: Some(target),
-        })
-        .await?
-        .into_inner();
+    let mut stream = client.pull(request).await?.into_inner();
+    let mut pulled_ref = String::new();
     let mut current: Option<Partial> = None;
     let mut manifest_digest = String::new();
     let mut written = 0usize;
@@ -67,6 +81,7 @@ pub async fn pull(addr: &str, args: PullArgs) -> anyhow::Result<()> {
             match msg?.payload {
                 Some(pb::pull_response::Payload::Manifest(m)) => {
                     manifest_digest = m.descriptor.unwrap_or_default().digest;
+                    pulled_ref = m.reference;
                 }
                 Some(pb::pull_response::Payload::File(header)) => {
                     if current.is_some() {
@@ -149,7 +164,7 @@ pub async fn pull(addr: &str, args: PullArgs) -> anyhow::Result<()> {
     if written == 0 {
         eprintln!("Warning: the artifact has no files with a title annotation; nothing written");
     }
-    println!("Pulled {}", args.reference);
+    println!("Pulled {pulled_ref}");
     println!("Digest: {manifest_digest}");
     Ok(())
 }

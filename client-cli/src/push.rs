@@ -264,6 +264,9 @@ use futures::StreamExt as _;
 
 fn report(verb: &str, resp: &pb::PushResponse, format: &str) -> anyhow::Result<()> {
     let manifest = resp.manifest.clone().unwrap_or_default();
+    for warning in &resp.warnings {
+        eprintln!("Warning: {warning}");
+    }
     if format == "json" {
         let out = serde_json::json!({
             "reference": resp.reference,

@@ -12,11 +12,17 @@ pub fn parse(reference: &str, flags: &TargetFlags) -> anyhow::Result<pb::Target>
     if reference.is_empty() {
         bail!("a reference is required");
     }
+    let referrers_mode = match flags.distribution_spec.as_deref() {
+        Some("v1.1-referrers-api") => pb::ReferrersMode::Api,
+        Some("v1.1-referrers-tag") => pb::ReferrersMode::Tag,
+        _ => pb::ReferrersMode::Auto,
+    } as i32;
     if !flags.oci_layout {
         return Ok(pb::Target {
             reference: reference.to_string(),
             oci_layout: String::new(),
             plain_http: flags.plain_http,
+            referrers_mode,
         });
     }
     let (dir, name) = if let Some((dir, digest)) = reference.rsplit_once('@') {
@@ -32,6 +38,7 @@ pub fn parse(reference: &str, flags: &TargetFlags) -> anyhow::Result<pb::Target>
         reference: name,
         oci_layout: abs.to_string_lossy().into_owned(),
         plain_http: false,
+        referrers_mode,
     })
 }
 
@@ -62,6 +69,7 @@ mod tests {
         let flags = TargetFlags {
             plain_http: false,
             oci_layout: true,
+            distribution_spec: None,
         };
         let t = parse("/tmp/lay:v1", &flags).unwrap();
         assert_eq!(

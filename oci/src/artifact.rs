@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{Descriptor, ImageManifest, ANNOTATION_CREATED, MEDIA_TYPE_MANIFEST};
 
 /// Everything needed to build an artifact manifest.
@@ -83,5 +84,98 @@ mod tests {
         let m: ImageManifest = serde_json::from_slice(&a).unwrap();
         assert_eq!(m.layers, vec![Descriptor::empty_config()]);
         assert!(now_rfc3339().ends_with('Z'));
+    }
+}
+
+/// Picks the attachment with the newest `org.opencontainers.image.created`.
+/// A single candidate needs no date. When the newest cannot be told (a
+/// candidate has no parseable date, or the newest two tie), fails with
+/// `FailedPrecondition` and lists the candidates.
+pub fn select_newest<'a>(candidates: &'a [Descriptor], what: &str) -> Result<&'a Descriptor> {
+    use time::format_description::well_known::Rfc3339;
+    let listing = || {
+        candidates
+            .iter()
+            .map(|d| {
+                let created = d
+                    .annotations
+                    .get(ANNOTATION_CREATED)
+                    .map_or("no creation time", String::as_str);
+                format!("{} ({created})", d.digest)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match candidates {
+        [] => Err(Error::new(ErrorKind::NotFound, format!("no {what} found"))),
+        [only] => Ok(only),
+        _ => {
+            let mut dated = Vec::with_capacity(candidates.len());
+            for d in candidates {
+                let created = d
+                    .annotations
+                    .get(ANNOTATION_CREATED)
+                    .and_then(|c| time::OffsetDateTime::parse(c, &Rfc3339).ok());
+                match created {
+                    Some(t) => dated.push((t, d)),
+                    None => {
+                        return Err(Error::new(
+                            ErrorKind::FailedPrecondition,
+                            format!(
+                                "cannot tell which {what} is newest ({} has no valid {ANNOTATION_CREATED}); pull one by digest: {}",
+                                d.digest,
+                                listing()
+                            ),
+                        ))
+                    }
+                }
+            }
+            dated.sort_by_key(|d| std::cmp::Reverse(d.0));
+            if dated[0].0 == dated[1].0 {
+                return Err(Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "cannot tell which {what} is newest (two have the same creation time); pull one by digest: {}",
+                        listing()
+                    ),
+                ));
+            }
+            Ok(dated[0].1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod select_tests {
+    use super::*;
+    use crate::manifest::MEDIA_TYPE_MANIFEST;
+
+    fn att(data: &[u8], created: Option<&str>) -> Descriptor {
+        let mut d = Descriptor::for_bytes(MEDIA_TYPE_MANIFEST, data);
+        if let Some(c) = created {
+            d.annotations.insert(ANNOTATION_CREATED.into(), c.into());
+        }
+        d
+    }
+
+    #[test]
+    fn newest_wins_and_ambiguity_fails() {
+        let a = att(b"a", Some("2026-01-01T00:00:00Z"));
+        let b = att(b"b", Some("2026-01-02T00:00:00+01:00"));
+        let list = [a.clone(), b.clone()];
+        assert_eq!(select_newest(&list, "x").unwrap(), &b);
+        let tie = [a.clone(), att(b"c", Some("2026-01-01T00:00:00Z"))];
+        assert_eq!(
+            select_newest(&tie, "x").unwrap_err().kind(),
+            ErrorKind::FailedPrecondition
+        );
+        let undated = [a.clone(), att(b"d", None)];
+        let err = select_newest(&undated, "x").unwrap_err();
+        assert!(err.to_string().contains(&a.digest.to_string()));
+        assert_eq!(select_newest(&[att(b"e", None)], "x").unwrap().size, 1);
+        assert_eq!(
+            select_newest(&[], "x").unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
     }
 }

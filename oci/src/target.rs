@@ -101,9 +101,20 @@ impl Target {
         }
     }
 
+    /// Serialises uploads of `digest` within this process (registries
+    /// only; a layout's renames are atomic already). Hold the guard across
+    /// [`Target::blob_exists`] and [`Target::push_blob`].
+    pub async fn lock_blob(&self, digest: &Digest) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self {
+            Target::Registry(repo) => Some(repo.lock_blob(digest).await),
+            Target::Layout(_) => None,
+        }
+    }
+
     /// Stores a small blob of `media_type` unless it is already there.
     pub async fn push_bytes(&self, media_type: &str, data: Bytes) -> Result<Descriptor> {
         let desc = Descriptor::for_bytes(media_type, &data);
+        let _guard = self.lock_blob(&desc.digest).await;
         if !self.blob_exists(&desc.digest).await? {
             let size = desc.size;
             self.push_blob(
@@ -143,14 +154,12 @@ impl Target {
                 let reference = tag.map_or_else(|| digest.to_string(), str::to_string);
                 let (desc, indexed) = repo.push_manifest(&reference, media_type, content).await?;
                 if let Some(subject) = manifest.subject() {
-                    if !indexed && repo.needs_fallback(&subject.digest).await? {
+                    if repo.needs_fallback(&subject.digest, indexed).await? {
                         let entry = referrer_descriptor(desc.clone(), &manifest);
-                        if let Some(w) = repo
-                            .update_fallback(&subject.digest, |list| list.push(entry))
-                            .await?
-                        {
-                            warnings.push(w);
-                        }
+                        warnings.extend(
+                            repo.update_fallback(&subject.digest, Some(entry), None)
+                                .await?,
+                        );
                     }
                 }
                 desc
@@ -173,6 +182,35 @@ impl Target {
         }
     }
 
+    /// Deletes the manifest `reference` names (a tag is resolved first) and
+    /// takes it out of its subject's referrers tag-schema index where one is
+    /// kept. Returns what was deleted and any warnings.
+    pub async fn delete_manifest(&self, reference: &str) -> Result<PushedManifest> {
+        let (desc, content) = self.fetch_manifest(reference).await?;
+        let subject = Manifest::parse(&desc.media_type, &content)
+            .ok()
+            .and_then(|m| m.subject().cloned());
+        let mut warnings = Vec::new();
+        match self {
+            Target::Layout(layout) => layout.delete_manifest(&desc.digest).await?,
+            Target::Registry(repo) => {
+                repo.delete_manifest(&desc.digest).await?;
+                if let Some(subject) = subject {
+                    if repo.needs_fallback(&subject.digest, false).await? {
+                        warnings.extend(
+                            repo.update_fallback(&subject.digest, None, Some(&desc.digest))
+                                .await?,
+                        );
+                    }
+                }
+            }
+        }
+        Ok(PushedManifest {
+            descriptor: desc,
+            warnings,
+        })
+    }
+
     /// The referrers of `subject`, optionally only those of `artifact_type`.
     pub async fn referrers(
         &self,
@@ -180,7 +218,7 @@ impl Target {
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>> {
         let mut list = match self {
-            Target::Registry(repo) => repo.referrers(subject).await?,
+            Target::Registry(repo) => repo.referrers(subject, artifact_type).await?,
             Target::Layout(layout) => layout.referrers(subject).await?,
         };
         if let Some(t) = artifact_type {

@@ -8,8 +8,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::{Stream, StreamExt};
-use satchel_oci::artifact::Pack;
+use futures::{Stream, StreamExt, TryStreamExt};
+use satchel_oci::artifact::{select_newest, Pack};
 use satchel_oci::digest::{self, Digest, Verifier};
 use satchel_oci::layout::OciLayout;
 use satchel_oci::locks::KeyedLocks;
@@ -17,7 +17,7 @@ use satchel_oci::manifest::{
     self, Descriptor, ImageManifest, Manifest, ANNOTATION_TITLE, ARTIFACT_TYPE_UNKNOWN,
     MEDIA_TYPE_EMPTY, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST,
 };
-use satchel_oci::registry::{RegistryClient, Repository};
+use satchel_oci::registry::{ReferrersMode, RegistryClient, Repository};
 use satchel_oci::{Reference, Target};
 use satchel_proto::v1 as pb;
 use satchel_proto::MAX_CHUNK;
@@ -55,7 +55,19 @@ impl Api {
         let t = target.ok_or_else(|| invalid("a target is required"))?;
         if t.oci_layout.is_empty() {
             let reference = Reference::parse(&t.reference).map_err(status)?;
-            let repo = Repository::new(self.registry.clone(), &reference, t.plain_http);
+            let mode = match pb::ReferrersMode::try_from(t.referrers_mode) {
+                Ok(pb::ReferrersMode::Auto) => ReferrersMode::Auto,
+                Ok(pb::ReferrersMode::Api) => ReferrersMode::Api,
+                Ok(pb::ReferrersMode::Tag) => ReferrersMode::TagSchema,
+                Err(_) => {
+                    return Err(invalid(format!(
+                        "unknown referrers mode {}",
+                        t.referrers_mode
+                    )))
+                }
+            };
+            let repo = Repository::new(self.registry.clone(), &reference, t.plain_http)
+                .with_referrers_mode(mode);
             let name = reference
                 .digest()
                 .map(|d| d.to_string())
@@ -109,6 +121,10 @@ impl Api {
         for (index, file) in files.iter().enumerate() {
             let index = index as u32;
             let known = file.known();
+            let _guard = match &known {
+                Some((d, _)) => target.lock_blob(d).await,
+                None => None,
+            };
             let already = match &known {
                 Some((d, _)) => target.blob_exists(d).await.map_err(status)?,
                 None => false,
@@ -255,6 +271,7 @@ impl Api {
             tags,
             blobs_skipped: skipped,
             subject: subject.as_ref().map(to_pb),
+            warnings: pushed.warnings,
         })
     }
 }
@@ -437,21 +454,12 @@ impl pb::satchel_server::Satchel for Api {
             .await
             .map_err(status)?;
         let filter = (!req.artifact_type.is_empty()).then_some(req.artifact_type.as_str());
-        let referrers = resolved
-            .target
-            .referrers(&subject.digest, filter)
-            .await
-            .map_err(status)?;
+        let depth = req.depth.clamp(1, MAX_DEPTH);
+        let referrers = referrer_tree(&resolved.target, &subject.digest, filter, depth).await?;
         Ok(Response::new(pb::DiscoverResponse {
             reference: resolved.target.reference_for(&subject.digest),
             subject: Some(to_pb(&subject)),
-            referrers: referrers
-                .iter()
-                .map(|d| pb::Referrer {
-                    descriptor: Some(to_pb(d)),
-                    referrers: vec![],
-                })
-                .collect(),
+            referrers,
         }))
     }
 
@@ -462,12 +470,41 @@ impl pb::satchel_server::Satchel for Api {
         request: Request<pb::PullRequest>,
     ) -> Result<Response<Self::PullStream>, Status> {
         let req = request.into_inner();
-        let resolved = self.target(req.target)?;
-        let target = resolved.target.clone();
-        let (desc, content) = target
-            .fetch_manifest(&resolved.name_or_latest())
-            .await
-            .map_err(status)?;
+        let (target, reference) = match (req.target, req.subject) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("give a target or a subject to pull, not both"));
+            }
+            (target, None) => {
+                let resolved = self.target(target)?;
+                let name = resolved.name_or_latest();
+                (resolved.target, name)
+            }
+            (None, Some(subject)) => {
+                if req.artifact_type.is_empty() {
+                    return Err(invalid("pulling by subject needs an artifact type"));
+                }
+                let resolved = self.target(Some(subject))?;
+                let subject = resolved
+                    .target
+                    .resolve(&resolved.name_or_latest())
+                    .await
+                    .map_err(status)?;
+                let candidates = resolved
+                    .target
+                    .referrers(&subject.digest, Some(&req.artifact_type))
+                    .await
+                    .map_err(status)?;
+                let what = format!(
+                    "{} attachment of {}",
+                    req.artifact_type,
+                    resolved.target.reference_for(&subject.digest)
+                );
+                let chosen = select_newest(&candidates, &what).map_err(status)?;
+                let digest = chosen.digest.to_string();
+                (resolved.target, digest)
+            }
+        };
+        let (desc, content) = target.fetch_manifest(&reference).await.map_err(status)?;
         let manifest = match Manifest::parse(&desc.media_type, &content).map_err(status)? {
             Manifest::Image(m) => m,
             Manifest::Index(_) => {
@@ -482,6 +519,7 @@ impl pb::satchel_server::Satchel for Api {
         tokio::spawn(async move {
             let first = pb::PullResponse {
                 payload: Some(pb::pull_response::Payload::Manifest(pb::PulledManifest {
+                    reference: target.reference_for(&desc.digest),
                     descriptor: Some(to_pb(&desc)),
                     content: content.to_vec(),
                 })),
@@ -515,6 +553,83 @@ impl pb::satchel_server::Satchel for Api {
             descriptor: Some(to_pb(&desc)),
         }))
     }
+
+    async fn delete_manifest(
+        &self,
+        request: Request<pb::DeleteManifestRequest>,
+    ) -> Result<Response<pb::DeleteManifestResponse>, Status> {
+        let resolved = self.target(request.into_inner().target)?;
+        let Some(name) = resolved.name.as_deref() else {
+            return Err(invalid("name the manifest to delete by digest or tag"));
+        };
+        let deleted = resolved
+            .target
+            .delete_manifest(name)
+            .await
+            .map_err(status)?;
+        let reference = resolved.target.reference_for(&deleted.descriptor.digest);
+        for warning in &deleted.warnings {
+            tracing::warn!(%warning, "delete finished with a warning");
+        }
+        tracing::info!(%reference, "deleted manifest");
+        Ok(Response::new(pb::DeleteManifestResponse {
+            deleted: Some(to_pb(&deleted.descriptor)),
+            reference,
+            warnings: deleted.warnings,
+        }))
+    }
+}
+
+/// The deepest discover a caller may ask for.
+const MAX_DEPTH: u32 = 16;
+/// How many referrer listings one discover fetches at once.
+const DISCOVER_CONCURRENCY: usize = 8;
+
+/// The referrers of `root`, `depth` levels deep. `filter` applies to the
+/// first level only; a visited set stops cycles and repeats.
+async fn referrer_tree(
+    target: &Target,
+    root: &Digest,
+    filter: Option<&str>,
+    depth: u32,
+) -> Result<Vec<pb::Referrer>, Status> {
+    let visited = std::sync::Mutex::new(HashSet::from([root.clone()]));
+    let first = target.referrers(root, filter).await.map_err(status)?;
+    children(target, first, depth - 1, &visited).await
+}
+
+/// Turns `list` into nodes, fetching `depth` more levels below each,
+/// skipping manifests already seen.
+fn children<'a>(
+    target: &'a Target,
+    list: Vec<Descriptor>,
+    depth: u32,
+    visited: &'a std::sync::Mutex<HashSet<Digest>>,
+) -> futures::future::BoxFuture<'a, Result<Vec<pb::Referrer>, Status>> {
+    Box::pin(async move {
+        let fresh: Vec<Descriptor> = {
+            let mut seen = visited.lock().expect("visited set");
+            list.into_iter()
+                .filter(|d| seen.insert(d.digest.clone()))
+                .collect()
+        };
+        futures::stream::iter(fresh)
+            .map(|d| async move {
+                let below = if depth == 0 {
+                    Vec::new()
+                } else {
+                    let list = target.referrers(&d.digest, None).await.map_err(status)?;
+                    children(target, list, depth - 1, visited).await?
+                };
+                Ok::<_, Status>(pb::Referrer {
+                    descriptor: Some(to_pb(&d)),
+                    referrers: below,
+                })
+            })
+            .buffered(DISCOVER_CONCURRENCY)
+            .try_collect()
+            .await
+    })
 }
 
 /// The layers a pull writes, by title; refuses unsafe or duplicate names

@@ -5,29 +5,23 @@
 //! - [`listener`]: binding Unix and TCP listeners, socket modes.
 //! - [`api`]: the `satchel.v1.Satchel` service, a thin layer over `satchel_oci`.
 //! - [`status`]: the one mapping from OCI errors to gRPC status codes.
+//! - [`config`]: the daemon's settings and their TOML file.
 //! - [`credentials`]: docker `config.json` as a credential source.
 
 pub mod api;
+pub mod config;
 pub mod credentials;
 pub mod listener;
 pub mod status;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use satchel_oci::registry::RegistryClient;
 use satchel_proto::v1::satchel_server::SatchelServer;
 
+pub use config::Config;
 pub use listener::Listener;
-
-/// The daemon's settings, resolved from flags and environment by the binary.
-#[derive(Debug, Clone, Default)]
-pub struct Config {
-    /// Docker's `config.json`, the source of registry credentials; `None`
-    /// means anonymous access only.
-    pub docker_config: Option<PathBuf>,
-}
 
 /// Messages may carry a 1 MiB chunk or a 4 MiB manifest plus framing.
 const MAX_MESSAGE: usize = 8 << 20;
@@ -41,7 +35,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let credentials = Arc::new(credentials::DockerConfigFile::new(config.docker_config));
-    let registry = Arc::new(RegistryClient::new(credentials)?);
+    let registry = Arc::new(RegistryClient::new(credentials, config.registry)?);
     let api = SatchelServer::new(api::Api::new(registry))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);

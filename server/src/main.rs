@@ -22,6 +22,10 @@ struct Args {
     #[arg(long, env = "SATCHELD_DOCKER_CONFIG")]
     docker_config: Option<std::path::PathBuf>,
 
+    /// A TOML configuration file (see satcheld::config).
+    #[arg(long, env = "SATCHELD_CONFIG")]
+    config: Option<std::path::PathBuf>,
+
     /// Log format.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     log_format: String,
@@ -45,11 +49,14 @@ async fn main() -> anyhow::Result<()> {
         .listen
         .unwrap_or_else(|| format!("unix://{}", satchel_proto::default_socket_path().display()));
     let listener = satcheld::listener::bind(&addr, args.insecure_listen).await?;
-    let config = satcheld::Config {
-        docker_config: args
-            .docker_config
-            .or_else(satcheld::credentials::default_docker_config),
+    let mut config = match &args.config {
+        Some(path) => satcheld::Config::load(path)?,
+        None => satcheld::Config::default(),
     };
+    config.docker_config = args
+        .docker_config
+        .or(config.docker_config)
+        .or_else(satcheld::credentials::default_docker_config);
     satcheld::run(listener, config, shutdown_signal()).await
 }
 

@@ -135,6 +135,7 @@ fn target(reference: &str, layout: &str) -> Option<pb::Target> {
         reference: reference.into(),
         oci_layout: layout.into(),
         plain_http: true,
+        ..Default::default()
     })
 }
 

@@ -84,33 +84,80 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
     Ok((status, body))
 }
 
-/// A running `docker-registry`, killed on drop.
+/// Which real registry a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryKind {
+    /// Debian's docker-registry, distribution 2.8: no referrers API.
+    Distribution,
+    /// ferro-oci-server from crates.io: has the referrers API.
+    Ferro,
+}
+
+/// A running registry, killed on drop.
 pub struct Registry {
     child: Child,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// Which registry this is.
+    pub kind: RegistryKind,
     _storage: tempfile::TempDir,
+}
+
+/// Finds a program on PATH or in cargo's bin directory.
+fn program(name: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    on_path.unwrap_or_else(|| {
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+            .expect("CARGO_HOME or HOME");
+        cargo_home.join("bin").join(name)
+    })
 }
 
 impl Registry {
     /// Starts docker-registry with the config in `tests/fixtures`.
     pub fn start() -> Registry {
+        Self::start_kind(RegistryKind::Distribution)
+    }
+
+    /// Starts a registry of `kind` on an ephemeral loopback port with
+    /// temporary storage.
+    pub fn start_kind(kind: RegistryKind) -> Registry {
         let storage = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
-        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry.yml");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .env("REGISTRY_HTTP_ADDR", &addr)
-            .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", storage.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry must be installed (apt-get install docker-registry)");
+        let child = match kind {
+            RegistryKind::Distribution => {
+                let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry.yml");
+                Command::new("docker-registry")
+                    .arg("serve")
+                    .arg(&config)
+                    .env("REGISTRY_HTTP_ADDR", &addr)
+                    .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", storage.path())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("docker-registry must be installed (apt-get install docker-registry)")
+            }
+            // ferro-oci-server has no flags; it is configured only through
+            // its environment (never run it without: it would bind 0.0.0.0).
+            RegistryKind::Ferro => Command::new(program("ferro-oci-server"))
+                .env("FERRO_OCI_LISTEN", &addr)
+                .env("FERRO_OCI_STORAGE_DIR", storage.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("ferro-oci-server must be installed (cargo install ferro-oci-server)"),
+        };
         let registry = Registry {
             child,
             addr,
+            kind,
             _storage: storage,
         };
         wait_for("docker-registry", Duration::from_secs(30), || {

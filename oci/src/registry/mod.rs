@@ -1,6 +1,10 @@
-//! A client for the OCI distribution API: manifests, blobs, referrers (the
-//! API where a registry has it, the tag schema where it does not), and the
-//! auth dance in front of all of them.
+//! A client for the OCI distribution API: manifests, blobs and the auth
+//! dance in front of them. Referrers (the API where a registry has it, the
+//! tag schema where it does not) are in [`referrers`].
+
+mod referrers;
+
+pub use referrers::{referrers_tag, ReferrersMode};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,9 +19,7 @@ use crate::auth::{parse_challenges, Challenge, Credential, CredentialSource, Tok
 use crate::digest::{self, Digest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::locks::KeyedLocks;
-use crate::manifest::{
-    sniff_media_type, Descriptor, ImageIndex, MANIFEST_MEDIA_TYPES, MEDIA_TYPE_INDEX,
-};
+use crate::manifest::{sniff_media_type, Descriptor, MANIFEST_MEDIA_TYPES};
 use crate::reference::Reference;
 use crate::ByteStream;
 
@@ -25,6 +27,10 @@ use crate::ByteStream;
 pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
 /// The largest error body we read to build a message.
 const MAX_ERROR_BODY: usize = 64 << 10;
+/// How many times a replayable request is tried before giving up.
+const MAX_ATTEMPTS: u32 = 5;
+/// The longest single wait between attempts.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a request needs to be allowed to do, for the token scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,13 +53,12 @@ impl Access {
     }
 }
 
-/// Whether a repository serves the referrers API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReferrersSupport {
-    /// `GET /v2/<repo>/referrers/<digest>` works.
-    Api,
-    /// It does not; use the `sha256-<hex>` tag schema.
-    TagSchema,
+/// Settings of the registry client, handed in by the daemon.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Referrers modes forced per registry (`host[:port]`), overriding
+    /// detection; a call's own mode overrides these.
+    pub referrers_modes: HashMap<String, ReferrersMode>,
 }
 
 /// The connection-wide state shared by every repository: the HTTP client,
@@ -68,15 +73,22 @@ pub struct RegistryClient {
     challenges: Mutex<HashMap<String, Vec<Challenge>>>,
     /// Bearer tokens by (host, service, scope).
     tokens: TokenCache,
-    /// Referrers API verdicts per `registry/repository`.
-    referrers_support: Mutex<HashMap<String, ReferrersSupport>>,
+    /// Referrers API verdicts per `registry/repository`, learned by probing.
+    referrers_support: Mutex<HashMap<String, ReferrersMode>>,
+    /// What the daemon's configuration says.
+    options: RegistryOptions,
     /// Serialises fallback-index updates per (registry, repo, subject).
     fallback_locks: KeyedLocks,
+    /// Serialises uploads of one blob to one repository, so concurrent
+    /// pushes of shared content (the empty config every artifact has) upload
+    /// it once; distribution 2.8 can lose a blob link when the same blob is
+    /// committed twice at once.
+    blob_locks: KeyedLocks,
 }
 
 impl RegistryClient {
     /// A client that asks `credentials` for secrets.
-    pub fn new(credentials: Arc<dyn CredentialSource>) -> Result<Self> {
+    pub fn new(credentials: Arc<dyn CredentialSource>, options: RegistryOptions) -> Result<Self> {
         // reqwest is built without a default crypto provider; use ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -93,7 +105,9 @@ impl RegistryClient {
             challenges: Mutex::new(HashMap::new()),
             tokens: TokenCache::default(),
             referrers_support: Mutex::new(HashMap::new()),
+            options,
             fallback_locks: KeyedLocks::default(),
+            blob_locks: KeyedLocks::default(),
         })
     }
 }
@@ -106,6 +120,8 @@ pub struct Repository {
     name: Reference,
     /// `http` or `https`.
     scheme: &'static str,
+    /// The referrers mode this call forces, if any.
+    referrers_mode: ReferrersMode,
 }
 
 impl std::fmt::Debug for Repository {
@@ -124,7 +140,15 @@ impl Repository {
             client,
             name,
             scheme: if plain_http { "http" } else { "https" },
+            referrers_mode: ReferrersMode::Auto,
         }
+    }
+
+    /// Forces how referrers are found and recorded for this repository
+    /// handle (`Auto` defers to the daemon's config, then to detection).
+    pub fn with_referrers_mode(mut self, mode: ReferrersMode) -> Self {
+        self.referrers_mode = mode;
+        self
     }
 
     /// The repository's reference (with a placeholder tag).
@@ -290,8 +314,10 @@ impl Repository {
         })
     }
 
-    /// Sends a request whose body (if any) can be replayed, authenticating
-    /// and retrying once when the registry answers 401.
+    /// Sends a request whose body (if any) can be replayed: authenticates
+    /// and retries once when the registry answers 401, and retries 408, 429,
+    /// 5xx and connection errors with capped, jittered exponential backoff
+    /// that honours `Retry-After`.
     async fn send(
         &self,
         method: Method,
@@ -300,7 +326,8 @@ impl Repository {
         headers: HeaderMap,
         body: Option<Bytes>,
     ) -> Result<reqwest::Response> {
-        let mut retried = false;
+        let mut authenticated = false;
+        let mut attempt = 0u32;
         loop {
             let mut req = self
                 .client
@@ -313,15 +340,41 @@ impl Repository {
             if let Some(auth) = self.authorization(access).await? {
                 req = req.header(header::AUTHORIZATION, auth);
             }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| Error::http(format!("{method} {} failed", redact_query(&url)), e))?;
-            if resp.status() == StatusCode::UNAUTHORIZED
-                && !retried
+            let what = || format!("{method} {} failed", redact_query(&url));
+            let resp = match req.send().await {
+                Ok(resp) => resp,
+                Err(e)
+                    if attempt + 1 < MAX_ATTEMPTS
+                        && (e.is_connect() || e.is_timeout() || e.is_request()) =>
+                {
+                    tracing::debug!(error = %e, attempt, "retrying after a connection error");
+                    tokio::time::sleep(backoff(attempt, None)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(Error::http(what(), e)),
+            };
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED
+                && !authenticated
                 && self.learn_challenge(&resp, access)
             {
-                retried = true;
+                authenticated = true;
+                continue;
+            }
+            let transient = status == StatusCode::REQUEST_TIMEOUT
+                || status == StatusCode::TOO_MANY_REQUESTS
+                || status.is_server_error();
+            if transient && attempt + 1 < MAX_ATTEMPTS {
+                let retry_after = resp
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(std::time::Duration::from_secs);
+                tracing::debug!(%status, attempt, url = %redact_query(&url), "retrying");
+                tokio::time::sleep(backoff(attempt, retry_after)).await;
+                attempt += 1;
                 continue;
             }
             return Ok(resp);
@@ -450,7 +503,7 @@ impl Repository {
         }
         let subject_indexed = resp.headers().contains_key("oci-subject");
         if subject_indexed {
-            self.set_referrers_support(ReferrersSupport::Api);
+            self.learn_referrers_mode(ReferrersMode::Api);
         }
         Ok((desc, subject_indexed))
     }
@@ -467,6 +520,16 @@ impl Repository {
                 .await);
         }
         Ok(())
+    }
+
+    /// Waits until no other task of this process is uploading `digest` to
+    /// this repository; hold the guard across the existence check and the
+    /// upload.
+    pub async fn lock_blob(&self, digest: &Digest) -> tokio::sync::OwnedMutexGuard<()> {
+        self.client
+            .blob_locks
+            .lock(&format!("{}@{digest}", self.name.name()))
+            .await
     }
 
     /// Whether the repository has the blob.
@@ -595,171 +658,6 @@ impl Repository {
             .boxed())
     }
 
-    fn support_key(&self) -> String {
-        self.name.name()
-    }
-
-    fn set_referrers_support(&self, support: ReferrersSupport) {
-        self.client
-            .referrers_support
-            .lock()
-            .expect("referrers support lock")
-            .insert(self.support_key(), support);
-    }
-
-    /// Lists the referrers of `subject`, from the API or the tag schema.
-    pub async fn referrers(&self, subject: &Digest) -> Result<Vec<Descriptor>> {
-        let cached = self
-            .client
-            .referrers_support
-            .lock()
-            .expect("referrers support lock")
-            .get(&self.support_key())
-            .copied();
-        if cached != Some(ReferrersSupport::TagSchema) {
-            match self.referrers_api(subject).await? {
-                Some(list) => return Ok(list),
-                None => self.set_referrers_support(ReferrersSupport::TagSchema),
-            }
-        }
-        Ok(self.fallback_index(subject).await?.1.manifests)
-    }
-
-    /// Asks the referrers API; `None` means the registry has none.
-    async fn referrers_api(&self, subject: &Digest) -> Result<Option<Vec<Descriptor>>> {
-        let url = self.url(&format!("referrers/{subject}"))?;
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_static(MEDIA_TYPE_INDEX));
-        let resp = self
-            .send(Method::GET, url, Access::Pull, headers, None)
-            .await?;
-        let status = resp.status();
-        let is_index = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with(MEDIA_TYPE_INDEX));
-        if status == StatusCode::OK && is_index {
-            self.set_referrers_support(ReferrersSupport::Api);
-            let body = read_limited(resp, MAX_MANIFEST_BYTES).await?;
-            let index: ImageIndex = serde_json::from_slice(&body).map_err(|e| {
-                Error::new(ErrorKind::Unavailable, "malformed referrers response").with_source(e)
-            })?;
-            return Ok(Some(index.manifests));
-        }
-        if status == StatusCode::NOT_FOUND {
-            let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
-            if error_codes(&body).iter().any(|c| c == "NAME_UNKNOWN") {
-                return Err(Error::not_found(format!(
-                    "repository {} not found",
-                    self.name.name()
-                )));
-            }
-            return Ok(None);
-        }
-        Err(self.error(resp, &format!("referrers of {subject}")).await)
-    }
-
-    /// Whether manifests pushed with a subject need the tag schema kept up
-    /// to date by us. Probes the API once per repository.
-    pub async fn needs_fallback(&self, subject: &Digest) -> Result<bool> {
-        let cached = self
-            .client
-            .referrers_support
-            .lock()
-            .expect("referrers support lock")
-            .get(&self.support_key())
-            .copied();
-        let support = match cached {
-            Some(s) => s,
-            None => match self.referrers_api(subject).await? {
-                Some(_) => ReferrersSupport::Api,
-                None => {
-                    self.set_referrers_support(ReferrersSupport::TagSchema);
-                    ReferrersSupport::TagSchema
-                }
-            },
-        };
-        Ok(support == ReferrersSupport::TagSchema)
-    }
-
-    /// Reads the tag-schema index of `subject`: its digest (None when the
-    /// tag does not exist) and content (empty when it does not exist).
-    async fn fallback_index(&self, subject: &Digest) -> Result<(Option<Digest>, ImageIndex)> {
-        let tag = referrers_tag(subject);
-        match self.fetch_manifest(&tag).await {
-            Ok((desc, body)) => {
-                if &desc.digest == subject {
-                    return Err(Error::new(
-                        ErrorKind::FailedPrecondition,
-                        format!(
-                            "the registry resolves the referrers tag {tag} to the subject itself"
-                        ),
-                    ));
-                }
-                if desc.media_type != MEDIA_TYPE_INDEX {
-                    return Err(Error::new(
-                        ErrorKind::FailedPrecondition,
-                        format!(
-                            "the referrers tag {tag} holds {}, not an OCI index",
-                            desc.media_type
-                        ),
-                    ));
-                }
-                let index: ImageIndex = serde_json::from_slice(&body).map_err(|e| {
-                    Error::new(
-                        ErrorKind::FailedPrecondition,
-                        format!("malformed referrers index {tag}"),
-                    )
-                    .with_source(e)
-                })?;
-                Ok((Some(desc.digest), index))
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok((None, ImageIndex::new(vec![]))),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Applies `change` to the tag-schema index of `subject` and writes it
-    /// back, holding a per-subject lock. Returns a warning when the old
-    /// index could not be deleted.
-    pub async fn update_fallback(
-        &self,
-        subject: &Digest,
-        change: impl FnOnce(&mut Vec<Descriptor>),
-    ) -> Result<Option<String>> {
-        let _guard = self
-            .client
-            .fallback_locks
-            .lock(&format!("{}@{subject}", self.name.name()))
-            .await;
-        let (old, mut index) = self.fallback_index(subject).await?;
-        let before = index.manifests.clone();
-        change(&mut index.manifests);
-        let mut seen = std::collections::HashSet::new();
-        index.manifests.retain(|d| seen.insert(d.digest.clone()));
-        if index.manifests == before && old.is_some() {
-            return Ok(None);
-        }
-        let fresh = ImageIndex::new(index.manifests);
-        let (desc, _) = self
-            .push_manifest(
-                &referrers_tag(subject),
-                MEDIA_TYPE_INDEX,
-                Bytes::from(fresh.to_bytes()),
-            )
-            .await?;
-        match old {
-            Some(old) if old != desc.digest => match self.delete_manifest(&old).await {
-                Ok(()) => Ok(None),
-                Err(e) => Ok(Some(format!(
-                    "the old referrers index {old} was left behind: {e}"
-                ))),
-            },
-            _ => Ok(None),
-        }
-    }
-
     /// Builds the error for an unsuccessful response.
     async fn error(&self, resp: reqwest::Response, what: &str) -> Error {
         let status = resp.status();
@@ -782,29 +680,6 @@ impl Repository {
         }
         Error::new(kind, msg)
     }
-}
-
-/// The referrers tag schema's tag for `digest`: `<alg>-<hex>`, the
-/// algorithm cut to 32 and the hex to 64 characters, other characters
-/// replaced by `-`.
-pub fn referrers_tag(digest: &Digest) -> String {
-    let clean = |s: &str, max: usize| -> String {
-        s.chars()
-            .take(max)
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect()
-    };
-    format!(
-        "{}-{}",
-        clean(digest.algorithm().as_ref(), 32),
-        clean(digest.digest(), 64)
-    )
 }
 
 #[derive(Deserialize)]
@@ -879,6 +754,21 @@ fn basic(username: &str, password: &str) -> String {
     )
 }
 
+/// How long to wait before attempt `attempt + 1`: the server's
+/// `Retry-After` if it gave one, else 100 ms doubling per attempt, with up to
+/// 50% jitter; never more than [`MAX_BACKOFF`].
+fn backoff(attempt: u32, retry_after: Option<std::time::Duration>) -> std::time::Duration {
+    if let Some(wait) = retry_after {
+        return wait.min(MAX_BACKOFF);
+    }
+    let base = std::time::Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(10));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let jitter = base.mul_f64(f64::from(nanos % 1000) / 2000.0);
+    (base + jitter).min(MAX_BACKOFF)
+}
+
 /// The URL without its query, which may carry upload state.
 fn redact_query(url: &Url) -> String {
     let mut u = url.clone();
@@ -891,8 +781,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fallback_tag() {
-        let d = digest::sha256(b"subject");
-        assert_eq!(referrers_tag(&d), format!("sha256-{}", d.digest()));
+    fn error_details_prefer_the_json_codes() {
+        let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
+        assert_eq!(error_details(body), "MANIFEST_UNKNOWN manifest unknown");
+        assert_eq!(error_details(b"404 page not found\n"), "404 page not found");
     }
 }

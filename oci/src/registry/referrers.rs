@@ -1,0 +1,426 @@
+//! Referrers on a registry: detecting the referrers API, listing through it
+//! (with pagination), and keeping the referrers tag schema's index right on
+//! registries without it.
+//!
+//! Detection probes `GET /v2/<repo>/referrers/<digest>` once per repository:
+//! 200 with an OCI index means the API exists; a 404 that is not a JSON
+//! `NAME_UNKNOWN` (docker-registry 2.8 answers a plain-text 404) means it
+//! does not; `NAME_UNKNOWN` decides nothing; anything else is an error. An
+//! `OCI-Subject` header on a manifest PUT also proves the API.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use url::Url;
+
+use super::{error_codes, read_limited, Access, Repository, MAX_ERROR_BODY, MAX_MANIFEST_BYTES};
+use crate::digest::Digest;
+use crate::error::{Error, ErrorKind, Result};
+use crate::manifest::{Descriptor, ImageIndex, MEDIA_TYPE_INDEX};
+
+/// The most pages of one referrers listing we follow.
+const MAX_PAGES: usize = 64;
+/// The most bytes of one referrers listing we read, over all pages.
+const MAX_LISTING_BYTES: usize = 32 << 20;
+/// How often a fallback update is retried when a write by someone else
+/// overtook ours.
+const FALLBACK_ATTEMPTS: usize = 5;
+
+/// How referrers are found and recorded, as ORAS's `--distribution-spec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReferrersMode {
+    /// Detect: the API where the registry has it, the tag schema otherwise.
+    #[default]
+    Auto,
+    /// The referrers API (`v1.1-referrers-api`).
+    Api,
+    /// The referrers tag schema (`v1.1-referrers-tag`).
+    TagSchema,
+}
+
+impl std::str::FromStr for ReferrersMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(ReferrersMode::Auto),
+            "api" | "v1.1-referrers-api" => Ok(ReferrersMode::Api),
+            "tag" | "v1.1-referrers-tag" => Ok(ReferrersMode::TagSchema),
+            other => Err(Error::invalid(format!(
+                "unknown referrers mode {other:?}: use auto, v1.1-referrers-api or v1.1-referrers-tag"
+            ))),
+        }
+    }
+}
+
+/// What a referrers probe found.
+enum Probe {
+    /// The API answered with this listing.
+    Supported(Vec<Descriptor>),
+    /// The registry has no referrers API.
+    Unsupported,
+    /// The repository is unknown, so nothing can be said yet.
+    Unknown,
+}
+
+/// The referrers tag schema's tag for `digest`: `<alg>-<hex>`, the
+/// algorithm cut to 32 and the hex to 64 characters, other characters
+/// replaced by `-`.
+pub fn referrers_tag(digest: &Digest) -> String {
+    let clean = |s: &str, max: usize| -> String {
+        s.chars()
+            .take(max)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    format!(
+        "{}-{}",
+        clean(digest.algorithm().as_ref(), 32),
+        clean(digest.digest(), 64)
+    )
+}
+
+impl Repository {
+    fn support_key(&self) -> String {
+        self.name.name()
+    }
+
+    pub(super) fn learn_referrers_mode(&self, mode: ReferrersMode) {
+        self.client
+            .referrers_support
+            .lock()
+            .expect("referrers support lock")
+            .insert(self.support_key(), mode);
+    }
+
+    /// The mode in force without probing: the call's, else the config's,
+    /// else what was learned; `Auto` when nothing is known.
+    fn known_mode(&self) -> ReferrersMode {
+        if self.referrers_mode != ReferrersMode::Auto {
+            return self.referrers_mode;
+        }
+        if let Some(mode) = self
+            .client
+            .options
+            .referrers_modes
+            .get(self.name.registry())
+        {
+            if *mode != ReferrersMode::Auto {
+                return *mode;
+            }
+        }
+        self.client
+            .referrers_support
+            .lock()
+            .expect("referrers support lock")
+            .get(&self.support_key())
+            .copied()
+            .unwrap_or(ReferrersMode::Auto)
+    }
+
+    /// Lists the referrers of `subject`; `artifact_type` is passed to the
+    /// API as a hint, and the caller filters either way.
+    pub async fn referrers(
+        &self,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
+        match self.known_mode() {
+            ReferrersMode::TagSchema => {}
+            ReferrersMode::Api => {
+                return match self.probe(subject, artifact_type).await? {
+                    Probe::Supported(list) => Ok(list),
+                    Probe::Unknown => Err(Error::not_found(format!(
+                        "repository {} not found",
+                        self.name.name()
+                    ))),
+                    Probe::Unsupported => Err(Error::new(
+                        ErrorKind::FailedPrecondition,
+                        format!("{} has no referrers API", self.name.registry()),
+                    )),
+                }
+            }
+            ReferrersMode::Auto => match self.probe(subject, artifact_type).await? {
+                Probe::Supported(list) => return Ok(list),
+                Probe::Unsupported | Probe::Unknown => {}
+            },
+        }
+        Ok(self.fallback_index(subject).await?.1.manifests)
+    }
+
+    /// Asks the referrers API, following `Link: <…>; rel="next"` pages on
+    /// the same origin, within page and byte caps. Records the verdict.
+    async fn probe(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Probe> {
+        let mut url = self.url(&format!("referrers/{subject}"))?;
+        if let Some(t) = artifact_type {
+            url.query_pairs_mut().append_pair("artifactType", t);
+        }
+        let origin = url.origin();
+        let mut out = Vec::new();
+        let mut read = 0usize;
+        for page in 0.. {
+            if page == MAX_PAGES {
+                return Err(Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!("the referrers listing of {subject} has more than {MAX_PAGES} pages"),
+                ));
+            }
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_static(MEDIA_TYPE_INDEX));
+            let resp = self
+                .send(Method::GET, url.clone(), Access::Pull, headers, None)
+                .await?;
+            let status = resp.status();
+            let is_index = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.starts_with(MEDIA_TYPE_INDEX));
+            if page == 0 && status == StatusCode::NOT_FOUND {
+                let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+                if error_codes(&body).iter().any(|c| c == "NAME_UNKNOWN") {
+                    return Ok(Probe::Unknown);
+                }
+                self.learn_referrers_mode(ReferrersMode::TagSchema);
+                return Ok(Probe::Unsupported);
+            }
+            if status != StatusCode::OK || !is_index {
+                let what = format!("referrers of {subject}");
+                return Err(match status {
+                    StatusCode::OK => Error::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "{}: {what}: the answer is not an OCI index",
+                            self.name.registry()
+                        ),
+                    ),
+                    _ => self.error(resp, &what).await,
+                });
+            }
+            self.learn_referrers_mode(ReferrersMode::Api);
+            let next = next_link(resp.headers(), resp.url());
+            let body = read_limited(resp, MAX_MANIFEST_BYTES).await?;
+            read += body.len();
+            if read > MAX_LISTING_BYTES {
+                return Err(Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!("the referrers listing of {subject} is larger than {MAX_LISTING_BYTES} bytes"),
+                ));
+            }
+            let index: ImageIndex = serde_json::from_slice(&body).map_err(|e| {
+                Error::new(ErrorKind::Unavailable, "malformed referrers response").with_source(e)
+            })?;
+            out.extend(index.manifests);
+            match next {
+                Some(next) if next.origin() == origin => url = next,
+                Some(next) => {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "the referrers listing points to another origin ({}); not following",
+                            next.origin().ascii_serialization()
+                        ),
+                    ))
+                }
+                None => break,
+            }
+        }
+        Ok(Probe::Supported(out))
+    }
+
+    /// Whether a manifest pushed with `subject` needs the tag schema kept
+    /// up to date by us. `indexed` says the registry answered the push with
+    /// `OCI-Subject`. Probes the API at most once per repository.
+    pub async fn needs_fallback(&self, subject: &Digest, indexed: bool) -> Result<bool> {
+        Ok(match self.known_mode() {
+            ReferrersMode::Api => false,
+            ReferrersMode::TagSchema => true,
+            ReferrersMode::Auto if indexed => false,
+            ReferrersMode::Auto => match self.probe(subject, None).await? {
+                Probe::Supported(_) => false,
+                Probe::Unsupported => true,
+                // The subject exists (we resolved it), so its repository
+                // does too; a registry that still says NAME_UNKNOWN is not
+                // serving referrers for it.
+                Probe::Unknown => true,
+            },
+        })
+    }
+
+    /// Reads the tag-schema index of `subject`: its digest (None when the
+    /// tag does not exist) and content (empty when it does not exist).
+    async fn fallback_index(&self, subject: &Digest) -> Result<(Option<Digest>, ImageIndex)> {
+        let tag = referrers_tag(subject);
+        match self.fetch_manifest(&tag).await {
+            Ok((desc, body)) => {
+                if &desc.digest == subject {
+                    return Err(Error::new(
+                        ErrorKind::FailedPrecondition,
+                        format!(
+                            "the registry resolves the referrers tag {tag} to the subject itself"
+                        ),
+                    ));
+                }
+                if desc.media_type != MEDIA_TYPE_INDEX {
+                    return Err(Error::new(
+                        ErrorKind::FailedPrecondition,
+                        format!(
+                            "the referrers tag {tag} holds {}, not an OCI index",
+                            desc.media_type
+                        ),
+                    ));
+                }
+                let index: ImageIndex = serde_json::from_slice(&body).map_err(|e| {
+                    Error::new(
+                        ErrorKind::FailedPrecondition,
+                        format!("malformed referrers index {tag}"),
+                    )
+                    .with_source(e)
+                })?;
+                Ok((Some(desc.digest), index))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok((None, ImageIndex::new(vec![]))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds `add` to and removes `remove` from the tag-schema index of
+    /// `subject`, holding a per-subject lock, and reads the index back to
+    /// check the change landed (retrying when another writer overtook us).
+    /// Returns warnings, e.g. an old index the registry would not delete.
+    pub async fn update_fallback(
+        &self,
+        subject: &Digest,
+        add: Option<Descriptor>,
+        remove: Option<&Digest>,
+    ) -> Result<Vec<String>> {
+        let _guard = self
+            .client
+            .fallback_locks
+            .lock(&format!("{}@{subject}", self.name.name()))
+            .await;
+        let tag = referrers_tag(subject);
+        let mut warnings = Vec::new();
+        for _ in 0..FALLBACK_ATTEMPTS {
+            let (old, index) = self.fallback_index(subject).await?;
+            let mut manifests = index.manifests;
+            if let Some(gone) = remove {
+                manifests.retain(|d| &d.digest != gone);
+            }
+            if let Some(entry) = &add {
+                if !manifests.iter().any(|d| d.digest == entry.digest) {
+                    manifests.push(entry.clone());
+                }
+            }
+            let mut seen = HashSet::new();
+            manifests.retain(|d| seen.insert(d.digest.clone()));
+            // An index left empty is deleted rather than rewritten, as ORAS
+            // does, unless the registry refuses deletes; otherwise the new
+            // index is written before the old one goes.
+            match old {
+                Some(old) if manifests.is_empty() => {
+                    if let Err(e) = self.delete_manifest(&old).await {
+                        let empty = Bytes::from(ImageIndex::new(vec![]).to_bytes());
+                        self.push_manifest(&tag, MEDIA_TYPE_INDEX, empty).await?;
+                        warnings.push(format!(
+                            "the emptied referrers index {old} of {subject} was left behind: {e}"
+                        ));
+                    }
+                }
+                None if manifests.is_empty() => {}
+                old => {
+                    let fresh = Bytes::from(ImageIndex::new(manifests).to_bytes());
+                    let (desc, _) = self.push_manifest(&tag, MEDIA_TYPE_INDEX, fresh).await?;
+                    if let Some(old) = old.filter(|old| *old != desc.digest) {
+                        if let Err(e) = self.delete_manifest(&old).await {
+                            warnings.push(format!(
+                                "the old referrers index {old} of {subject} was left behind: {e}"
+                            ));
+                        }
+                    }
+                }
+            }
+            // Verify: someone outside this daemon may have written between
+            // our read and our write.
+            let (_, now) = self.fallback_index(subject).await?;
+            let added = add
+                .as_ref()
+                .is_none_or(|a| now.manifests.iter().any(|d| d.digest == a.digest));
+            let removed = remove.is_none_or(|r| now.manifests.iter().all(|d| &d.digest != r));
+            if added && removed {
+                return Ok(warnings);
+            }
+            tracing::debug!(%subject, "referrers index changed under us; retrying");
+        }
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("the referrers index {tag} kept changing under concurrent writers"),
+        ))
+    }
+}
+
+/// The `rel="next"` target of a `Link` header, resolved against `base`.
+fn next_link(headers: &HeaderMap, base: &Url) -> Option<Url> {
+    for value in headers.get_all(header::LINK) {
+        let Ok(value) = value.to_str() else { continue };
+        for link in value.split(',') {
+            let mut parts = link.split(';');
+            let target = parts.next()?.trim();
+            let is_next = parts.any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            });
+            if is_next {
+                let target = target.strip_prefix('<')?.strip_suffix('>')?;
+                return base.join(target).ok();
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_tag() {
+        let d = crate::digest::sha256(b"subject");
+        assert_eq!(referrers_tag(&d), format!("sha256-{}", d.digest()));
+    }
+
+    #[test]
+    fn link_header_next_page() {
+        let base = Url::parse("https://r.example/v2/a/referrers/sha256:x").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::LINK,
+            HeaderValue::from_static("</v2/a/referrers/sha256:x?n=2&last=y>; rel=\"next\""),
+        );
+        assert_eq!(
+            next_link(&h, &base).unwrap().as_str(),
+            "https://r.example/v2/a/referrers/sha256:x?n=2&last=y"
+        );
+        assert!(next_link(&HeaderMap::new(), &base).is_none());
+    }
+
+    #[test]
+    fn modes_parse_like_oras() {
+        assert_eq!(
+            "v1.1-referrers-api".parse::<ReferrersMode>().unwrap(),
+            ReferrersMode::Api
+        );
+        assert_eq!(
+            "v1.1-referrers-tag".parse::<ReferrersMode>().unwrap(),
+            ReferrersMode::TagSchema
+        );
+        assert!("v2".parse::<ReferrersMode>().is_err());
+    }
+}
