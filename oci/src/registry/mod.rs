@@ -433,7 +433,49 @@ impl Repository {
     }
 
     /// Resolves a tag or digest to the manifest's descriptor.
+    /// A HEAD request answers with the digest, type and size; registries
+    /// that leave any out get a GET instead.
     pub async fn resolve(&self, reference: &str) -> Result<Descriptor> {
+        let url = self.url(&format!("manifests/{reference}"))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            header_value(&MANIFEST_MEDIA_TYPES.join(", "))?,
+        );
+        let resp = self
+            .send(Method::HEAD, url, Access::Pull, headers, None)
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(Error::not_found(format!(
+                "{}: manifest {reference} not found",
+                self.name.registry()
+            )));
+        }
+        if resp.status().is_success() {
+            let h = resp.headers();
+            let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+            let digest = text("docker-content-digest").and_then(|d| digest::parse(d).ok());
+            let media_type = text("content-type")
+                .map(|ct| ct.split(';').next().unwrap_or(ct).trim())
+                .filter(|ct| MANIFEST_MEDIA_TYPES.contains(ct));
+            let size = resp.content_length().filter(|n| *n > 0);
+            // A digest reference must come back as itself.
+            let consistent = match (reference.parse::<Digest>(), &digest) {
+                (Ok(asked), Some(got)) => &asked == got,
+                _ => true,
+            };
+            if let (Some(digest), Some(media_type), Some(size), true) =
+                (digest, media_type, size, consistent)
+            {
+                return Ok(Descriptor {
+                    media_type: media_type.to_string(),
+                    digest,
+                    size,
+                    artifact_type: None,
+                    annotations: Default::default(),
+                });
+            }
+        }
         let (desc, _) = self.fetch_manifest(reference).await?;
         Ok(desc)
     }
