@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian's docker-registry and skopeo, and
+# Installs what the tests need (Debian's docker-registry, skopeo and openssl, and
 # ferro-oci-server from crates.io) and runs every check and test: rustfmt,
 # clippy, unit tests, gRPC tests and the end-to-end tests against real
 # registries.
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -33,9 +33,9 @@ pub struct DiscoverArgs {
 }
 
 /// Runs `satchel discover`.
-pub async fn discover(addr: &str, args: DiscoverArgs) -> anyhow::Result<()> {
+pub async fn discover(addr: &satchel_client::Daemon, args: DiscoverArgs) -> anyhow::Result<()> {
     let subject = target::parse(&args.reference, &args.target)?;
-    let mut client = satchel_client::connect(addr).await?;
+    let mut client = addr.connect().await?;
     let resp = client
         .discover(pb::DiscoverRequest {
             subject: Some(subject),

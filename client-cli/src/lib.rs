@@ -4,6 +4,8 @@
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! let mut client = satchel_client::connect("unix:///run/user/1000/satchel/satcheld.sock").await?;
+//! // Over TCP with TLS and a token:
+//! // satchel_client::Daemon { addr: "https://build-host:7878".into(), options }.connect().await?
 //! let target = satchel_client::pb::Target { reference: "localhost:5000/app:v1".into(), plain_http: true, ..Default::default() };
 //! let resolved = client.resolve(satchel_client::pb::ResolveRequest { target: Some(target) }).await?;
 //! println!("{}", resolved.into_inner().reference);
@@ -14,12 +16,69 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use hyper_util::rt::TokioIo;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 
 pub use satchel_proto::v1 as pb;
 
 /// A connected client.
-pub type Client = pb::satchel_client::SatchelClient<Channel>;
+pub type Client = pb::satchel_client::SatchelClient<InterceptedService<Channel, BearerToken>>;
+
+/// How to reach a daemon beyond its address: TLS material and a token.
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    /// Extra roots (PEM) to trust for an `https://` daemon; the system's
+    /// roots are used too.
+    pub tls_ca_pem: Option<Vec<u8>>,
+    /// A client certificate and key (PEM) for a daemon that wants mTLS.
+    pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+    /// The bearer token the daemon requires.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("tls_ca", &self.tls_ca_pem.is_some())
+            .field("identity", &self.identity_pem.is_some())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// A daemon to connect to.
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    /// `unix:///path`, `http://host:port`, `https://host:port` or `host:port`.
+    pub addr: String,
+    /// TLS and token settings.
+    pub options: ConnectOptions,
+}
+
+impl Daemon {
+    /// Connects.
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        connect_with(&self.addr, &self.options).await
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call when a token is set.
+#[derive(Clone)]
+pub struct BearerToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
 
 /// Messages may carry a 1 MiB chunk or a 4 MiB manifest plus framing.
 const MAX_MESSAGE: usize = 8 << 20;
@@ -34,8 +93,14 @@ pub fn default_addr() -> String {
 }
 
 /// Connects to satcheld at `addr`: `unix:///path/to.sock`, `http://host:port`
-/// or `host:port`.
+/// or `host:port`, without TLS settings or token.
 pub async fn connect(addr: &str) -> anyhow::Result<Client> {
+    connect_with(addr, &ConnectOptions::default()).await
+}
+
+/// Connects to satcheld at `addr` with `options`; `https://` addresses use
+/// TLS.
+pub async fn connect_with(addr: &str, options: &ConnectOptions) -> anyhow::Result<Client> {
     let channel = if let Some(path) = addr.strip_prefix("unix://") {
         let path = PathBuf::from(path);
         if !path.exists() {
@@ -62,13 +127,34 @@ pub async fn connect(addr: &str) -> anyhow::Result<Client> {
         } else {
             format!("http://{addr}")
         };
-        Endpoint::try_from(uri)
-            .with_context(|| format!("bad daemon address {addr:?}"))?
+        let mut endpoint =
+            Endpoint::try_from(uri).with_context(|| format!("bad daemon address {addr:?}"))?;
+        if addr.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = &options.tls_ca_pem {
+                tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &options.identity_pem {
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        endpoint
             .connect()
             .await
             .with_context(|| format!("cannot connect to satcheld at {addr}"))?
     };
-    Ok(pb::satchel_client::SatchelClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE))
+    let token = match &options.token {
+        Some(t) => Some(
+            format!("Bearer {t}")
+                .parse()
+                .context("the token has characters a header cannot carry")?,
+        ),
+        None => None,
+    };
+    Ok(
+        pb::satchel_client::SatchelClient::with_interceptor(channel, BearerToken(token))
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE),
+    )
 }

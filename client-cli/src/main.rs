@@ -10,16 +10,34 @@ mod target;
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 /// satchel: push, attach, discover, pull and resolve OCI artifacts through satcheld.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
-    /// The daemon address: unix:///path/to.sock or http://host:port.
-    /// Defaults to $SATCHEL_ADDR, else the daemon's default socket.
+    /// The daemon address: unix:///path/to.sock, http://host:port or
+    /// https://host:port. Defaults to $SATCHEL_ADDR, else the daemon's
+    /// default socket.
     #[arg(long, global = true)]
     addr: Option<String>,
+
+    /// A file holding the bearer token the daemon requires.
+    #[arg(long, global = true, env = "SATCHEL_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
+
+    /// Extra CA certificates (PEM) to trust for an https:// daemon.
+    #[arg(long, global = true, env = "SATCHEL_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) for a daemon that requires mTLS.
+    #[arg(long, global = true, requires = "tls_key", env = "SATCHEL_TLS_CERT")]
+    tls_cert: Option<std::path::PathBuf>,
+
+    /// Client key (PEM) for a daemon that requires mTLS.
+    #[arg(long, global = true, requires = "tls_cert", env = "SATCHEL_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -55,6 +73,33 @@ enum Command {
     /// Manifest operations.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Log in to a registry: satcheld checks and stores the credentials.
+    Login(LoginArgs),
+    /// Forget a registry's stored credentials.
+    Logout(LogoutArgs),
+    /// List the registries satcheld has credentials for (never secrets).
+    Credentials,
+}
+
+#[derive(Args, Debug)]
+struct LoginArgs {
+    /// The registry, host[:port].
+    registry: String,
+    /// The user name; leave out to log in with an identity token.
+    #[arg(short, long)]
+    username: Option<String>,
+    /// Read the password (or identity token) from standard input.
+    #[arg(long, required = true)]
+    password_stdin: bool,
+    /// Check the credentials over plain HTTP.
+    #[arg(long)]
+    plain_http: bool,
+}
+
+#[derive(Args, Debug)]
+struct LogoutArgs {
+    /// The registry, host[:port].
+    registry: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,15 +141,38 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let addr = cli.addr.unwrap_or_else(satchel_client::default_addr);
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let token = match &cli.token_file {
+        Some(p) => Some(
+            String::from_utf8(read(p)?)
+                .with_context(|| format!("{} is not text", p.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let identity_pem = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+        _ => None,
+    };
+    let addr = &satchel_client::Daemon {
+        addr: cli.addr.unwrap_or_else(satchel_client::default_addr),
+        options: satchel_client::ConnectOptions {
+            tls_ca_pem: cli.tls_ca.as_deref().map(read).transpose()?,
+            identity_pem,
+            token,
+        },
+    };
     match cli.command {
-        Command::Push(args) => push::push(&addr, args).await,
-        Command::Attach(args) => push::attach(&addr, args).await,
-        Command::Discover(args) => discover::discover(&addr, args).await,
-        Command::Pull(args) => pull::pull(&addr, args).await,
+        Command::Push(args) => push::push(addr, args).await,
+        Command::Attach(args) => push::attach(addr, args).await,
+        Command::Discover(args) => discover::discover(addr, args).await,
+        Command::Pull(args) => pull::pull(addr, args).await,
         Command::Resolve(args) => {
             let target = target::parse(&args.reference, &args.target)?;
-            let mut client = satchel_client::connect(&addr).await?;
+            let mut client = addr.connect().await?;
             let resp = client
                 .resolve(satchel_client::pb::ResolveRequest {
                     target: Some(target),
@@ -120,7 +188,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Manifest(ManifestCommand::Delete(args)) => {
             let target = target::parse(&args.reference, &args.target)?;
-            let mut client = satchel_client::connect(&addr).await?;
+            let mut client = addr.connect().await?;
             let resp = client
                 .delete_manifest(satchel_client::pb::DeleteManifestRequest {
                     target: Some(target),
@@ -131,6 +199,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("Warning: {warning}");
             }
             println!("Deleted {}", resp.reference);
+            Ok(())
+        }
+        Command::Login(args) => {
+            let mut password = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']).to_string();
+            if password.is_empty() {
+                anyhow::bail!("no password on standard input");
+            }
+            let mut client = addr.connect().await?;
+            let resp = client
+                .login(satchel_client::pb::LoginRequest {
+                    registry: args.registry,
+                    username: args.username.unwrap_or_default(),
+                    password,
+                    plain_http: args.plain_http,
+                })
+                .await?
+                .into_inner();
+            println!(
+                "Login Succeeded ({} on {}, stored in {})",
+                resp.username, resp.registry, resp.stored_in
+            );
+            Ok(())
+        }
+        Command::Logout(args) => {
+            let mut client = addr.connect().await?;
+            let resp = client
+                .logout(satchel_client::pb::LogoutRequest {
+                    registry: args.registry.clone(),
+                })
+                .await?
+                .into_inner();
+            if resp.removed {
+                println!("Removed login credentials for {}", args.registry);
+            } else {
+                println!("Not logged in to {}", args.registry);
+            }
+            Ok(())
+        }
+        Command::Credentials => {
+            let mut client = addr.connect().await?;
+            let resp = client
+                .list_credentials(satchel_client::pb::ListCredentialsRequest {})
+                .await?
+                .into_inner();
+            println!("{:<32}  {:<24}  Stored in", "Registry", "Username");
+            for c in resp.credentials {
+                println!("{:<32}  {:<24}  {}", c.registry, c.username, c.source);
+            }
             Ok(())
         }
     }

@@ -57,7 +57,7 @@ fn safe_path(out: &Path, title: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Runs `satchel pull`.
-pub async fn pull(addr: &str, args: PullArgs) -> anyhow::Result<()> {
+pub async fn pull(addr: &satchel_client::Daemon, args: PullArgs) -> anyhow::Result<()> {
     let request = match (&args.reference, &args.subject) {
         (Some(reference), None) => pb::PullRequest {
             target: Some(target::parse(reference, &args.target)?),
@@ -70,7 +70,7 @@ pub async fn pull(addr: &str, args: PullArgs) -> anyhow::Result<()> {
         },
         _ => bail!("give a reference, or --subject with --artifact-type"),
     };
-    let mut client = satchel_client::connect(addr).await?;
+    let mut client = addr.connect().await?;
     let mut stream = client.pull(request).await?.into_inner();
     let mut pulled_ref = String::new();
     let mut current: Option<Partial> = None;

@@ -209,7 +209,7 @@ async fn artifact(
 }
 
 /// Runs `satchel push`.
-pub async fn push(addr: &str, args: PushArgs) -> anyhow::Result<()> {
+pub async fn push(addr: &satchel_client::Daemon, args: PushArgs) -> anyhow::Result<()> {
     let (reference, tags) = target::split_tags(&args.reference);
     let target = target::parse(&reference, &args.flags.target)?;
     let (spec, local) = artifact(
@@ -219,7 +219,7 @@ pub async fn push(addr: &str, args: PushArgs) -> anyhow::Result<()> {
         tags,
     )
     .await?;
-    let mut client = satchel_client::connect(addr).await?;
+    let mut client = addr.connect().await?;
     let header = pb::PushRequest {
         payload: Some(pb::push_request::Payload::Header(pb::PushHeader {
             target: Some(target),
@@ -237,13 +237,13 @@ pub async fn push(addr: &str, args: PushArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `satchel attach`.
-pub async fn attach(addr: &str, args: AttachArgs) -> anyhow::Result<()> {
+pub async fn attach(addr: &satchel_client::Daemon, args: AttachArgs) -> anyhow::Result<()> {
     if args.artifact_type.is_empty() {
         bail!("--artifact-type is required");
     }
     let subject = target::parse(&args.reference, &args.flags.target)?;
     let (spec, local) = artifact(&args.files, args.artifact_type, &args.flags, vec![]).await?;
-    let mut client = satchel_client::connect(addr).await?;
+    let mut client = addr.connect().await?;
     let header = pb::AttachRequest {
         payload: Some(pb::attach_request::Payload::Header(pb::AttachHeader {
             subject: Some(subject),

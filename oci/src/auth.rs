@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use futures::future::BoxFuture;
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -51,32 +52,51 @@ pub enum Credential {
     IdentityToken(Secret),
 }
 
+impl Credential {
+    /// The user name, or `<token>` for an identity token (docker's
+    /// convention in credential helpers).
+    pub fn username(&self) -> &str {
+        match self {
+            Credential::Basic { username, .. } => username,
+            Credential::IdentityToken(_) => "<token>",
+        }
+    }
+}
+
 /// Where registry credentials come from; the daemon implements it over
-/// docker's `config.json`.
+/// docker's `config.json` and credential helpers.
 pub trait CredentialSource: Send + Sync {
-    /// Credentials for `registry` (`host[:port]`, `docker.io` for Docker Hub).
-    fn get(&self, registry: &str) -> Option<Credential>;
+    /// Credentials for `registry` (`host[:port]`, `docker.io` for Docker
+    /// Hub); `None` means anonymous. Errors (a failing helper) are reported.
+    fn get<'a>(&'a self, registry: &'a str) -> BoxFuture<'a, Result<Option<Credential>>>;
 }
 
 /// A source with no credentials: every request is anonymous.
 pub struct Anonymous;
 
 impl CredentialSource for Anonymous {
-    fn get(&self, _registry: &str) -> Option<Credential> {
-        None
+    fn get<'a>(&'a self, _registry: &'a str) -> BoxFuture<'a, Result<Option<Credential>>> {
+        Box::pin(async { Ok(None) })
     }
 }
 
-/// The `auths` section of a docker `config.json`, parsed.
+/// What a docker `config.json` says about credentials.
 #[derive(Default, Clone)]
 pub struct DockerConfig {
+    /// Inline credentials per registry.
     auths: BTreeMap<String, Credential>,
+    /// `credHelpers`: a helper name per registry.
+    cred_helpers: BTreeMap<String, String>,
+    /// `credsStore`: the helper for every other registry.
+    creds_store: Option<String>,
 }
 
 impl fmt::Debug for DockerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DockerConfig")
             .field("registries", &self.auths.keys().collect::<Vec<_>>())
+            .field("cred_helpers", &self.cred_helpers)
+            .field("creds_store", &self.creds_store)
             .finish()
     }
 }
@@ -85,9 +105,13 @@ impl DockerConfig {
     /// Parses the content of a docker `config.json`.
     pub fn parse(json: &[u8]) -> Result<DockerConfig> {
         #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct File {
             #[serde(default)]
             auths: BTreeMap<String, Entry>,
+            #[serde(default)]
+            cred_helpers: BTreeMap<String, String>,
+            creds_store: Option<String>,
         }
         #[derive(Deserialize)]
         struct Entry {
@@ -137,19 +161,71 @@ impl DockerConfig {
             };
             auths.insert(registry, cred);
         }
-        Ok(DockerConfig { auths })
+        let cred_helpers = file
+            .cred_helpers
+            .into_iter()
+            .map(|(k, v)| (normalize_config_key(&k), v))
+            .collect();
+        Ok(DockerConfig {
+            auths,
+            cred_helpers,
+            creds_store: file.creds_store.filter(|s| !s.is_empty()),
+        })
     }
 
-    /// The registries that have credentials.
-    pub fn registries(&self) -> impl Iterator<Item = &str> {
-        self.auths.keys().map(String::as_str)
+    /// The inline credentials, by registry.
+    pub fn auths(&self) -> &BTreeMap<String, Credential> {
+        &self.auths
+    }
+
+    /// The inline credentials for `registry`.
+    pub fn auth_for(&self, registry: &str) -> Option<Credential> {
+        self.auths.get(registry).cloned()
+    }
+
+    /// The credential helper for `registry`, in docker's order:
+    /// `credHelpers[registry]`, then `credsStore`.
+    pub fn helper_for(&self, registry: &str) -> Option<&str> {
+        self.cred_helpers
+            .get(registry)
+            .or(self.creds_store.as_ref())
+            .map(String::as_str)
+    }
+
+    /// Every helper named in the file.
+    pub fn helpers(&self) -> impl Iterator<Item = &str> {
+        let mut all: Vec<&str> = self.cred_helpers.values().map(String::as_str).collect();
+        all.extend(self.creds_store.as_deref());
+        all.sort();
+        all.dedup();
+        all.into_iter()
     }
 }
 
-impl CredentialSource for DockerConfig {
-    fn get(&self, registry: &str) -> Option<Credential> {
-        self.auths.get(registry).cloned()
+/// The key docker uses for `registry` in `config.json` and when talking to
+/// credential helpers.
+pub fn config_key(registry: &str) -> String {
+    if registry == crate::reference::DOCKER_HUB {
+        "https://index.docker.io/v1/".to_string()
+    } else {
+        registry.to_string()
     }
+}
+
+/// Turns a `config.json` or helper key into a registry name.
+pub fn registry_of_key(key: &str) -> String {
+    normalize_config_key(key)
+}
+
+/// When a JWT says it expires (its `exp` claim), if the token is a JWT.
+pub fn jwt_expiry(token: &str) -> Option<std::time::SystemTime> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims.get("exp")?.as_u64()?;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(exp))
 }
 
 /// Turns a `config.json` key (`https://index.docker.io/v1/`,
@@ -288,6 +364,14 @@ impl TokenCache {
         let key = (registry.to_string(), service.to_string(), scope.to_string());
         self.tokens.lock().expect("token cache lock").remove(&key);
     }
+
+    /// Forgets every token for `registry`, after its credentials changed.
+    pub(crate) fn evict_registry(&self, registry: &str) {
+        self.tokens
+            .lock()
+            .expect("token cache lock")
+            .retain(|(r, _, _), _| r != registry);
+    }
 }
 
 /// The body of a token endpoint's answer.
@@ -301,9 +385,16 @@ pub(crate) struct TokenResponse {
 impl TokenResponse {
     /// The token and its lifetime (60 s when the server does not say, as
     /// the distribution spec prescribes).
+    /// A JWT's `exp`, when earlier than `expires_in` says, wins.
     pub(crate) fn into_token(self) -> Option<(Secret, Duration)> {
         let token = self.token.or(self.access_token)?;
-        let lifetime = Duration::from_secs(self.expires_in.unwrap_or(60).max(1));
+        let mut lifetime = Duration::from_secs(self.expires_in.unwrap_or(60).max(1));
+        if let Some(exp) = jwt_expiry(&token) {
+            let left = exp
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            lifetime = lifetime.min(left);
+        }
         Some((Secret::new(token), lifetime))
     }
 }
@@ -340,22 +431,45 @@ mod tests {
             "ghcr.io":{"identitytoken":"tok"}}}"#;
         let cfg = DockerConfig::parse(json).unwrap();
         assert_eq!(
-            cfg.get("docker.io"),
+            cfg.auth_for("docker.io"),
             Some(Credential::Basic {
                 username: "user".into(),
                 password: Secret::new("pass")
             })
         );
         assert!(matches!(
-            cfg.get("localhost:5000"),
+            cfg.auth_for("localhost:5000"),
             Some(Credential::Basic { .. })
         ));
         assert!(matches!(
-            cfg.get("ghcr.io"),
+            cfg.auth_for("ghcr.io"),
             Some(Credential::IdentityToken(_))
         ));
         assert!(!format!("{cfg:?}").contains("s3cr3t-canary"));
-        assert!(!format!("{:?}", cfg.get("localhost:5000")).contains("s3cr3t-canary"));
-        assert!(format!("{:?}", cfg.get("localhost:5000")).contains("<redacted>"));
+        assert!(!format!("{:?}", cfg.auth_for("localhost:5000")).contains("s3cr3t-canary"));
+        assert!(format!("{:?}", cfg.auth_for("localhost:5000")).contains("<redacted>"));
+    }
+
+    #[test]
+    fn helpers_in_docker_order() {
+        let cfg = DockerConfig::parse(
+            br#"{"credsStore":"desktop","credHelpers":{"gcr.io":"gcloud","https://index.docker.io/v1/":"hub"}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.helper_for("gcr.io"), Some("gcloud"));
+        assert_eq!(cfg.helper_for("docker.io"), Some("hub"));
+        assert_eq!(cfg.helper_for("other.io"), Some("desktop"));
+        assert_eq!(config_key("docker.io"), "https://index.docker.io/v1/");
+    }
+
+    #[test]
+    fn jwt_exp_is_read() {
+        let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = format!("{}.{}.sig", enc("{}"), enc(r#"{"exp":2000000000}"#));
+        assert_eq!(
+            jwt_expiry(&token),
+            Some(std::time::UNIX_EPOCH + Duration::from_secs(2_000_000_000))
+        );
+        assert_eq!(jwt_expiry("opaque-token"), None);
     }
 }

@@ -89,11 +89,7 @@ impl Reference {
 
     /// The host[:port] to send API requests to.
     pub fn api_host(&self) -> &str {
-        if self.registry == DOCKER_HUB {
-            DOCKER_HUB_API
-        } else {
-            &self.registry
-        }
+        api_host_of(&self.registry)
     }
 
     /// The repository path.
@@ -158,6 +154,15 @@ impl fmt::Display for Reference {
             write!(f, "@{digest}")?;
         }
         Ok(())
+    }
+}
+
+/// The host[:port] that serves the API of `registry`.
+pub fn api_host_of(registry: &str) -> &str {
+    if registry == DOCKER_HUB || registry == "index.docker.io" {
+        DOCKER_HUB_API
+    } else {
+        registry
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
 use satchel_oci::artifact::{select_newest, Pack};
+use satchel_oci::auth::{Credential, Secret};
 use satchel_oci::digest::{self, Digest, Verifier};
 use satchel_oci::layout::OciLayout;
 use satchel_oci::locks::KeyedLocks;
@@ -25,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::credentials::DockerCredentials;
 use crate::status::{invalid, status};
 
 /// The largest inline config a Push may carry.
@@ -36,15 +38,20 @@ const UPLOAD_QUEUE: usize = 4;
 pub struct Api {
     /// The registry client: connection pool, credentials, tokens.
     registry: Arc<RegistryClient>,
+    /// The credential store Login, Logout and ListCredentials manage; the
+    /// registry client reads the same one.
+    credentials: Arc<DockerCredentials>,
     /// Serialises index.json updates of OCI layouts.
     layout_locks: Arc<KeyedLocks>,
 }
 
 impl Api {
-    /// A service that reaches registries through `registry`.
-    pub fn new(registry: Arc<RegistryClient>) -> Self {
+    /// A service that reaches registries through `registry`, whose
+    /// credentials come from `credentials`.
+    pub fn new(registry: Arc<RegistryClient>, credentials: Arc<DockerCredentials>) -> Self {
         Api {
             registry,
+            credentials,
             layout_locks: Arc::new(KeyedLocks::default()),
         }
     }
@@ -578,6 +585,81 @@ impl pb::satchel_server::Satchel for Api {
             warnings: deleted.warnings,
         }))
     }
+
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let req = request.into_inner();
+        let registry = registry_name(&req.registry)?;
+        if req.password.is_empty() {
+            return Err(invalid("a password or identity token is required"));
+        }
+        let credential = if req.username.is_empty() {
+            Credential::IdentityToken(Secret::new(req.password))
+        } else {
+            Credential::Basic {
+                username: req.username,
+                password: Secret::new(req.password),
+            }
+        };
+        self.registry
+            .verify_credentials(&registry, req.plain_http, &credential)
+            .await
+            .map_err(status)?;
+        let stored_in = self
+            .credentials
+            .store(&registry, &credential)
+            .await
+            .map_err(status)?;
+        tracing::info!(%registry, username = credential.username(), %stored_in, "login succeeded");
+        Ok(Response::new(pb::LoginResponse {
+            registry,
+            username: credential.username().to_string(),
+            stored_in,
+        }))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let registry = registry_name(&request.into_inner().registry)?;
+        let removed = self.credentials.erase(&registry).await.map_err(status)?;
+        self.registry.forget_tokens(&registry);
+        tracing::info!(%registry, removed, "logout");
+        Ok(Response::new(pb::LogoutResponse { removed }))
+    }
+
+    async fn list_credentials(
+        &self,
+        _request: Request<pb::ListCredentialsRequest>,
+    ) -> Result<Response<pb::ListCredentialsResponse>, Status> {
+        let listed = self.credentials.list().await.map_err(status)?;
+        Ok(Response::new(pb::ListCredentialsResponse {
+            credentials: listed
+                .into_iter()
+                .map(|l| pb::StoredCredential {
+                    registry: l.registry,
+                    username: l.username,
+                    source: l.source,
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// Normalises a registry name given to Login or Logout (`https://host/`
+/// and `index.docker.io` forms included) and checks it is one.
+fn registry_name(input: &str) -> Result<String, Status> {
+    let name = satchel_oci::auth::registry_of_key(input.trim());
+    let parsed = Reference::parse(&format!("{name}/probe")).map_err(status)?;
+    if parsed.registry() != name {
+        return Err(invalid(format!(
+            "{input:?} is not a registry host (use host[:port])"
+        )));
+    }
+    Ok(name)
 }
 
 /// The deepest discover a caller may ask for.

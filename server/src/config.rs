@@ -7,13 +7,25 @@
 //! [registries."registry.example.com"]
 //! # auto (default), v1.1-referrers-api or v1.1-referrers-tag
 //! referrers = "v1.1-referrers-tag"
+//! ca_file = "/etc/satchel/registry-ca.pem"      # trusted besides system roots
+//! client_cert = "/etc/satchel/client.pem"       # mTLS to the registry
+//! client_key = "/etc/satchel/client-key.pem"
+//!
+//! [registries."localhost:5000"]
+//! plain_http = true                             # never assumed for localhost
+//!
+//! [registries."lab.internal:443"]
+//! insecure = true                               # skip certificate checks
 //! ```
+//!
+//! Files named here are read when the daemon starts; relative paths are
+//! relative to the config file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use satchel_oci::registry::{ReferrersMode, RegistryOptions};
+use satchel_oci::registry::{ReferrersMode, RegistryOptions, RegistryTls};
 use serde::Deserialize;
 
 /// The daemon's settings, resolved by the binary.
@@ -24,6 +36,29 @@ pub struct Config {
     pub docker_config: Option<PathBuf>,
     /// Settings handed to the registry client.
     pub registry: RegistryOptions,
+    /// The bearer token callers must present; `None` means none is needed.
+    pub auth_token: Option<satchel_oci::auth::Secret>,
+    /// TLS for the listener (TCP).
+    pub tls: Option<ServerTls>,
+}
+
+/// The listener's TLS material, as PEM bytes.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The server certificate chain.
+    pub cert_pem: Vec<u8>,
+    /// The server's private key.
+    pub key_pem: Vec<u8>,
+    /// When set, callers must present a client certificate signed by this CA.
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("mtls", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The TOML file's shape.
@@ -39,6 +74,13 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct RegistryEntry {
     referrers: Option<String>,
+    #[serde(default)]
+    plain_http: bool,
+    #[serde(default)]
+    insecure: bool,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -46,11 +88,21 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("bad config {}", path.display()))
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse_in(&text, base).with_context(|| format!("bad config {}", path.display()))
     }
 
-    /// Parses TOML configuration text.
+    /// Parses TOML configuration text; files it names are read relative to
+    /// the current directory.
     pub fn parse(text: &str) -> anyhow::Result<Config> {
+        Self::parse_in(text, Path::new("."))
+    }
+
+    fn parse_in(text: &str, base: &Path) -> anyhow::Result<Config> {
+        let read = |p: &Path| -> anyhow::Result<Vec<u8>> {
+            let p = base.join(p);
+            std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))
+        };
         let file: File = toml::from_str(text)?;
         let mut registry = RegistryOptions::default();
         for (host, entry) in file.registries {
@@ -58,12 +110,37 @@ impl Config {
                 let mode: ReferrersMode = mode
                     .parse()
                     .with_context(|| format!("registries.{host:?}.referrers"))?;
-                registry.referrers_modes.insert(host, mode);
+                registry.referrers_modes.insert(host.clone(), mode);
+            }
+            if entry.plain_http {
+                registry.plain_http.insert(host.clone());
+            }
+            let identity = match (&entry.client_cert, &entry.client_key) {
+                (Some(cert), Some(key)) => {
+                    let mut pem = read(cert)?;
+                    pem.push(b'\n');
+                    pem.extend(read(key)?);
+                    Some(pem)
+                }
+                (None, None) => None,
+                _ => anyhow::bail!("registries.{host:?}: client_cert and client_key go together"),
+            };
+            let ca_pem = entry.ca_file.as_deref().map(read).transpose()?;
+            if ca_pem.is_some() || identity.is_some() || entry.insecure {
+                registry.tls.insert(
+                    host,
+                    RegistryTls {
+                        ca_pem,
+                        identity_pem: identity,
+                        insecure: entry.insecure,
+                    },
+                );
             }
         }
         Ok(Config {
             docker_config: file.docker_config,
             registry,
+            ..Config::default()
         })
     }
 }

@@ -5,9 +5,12 @@
 //! - [`listener`]: binding Unix and TCP listeners, socket modes.
 //! - [`api`]: the `satchel.v1.Satchel` service, a thin layer over `satchel_oci`.
 //! - [`status`]: the one mapping from OCI errors to gRPC status codes.
+//! - [`access`]: who may call: the bearer-token check (health stays open).
 //! - [`config`]: the daemon's settings and their TOML file.
-//! - [`credentials`]: docker `config.json` as a credential source.
+//! - [`credentials`]: docker `config.json` and credential helpers: lookup,
+//!   login storage, logout, listing.
 
+pub mod access;
 pub mod api;
 pub mod config;
 pub mod credentials;
@@ -34,11 +37,13 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let credentials = Arc::new(credentials::DockerConfigFile::new(config.docker_config));
-    let registry = Arc::new(RegistryClient::new(credentials, config.registry)?);
-    let api = SatchelServer::new(api::Api::new(registry))
+    let credentials = Arc::new(credentials::DockerCredentials::new(config.docker_config));
+    let registry = Arc::new(RegistryClient::new(credentials.clone(), config.registry)?);
+    let check = access::TokenCheck::new(config.auth_token.as_ref().map(|t| t.expose()));
+    let api = SatchelServer::new(api::Api::new(registry, credentials))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
+    let api = tonic::service::interceptor::InterceptedService::new(api, check.clone());
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -49,10 +54,24 @@ pub async fn run(
             .register_encoded_file_descriptor_set(satchel_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection_v1 = tonic::service::interceptor::InterceptedService::new(
+        reflection().build_v1()?,
+        check.clone(),
+    );
+    let reflection_v1alpha =
+        tonic::service::interceptor::InterceptedService::new(reflection().build_v1alpha()?, check);
 
-    let router = tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        let mut tls_config = tonic::transport::ServerTlsConfig::new().identity(
+            tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem),
+        );
+        if let Some(ca) = &tls.client_ca_pem {
+            tls_config = tls_config.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        server = server.tls_config(tls_config)?;
+    }
+    let router = server
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -38,13 +38,23 @@ impl Drop for SocketGuard {
     }
 }
 
+/// How to bind.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Whether a TCP listener on a non-loopback address may be bound: only
+    /// when TLS and caller authentication guard it, or the operator said
+    /// `--insecure-listen`.
+    pub allow_unguarded_tcp: bool,
+    /// Open the Unix socket to this group (mode 0660).
+    pub socket_group: Option<String>,
+}
+
 /// Binds `addr`: `unix:///path/to.sock` or `HOST:PORT` (`tcp://` optional).
-/// A plain TCP listener on a non-loopback address is refused unless
-/// `allow_insecure` is set, since nothing would protect it.
-pub async fn bind(addr: &str, allow_insecure: bool) -> anyhow::Result<Listener> {
+pub async fn bind(addr: &str, options: Options) -> anyhow::Result<Listener> {
     if let Some(path) = addr.strip_prefix("unix://") {
-        return bind_unix(Path::new(path));
+        return bind_unix(Path::new(path), options.socket_group.as_deref());
     }
+    let allow_insecure = options.allow_unguarded_tcp;
     let hostport = addr.strip_prefix("tcp://").unwrap_or(addr);
     let sock: SocketAddr = tokio::net::lookup_host(hostport)
         .await
@@ -53,7 +63,7 @@ pub async fn bind(addr: &str, allow_insecure: bool) -> anyhow::Result<Listener> 
         .with_context(|| format!("listen address {addr:?} resolves to nothing"))?;
     if !sock.ip().is_loopback() && !allow_insecure {
         bail!(
-            "refusing to listen on {sock} without TLS or authentication; use a loopback address, a Unix socket, or --insecure-listen"
+            "refusing to listen on {sock} without TLS and caller authentication (--tls-cert/--tls-key with --auth-token-file or --tls-client-ca); use a loopback address, a Unix socket, or --insecure-listen"
         );
     }
     let l = TcpListener::bind(sock)
@@ -62,7 +72,7 @@ pub async fn bind(addr: &str, allow_insecure: bool) -> anyhow::Result<Listener> 
     Ok(Listener::Tcp(l))
 }
 
-fn bind_unix(path: &Path) -> anyhow::Result<Listener> {
+fn bind_unix(path: &Path, group: Option<&str>) -> anyhow::Result<Listener> {
     if let Some(dir) = path.parent() {
         if !dir.exists() {
             std::fs::create_dir_all(dir)
@@ -84,7 +94,34 @@ fn bind_unix(path: &Path) -> anyhow::Result<Listener> {
     }
     let listener =
         UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot restrict {}", path.display()))?;
-    Ok(Listener::Unix(listener, SocketGuard(path.to_path_buf())))
+    let guard = SocketGuard(path.to_path_buf());
+    match group {
+        None => std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", path.display()))?,
+        Some(group) => {
+            let gid = group_id(group)?;
+            std::os::unix::fs::chown(path, None, Some(gid))
+                .with_context(|| format!("cannot give {} to group {group}", path.display()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+                .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+        }
+    }
+    Ok(Listener::Unix(listener, guard))
+}
+
+/// Looks a group up in /etc/group by name (or takes a numeric id).
+fn group_id(group: &str) -> anyhow::Result<u32> {
+    if let Ok(gid) = group.parse() {
+        return Ok(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group").context("cannot read /etc/group")?;
+    groups
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next() == Some(group))
+                .then(|| fields.nth(1).and_then(|g| g.parse().ok()))
+                .flatten()
+        })
+        .with_context(|| format!("no group named {group}"))
 }

@@ -1,6 +1,7 @@
 //! The `satcheld` binary: flags, logging, signals; everything else is in the
 //! library.
 
+use anyhow::Context as _;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -13,9 +14,30 @@ struct Args {
     #[arg(long, env = "SATCHELD_LISTEN")]
     listen: Option<String>,
 
-    /// Allow a plain TCP listener on a non-loopback address.
+    /// Allow a TCP listener on a non-loopback address without TLS and caller
+    /// authentication.
     #[arg(long)]
     insecure_listen: bool,
+
+    /// Open the Unix socket to this group (mode 0660 instead of 0600).
+    #[arg(long)]
+    socket_group: Option<String>,
+
+    /// TLS certificate chain (PEM) for a TCP listener.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+
+    /// TLS private key (PEM) for a TCP listener.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+
+    /// Require client certificates signed by this CA (PEM): mTLS.
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
+
+    /// Require callers to send this file's content as a bearer token.
+    #[arg(long, env = "SATCHELD_AUTH_TOKEN_FILE")]
+    auth_token_file: Option<std::path::PathBuf>,
 
     /// Docker config.json with registry credentials. Defaults to
     /// $DOCKER_CONFIG/config.json, else ~/.docker/config.json.
@@ -48,11 +70,41 @@ async fn main() -> anyhow::Result<()> {
     let addr = args
         .listen
         .unwrap_or_else(|| format!("unix://{}", satchel_proto::default_socket_path().display()));
-    let listener = satcheld::listener::bind(&addr, args.insecure_listen).await?;
     let mut config = match &args.config {
         Some(path) => satcheld::Config::load(path)?,
         None => satcheld::Config::default(),
     };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(satcheld::config::ServerTls {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            client_ca_pem: args.tls_client_ca.as_deref().map(read).transpose()?,
+        });
+    }
+    if let Some(path) = &args.auth_token_file {
+        let token = String::from_utf8(read(path)?)
+            .with_context(|| format!("{} is not text", path.display()))?;
+        let token = token.trim();
+        anyhow::ensure!(!token.is_empty(), "{} is empty", path.display());
+        config.auth_token = Some(satchel_oci::auth::Secret::new(token));
+    }
+    let guarded = config.tls.is_some()
+        && (config.auth_token.is_some()
+            || config
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.client_ca_pem.is_some()));
+    let listener = satcheld::listener::bind(
+        &addr,
+        satcheld::listener::Options {
+            allow_unguarded_tcp: guarded || args.insecure_listen,
+            socket_group: args.socket_group.clone(),
+        },
+    )
+    .await?;
     config.docker_config = args
         .docker_config
         .or(config.docker_config)

@@ -16,12 +16,16 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with(satcheld::Config::default()).await
+}
+
+async fn start_with(config: satcheld::Config) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let done = tokio::spawn(satcheld::run(
         satcheld::Listener::Tcp(listener),
-        satcheld::Config::default(),
+        config,
         async {
             let _ = stopped.await;
         },
@@ -252,5 +256,54 @@ async fn bad_requests_get_the_right_codes() {
     let err = client.attach(tokio_stream::once(attach)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
 
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_required_token_guards_everything_but_health() {
+    let server = start_with(satcheld::Config {
+        auth_token: Some(satchel_oci::auth::Secret::new("t0ken")),
+        ..Default::default()
+    })
+    .await;
+    let channel = server.channel().await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("health needs no token");
+
+    let request = || pb::ResolveRequest {
+        target: target("Not A Reference", ""),
+    };
+    let mut client = SatchelClient::new(channel.clone());
+    let err = client.resolve(request()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err}");
+
+    let mut with_token = tonic::Request::new(request());
+    with_token
+        .metadata_mut()
+        .insert("authorization", "Bearer t0ken".parse().unwrap());
+    let err = client.resolve(with_token).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+
+    let mut reflection =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel);
+    let req = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            ),
+        ),
+    };
+    let err = match reflection
+        .server_reflection_info(tokio_stream::once(req))
+        .await
+    {
+        Err(e) => e,
+        Ok(resp) => resp.into_inner().next().await.unwrap().unwrap_err(),
+    };
+    assert_eq!(err.code(), Code::Unauthenticated, "{err}");
     server.shutdown().await;
 }

@@ -12,6 +12,7 @@
 //! The binaries come from the workspace's target directory: build them first
 //! (`cargo build --workspace --bins`), as `scripts/test.sh` does.
 
+pub mod auth;
 pub mod image;
 
 use std::io::{Read, Write};
@@ -119,10 +120,83 @@ fn program(name: &str) -> PathBuf {
     })
 }
 
+/// Extra docker-registry settings for auth tests.
+#[derive(Debug, Default, Clone)]
+pub struct RegistrySetup {
+    /// Require basic auth against this htpasswd file.
+    pub htpasswd: Option<PathBuf>,
+    /// Serve TLS with this certificate and key.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Require bearer tokens from this issuer: (realm, service, issuer,
+    /// root certificate bundle).
+    pub token: Option<(String, String, String, PathBuf)>,
+}
+
+impl RegistrySetup {
+    /// The YAML to append to the base config.
+    fn yaml(&self) -> String {
+        let mut y = String::new();
+        if let Some(path) = &self.htpasswd {
+            y += &format!(
+                "auth:\n  htpasswd:\n    realm: satchel-test\n    path: {}\n",
+                path.display()
+            );
+        }
+        if let Some((realm, service, issuer, bundle)) = &self.token {
+            y += &format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {}\n",
+                bundle.display()
+            );
+        }
+        y
+    }
+}
+
 impl Registry {
     /// Starts docker-registry with the config in `tests/fixtures`.
     pub fn start() -> Registry {
         Self::start_kind(RegistryKind::Distribution)
+    }
+
+    /// Starts docker-registry with auth or TLS settings.
+    pub fn start_with(setup: RegistrySetup) -> Registry {
+        let storage = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry.yml");
+        let mut config = std::fs::read_to_string(base).unwrap();
+        config += &setup.yaml();
+        let config_path = storage.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut cmd = Command::new("docker-registry");
+        cmd.arg("serve")
+            .arg(&config_path)
+            .env("REGISTRY_HTTP_ADDR", &addr)
+            .env(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                storage.path().join("data"),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((cert, key)) = &setup.tls {
+            cmd.env("REGISTRY_HTTP_TLS_CERTIFICATE", cert)
+                .env("REGISTRY_HTTP_TLS_KEY", key);
+        }
+        let child = cmd.spawn().expect("docker-registry must be installed");
+        let registry = Registry {
+            child,
+            addr,
+            kind: RegistryKind::Distribution,
+            _storage: storage,
+        };
+        wait_for("docker-registry", Duration::from_secs(30), || {
+            if setup.tls.is_some() {
+                TcpStream::connect(&registry.addr).is_ok()
+            } else {
+                http_get(&registry.addr, "/v2/").is_ok_and(|(s, _)| s == 200 || s == 401)
+            }
+        });
+        registry
     }
 
     /// Starts a registry of `kind` on an ephemeral loopback port with
@@ -191,7 +265,12 @@ impl Daemon {
 
     /// Starts satcheld with extra flags.
     pub fn start_with(args: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"), args, &[])
+    }
+
+    /// Starts satcheld in `dir` (its scratch directory, which may already
+    /// hold files its flags name) with extra flags and environment.
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let socket = dir.path().join("satcheld.sock");
         let log = dir.path().join("satcheld.log");
         let child = Command::new(bin("satcheld"))
@@ -199,7 +278,11 @@ impl Daemon {
             .arg(format!("unix://{}", socket.display()))
             .args(args)
             .env("DOCKER_CONFIG", dir.path().join("docker"))
-            .env("SATCHELD_LOG", "info,satcheld=debug")
+            .env(
+                "SATCHELD_LOG",
+                "debug,h2=info,hyper=info,hyper_util=info,tower=info,rustls=info",
+            )
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
@@ -231,6 +314,31 @@ impl Daemon {
     /// Runs `satchel` against this daemon.
     pub fn satchel(&self, args: &[&str]) -> Output {
         satchel(&self.addr, args)
+    }
+
+    /// Runs `satchel` with `input` on its standard input.
+    pub fn satchel_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = Command::new(bin("satchel"))
+            .arg("--addr")
+            .arg(&self.addr)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run satchel");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().expect("satchel output")
+    }
+
+    /// The docker `config.json` this daemon reads (it may not exist yet).
+    pub fn docker_config(&self) -> PathBuf {
+        self.dir.path().join("docker").join("config.json")
     }
 
     /// Runs `satchel` and requires success; returns stdout.

@@ -59,13 +59,41 @@ pub struct RegistryOptions {
     /// Referrers modes forced per registry (`host[:port]`), overriding
     /// detection; a call's own mode overrides these.
     pub referrers_modes: HashMap<String, ReferrersMode>,
+    /// TLS settings per registry (`host[:port]`); others get system roots.
+    pub tls: HashMap<String, RegistryTls>,
+    /// Registries to talk plain HTTP to, whatever the call says.
+    pub plain_http: std::collections::HashSet<String>,
+}
+
+/// TLS settings for one registry, as bytes: the caller reads the files.
+#[derive(Clone, Default)]
+pub struct RegistryTls {
+    /// Extra trusted roots (PEM), added to the system's.
+    pub ca_pem: Option<Vec<u8>>,
+    /// A client certificate and its key (PEM, concatenated) for mTLS.
+    pub identity_pem: Option<Vec<u8>>,
+    /// Skip certificate verification entirely.
+    pub insecure: bool,
+}
+
+impl std::fmt::Debug for RegistryTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The identity holds a private key: show only that it is there.
+        f.debug_struct("RegistryTls")
+            .field("ca_pem", &self.ca_pem.as_ref().map(|c| c.len()))
+            .field("identity", &self.identity_pem.is_some())
+            .field("insecure", &self.insecure)
+            .finish()
+    }
 }
 
 /// The connection-wide state shared by every repository: the HTTP client,
 /// credentials, learned challenges and cached tokens.
 pub struct RegistryClient {
-    /// One connection pool for all registries.
+    /// One connection pool for all registries without TLS settings.
     http: reqwest::Client,
+    /// A client (and pool) per registry with TLS settings of its own.
+    http_by_host: HashMap<String, reqwest::Client>,
     /// Where credentials come from; asked on every token fetch.
     credentials: Arc<dyn CredentialSource>,
     /// Challenges learned from 401s, per API host, so later requests
@@ -79,6 +107,8 @@ pub struct RegistryClient {
     options: RegistryOptions,
     /// Serialises fallback-index updates per (registry, repo, subject).
     fallback_locks: KeyedLocks,
+    /// One token fetch at a time per (host, service, scope).
+    token_locks: KeyedLocks,
     /// Serialises uploads of one blob to one repository, so concurrent
     /// pushes of shared content (the empty config every artifact has) upload
     /// it once; distribution 2.8 can lose a blob link when the same blob is
@@ -91,23 +121,231 @@ impl RegistryClient {
     pub fn new(credentials: Arc<dyn CredentialSource>, options: RegistryOptions) -> Result<Self> {
         // reqwest is built without a default crypto provider; use ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("satchel/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(30))
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .build()
-            .map_err(|e| {
-                Error::new(ErrorKind::Internal, "cannot build HTTP client").with_source(e)
+        let http = http_client(None).map_err(|e| {
+            Error::new(ErrorKind::Internal, "cannot build the HTTP client").with_source(e)
+        })?;
+        let mut http_by_host = HashMap::new();
+        for (registry, tls) in &options.tls {
+            let client = http_client(Some(tls)).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("bad TLS settings for {registry}"),
+                )
+                .with_source(e)
             })?;
+            http_by_host.insert(crate::reference::api_host_of(registry).to_string(), client);
+        }
         Ok(RegistryClient {
             http,
+            http_by_host,
             credentials,
             challenges: Mutex::new(HashMap::new()),
             tokens: TokenCache::default(),
             referrers_support: Mutex::new(HashMap::new()),
             options,
             fallback_locks: KeyedLocks::default(),
+            token_locks: KeyedLocks::default(),
             blob_locks: KeyedLocks::default(),
+        })
+    }
+
+    /// The HTTP client for `host` (`host[:port]`).
+    fn http_for(&self, host: &str) -> &reqwest::Client {
+        self.http_by_host.get(host).unwrap_or(&self.http)
+    }
+
+    /// Drops every cached token for `registry` (after a logout).
+    pub fn forget_tokens(&self, registry: &str) {
+        self.tokens
+            .evict_registry(crate::reference::api_host_of(registry));
+    }
+
+    /// Checks `credential` against `registry` the way `docker login` does:
+    /// basic auth on `/v2/`, or a token from the realm the registry names.
+    /// On success, tokens cached for the registry are dropped.
+    pub async fn verify_credentials(
+        &self,
+        registry: &str,
+        plain_http: bool,
+        credential: &Credential,
+    ) -> Result<()> {
+        let host = crate::reference::api_host_of(registry);
+        let plain_http = plain_http || self.options.plain_http.contains(registry);
+        let scheme = if plain_http { "http" } else { "https" };
+        let url = Url::parse(&format!("{scheme}://{host}/v2/"))
+            .map_err(|e| Error::invalid(format!("bad registry {registry:?}: {e}")))?;
+        let http = self.http_for(host);
+        let probe = http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| Error::http(format!("cannot reach {registry}"), e))?;
+        let status = probe.status();
+        let refused = || {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                format!(
+                    "{registry} rejected the credentials for {}",
+                    credential.username()
+                ),
+            )
+        };
+        let result = match status {
+            s if s.is_success() => Ok(()),
+            StatusCode::UNAUTHORIZED => {
+                let challenges: Vec<Challenge> = probe
+                    .headers()
+                    .get_all(header::WWW_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(parse_challenges)
+                    .collect();
+                if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
+                    let service = bearer.params.get("service").cloned().unwrap_or_default();
+                    self.fetch_token(registry, bearer, &service, "", Some(credential))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| match e.kind() {
+                            ErrorKind::Unauthenticated => refused(),
+                            _ => e,
+                        })
+                } else if let Credential::Basic { username, password } = credential {
+                    let resp = http
+                        .get(url)
+                        .header(header::AUTHORIZATION, basic(username, password.expose()))
+                        .send()
+                        .await
+                        .map_err(|e| Error::http(format!("cannot reach {registry}"), e))?;
+                    if resp.status().is_success() {
+                        Ok(())
+                    } else {
+                        Err(refused())
+                    }
+                } else {
+                    Err(Error::new(
+                        ErrorKind::Unauthenticated,
+                        format!(
+                            "{registry} asks for basic auth; an identity token cannot answer it"
+                        ),
+                    ))
+                }
+            }
+            other => Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("{registry}/v2/ answered HTTP {other}"),
+            )),
+        };
+        if result.is_ok() {
+            self.tokens.evict_registry(host);
+        }
+        result
+    }
+
+    /// Trades credentials (or nothing) for a bearer token at the
+    /// challenge's realm: an OAuth2 POST with a refresh token, else a GET
+    /// with basic auth. An empty `scope` asks for none (as `docker login`).
+    async fn fetch_token(
+        &self,
+        registry: &str,
+        challenge: &Challenge,
+        service: &str,
+        scope: &str,
+        credential: Option<&Credential>,
+    ) -> Result<(crate::auth::Secret, std::time::Duration)> {
+        let realm = challenge.params.get("realm").ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                format!("{} sent a Bearer challenge without a realm", registry),
+            )
+        })?;
+        let realm = Url::parse(realm).map_err(|e| {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                format!("bad token realm {realm:?}: {e}"),
+            )
+        })?;
+        let request = match credential {
+            Some(Credential::IdentityToken(refresh)) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.expose()),
+                    ("service", service),
+                    ("client_id", "satchel"),
+                ];
+                if !scope.is_empty() {
+                    form.push(("scope", scope));
+                }
+                let body = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish();
+                self.http_for(&authority(&realm))
+                    .post(realm.clone())
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(body)
+            }
+            other => {
+                let mut url = realm.clone();
+                {
+                    let mut q = url.query_pairs_mut();
+                    if !service.is_empty() {
+                        q.append_pair("service", service);
+                    }
+                    if !scope.is_empty() {
+                        q.append_pair("scope", scope);
+                    }
+                }
+                let req = self.http_for(&authority(&realm)).get(url);
+                match other {
+                    Some(Credential::Basic { username, password }) => {
+                        req.header(header::AUTHORIZATION, basic(username, password.expose()))
+                    }
+                    _ => req,
+                }
+            }
+        };
+        let resp = request.send().await.map_err(|e| {
+            Error::http(
+                format!(
+                    "token request to {} failed",
+                    realm.host_str().unwrap_or("?")
+                ),
+                e,
+            )
+        })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let kind = match status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorKind::Unauthenticated,
+                s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                    ErrorKind::Unavailable
+                }
+                _ => ErrorKind::Unauthenticated,
+            };
+            return Err(Error::new(
+                kind,
+                format!(
+                    "{} refused a token for {scope}: HTTP {status}{}",
+                    registry,
+                    if credential.is_none() {
+                        " (no credentials configured)"
+                    } else {
+                        " (check the credentials)"
+                    }
+                ),
+            ));
+        }
+        let body = read_limited(resp, MAX_ERROR_BODY).await?;
+        let parsed: crate::auth::TokenResponse = serde_json::from_slice(&body).map_err(|_| {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                "the token endpoint answered with something that is not a token",
+            )
+        })?;
+        parsed.into_token().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                "the token endpoint's answer holds no token",
+            )
         })
     }
 }
@@ -131,8 +369,10 @@ impl std::fmt::Debug for Repository {
 }
 
 impl Repository {
-    /// The repository that `reference` names.
+    /// The repository that `reference` names. `plain_http` is also forced
+    /// for registries the client's options list.
     pub fn new(client: Arc<RegistryClient>, reference: &Reference, plain_http: bool) -> Self {
+        let plain_http = plain_http || client.options.plain_http.contains(reference.registry());
         let name = reference
             .with_tag(crate::reference::DEFAULT_TAG)
             .expect("the default tag is valid");
@@ -184,15 +424,32 @@ impl Repository {
         let Some(challenges) = challenges else {
             return Ok(None);
         };
-        let credential = self.client.credentials.get(self.name.registry());
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
             let service = bearer.params.get("service").cloned().unwrap_or_default();
             let scope = self.scope(access);
+            if let Some(token) = self.client.tokens.get(&host, &service, &scope) {
+                return header_value(&format!("Bearer {}", token.expose())).map(Some);
+            }
+            // One fetch per key: whoever gets the lock first fetches, the
+            // rest find the token in the cache.
+            let _fetching = self
+                .client
+                .token_locks
+                .lock(&format!("{host}\n{service}\n{scope}"))
+                .await;
             let token = match self.client.tokens.get(&host, &service, &scope) {
                 Some(token) => token,
                 None => {
+                    let credential = self.client.credentials.get(self.name.registry()).await?;
                     let (token, lifetime) = self
-                        .fetch_token(bearer, &service, &scope, credential.as_ref())
+                        .client
+                        .fetch_token(
+                            self.name.registry(),
+                            bearer,
+                            &service,
+                            &scope,
+                            credential.as_ref(),
+                        )
                         .await?;
                     self.client
                         .tokens
@@ -202,116 +459,13 @@ impl Repository {
             };
             return header_value(&format!("Bearer {}", token.expose())).map(Some);
         }
+        let credential = self.client.credentials.get(self.name.registry()).await?;
         if challenges.iter().any(|c| c.scheme == "basic") {
             if let Some(Credential::Basic { username, password }) = credential {
                 return header_value(&basic(&username, password.expose())).map(Some);
             }
         }
         Ok(None)
-    }
-
-    async fn fetch_token(
-        &self,
-        challenge: &Challenge,
-        service: &str,
-        scope: &str,
-        credential: Option<&Credential>,
-    ) -> Result<(crate::auth::Secret, std::time::Duration)> {
-        let realm = challenge.params.get("realm").ok_or_else(|| {
-            Error::new(
-                ErrorKind::Unauthenticated,
-                format!(
-                    "{} sent a Bearer challenge without a realm",
-                    self.name.registry()
-                ),
-            )
-        })?;
-        let realm = Url::parse(realm).map_err(|e| {
-            Error::new(
-                ErrorKind::Unauthenticated,
-                format!("bad token realm {realm:?}: {e}"),
-            )
-        })?;
-        let request = match credential {
-            Some(Credential::IdentityToken(refresh)) => {
-                let form = [
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", refresh.expose()),
-                    ("service", service),
-                    ("scope", scope),
-                    ("client_id", "satchel"),
-                ];
-                let body = url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(form)
-                    .finish();
-                self.client
-                    .http
-                    .post(realm.clone())
-                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(body)
-            }
-            other => {
-                let mut url = realm.clone();
-                {
-                    let mut q = url.query_pairs_mut();
-                    if !service.is_empty() {
-                        q.append_pair("service", service);
-                    }
-                    q.append_pair("scope", scope);
-                }
-                let req = self.client.http.get(url);
-                match other {
-                    Some(Credential::Basic { username, password }) => {
-                        req.header(header::AUTHORIZATION, basic(username, password.expose()))
-                    }
-                    _ => req,
-                }
-            }
-        };
-        let resp = request.send().await.map_err(|e| {
-            Error::http(
-                format!(
-                    "token request to {} failed",
-                    realm.host_str().unwrap_or("?")
-                ),
-                e,
-            )
-        })?;
-        let status = resp.status();
-        if !status.is_success() {
-            let kind = match status {
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorKind::Unauthenticated,
-                s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
-                    ErrorKind::Unavailable
-                }
-                _ => ErrorKind::Unauthenticated,
-            };
-            return Err(Error::new(
-                kind,
-                format!(
-                    "{} refused a token for {scope}: HTTP {status}{}",
-                    self.name.registry(),
-                    if credential.is_none() {
-                        " (no credentials configured)"
-                    } else {
-                        " (check the credentials)"
-                    }
-                ),
-            ));
-        }
-        let body = read_limited(resp, MAX_ERROR_BODY).await?;
-        let parsed: crate::auth::TokenResponse = serde_json::from_slice(&body).map_err(|_| {
-            Error::new(
-                ErrorKind::Unauthenticated,
-                "the token endpoint answered with something that is not a token",
-            )
-        })?;
-        parsed.into_token().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Unauthenticated,
-                "the token endpoint's answer holds no token",
-            )
-        })
     }
 
     /// Sends a request whose body (if any) can be replayed: authenticates
@@ -331,7 +485,7 @@ impl Repository {
         loop {
             let mut req = self
                 .client
-                .http
+                .http_for(self.name.api_host())
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());
             if let Some(body) = &body {
@@ -393,7 +547,7 @@ impl Repository {
     ) -> Result<reqwest::Response> {
         let mut req = self
             .client
-            .http
+            .http_for(self.name.api_host())
             .request(method.clone(), url.clone())
             .headers(headers)
             .body(body);
@@ -809,6 +963,35 @@ fn backoff(attempt: u32, retry_after: Option<std::time::Duration>) -> std::time:
         .map_or(0, |d| d.subsec_nanos());
     let jitter = base.mul_f64(f64::from(nanos % 1000) / 2000.0);
     (base + jitter).min(MAX_BACKOFF)
+}
+
+/// Builds an HTTP client, with a registry's TLS settings if given.
+fn http_client(tls: Option<&RegistryTls>) -> std::result::Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("satchel/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .pool_idle_timeout(std::time::Duration::from_secs(90));
+    if let Some(tls) = tls {
+        if let Some(ca) = &tls.ca_pem {
+            builder = builder.tls_certs_merge(reqwest::Certificate::from_pem_bundle(ca)?);
+        }
+        if let Some(identity) = &tls.identity_pem {
+            builder = builder.identity(reqwest::Identity::from_pem(identity)?);
+        }
+        if tls.insecure {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+    }
+    builder.build()
+}
+
+/// `host[:port]` of a URL.
+fn authority(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => String::new(),
+    }
 }
 
 /// The URL without its query, which may carry upload state.
