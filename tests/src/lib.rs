@@ -13,6 +13,7 @@
 //! (`cargo build --workspace --bins`), as `scripts/test.sh` does.
 
 pub mod auth;
+pub mod faulty;
 pub mod image;
 
 use std::io::{Read, Write};
@@ -364,6 +365,12 @@ impl Daemon {
             "one-line error expected: {err}"
         );
         err
+    }
+
+    /// Kills the daemon outright (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the daemon to exit.

@@ -599,11 +599,19 @@ impl Repository {
         let resp = self
             .send(Method::HEAD, url, Access::Pull, headers, None)
             .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Err(Error::not_found(format!(
-                "{}: manifest {reference} not found",
-                self.name.registry()
-            )));
+        match resp.status() {
+            StatusCode::NOT_FOUND => {
+                return Err(Error::not_found(format!(
+                    "{}: manifest {reference} not found",
+                    self.name.registry()
+                )))
+            }
+            // Registries that do not do HEAD on manifests get a GET below.
+            s if s.is_success()
+                || s == StatusCode::METHOD_NOT_ALLOWED
+                || s == StatusCode::NOT_IMPLEMENTED
+                || s == StatusCode::BAD_REQUEST => {}
+            _ => return Err(self.error(resp, &format!("manifest {reference}")).await),
         }
         if resp.status().is_success() {
             let h = resp.headers();
@@ -836,22 +844,74 @@ impl Repository {
             .map_err(|e| Error::new(ErrorKind::Unavailable, format!("bad upload Location: {e}")))
     }
 
-    /// Streams a blob's bytes, unverified: [`crate::Target`] verifies.
+    /// Streams a blob's bytes, unverified ([`crate::Target`] verifies).
+    /// When the connection drops mid-body, the download resumes where it
+    /// stopped with a `Range` request, a few times at most.
     pub async fn fetch_blob(&self, digest: &Digest) -> Result<ByteStream> {
+        let first = self.get_blob(digest, 0).await?;
+        let repo = self.clone();
+        let digest = digest.clone();
+        Ok(async_stream::try_stream! {
+            let mut offset = 0u64;
+            let mut resumes = 0u32;
+            let mut body = first.bytes_stream();
+            loop {
+                match body.next().await {
+                    Some(Ok(chunk)) => {
+                        offset += chunk.len() as u64;
+                        yield chunk;
+                    }
+                    None => break,
+                    Some(Err(e)) if resumes + 1 < MAX_ATTEMPTS => {
+                        tracing::warn!(%digest, offset, error = %e, "download interrupted; resuming");
+                        tokio::time::sleep(backoff(resumes, None)).await;
+                        resumes += 1;
+                        body = repo.get_blob(&digest, offset).await?.bytes_stream();
+                    }
+                    Some(Err(e)) => {
+                        Err(Error::http(
+                            format!("download of {digest} failed at byte {offset} after {resumes} resumes"),
+                            e,
+                        ))?;
+                    }
+                }
+            }
+        }
+        .boxed())
+    }
+
+    /// GETs a blob from `offset` on. reqwest follows redirects to blob
+    /// storage and drops `Authorization` when the host changes.
+    async fn get_blob(&self, digest: &Digest, offset: u64) -> Result<reqwest::Response> {
         let url = self.url(&format!("blobs/{digest}"))?;
-        // reqwest follows redirects and drops Authorization when the host
-        // changes, so blob storage never sees our token.
+        let mut headers = HeaderMap::new();
+        if offset > 0 {
+            headers.insert(header::RANGE, header_value(&format!("bytes={offset}-"))?);
+        }
         let resp = self
-            .send(Method::GET, url, Access::Pull, HeaderMap::new(), None)
+            .send(Method::GET, url, Access::Pull, headers, None)
             .await?;
         if !resp.status().is_success() {
             return Err(self.error(resp, &format!("blob {digest}")).await);
         }
-        let what = format!("download of {digest}");
-        Ok(resp
-            .bytes_stream()
-            .map(move |r| r.map_err(|e| Error::http(what.clone(), e)))
-            .boxed())
+        if offset > 0 {
+            let resumes_here = resp.status() == StatusCode::PARTIAL_CONTENT
+                && resp
+                    .headers()
+                    .get(header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|r| r.starts_with(&format!("bytes {offset}-")));
+            if !resumes_here {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "{}: cannot resume {digest} at byte {offset}: no usable Range support",
+                        self.name.registry()
+                    ),
+                ));
+            }
+        }
+        Ok(resp)
     }
 
     /// Builds the error for an unsuccessful response.
