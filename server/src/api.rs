@@ -153,11 +153,11 @@ impl Api {
                     known.as_ref().map(|(d, s)| (d, *s)),
                     ReceiverStream::new(rx).boxed(),
                 );
-                let (inbound, pending) = (&mut inbound, &mut pending);
+                let (inbound_ref, pending_ref) = (&mut inbound, &mut pending);
                 let feed = async move {
                     // Dropping `tx` on return ends the upload's body.
                     loop {
-                        match next_chunk(inbound, pending, index).await {
+                        match next_chunk(inbound_ref, pending_ref, index).await {
                             Ok(Some(data)) => {
                                 if tx.send(Ok(data)).await.is_err() {
                                     // The upload gave up; its error is the one to report.
@@ -179,7 +179,19 @@ impl Api {
                 };
                 let (uploaded, fed) = tokio::join!(upload, feed);
                 fed?;
-                uploaded.map_err(status)?
+                let stored = uploaded.map_err(status)?;
+                // An upload of a declared size stops reading at that size;
+                // bytes past it mean the caller's size was wrong.
+                if next_chunk(&mut inbound, &mut pending, index)
+                    .await?
+                    .is_some()
+                {
+                    return Err(Status::data_loss(format!(
+                        "file {:?} has more bytes than its declared size",
+                        file.name
+                    )));
+                }
+                stored
             };
             let mut annotations = file.annotations.clone();
             annotations.insert(ANNOTATION_TITLE.to_string(), file.name.clone());

@@ -3,6 +3,8 @@
 //! ```toml
 //! # satcheld.toml
 //! docker_config = "/etc/satchel/docker-config.json"
+//! upload_monolithic_max = 268435456   # larger blobs go in chunks...
+//! upload_chunk_size = 134217728       # ...of this many bytes
 //!
 //! [registries."registry.example.com"]
 //! # auto (default), v1.1-referrers-api or v1.1-referrers-tag
@@ -66,6 +68,10 @@ impl std::fmt::Debug for ServerTls {
 #[serde(deny_unknown_fields)]
 struct File {
     docker_config: Option<PathBuf>,
+    /// Blobs up to this many bytes are uploaded in one PUT.
+    upload_monolithic_max: Option<u64>,
+    /// The chunk size, in bytes, of larger uploads.
+    upload_chunk_size: Option<u64>,
     #[serde(default)]
     registries: BTreeMap<String, RegistryEntry>,
 }
@@ -104,7 +110,11 @@ impl Config {
             std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))
         };
         let file: File = toml::from_str(text)?;
-        let mut registry = RegistryOptions::default();
+        let mut registry = RegistryOptions {
+            monolithic_max: file.upload_monolithic_max,
+            chunk_size: file.upload_chunk_size,
+            ..RegistryOptions::default()
+        };
         for (host, entry) in file.registries {
             if let Some(mode) = entry.referrers {
                 let mode: ReferrersMode = mode

@@ -134,6 +134,16 @@ async fn reflection_v1_and_v1alpha_list_the_api() {
     server.shutdown().await;
 }
 
+/// The chunk "hello" for file 0.
+fn right_chunk() -> pb::PushRequest {
+    pb::PushRequest {
+        payload: Some(pb::push_request::Payload::Chunk(pb::FileChunk {
+            file_index: 0,
+            data: b"hello".to_vec(),
+        })),
+    }
+}
+
 fn target(reference: &str, layout: &str) -> Option<pb::Target> {
     Some(pb::Target {
         reference: reference.into(),
@@ -224,6 +234,19 @@ async fn bad_requests_get_the_right_codes() {
         .unwrap_or_default();
     assert!(stored.is_empty(), "{stored:?}");
 
+    // More bytes than the declared size: DATA_LOSS.
+    let mut short = header.clone();
+    if let Some(pb::push_request::Payload::Header(h)) = &mut short.payload {
+        let f = &mut h.artifact.as_mut().unwrap().files[0];
+        f.size = Some(2);
+        f.digest = "sha256:b2c7e1d5e9a7b8e4b8f3bbd6e0c1e6f3dbba1d7d2d7f1c5f6ff5c4c6dd4f1e3b".into();
+    }
+    let err = client
+        .push(tokio_stream::iter([short, right_chunk()]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DataLoss, "{err}");
+
     // A title that escapes: refused before anything is stored.
     let mut evil = header.clone();
     if let Some(pb::push_request::Payload::Header(h)) = &mut evil.payload {
@@ -233,14 +256,8 @@ async fn bad_requests_get_the_right_codes() {
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
 
     // The right bytes go through.
-    let right = pb::PushRequest {
-        payload: Some(pb::push_request::Payload::Chunk(pb::FileChunk {
-            file_index: 0,
-            data: b"hello".to_vec(),
-        })),
-    };
     let resp = client
-        .push(tokio_stream::iter([header, right]))
+        .push(tokio_stream::iter([header, right_chunk()]))
         .await
         .unwrap()
         .into_inner();

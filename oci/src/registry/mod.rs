@@ -27,6 +27,11 @@ use crate::ByteStream;
 pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
 /// The largest error body we read to build a message.
 const MAX_ERROR_BODY: usize = 64 << 10;
+/// The largest blob sent in one PUT; larger ones go in chunks (ferro-oci-
+/// server, for one, refuses bodies over 512 MiB).
+pub const MONOLITHIC_MAX: u64 = 256 << 20;
+/// The chunk size for chunked uploads, unless the registry asks for more.
+pub const CHUNK: u64 = 128 << 20;
 /// How many times a replayable request is tried before giving up.
 const MAX_ATTEMPTS: u32 = 5;
 /// The longest single wait between attempts.
@@ -63,6 +68,10 @@ pub struct RegistryOptions {
     pub tls: HashMap<String, RegistryTls>,
     /// Registries to talk plain HTTP to, whatever the call says.
     pub plain_http: std::collections::HashSet<String>,
+    /// Blobs up to this size go in one PUT; `None` means [`MONOLITHIC_MAX`].
+    pub monolithic_max: Option<u64>,
+    /// The chunk size of chunked uploads; `None` means [`CHUNK`].
+    pub chunk_size: Option<u64>,
 }
 
 /// TLS settings for one registry, as bytes: the caller reads the files.
@@ -749,9 +758,13 @@ impl Repository {
         }
     }
 
-    /// Uploads a blob from a stream. With `known` (digest and size), the
-    /// bytes go in one PUT; without, in one streamed PATCH and a closing PUT
-    /// with `digest_of` (called after the stream ends) as the digest.
+    /// Uploads a blob from a stream, after a POST that opens the session:
+    /// - size known and at most [`MONOLITHIC_MAX`]: one PUT with the body;
+    /// - size known and larger: PATCHes of [`CHUNK`] bytes (or the
+    ///   registry's `OCI-Chunk-Min-Length`, if larger) with `Content-Range`,
+    ///   then a closing PUT;
+    /// - size unknown: one streamed PATCH, then a closing PUT with
+    ///   `digest_of` (called after the stream ends) as the digest.
     pub async fn push_blob<S>(
         &self,
         known: Option<(&Digest, u64)>,
@@ -759,7 +772,7 @@ impl Repository {
         digest_of: impl FnOnce() -> Result<Digest>,
     ) -> Result<()>
     where
-        S: Stream<Item = Result<Bytes>> + Send + 'static,
+        S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
     {
         let start = self.url("blobs/uploads/")?;
         let resp = self
@@ -774,56 +787,105 @@ impl Repository {
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.error(resp, "blob upload start").await);
         }
+        let min_chunk = resp
+            .headers()
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
         let mut location = self.location(&resp)?;
-        let body = reqwest::Body::wrap_stream(body);
-        match known {
-            Some((digest, size)) => {
+        let octet = || {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            h
+        };
+        let digest = match known {
+            Some((digest, size))
+                if size <= self.client.options.monolithic_max.unwrap_or(MONOLITHIC_MAX) =>
+            {
                 location
                     .query_pairs_mut()
                     .append_pair("digest", digest.as_ref());
-                let mut headers = HeaderMap::new();
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                );
+                let mut headers = octet();
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+                let body = reqwest::Body::wrap_stream(body);
                 let resp = self
                     .send_once(Method::PUT, location, Access::Push, headers, body)
                     .await?;
                 if resp.status() != StatusCode::CREATED {
                     return Err(self.error(resp, &format!("upload of blob {digest}")).await);
                 }
+                return Ok(());
+            }
+            Some((digest, size)) => {
+                let chunk = self
+                    .client
+                    .options
+                    .chunk_size
+                    .unwrap_or(CHUNK)
+                    .max(min_chunk)
+                    .max(1);
+                let mut input = body;
+                let mut leftover: Option<Bytes> = None;
+                let mut offset = 0u64;
+                while offset < size {
+                    let len = chunk.min(size - offset);
+                    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(4);
+                    let mut headers = octet();
+                    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                    headers.insert(
+                        header::CONTENT_RANGE,
+                        header_value(&format!("{offset}-{}", offset + len - 1))?,
+                    );
+                    let body = reqwest::Body::wrap_stream(tokio_stream_from_receiver(rx));
+                    let patch = self.send_once(
+                        Method::PATCH,
+                        location.clone(),
+                        Access::Push,
+                        headers,
+                        body,
+                    );
+                    let feed = feed_exactly(&mut input, &mut leftover, len, tx);
+                    let (resp, fed) = tokio::join!(patch, feed);
+                    fed?;
+                    let resp = resp?;
+                    if resp.status() != StatusCode::ACCEPTED {
+                        return Err(self.error(resp, &format!("upload of blob {digest}")).await);
+                    }
+                    location = self.location(&resp)?;
+                    offset += len;
+                }
+                digest.clone()
             }
             None => {
-                let mut headers = HeaderMap::new();
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                );
+                let body = reqwest::Body::wrap_stream(body);
                 let resp = self
-                    .send_once(Method::PATCH, location, Access::Push, headers, body)
+                    .send_once(Method::PATCH, location, Access::Push, octet(), body)
                     .await?;
                 if resp.status() != StatusCode::ACCEPTED {
                     return Err(self.error(resp, "blob upload").await);
                 }
-                let mut location = self.location(&resp)?;
-                let digest = digest_of()?;
-                location
-                    .query_pairs_mut()
-                    .append_pair("digest", digest.as_ref());
-                let resp = self
-                    .send(
-                        Method::PUT,
-                        location,
-                        Access::Push,
-                        HeaderMap::new(),
-                        Some(Bytes::new()),
-                    )
-                    .await?;
-                if resp.status() != StatusCode::CREATED {
-                    return Err(self.error(resp, &format!("upload of blob {digest}")).await);
-                }
+                location = self.location(&resp)?;
+                digest_of()?
             }
+        };
+        location
+            .query_pairs_mut()
+            .append_pair("digest", digest.as_ref());
+        let resp = self
+            .send(
+                Method::PUT,
+                location,
+                Access::Push,
+                HeaderMap::new(),
+                Some(Bytes::new()),
+            )
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(self.error(resp, &format!("upload of blob {digest}")).await);
         }
         Ok(())
     }
@@ -1023,6 +1085,61 @@ fn backoff(attempt: u32, retry_after: Option<std::time::Duration>) -> std::time:
         .map_or(0, |d| d.subsec_nanos());
     let jitter = base.mul_f64(f64::from(nanos % 1000) / 2000.0);
     (base + jitter).min(MAX_BACKOFF)
+}
+
+/// A stream over a channel's receiving end.
+fn tokio_stream_from_receiver(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes>>,
+) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
+    async_stream::stream! {
+        while let Some(item) = rx.recv().await {
+            yield item;
+        }
+    }
+}
+
+/// Sends exactly `len` bytes from `input` (after any `leftover`) into `tx`,
+/// keeping what goes past `len` in `leftover` for the next chunk.
+async fn feed_exactly<S>(
+    input: &mut S,
+    leftover: &mut Option<Bytes>,
+    len: u64,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes>>,
+) -> Result<()>
+where
+    S: Stream<Item = Result<Bytes>> + Unpin,
+{
+    let mut left = len;
+    while left > 0 {
+        let mut piece = match leftover.take() {
+            Some(p) => p,
+            None => match input.next().await {
+                Some(Ok(p)) => p,
+                Some(Err(e)) => {
+                    let _ = tx
+                        .send(Err(Error::new(e.kind(), "the upload's source failed")))
+                        .await;
+                    return Err(e);
+                }
+                None => {
+                    let msg = format!("the content ended {left} bytes short of its declared size");
+                    let _ = tx
+                        .send(Err(Error::new(ErrorKind::DataLoss, msg.clone())))
+                        .await;
+                    return Err(Error::new(ErrorKind::DataLoss, msg));
+                }
+            },
+        };
+        if piece.len() as u64 > left {
+            *leftover = Some(piece.split_off(left as usize));
+        }
+        left -= piece.len() as u64;
+        if tx.send(Ok(piece)).await.is_err() {
+            // The request gave up; its error is the one to report.
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// Builds an HTTP client, with a registry's TLS settings if given.
