@@ -9,12 +9,14 @@
 //! - [`layout`]: an OCI image layout directory as a store.
 //! - [`target`]: [`Target`], one interface over a registry and a layout.
 //! - [`locks`]: named async locks for read-modify-write cycles.
+//! - [`content`]: the daemon's bounded, LRU content store and shared downloads.
 //!
 //! Nothing here reads environment variables or configuration files; the
 //! caller hands in credentials and options.
 
 pub mod artifact;
 pub mod auth;
+pub mod content;
 pub mod digest;
 pub mod error;
 pub mod layout;

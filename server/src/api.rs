@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
 use satchel_oci::artifact::{select_newest, Pack};
 use satchel_oci::auth::{Credential, Secret};
+use satchel_oci::content::ContentStore;
 use satchel_oci::digest::{self, Digest, Verifier};
 use satchel_oci::layout::OciLayout;
 use satchel_oci::locks::KeyedLocks;
@@ -43,15 +44,23 @@ pub struct Api {
     credentials: Arc<DockerCredentials>,
     /// Serialises index.json updates of OCI layouts.
     layout_locks: Arc<KeyedLocks>,
+    /// Blobs pulled from registries, kept for the next pull; `None` when
+    /// the daemon runs without a cache.
+    cache: Option<Arc<ContentStore>>,
 }
 
 impl Api {
     /// A service that reaches registries through `registry`, whose
     /// credentials come from `credentials`.
-    pub fn new(registry: Arc<RegistryClient>, credentials: Arc<DockerCredentials>) -> Self {
+    pub fn new(
+        registry: Arc<RegistryClient>,
+        credentials: Arc<DockerCredentials>,
+        cache: Option<Arc<ContentStore>>,
+    ) -> Self {
         Api {
             registry,
             credentials,
+            cache,
             layout_locks: Arc::new(KeyedLocks::default()),
         }
     }
@@ -535,6 +544,10 @@ impl pb::satchel_server::Satchel for Api {
         };
         let files = files_to_pull(&manifest)?;
         let (tx, rx) = mpsc::channel(4);
+        let cache = match &target {
+            Target::Registry(_) => self.cache.clone(),
+            Target::Layout(_) => None,
+        };
         tokio::spawn(async move {
             let first = pb::PullResponse {
                 payload: Some(pb::pull_response::Payload::Manifest(pb::PulledManifest {
@@ -547,7 +560,7 @@ impl pb::satchel_server::Satchel for Api {
                 return;
             }
             for (name, layer) in files {
-                if let Err(e) = send_file(&target, &name, &layer, &tx).await {
+                if let Err(e) = send_file(&target, cache.as_ref(), &name, &layer, &tx).await {
                     tracing::warn!(file = %name, error = %e.message(), "pull failed");
                     let _ = tx.send(Err(e)).await;
                     return;
@@ -748,6 +761,7 @@ fn files_to_pull(manifest: &ImageManifest) -> Result<Vec<(String, Descriptor)>, 
 /// the digest has been checked.
 async fn send_file(
     target: &Target,
+    cache: Option<&Arc<ContentStore>>,
     name: &str,
     layer: &Descriptor,
     tx: &mpsc::Sender<Result<pb::PullResponse, Status>>,
@@ -761,7 +775,11 @@ async fn send_file(
     }))
     .await
     .map_err(|_| gone())?;
-    let mut body = target.fetch_blob(layer).await.map_err(status)?;
+    let mut body = match cache {
+        Some(cache) => cache.fetch_through(layer, target.fetch_blob(layer)).await,
+        None => target.fetch_blob(layer).await,
+    }
+    .map_err(status)?;
     let mut buf = BytesMut::new();
     // Coalesce the registry's small reads into chunks of up to 1 MiB, and
     // send the first bytes early so the caller sees progress.

@@ -5,6 +5,8 @@
 //! docker_config = "/etc/satchel/docker-config.json"
 //! upload_monolithic_max = 268435456   # larger blobs go in chunks...
 //! upload_chunk_size = 134217728       # ...of this many bytes
+//! cache_dir = "/var/cache/satchel"    # pulled blobs, kept for the next pull
+//! cache_max_bytes = 10737418240
 //!
 //! [registries."registry.example.com"]
 //! # auto (default), v1.1-referrers-api or v1.1-referrers-tag
@@ -42,6 +44,21 @@ pub struct Config {
     pub auth_token: Option<satchel_oci::auth::Secret>,
     /// TLS for the listener (TCP).
     pub tls: Option<ServerTls>,
+    /// The local content cache: its directory and size bound in bytes.
+    pub cache: Option<(PathBuf, u64)>,
+}
+
+/// The default bound of the content cache: 10 GiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 10 << 30;
+
+/// The default cache directory: `$XDG_CACHE_HOME/satchel/content`, else
+/// `~/.cache/satchel/content`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("satchel").join("content"))
 }
 
 /// The listener's TLS material, as PEM bytes.
@@ -72,6 +89,10 @@ struct File {
     upload_monolithic_max: Option<u64>,
     /// The chunk size, in bytes, of larger uploads.
     upload_chunk_size: Option<u64>,
+    /// Where pulled blobs are cached.
+    cache_dir: Option<PathBuf>,
+    /// The cache's size bound in bytes.
+    cache_max_bytes: Option<u64>,
     #[serde(default)]
     registries: BTreeMap<String, RegistryEntry>,
 }
@@ -147,9 +168,16 @@ impl Config {
                 );
             }
         }
+        let cache = file.cache_dir.map(|d| {
+            (
+                base.join(d),
+                file.cache_max_bytes.unwrap_or(DEFAULT_CACHE_BYTES),
+            )
+        });
         Ok(Config {
             docker_config: file.docker_config,
             registry,
+            cache,
             ..Config::default()
         })
     }

@@ -40,7 +40,13 @@ pub async fn run(
     let credentials = Arc::new(credentials::DockerCredentials::new(config.docker_config));
     let registry = Arc::new(RegistryClient::new(credentials.clone(), config.registry)?);
     let check = access::TokenCheck::new(config.auth_token.as_ref().map(|t| t.expose()));
-    let api = SatchelServer::new(api::Api::new(registry, credentials))
+    let cache = match &config.cache {
+        Some((dir, max)) => Some(Arc::new(satchel_oci::content::ContentStore::open(
+            dir, *max,
+        )?)),
+        None => None,
+    };
+    let api = SatchelServer::new(api::Api::new(registry, credentials, cache))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     let api = tonic::service::interceptor::InterceptedService::new(api, check.clone());

@@ -48,6 +48,18 @@ struct Args {
     #[arg(long, env = "SATCHELD_CONFIG")]
     config: Option<std::path::PathBuf>,
 
+    /// The content cache directory (default ~/.cache/satchel/content).
+    #[arg(long, env = "SATCHELD_CACHE_DIR")]
+    cache_dir: Option<std::path::PathBuf>,
+
+    /// The content cache's size bound in bytes (default 10 GiB).
+    #[arg(long)]
+    cache_max_bytes: Option<u64>,
+
+    /// Run without the content cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+
     /// Log format.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     log_format: String,
@@ -90,6 +102,19 @@ async fn main() -> anyhow::Result<()> {
         let token = token.trim();
         anyhow::ensure!(!token.is_empty(), "{} is empty", path.display());
         config.auth_token = Some(satchel_oci::auth::Secret::new(token));
+    }
+    if args.no_cache {
+        config.cache = None;
+    } else {
+        let dir = args
+            .cache_dir
+            .or(config.cache.as_ref().map(|(d, _)| d.clone()))
+            .or_else(satcheld::config::default_cache_dir);
+        let max = args
+            .cache_max_bytes
+            .or(config.cache.as_ref().map(|(_, m)| *m))
+            .unwrap_or(satcheld::config::DEFAULT_CACHE_BYTES);
+        config.cache = dir.map(|d| (d, max));
     }
     let guarded = config.tls.is_some()
         && (config.auth_token.is_some()

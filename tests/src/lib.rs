@@ -274,7 +274,16 @@ impl Daemon {
     pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let socket = dir.path().join("satcheld.sock");
         let log = dir.path().join("satcheld.log");
-        let child = Command::new(bin("satcheld"))
+        // Every daemon gets a private cache unless its flags say otherwise.
+        let has_cache_flag = args
+            .iter()
+            .any(|a| a.starts_with("--cache") || *a == "--no-cache");
+        let cache = dir.path().join("cache");
+        let mut cmd = Command::new(bin("satcheld"));
+        if !has_cache_flag {
+            cmd.arg("--cache-dir").arg(&cache);
+        }
+        let child = cmd
             .arg("--listen")
             .arg(format!("unix://{}", socket.display()))
             .args(args)
@@ -430,7 +439,8 @@ pub fn sha256_file(path: &Path) -> String {
 /// without holding them in memory.
 pub fn write_random_file(path: &Path, size: u64, seed: u64) {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
-    let mut x = seed | 1;
+    // Odd and distinct for every seed (xorshift must not start at 0).
+    let mut x = seed.wrapping_mul(2).wrapping_add(1);
     let mut left = size;
     let mut block = vec![0u8; 1 << 16];
     while left > 0 {

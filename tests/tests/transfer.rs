@@ -49,3 +49,115 @@ fn chunked_uploads_on_docker_registry() {
 fn chunked_uploads_on_ferro() {
     chunked_upload(RegistryKind::Ferro);
 }
+
+fn blob_gets(proxy: &FaultyProxy, digest: &str) -> usize {
+    proxy
+        .seen()
+        .iter()
+        .filter(|s| s.line.starts_with("GET ") && s.line.contains(&format!("/blobs/{digest}")))
+        .count()
+}
+
+/// Pushes a random file of `mib` MiB as `repo:tag`; returns its digest.
+fn seed(daemon: &Daemon, registry: &Registry, tag: &str, mib: u64, seed: u64) -> String {
+    let file = daemon.scratch().join(format!("{tag}.bin"));
+    write_random_file(&file, mib << 20, seed);
+    daemon.ok(&[
+        "push",
+        "--plain-http",
+        &format!("{}/demo/cache:{tag}", registry.addr),
+        file.to_str().unwrap(),
+    ]);
+    sha256_file(&file)
+}
+
+fn pull(daemon: &Daemon, proxy: &FaultyProxy, tag: &str, out: &str) {
+    let out = daemon.scratch().join(out);
+    daemon.ok(&[
+        "pull",
+        "--plain-http",
+        &format!("{}/demo/cache:{tag}", proxy.addr),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn repeated_pulls_are_served_from_the_cache() {
+    let registry = Registry::start();
+    let daemon = Daemon::start();
+    let digest = seed(&daemon, &registry, "a", 6, 1);
+    let proxy = FaultyProxy::start(&registry.addr);
+    pull(&daemon, &proxy, "a", "one");
+    pull(&daemon, &proxy, "a", "two");
+    assert_eq!(blob_gets(&proxy, &digest), 1, "{:?}", proxy.seen());
+    assert_eq!(sha256_file(&daemon.scratch().join("two/a.bin")), digest);
+}
+
+#[test]
+fn concurrent_pulls_share_one_download() {
+    let registry = Registry::start();
+    let daemon = Daemon::start();
+    let digest = seed(&daemon, &registry, "b", 6, 2);
+    let proxy = FaultyProxy::start(&registry.addr);
+    // A slow first download, so the other pulls arrive while it runs.
+    proxy.add(satchel_tests::faulty::Rule {
+        method: "GET",
+        path_contains: "/blobs/",
+        fault: satchel_tests::faulty::Fault::Throttle(8 << 20),
+        times: 1,
+    });
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let (daemon, proxy) = (&daemon, &proxy);
+            s.spawn(move || pull(daemon, proxy, "b", &format!("out{i}")));
+        }
+    });
+    assert_eq!(blob_gets(&proxy, &digest), 1, "{:?}", proxy.seen());
+    for i in 0..4 {
+        let file = daemon.scratch().join(format!("out{i}/b.bin"));
+        assert_eq!(sha256_file(&file), digest);
+    }
+}
+
+#[test]
+fn the_cache_stays_within_its_bound_evicting_the_least_recently_used() {
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("bounded-cache");
+    let cache_arg = cache.to_str().unwrap().to_string();
+    let daemon = Daemon::start_in(
+        dir,
+        &["--cache-dir", &cache_arg, "--cache-max-bytes", "12582912"],
+        &[],
+    );
+    let digests: Vec<String> = ["c1", "c2", "c3"]
+        .iter()
+        .enumerate()
+        .map(|(i, tag)| seed(&daemon, &registry, tag, 5, 10 + i as u64))
+        .collect();
+    let proxy = FaultyProxy::start(&registry.addr);
+    for tag in ["c1", "c2", "c3"] {
+        pull(&daemon, &proxy, tag, &format!("first-{tag}"));
+    }
+    let stored: u64 = satchel_tests::list_files(&cache.join("blobs"))
+        .iter()
+        .map(|f| {
+            std::fs::metadata(cache.join("blobs").join(f))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert!(stored <= 12 << 20, "the cache holds {stored} bytes");
+    // c1 was evicted (least recently used); c3 was not.
+    pull(&daemon, &proxy, "c1", "again-c1");
+    pull(&daemon, &proxy, "c3", "again-c3");
+    assert_eq!(
+        blob_gets(&proxy, &digests[0]),
+        2,
+        "{digests:?} {:?} {:?}",
+        satchel_tests::list_files(&cache),
+        proxy.seen()
+    );
+    assert_eq!(blob_gets(&proxy, &digests[2]), 1);
+}

@@ -1,0 +1,368 @@
+//! The daemon's local content store: blobs by digest under `blobs/<alg>/`,
+//! bounded in total size, evicted least recently used first.
+//!
+//! [`ContentStore::fetch_through`] serves a blob from the store, or
+//! downloads it once however many callers ask at the same time: the first
+//! caller's stream is teed into `ingest/` and committed when it ends
+//! cleanly (the stream it tees is already digest-verified); the others wait
+//! for that and then read the stored copy. Reads are verified again, so a
+//! damaged file is never served as good.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+use crate::digest::{Digest, Verifier};
+use crate::error::{Error, Result};
+use crate::manifest::Descriptor;
+use crate::ByteStream;
+
+/// One stored blob's bookkeeping.
+struct Entry {
+    size: u64,
+    /// Larger is more recent.
+    used: u64,
+}
+
+#[derive(Default)]
+struct Index {
+    entries: HashMap<Digest, Entry>,
+    total: u64,
+    clock: u64,
+}
+
+/// A bounded, content-addressed blob store on local disk.
+pub struct ContentStore {
+    root: PathBuf,
+    max_bytes: u64,
+    index: Mutex<Index>,
+    /// Downloads in progress: waiters learn when they end.
+    inflight: Mutex<HashMap<Digest, watch::Receiver<bool>>>,
+}
+
+impl std::fmt::Debug for ContentStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ContentStore({}, max {} bytes)",
+            self.root.display(),
+            self.max_bytes
+        )
+    }
+}
+
+impl ContentStore {
+    /// Opens (creating) a store at `root` holding at most `max_bytes`;
+    /// leftovers in `ingest/` are removed and existing blobs indexed.
+    pub fn open(root: impl Into<PathBuf>, max_bytes: u64) -> Result<Self> {
+        let root = root.into();
+        let ingest = root.join("ingest");
+        let _ = std::fs::remove_dir_all(&ingest);
+        std::fs::create_dir_all(&ingest)
+            .map_err(|e| Error::io(format!("cannot create {}", ingest.display()), e))?;
+        let mut index = Index::default();
+        let mut found: Vec<(std::time::SystemTime, Digest, u64)> = Vec::new();
+        for alg in ["sha256", "sha512"] {
+            let Ok(dir) = std::fs::read_dir(root.join("blobs").join(alg)) else {
+                continue;
+            };
+            for entry in dir.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let (Ok(digest), Ok(meta)) = (
+                    crate::digest::parse(&format!("{alg}:{name}")),
+                    entry.metadata(),
+                ) else {
+                    continue;
+                };
+                found.push((
+                    meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                    digest,
+                    meta.len(),
+                ));
+            }
+        }
+        found.sort_by_key(|(t, _, _)| *t);
+        for (_, digest, size) in found {
+            index.clock += 1;
+            index.total += size;
+            index.entries.insert(
+                digest,
+                Entry {
+                    size,
+                    used: index.clock,
+                },
+            );
+        }
+        let store = ContentStore {
+            root,
+            max_bytes,
+            index: Mutex::new(index),
+            inflight: Mutex::new(HashMap::new()),
+        };
+        store.evict(None);
+        Ok(store)
+    }
+
+    fn path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().as_ref())
+            .join(digest.digest())
+    }
+
+    /// The bytes stored, in total.
+    pub fn total_bytes(&self) -> u64 {
+        self.index.lock().expect("content index").total
+    }
+
+    /// A verified stream of a stored blob, if the store has it.
+    pub async fn get(&self, desc: &Descriptor) -> Option<ByteStream> {
+        {
+            let mut index = self.index.lock().expect("content index");
+            index.clock += 1;
+            let clock = index.clock;
+            index.entries.get_mut(&desc.digest)?.used = clock;
+        }
+        let file = tokio::fs::File::open(self.path(&desc.digest)).await.ok()?;
+        let verifier = Verifier::new(&desc.digest, Some(desc.size)).ok()?;
+        let raw = tokio_util::io::ReaderStream::with_capacity(file, 256 << 10)
+            .map(|r| r.map_err(|e| Error::io("reading a cached blob failed", e)));
+        Some(verify(raw.boxed(), verifier))
+    }
+
+    /// Serves `desc` from the store, or through `fetch` (a verified stream
+    /// from the source), storing what passes. Concurrent callers for one
+    /// digest share a single download.
+    pub async fn fetch_through<F>(
+        self: &Arc<Self>,
+        desc: &Descriptor,
+        fetch: F,
+    ) -> Result<ByteStream>
+    where
+        F: std::future::Future<Output = Result<ByteStream>>,
+    {
+        loop {
+            if let Some(stream) = self.get(desc).await {
+                return Ok(stream);
+            }
+            // Decide under the lock, act after it: the guard must not live
+            // across an await.
+            let role = {
+                let mut inflight = self.inflight.lock().expect("inflight");
+                match inflight.get(&desc.digest) {
+                    Some(rx) => Err(rx.clone()),
+                    None => {
+                        let (tx, rx) = watch::channel(false);
+                        inflight.insert(desc.digest.clone(), rx);
+                        Ok(tx)
+                    }
+                }
+            };
+            match role {
+                Ok(tx) => {
+                    return match fetch.await {
+                        Ok(source) => Ok(self.tee(desc.clone(), source, tx).await),
+                        Err(e) => {
+                            self.inflight.lock().expect("inflight").remove(&desc.digest);
+                            let _ = tx.send(true);
+                            Err(e)
+                        }
+                    };
+                }
+                Err(mut rx) => {
+                    // Wait for the leader; then look again (it may have
+                    // failed, in which case this caller leads).
+                    let _ = rx.wait_for(|done| *done).await;
+                }
+            }
+        }
+    }
+
+    /// Passes `source` through while writing it under `ingest/`; commits it
+    /// when the stream ends cleanly, and tells waiters either way.
+    async fn tee(
+        self: &Arc<Self>,
+        desc: Descriptor,
+        source: ByteStream,
+        done: watch::Sender<bool>,
+    ) -> ByteStream {
+        let tmp = self.root.join("ingest").join(format!(
+            "{}-{}",
+            desc.digest.digest(),
+            std::process::id()
+        ));
+        let file = tokio::fs::File::create(&tmp).await.ok();
+        let store = self.clone();
+        async_stream::try_stream! {
+            // Whatever happens, waiters are released when this ends.
+            let _release = Release { store: store.clone(), digest: desc.digest.clone(), done };
+            let mut file = file;
+            let mut source = source;
+            while let Some(chunk) = source.next().await {
+                let chunk = chunk?;
+                if let Some(f) = file.as_mut() {
+                    if f.write_all(&chunk).await.is_err() {
+                        file = None; // the cache is best effort
+                    }
+                }
+                yield chunk;
+            }
+            if let Some(mut f) = file.take() {
+                if f.flush().await.is_ok() {
+                    drop(f);
+                    store.commit(&tmp, &desc).await;
+                }
+            }
+        }
+        .boxed()
+    }
+
+    /// Moves a completed ingest file into place and evicts as needed.
+    async fn commit(&self, tmp: &Path, desc: &Descriptor) {
+        let dest = self.path(&desc.digest);
+        if let Some(dir) = dest.parent() {
+            let _ = tokio::fs::create_dir_all(dir).await;
+        }
+        if tokio::fs::rename(tmp, &dest).await.is_err() {
+            let _ = tokio::fs::remove_file(tmp).await;
+            return;
+        }
+        {
+            let mut index = self.index.lock().expect("content index");
+            index.clock += 1;
+            let clock = index.clock;
+            if index
+                .entries
+                .insert(
+                    desc.digest.clone(),
+                    Entry {
+                        size: desc.size,
+                        used: clock,
+                    },
+                )
+                .is_none()
+            {
+                index.total += desc.size;
+            }
+        }
+        self.evict(Some(&desc.digest));
+    }
+
+    /// Removes least recently used blobs until the store fits, sparing `keep`.
+    fn evict(&self, keep: Option<&Digest>) {
+        let mut index = self.index.lock().expect("content index");
+        while index.total > self.max_bytes {
+            let victim = index
+                .entries
+                .iter()
+                .filter(|(d, _)| Some(*d) != keep)
+                .min_by_key(|(_, e)| e.used)
+                .map(|(d, _)| d.clone());
+            let Some(victim) = victim else { break };
+            let entry = index.entries.remove(&victim).expect("present");
+            index.total -= entry.size;
+            // Open readers keep their copy: unlinking does not cut them off.
+            let _ = std::fs::remove_file(self.path(&victim));
+        }
+    }
+}
+
+/// Clears the in-flight mark and wakes waiters when a tee ends.
+struct Release {
+    store: Arc<ContentStore>,
+    digest: Digest,
+    done: watch::Sender<bool>,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.store
+            .inflight
+            .lock()
+            .expect("inflight")
+            .remove(&self.digest);
+        let _ = self.done.send(true);
+    }
+}
+
+fn verify(body: ByteStream, mut verifier: Verifier) -> ByteStream {
+    async_stream::try_stream! {
+        let mut body = body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            verifier.update(&chunk)?;
+            yield chunk;
+        }
+        verifier.finish()?;
+    }
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn desc(data: &'static [u8]) -> Descriptor {
+        Descriptor::for_bytes("application/octet-stream", data)
+    }
+
+    async fn read(stream: ByteStream) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut stream = stream;
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    fn source(data: &'static [u8]) -> ByteStream {
+        futures::stream::iter([Ok(Bytes::from_static(data))]).boxed()
+    }
+
+    #[tokio::test]
+    async fn stores_evicts_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(ContentStore::open(dir.path(), 10).unwrap());
+        let (a, b) = (desc(b"aaaaaa"), desc(b"bbbbbb"));
+        let got = read(
+            store
+                .fetch_through(&a, async { Ok(source(b"aaaaaa")) })
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, b"aaaaaa");
+        // A hit does not call the source.
+        let hit = store
+            .fetch_through(&a, async { panic!("the source must not be asked") })
+            .await
+            .unwrap();
+        assert_eq!(read(hit).await.unwrap(), b"aaaaaa");
+        // b does not fit beside a: a goes.
+        read(
+            store
+                .fetch_through(&b, async { Ok(source(b"bbbbbb")) })
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(store.total_bytes(), 6);
+        assert!(store.get(&a).await.is_none());
+        // A damaged copy is not served as good.
+        let path = store.path(&b.digest);
+        std::fs::write(&path, b"bbbbbX").unwrap();
+        let err = read(store.get(&b).await.unwrap()).await.unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::DataLoss);
+        // Reopening indexes what is there.
+        drop(store);
+        let store = ContentStore::open(dir.path(), 10).unwrap();
+        assert_eq!(store.total_bytes(), 6);
+    }
+}
