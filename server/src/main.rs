@@ -68,6 +68,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Handlers go in before the socket exists, so a SIGTERM sent as soon as
+    // the daemon is reachable still shuts it down cleanly.
+    let shutdown = shutdown_signal()?;
     let filter = EnvFilter::try_from_env("SATCHELD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -134,16 +137,18 @@ async fn main() -> anyhow::Result<()> {
         .docker_config
         .or(config.docker_config)
         .or_else(satcheld::credentials::default_docker_config);
-    satcheld::run(listener, config, shutdown_signal()).await
+    satcheld::run(listener, config, shutdown).await
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Installs SIGTERM and SIGINT handlers; the future resolves on the first.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-    }
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    })
 }
