@@ -3,6 +3,7 @@
 //! Every command is one RPC; this binary parses flags, reads or writes local
 //! files, and formats output. It never talks to a registry itself.
 
+mod blob;
 mod discover;
 mod pull;
 mod push;
@@ -79,6 +80,9 @@ enum Command {
     Logout(LogoutArgs),
     /// List the registries satcheld has credentials for (never secrets).
     Credentials,
+    /// Blobs in the daemon's content store: resumable upload, ranged download.
+    #[command(subcommand)]
+    Blob(blob::BlobCommand),
 }
 
 #[derive(Args, Debug)]
@@ -170,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Attach(args) => push::attach(addr, args).await,
         Command::Discover(args) => discover::discover(addr, args).await,
         Command::Pull(args) => pull::pull(addr, args).await,
+        Command::Blob(command) => blob::run(addr, command).await,
         Command::Resolve(args) => {
             let target = target::parse(&args.reference, &args.target)?;
             let mut client = addr.connect().await?;

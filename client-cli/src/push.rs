@@ -100,6 +100,7 @@ async fn prepare_files(operands: &[String]) -> anyhow::Result<Vec<LocalFile>> {
                 size: Some(size),
                 digest,
                 annotations: HashMap::new(),
+                from_content_store: false,
             },
         });
     }

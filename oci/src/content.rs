@@ -42,6 +42,42 @@ pub struct ContentStore {
     index: Mutex<Index>,
     /// Downloads in progress: waiters learn when they end.
     inflight: Mutex<HashMap<Digest, watch::Receiver<bool>>>,
+    /// One writer per upload ref.
+    upload_locks: crate::locks::KeyedLocks,
+}
+
+/// An upload in progress, open for appending.
+pub struct Upload {
+    file: tokio::fs::File,
+    offset: u64,
+    path: PathBuf,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Upload {
+    /// How many bytes the upload holds.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Appends `data`, which must start at `offset`, the current end.
+    pub async fn write(&mut self, offset: u64, data: &[u8]) -> Result<u64> {
+        if offset != self.offset {
+            return Err(Error::new(
+                crate::ErrorKind::FailedPrecondition,
+                format!(
+                    "the upload stands at byte {}, not {offset}; resume from there",
+                    self.offset
+                ),
+            ));
+        }
+        self.file
+            .write_all(data)
+            .await
+            .map_err(|e| Error::io("cannot write the upload", e))?;
+        self.offset += data.len() as u64;
+        Ok(self.offset)
+    }
 }
 
 impl std::fmt::Debug for ContentStore {
@@ -57,13 +93,18 @@ impl std::fmt::Debug for ContentStore {
 
 impl ContentStore {
     /// Opens (creating) a store at `root` holding at most `max_bytes`;
-    /// leftovers in `ingest/` are removed and existing blobs indexed.
+    /// half-done pulls in `ingest/` are removed (uploads stay, to be
+    /// resumed) and existing blobs indexed.
     pub fn open(root: impl Into<PathBuf>, max_bytes: u64) -> Result<Self> {
         let root = root.into();
         let ingest = root.join("ingest");
-        let _ = std::fs::remove_dir_all(&ingest);
         std::fs::create_dir_all(&ingest)
             .map_err(|e| Error::io(format!("cannot create {}", ingest.display()), e))?;
+        for entry in std::fs::read_dir(&ingest).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with("pull-") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         let mut index = Index::default();
         let mut found: Vec<(std::time::SystemTime, Digest, u64)> = Vec::new();
         for alg in ["sha256", "sha512"] {
@@ -102,6 +143,7 @@ impl ContentStore {
             max_bytes,
             index: Mutex::new(index),
             inflight: Mutex::new(HashMap::new()),
+            upload_locks: crate::locks::KeyedLocks::default(),
         };
         store.evict(None);
         Ok(store)
@@ -112,6 +154,16 @@ impl ContentStore {
             .join("blobs")
             .join(digest.algorithm().as_ref())
             .join(digest.digest())
+    }
+
+    /// The size of a stored blob.
+    pub fn size_of(&self, digest: &Digest) -> Option<u64> {
+        self.index
+            .lock()
+            .expect("content index")
+            .entries
+            .get(digest)
+            .map(|e| e.size)
     }
 
     /// The bytes stored, in total.
@@ -191,7 +243,7 @@ impl ContentStore {
         done: watch::Sender<bool>,
     ) -> ByteStream {
         let tmp = self.root.join("ingest").join(format!(
-            "{}-{}",
+            "pull-{}-{}",
             desc.digest.digest(),
             std::process::id()
         ));
@@ -250,6 +302,133 @@ impl ContentStore {
             }
         }
         self.evict(Some(&desc.digest));
+    }
+
+    /// Opens the upload named `reference`, creating it if new. Hold the
+    /// returned guard's lock for the whole call: one writer per ref.
+    pub async fn open_upload(&self, reference: &str) -> Result<Upload> {
+        if reference.is_empty() || reference.len() > 256 {
+            return Err(Error::invalid("an upload ref must be 1 to 256 characters"));
+        }
+        let guard = self.upload_locks.lock(reference).await;
+        let path = self.upload_path(reference);
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await
+            .map_err(|e| Error::io("cannot open the upload", e))?;
+        let offset = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io("cannot stat the upload", e))?
+            .len();
+        Ok(Upload {
+            file,
+            offset,
+            path,
+            _guard: guard,
+        })
+    }
+
+    /// How many bytes the upload named `reference` holds, if it exists.
+    pub async fn upload_offset(&self, reference: &str) -> Option<u64> {
+        tokio::fs::metadata(self.upload_path(reference))
+            .await
+            .ok()
+            .map(|m| m.len())
+    }
+
+    fn upload_path(&self, reference: &str) -> PathBuf {
+        let key = crate::digest::sha256(reference.as_bytes());
+        self.root
+            .join("ingest")
+            .join(format!("upload-{}", key.digest()))
+    }
+
+    /// Verifies a finished upload and moves it into the store. Returns its
+    /// digest and size.
+    pub async fn commit_upload(
+        &self,
+        upload: Upload,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+    ) -> Result<(Digest, u64)> {
+        upload
+            .file
+            .sync_data()
+            .await
+            .map_err(|e| Error::io("cannot sync the upload", e))?;
+        let mut hasher = match expected {
+            Some(d) => crate::digest::Hasher::for_digest(d)?,
+            None => crate::digest::Hasher::sha256(),
+        };
+        let file = tokio::fs::File::open(&upload.path)
+            .await
+            .map_err(|e| Error::io("cannot reopen the upload", e))?;
+        let mut reader = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
+        while let Some(chunk) = reader.next().await {
+            hasher.update(&chunk.map_err(|e| Error::io("cannot read the upload", e))?);
+        }
+        let digest = hasher.finish();
+        let size = upload.offset;
+        let mismatch = |what: String| Error::new(crate::ErrorKind::DataLoss, what);
+        if let Some(expected) = expected {
+            if &digest != expected {
+                return Err(mismatch(format!(
+                    "upload has digest {digest}, expected {expected}"
+                )));
+            }
+        }
+        if let Some(want) = expected_size {
+            if want != size {
+                return Err(mismatch(format!(
+                    "upload has {size} bytes, expected {want}"
+                )));
+            }
+        }
+        let desc = Descriptor {
+            media_type: String::new(),
+            digest: digest.clone(),
+            size,
+            artifact_type: None,
+            annotations: Default::default(),
+        };
+        let path = upload.path.clone();
+        drop(upload);
+        self.commit(&path, &desc).await;
+        if tokio::fs::try_exists(self.path(&digest))
+            .await
+            .unwrap_or(false)
+        {
+            Ok((digest, size))
+        } else {
+            Err(Error::new(
+                crate::ErrorKind::Internal,
+                "cannot move the upload into the store",
+            ))
+        }
+    }
+
+    /// A stream of `length` bytes (0: to the end) of a stored blob from
+    /// `offset`. Whole-blob reads are verified; partial ones come from a
+    /// copy that was verified when it was stored.
+    pub async fn read_range(
+        &self,
+        desc: &Descriptor,
+        offset: u64,
+        length: u64,
+    ) -> Option<ByteStream> {
+        if offset == 0 && (length == 0 || length >= desc.size) {
+            return self.get(desc).await;
+        }
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut file = tokio::fs::File::open(self.path(&desc.digest)).await.ok()?;
+        file.seek(std::io::SeekFrom::Start(offset)).await.ok()?;
+        let take = if length == 0 { u64::MAX } else { length };
+        let raw = tokio_util::io::ReaderStream::with_capacity(file.take(take), 256 << 10)
+            .map(|r| r.map_err(|e| Error::io("reading a stored blob failed", e)));
+        Some(raw.boxed())
     }
 
     /// Removes least recently used blobs until the store fits, sparing `keep`.
@@ -364,5 +543,41 @@ mod tests {
         drop(store);
         let store = ContentStore::open(dir.path(), 10).unwrap();
         assert_eq!(store.total_bytes(), 6);
+    }
+
+    #[tokio::test]
+    async fn uploads_resume_and_commit_only_when_they_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path(), 1 << 20).unwrap();
+        let mut up = store.open_upload("job-1").await.unwrap();
+        up.write(0, b"hello ").await.unwrap();
+        assert!(up.write(0, b"again").await.is_err(), "wrong offset");
+        drop(up);
+        assert_eq!(store.upload_offset("job-1").await, Some(6));
+        // A restart keeps the upload.
+        drop(store);
+        let store = ContentStore::open(dir.path(), 1 << 20).unwrap();
+        let mut up = store.open_upload("job-1").await.unwrap();
+        assert_eq!(up.offset(), 6);
+        up.write(6, b"world").await.unwrap();
+        let wrong = crate::digest::sha256(b"something else");
+        let err = store
+            .commit_upload(up, Some(&wrong), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::DataLoss);
+        let up = store.open_upload("job-1").await.unwrap();
+        let right = crate::digest::sha256(b"hello world");
+        let (digest, size) = store
+            .commit_upload(up, Some(&right), Some(11))
+            .await
+            .unwrap();
+        assert_eq!((digest, size), (right.clone(), 11));
+        assert_eq!(store.upload_offset("job-1").await, None);
+        let d = Descriptor::for_bytes("x", b"hello world");
+        let part = read(store.read_range(&d, 6, 3).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(part, b"wor");
     }
 }

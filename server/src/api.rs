@@ -30,6 +30,8 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::credentials::DockerCredentials;
 use crate::status::{invalid, status};
 
+/// Pieces of a download are sent once this many bytes have gathered.
+const FLUSH_AT: usize = 256 << 10;
 /// The largest inline config a Push may carry.
 const MAX_CONFIG_BYTES: usize = 4 << 20;
 /// How many chunks may wait between the caller's stream and an upload.
@@ -145,7 +147,37 @@ impl Api {
                 Some((d, _)) => target.blob_exists(d).await.map_err(status)?,
                 None => false,
             };
-            let (digest, size) = if already {
+            let (digest, size) = if file.from_store {
+                let (d, size) = known.clone().expect("checked in validate_files");
+                if next_chunk(&mut inbound, &mut pending, index)
+                    .await?
+                    .is_some()
+                {
+                    return Err(invalid(format!(
+                        "file {:?} comes from the content store; send no chunks for it",
+                        file.name
+                    )));
+                }
+                if already {
+                    skipped += 1;
+                } else {
+                    let desc = Descriptor {
+                        media_type: file.media_type.clone(),
+                        digest: d.clone(),
+                        size,
+                        artifact_type: None,
+                        annotations: Default::default(),
+                    };
+                    let body = self.store()?.get(&desc).await.ok_or_else(|| {
+                        Status::not_found(format!("{d} is not in the content store"))
+                    })?;
+                    target
+                        .push_blob(Some((&d, size)), body)
+                        .await
+                        .map_err(status)?;
+                }
+                (d, size)
+            } else if already {
                 // The target has it; still read (and check) what the caller
                 // sends, so the manifest never names bytes it did not get.
                 let (d, size) = known.clone().expect("checked above");
@@ -321,6 +353,8 @@ impl Resolved {
 
 /// A file of a Push, checked.
 struct FileInfo {
+    /// Take the bytes from the content store, not from chunks.
+    from_store: bool,
     name: String,
     media_type: String,
     size: Option<u64>,
@@ -350,6 +384,12 @@ fn validate_files(files: &[pb::FileSpec]) -> Result<Vec<FileInfo>, Status> {
                 "" => None,
                 d => Some(digest::parse(d).map_err(status)?),
             };
+            if f.from_content_store && (digest.is_none() || f.size.is_none()) {
+                return Err(invalid(format!(
+                    "file {:?} comes from the content store: give its digest and size",
+                    f.name
+                )));
+            }
             if digest.is_some() && f.size.is_none() {
                 return Err(invalid(format!(
                     "file {:?} has a digest but no size",
@@ -357,6 +397,7 @@ fn validate_files(files: &[pb::FileSpec]) -> Result<Vec<FileInfo>, Status> {
                 )));
             }
             Ok(FileInfo {
+                from_store: f.from_content_store,
                 name: f.name.clone(),
                 media_type: if f.media_type.is_empty() {
                     MEDIA_TYPE_LAYER_TAR.to_string()
@@ -656,6 +697,126 @@ impl pb::satchel_server::Satchel for Api {
         Ok(Response::new(pb::LogoutResponse { removed }))
     }
 
+    async fn upload_blob(
+        &self,
+        request: Request<Streaming<pb::UploadBlobRequest>>,
+    ) -> Result<Response<pb::UploadBlobResponse>, Status> {
+        let store = self.store()?;
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .next()
+            .await
+            .ok_or_else(|| invalid("an upload needs at least one message"))??;
+        let reference = first.r#ref.clone();
+        let mut upload = store.open_upload(&reference).await.map_err(status)?;
+        let mut message = Some(first);
+        while let Some(m) = message.take() {
+            if m.r#ref != reference && !m.r#ref.is_empty() {
+                return Err(invalid("every message of an upload names the same ref"));
+            }
+            if m.data.len() > MAX_CHUNK {
+                return Err(invalid("a chunk is larger than 1 MiB"));
+            }
+            if !m.data.is_empty() || m.offset != upload.offset() {
+                upload.write(m.offset, &m.data).await.map_err(status)?;
+            }
+            if m.commit {
+                let expected = match m.expected_digest.as_str() {
+                    "" => None,
+                    d => Some(digest::parse(d).map_err(status)?),
+                };
+                let (digest, size) = store
+                    .commit_upload(upload, expected.as_ref(), m.expected_size)
+                    .await
+                    .map_err(status)?;
+                tracing::info!(%reference, %digest, size, "upload committed");
+                return Ok(Response::new(pb::UploadBlobResponse {
+                    r#ref: reference,
+                    offset: size,
+                    digest: digest.to_string(),
+                    committed: true,
+                }));
+            }
+            message = inbound.next().await.transpose()?;
+        }
+        Ok(Response::new(pb::UploadBlobResponse {
+            r#ref: reference,
+            offset: upload.offset(),
+            digest: String::new(),
+            committed: false,
+        }))
+    }
+
+    async fn upload_status(
+        &self,
+        request: Request<pb::UploadStatusRequest>,
+    ) -> Result<Response<pb::UploadStatusResponse>, Status> {
+        let store = self.store()?;
+        let offset = store.upload_offset(&request.into_inner().r#ref).await;
+        Ok(Response::new(pb::UploadStatusResponse {
+            offset: offset.unwrap_or(0),
+            exists: offset.is_some(),
+        }))
+    }
+
+    type DownloadBlobStream =
+        Pin<Box<dyn Stream<Item = Result<pb::DownloadBlobResponse, Status>> + Send>>;
+
+    async fn download_blob(
+        &self,
+        request: Request<pb::DownloadBlobRequest>,
+    ) -> Result<Response<Self::DownloadBlobStream>, Status> {
+        let store = self.store()?.clone();
+        let req = request.into_inner();
+        let digest = digest::parse(&req.digest).map_err(status)?;
+        let mut desc = Descriptor {
+            media_type: "application/octet-stream".into(),
+            digest,
+            size: req.size,
+            artifact_type: None,
+            annotations: Default::default(),
+        };
+        if desc.size == 0 {
+            desc.size = store.size_of(&desc.digest).unwrap_or(0);
+        }
+        let body = match store.read_range(&desc, req.offset, req.length).await {
+            Some(body) => body,
+            None => {
+                let Some(source) = req.source else {
+                    return Err(Status::not_found(format!(
+                        "{} is not in the content store; name a source to fetch it from",
+                        desc.digest
+                    )));
+                };
+                if req.size == 0 {
+                    return Err(invalid("give the blob's size with a source"));
+                }
+                let target = self.target(Some(source))?.target;
+                // Fetch the whole blob through the store, then serve the range.
+                let mut whole = store
+                    .fetch_through(&desc, target.fetch_blob(&desc))
+                    .await
+                    .map_err(status)?;
+                while let Some(chunk) = whole.next().await {
+                    chunk.map_err(status)?;
+                }
+                store
+                    .read_range(&desc, req.offset, req.length)
+                    .await
+                    .ok_or_else(|| {
+                        Status::unavailable("the blob left the content store at once; retry")
+                    })?
+            }
+        };
+        let stream = rechunk(body).map(|r| {
+            r.map(|data| pb::DownloadBlobResponse {
+                data: data.to_vec(),
+            })
+            .map_err(status)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn list_credentials(
         &self,
         _request: Request<pb::ListCredentialsRequest>,
@@ -671,6 +832,32 @@ impl pb::satchel_server::Satchel for Api {
                 })
                 .collect(),
         }))
+    }
+}
+
+impl Api {
+    /// The content store, which the blob calls need.
+    fn store(&self) -> Result<&Arc<ContentStore>, Status> {
+        self.cache.as_ref().ok_or_else(|| {
+            Status::failed_precondition("satcheld runs without a content store (--no-cache)")
+        })
+    }
+}
+
+/// Regroups a byte stream into pieces of at most 1 MiB, flushing at 256 KiB.
+fn rechunk(body: satchel_oci::ByteStream) -> impl Stream<Item = satchel_oci::Result<Bytes>> + Send {
+    async_stream::try_stream! {
+        let mut body = body;
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            buf.extend_from_slice(&chunk?);
+            while buf.len() >= FLUSH_AT {
+                yield buf.split_to(buf.len().min(MAX_CHUNK)).freeze();
+            }
+        }
+        if !buf.is_empty() {
+            yield buf.freeze();
+        }
     }
 }
 
@@ -775,27 +962,17 @@ async fn send_file(
     }))
     .await
     .map_err(|_| gone())?;
-    let mut body = match cache {
+    let body = match cache {
         Some(cache) => cache.fetch_through(layer, target.fetch_blob(layer)).await,
         None => target.fetch_blob(layer).await,
     }
     .map_err(status)?;
-    let mut buf = BytesMut::new();
     // Coalesce the registry's small reads into chunks of up to 1 MiB, and
     // send the first bytes early so the caller sees progress.
-    const FLUSH_AT: usize = 256 << 10;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(status)?;
-        buf.extend_from_slice(&chunk);
-        while buf.len() >= FLUSH_AT {
-            let piece = buf.split_to(buf.len().min(MAX_CHUNK)).freeze();
-            send(Payload::Chunk(piece.to_vec()))
-                .await
-                .map_err(|_| gone())?;
-        }
-    }
-    if !buf.is_empty() {
-        send(Payload::Chunk(buf.to_vec()))
+    let mut pieces = Box::pin(rechunk(body));
+    while let Some(piece) = pieces.next().await {
+        let piece = piece.map_err(status)?;
+        send(Payload::Chunk(piece.to_vec()))
             .await
             .map_err(|_| gone())?;
     }

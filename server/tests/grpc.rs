@@ -19,6 +19,15 @@ async fn start() -> Server {
     start_with(satcheld::Config::default()).await
 }
 
+/// A daemon with a content store in `dir`.
+async fn start_with_store(dir: &std::path::Path) -> Server {
+    start_with(satcheld::Config {
+        cache: Some((dir.to_path_buf(), 1 << 30)),
+        ..Default::default()
+    })
+    .await
+}
+
 async fn start_with(config: satcheld::Config) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
@@ -323,4 +332,70 @@ async fn a_required_token_guards_everything_but_health() {
     };
     assert_eq!(err.code(), Code::Unauthenticated, "{err}");
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn push_names_a_blob_uploaded_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_store(&dir.path().join("store")).await;
+    let mut client = SatchelClient::new(server.channel().await);
+    let data = b"provenance, uploaded once".to_vec();
+    let digest = format!("sha256:{}", sha256_hex(&data));
+    let upload = pb::UploadBlobRequest {
+        r#ref: "build-42".into(),
+        offset: 0,
+        data: data.clone(),
+        commit: true,
+        expected_digest: digest.clone(),
+        expected_size: Some(data.len() as u64),
+    };
+    let resp = client
+        .upload_blob(tokio_stream::once(upload))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.committed);
+    assert_eq!(resp.digest, digest);
+
+    let layout = dir.path().join("layout");
+    let header = pb::PushRequest {
+        payload: Some(pb::push_request::Payload::Header(pb::PushHeader {
+            target: target("v1", layout.to_str().unwrap()),
+            artifact: Some(pb::ArtifactSpec {
+                files: vec![pb::FileSpec {
+                    name: "prov.json".into(),
+                    size: Some(data.len() as u64),
+                    digest: digest.clone(),
+                    from_content_store: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        })),
+    };
+    let pushed = client
+        .push(tokio_stream::once(header.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pushed.layers[0].digest, digest);
+    let stored = layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    assert_eq!(std::fs::read(stored).unwrap(), data);
+
+    // A blob the store lacks: NOT_FOUND.
+    let mut missing = header;
+    if let Some(pb::push_request::Payload::Header(h)) = &mut missing.payload {
+        h.target = target("v2", dir.path().join("other").to_str().unwrap());
+        let f = &mut h.artifact.as_mut().unwrap().files[0];
+        f.digest = format!("sha256:{}", sha256_hex(b"never uploaded"));
+    }
+    let err = client.push(tokio_stream::once(missing)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+    server.shutdown().await;
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    satchel_oci::digest::sha256(data).digest().to_string()
 }

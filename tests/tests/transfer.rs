@@ -161,3 +161,80 @@ fn the_cache_stays_within_its_bound_evicting_the_least_recently_used() {
     );
     assert_eq!(blob_gets(&proxy, &digests[2]), 1);
 }
+
+#[test]
+fn an_upload_killed_midway_resumes_where_it_stopped() {
+    let daemon = Daemon::start();
+    let file = daemon.scratch().join("big.bin");
+    write_random_file(&file, 32 << 20, 77);
+    let digest = sha256_file(&file);
+    let ingest = daemon.scratch().join("cache/ingest");
+    let uploaded = || -> u64 {
+        std::fs::read_dir(&ingest)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("upload-"))
+            .map(|e| e.metadata().map_or(0, |m| m.len()))
+            .sum()
+    };
+    // A slow upload (8 MiB/s), killed once a few MiB are in.
+    let mut slow = std::process::Command::new(satchel_tests::bin("satchel"))
+        .args([
+            "--addr",
+            &daemon.addr,
+            "blob",
+            "upload",
+            "--limit-rate",
+            "8388608",
+        ])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    satchel_tests::wait_for(
+        "part of the upload",
+        std::time::Duration::from_secs(30),
+        || uploaded() >= 2 << 20,
+    );
+    slow.kill().unwrap();
+    slow.wait().unwrap();
+    let before = uploaded();
+    assert!(before > 0 && before < 32 << 20, "{before}");
+
+    let out = daemon.satchel(&["blob", "upload", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let resumed_at: u64 = stderr
+        .split("at byte ")
+        .nth(1)
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no resume in {stderr:?}"));
+    assert!(resumed_at > 0, "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&digest), "{stdout}");
+    assert_eq!(uploaded(), 0, "the committed upload left ingest/");
+
+    let whole = daemon.scratch().join("whole.bin");
+    daemon.ok(&["blob", "download", &digest, "-o", whole.to_str().unwrap()]);
+    assert_eq!(sha256_file(&whole), digest);
+    let part = daemon.scratch().join("part.bin");
+    daemon.ok(&[
+        "blob",
+        "download",
+        &digest,
+        "-o",
+        part.to_str().unwrap(),
+        "--offset",
+        "1000",
+        "--length",
+        "10",
+    ]);
+    let original = std::fs::read(&file).unwrap();
+    assert_eq!(std::fs::read(&part).unwrap(), &original[1000..1010]);
+}
