@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Push and pull one large file through satcheld (over its Unix socket) and
-# with curl straight to the same docker-registry on loopback, side by side
-# in one run, and print the times, the ratios and satcheld's peak RSS.
+# Push and pull one large file through satcheld (over its Unix socket) and,
+# side by side in the same run against the same docker-registry on loopback:
+#   - curl: sha256 of the file, POST, PUT with the body (`curl -T`); GET to a
+#     file, then sha256 of it (a verified download);
+#   - oras-py (PyPI `oras`), push and pull;
+#   - skopeo copy from an OCI layout holding the file as a layer, and back.
+# Prints median times, throughput ratios against curl, and satcheld's peak
+# RSS after it has moved every byte of every round (push and pull).
 #
-#   bench/transfer.sh [SIZE_MIB] [RUNS]      (defaults: 200 MiB, 3 runs)
-#
-# curl's push is sha256 of the file, POST, then PUT with the body (the
-# registry needs the digest up front); curl's pull is GET to a file, then
-# sha256 of it (a verified download). Medians are reported.
+#   bench/transfer.sh [SIZE_MIB] [RUNS]      (defaults: 1024 MiB, 3 runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-size_mib="${1:-200}"
+size_mib="${1:-1024}"
 runs="${2:-3}"
 
 command -v docker-registry >/dev/null || { echo "needs docker-registry (apt-get install docker-registry)"; exit 1; }
+command -v skopeo >/dev/null || { echo "needs skopeo (apt-get install skopeo)"; exit 1; }
+python3 -c 'import oras' 2>/dev/null || pip install -q oras==0.2.43
 cargo build --release --bins -q
 bin="$PWD/target/release"
 work="$(mktemp -d -t satchel-bench.XXXXXX)"
@@ -25,7 +28,8 @@ mkdir -p "$work/registry"
 REGISTRY_HTTP_ADDR="$reg" REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$work/registry" \
   docker-registry serve tests/fixtures/registry.yml >/dev/null 2>&1 &
 sock="$work/satcheld.sock"
-"$bin/satcheld" --listen "unix://$sock" 2>"$work/satcheld.log" &
+# No content cache: every pull goes to the registry, like the others'.
+"$bin/satcheld" --listen "unix://$sock" --no-cache 2>"$work/satcheld.log" &
 daemon=$!
 export SATCHEL_ADDR="unix://$sock"
 for _ in $(seq 200); do curl -sf "http://$reg/v2/" >/dev/null && [ -S "$sock" ] && break; sleep 0.05; done
@@ -34,57 +38,108 @@ file="$work/payload.bin"
 head -c "$((size_mib << 20))" /dev/urandom > "$file"
 hash() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
 now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc; }
+digest="sha256:$(hash "$file")"
+
+# An OCI layout with the file as its one layer, for skopeo.
+layout="$work/layout"
+mkdir -p "$layout/blobs/sha256"
+ln "$file" "$layout/blobs/sha256/${digest#sha256:}"
+config='{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["'"$digest"'"]}}'
+printf '%s' "$config" > "$work/config.json"
+cdigest="sha256:$(hash "$work/config.json")"
+cp "$work/config.json" "$layout/blobs/sha256/${cdigest#sha256:}"
+manifest='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'"$cdigest"'","size":'"${#config}"'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"'"$digest"'","size":'"$((size_mib << 20))"'}]}'
+printf '%s' "$manifest" > "$work/manifest.json"
+mdigest="sha256:$(hash "$work/manifest.json")"
+cp "$work/manifest.json" "$layout/blobs/sha256/${mdigest#sha256:}"
+printf '{"imageLayoutVersion":"1.0.0"}' > "$layout/oci-layout"
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]}' \
+  "$mdigest" "${#manifest}" > "$layout/index.json"
 
 curl_push() {
-  local repo="$1" t0 digest loc
-  t0=$(now)
-  digest="sha256:$(hash "$file")"
-  loc=$(curl -sf -X POST -D - -o /dev/null "http://$reg/v2/$repo/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
+  local t0 loc; t0=$(now)
+  local d="sha256:$(hash "$file")"
+  loc=$(curl -sf -X POST -D - -o /dev/null "http://$reg/v2/$1/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
   case "$loc" in http*) ;; *) loc="http://$reg$loc" ;; esac
-  curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T "$file" "$loc&digest=$digest" -o /dev/null
-  echo "$(now) - $t0" | bc
+  curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T "$file" "$loc&digest=$d" -o /dev/null
+  since "$t0"
 }
 curl_pull() {
-  local repo="$1" digest="$2" t0 got
-  t0=$(now)
-  curl -sf -o "$work/curl.out" "http://$reg/v2/$repo/blobs/$digest"
-  got="sha256:$(hash "$work/curl.out")"
-  [ "$got" = "$digest" ] || { echo "curl pull digest mismatch" >&2; exit 1; }
-  echo "$(now) - $t0" | bc
+  local t0; t0=$(now)
+  curl -sf -o "$work/curl.out" "http://$reg/v2/$1/blobs/$digest"
+  [ "sha256:$(hash "$work/curl.out")" = "$digest" ] || { echo "curl: digest mismatch" >&2; exit 1; }
+  rm -f "$work/curl.out"
+  since "$t0"
 }
 satchel_push() {
-  local repo="$1" t0
-  t0=$(now)
-  "$bin/satchel" push --plain-http "$reg/$repo:v1" "$file" >/dev/null
-  echo "$(now) - $t0" | bc
+  local t0; t0=$(now)
+  "$bin/satchel" push --plain-http "$reg/$1:v1" "$file" >/dev/null
+  since "$t0"
 }
 satchel_pull() {
-  local repo="$1" t0
+  local t0; rm -rf "$work/out"; t0=$(now)
+  "$bin/satchel" pull --plain-http "$reg/$1:v1" -o "$work/out" >/dev/null
+  since "$t0"
+  cmp -s "$file" "$work/out/payload.bin" || { echo "satchel: bytes differ" >&2; exit 1; }
   rm -rf "$work/out"
-  t0=$(now)
-  "$bin/satchel" pull --plain-http "$reg/$repo:v1" -o "$work/out" >/dev/null
-  echo "$(now) - $t0" | bc
+}
+oras_push() {
+  local t0; t0=$(now)
+  (cd "$work" && python3 - "$reg/$1:v1" <<'PY' >/dev/null 2>&1
+import sys, oras.client
+c = oras.client.OrasClient(insecure=True, auth_backend="basic")
+c.push(files=["payload.bin"], target=sys.argv[1])
+PY
+  )
+  since "$t0"
+}
+oras_pull() {
+  local t0; rm -rf "$work/oras-out"; t0=$(now)
+  python3 - "$reg/$1:v1" "$work/oras-out" <<'PY' >/dev/null 2>&1
+import sys, oras.client
+c = oras.client.OrasClient(insecure=True, auth_backend="basic")
+c.pull(target=sys.argv[1], outdir=sys.argv[2])
+PY
+  since "$t0"
+  rm -rf "$work/oras-out"
+}
+skopeo_push() {
+  local t0; t0=$(now)
+  skopeo copy -q --insecure-policy --preserve-digests --dest-tls-verify=false "oci:$layout:v1" "docker://$reg/$1:v1"
+  since "$t0"
+}
+skopeo_pull() {
+  local t0; rm -rf "$work/skopeo-out"; t0=$(now)
+  skopeo copy -q --insecure-policy --src-tls-verify=false "docker://$reg/$1:v1" "oci:$work/skopeo-out:v1"
+  since "$t0"
+  rm -rf "$work/skopeo-out"
 }
 
-digest="sha256:$(hash "$file")"
-declare -a cp cl sp sl
+declare -A t
 for i in $(seq "$runs"); do
-  cp+=("$(curl_push "bench/curl$i")")
-  sp+=("$(satchel_push "bench/satchel$i")")
-  cl+=("$(curl_pull "bench/curl$i" "$digest")")
-  sl+=("$(satchel_pull "bench/satchel$i")")
+  for tool in curl satchel oras skopeo; do
+    t[$tool-push]+="$("${tool}_push" "bench/$tool$i") "
+    t[$tool-pull]+="$("${tool}_pull" "bench/$tool$i") "
+  done
 done
-cmp -s "$file" "$work/out/payload.bin" || { echo "satchel pull produced different bytes" >&2; exit 1; }
 rss_kib=$(awk '/VmHWM/{print $2}' "/proc/$daemon/status")
+moved_mib=$((2 * runs * size_mib))
 
-python3 - "$size_mib" "$rss_kib" "${cp[*]}" "${sp[*]}" "${cl[*]}" "${sl[*]}" <<'PY'
+python3 - "$size_mib" "$rss_kib" "$moved_mib" \
+  "${t[curl-push]}" "${t[curl-pull]}" "${t[satchel-push]}" "${t[satchel-pull]}" \
+  "${t[oras-push]}" "${t[oras-pull]}" "${t[skopeo-push]}" "${t[skopeo-pull]}" <<'PY'
 import statistics, sys
-size, rss = int(sys.argv[1]), int(sys.argv[2])
-cp, sp, cl, sl = ([float(x) for x in a.split()] for a in sys.argv[3:7])
+size, rss, moved = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+vals = [[float(x) for x in a.split()] for a in sys.argv[4:]]
+names = ["curl", "satchel", "oras-py", "skopeo"]
 m = statistics.median
-print(f"{size} MiB over loopback to docker-registry, median of {len(cp)} runs")
-print(f"{'':8}{'curl':>10}{'satchel':>10}{'satchel/curl throughput':>26}")
-for name, c, s in (("push", cp, sp), ("pull", cl, sl)):
-    print(f"{name:8}{m(c):9.2f}s{m(s):9.2f}s{m(c)/m(s):25.2f}x")
-print(f"satcheld peak RSS: {rss/1024:.1f} MiB")
+push = {n: m(vals[2 * i]) for i, n in enumerate(names)}
+pull = {n: m(vals[2 * i + 1]) for i, n in enumerate(names)}
+print(f"{size} MiB over loopback to docker-registry 2.8, median of {len(vals[0])} runs")
+print(f"{'':10}{'push s':>9}{'push MiB/s':>12}{'vs curl':>9}   {'pull s':>8}{'pull MiB/s':>12}{'vs curl':>9}")
+for n in names:
+    print(f"{n:10}{push[n]:9.2f}{size / push[n]:12.0f}{push['curl'] / push[n]:8.2f}x   "
+          f"{pull[n]:8.2f}{size / pull[n]:12.0f}{pull['curl'] / pull[n]:8.2f}x")
+print(f"satcheld peak RSS: {rss / 1024:.1f} MiB after moving {moved} MiB through it")
 PY

@@ -61,14 +61,25 @@ pub struct DownloadArgs {
 }
 
 /// Runs a blob command.
-pub async fn run(addr: &satchel_client::Daemon, command: BlobCommand) -> anyhow::Result<()> {
-    match command {
-        BlobCommand::Upload(args) => upload(addr, args).await,
-        BlobCommand::Download(args) => download(addr, args).await,
-    }
+pub async fn run(
+    addr: &satchel_client::Daemon,
+    command: BlobCommand,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let mut progress = crate::progress::Progress::new(quiet);
+    let result = match command {
+        BlobCommand::Upload(args) => upload(addr, args, &mut progress).await,
+        BlobCommand::Download(args) => download(addr, args, &mut progress).await,
+    };
+    progress.finish();
+    result
 }
 
-async fn upload(addr: &satchel_client::Daemon, args: UploadArgs) -> anyhow::Result<()> {
+async fn upload(
+    addr: &satchel_client::Daemon,
+    args: UploadArgs,
+    progress: &mut crate::progress::Progress,
+) -> anyhow::Result<()> {
     let path = std::path::absolute(&args.file)?;
     let meta = tokio::fs::metadata(&path)
         .await
@@ -115,6 +126,7 @@ async fn upload(addr: &satchel_client::Daemon, args: UploadArgs) -> anyhow::Resu
     }
     file.seek(std::io::SeekFrom::Start(start)).await?;
     let rate = args.limit_rate;
+    let reference_shown = reference.clone();
     let messages = async_stream::stream! {
         let mut offset = start;
         let begun = std::time::Instant::now();
@@ -149,18 +161,31 @@ async fn upload(addr: &satchel_client::Daemon, args: UploadArgs) -> anyhow::Resu
             }
         }
     };
-    let resp = client.upload_blob(messages).await?.into_inner();
-    if !resp.committed {
-        bail!(
+    let mut acks = client.upload_blob(messages).await?.into_inner();
+    let mut last = None;
+    while let Some(ack) = acks.next().await {
+        let ack = ack?;
+        progress.update(&reference_shown, ack.offset, size);
+        last = Some(ack);
+    }
+    match last {
+        Some(resp) if resp.committed => {
+            println!("Uploaded {} ({} bytes)", resp.digest, resp.offset);
+            Ok(())
+        }
+        Some(resp) => bail!(
             "the upload stopped at byte {} without a commit",
             resp.offset
-        );
+        ),
+        None => bail!("the daemon acknowledged nothing"),
     }
-    println!("Uploaded {} ({} bytes)", resp.digest, resp.offset);
-    Ok(())
 }
 
-async fn download(addr: &satchel_client::Daemon, args: DownloadArgs) -> anyhow::Result<()> {
+async fn download(
+    addr: &satchel_client::Daemon,
+    args: DownloadArgs,
+    progress: &mut crate::progress::Progress,
+) -> anyhow::Result<()> {
     let source = args
         .from
         .as_deref()
@@ -195,7 +220,9 @@ async fn download(addr: &satchel_client::Daemon, args: DownloadArgs) -> anyhow::
         let mut hasher = Sha256::new();
         let mut written = 0u64;
         while let Some(msg) = stream.next().await {
-            let data = msg?.data;
+            let msg = msg?;
+            let data = msg.data;
+            progress.update(&args.digest, msg.offset + data.len() as u64, args.size);
             hasher.update(&data);
             out.write_all(&data).await?;
             written += data.len() as u64;

@@ -5,6 +5,7 @@
 
 mod blob;
 mod discover;
+mod progress;
 mod pull;
 mod push;
 mod target;
@@ -23,6 +24,10 @@ struct Cli {
     /// default socket.
     #[arg(long, global = true)]
     addr: Option<String>,
+
+    /// Show no progress.
+    #[arg(short, long, global = true)]
+    quiet: bool,
 
     /// A file holding the bearer token the daemon requires.
     #[arg(long, global = true, env = "SATCHEL_TOKEN_FILE")]
@@ -170,11 +175,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
     };
     match cli.command {
-        Command::Push(args) => push::push(addr, args).await,
-        Command::Attach(args) => push::attach(addr, args).await,
+        Command::Push(args) => push::push(addr, args, cli.quiet).await,
+        Command::Attach(args) => push::attach(addr, args, cli.quiet).await,
         Command::Discover(args) => discover::discover(addr, args).await,
-        Command::Pull(args) => pull::pull(addr, args).await,
-        Command::Blob(command) => blob::run(addr, command).await,
+        Command::Pull(args) => pull::pull(addr, args, cli.quiet).await,
+        Command::Blob(command) => blob::run(addr, command, cli.quiet).await,
         Command::Resolve(args) => {
             let target = target::parse(&args.reference, &args.target)?;
             let mut client = addr.connect().await?;

@@ -57,7 +57,12 @@ fn safe_path(out: &Path, title: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Runs `satchel pull`.
-pub async fn pull(addr: &satchel_client::Daemon, args: PullArgs) -> anyhow::Result<()> {
+pub async fn pull(
+    addr: &satchel_client::Daemon,
+    args: PullArgs,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let mut progress = crate::progress::Progress::new(quiet);
     let request = match (&args.reference, &args.subject) {
         (Some(reference), None) => pb::PullRequest {
             target: Some(target::parse(reference, &args.target)?),
@@ -123,6 +128,9 @@ pub async fn pull(addr: &satchel_client::Daemon, args: PullArgs) -> anyhow::Resu
                         .await
                         .with_context(|| format!("cannot write {}", p.temp_path.display()))?;
                 }
+                Some(pb::pull_response::Payload::Progress(p)) => {
+                    progress.update(&p.name, p.done, p.total);
+                }
                 Some(pb::pull_response::Payload::Done(done)) => {
                     let mut p = current
                         .take()
@@ -156,6 +164,7 @@ pub async fn pull(addr: &satchel_client::Daemon, args: PullArgs) -> anyhow::Resu
         Ok(())
     }
     .await;
+    progress.finish();
     if let Some(p) = current.take() {
         drop(p.file);
         let _ = tokio::fs::remove_file(&p.temp_path).await;

@@ -210,7 +210,11 @@ async fn artifact(
 }
 
 /// Runs `satchel push`.
-pub async fn push(addr: &satchel_client::Daemon, args: PushArgs) -> anyhow::Result<()> {
+pub async fn push(
+    addr: &satchel_client::Daemon,
+    args: PushArgs,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let (reference, tags) = target::split_tags(&args.reference);
     let target = target::parse(&reference, &args.flags.target)?;
     let (spec, local) = artifact(
@@ -233,12 +237,44 @@ pub async fn push(addr: &satchel_client::Daemon, args: PushArgs) -> anyhow::Resu
             payload: Some(pb::push_request::Payload::Chunk(c)),
         },
     ));
-    let resp = client.push(body).await?.into_inner();
+    let events = client.push(body).await?.into_inner();
+    let resp = follow(events, quiet || args.flags.format == "json").await?;
     report("Pushed", &resp, &args.flags.format)
 }
 
+/// Shows progress events until the result arrives.
+async fn follow(
+    mut events: tonic::Streaming<pb::PushEvent>,
+    quiet: bool,
+) -> anyhow::Result<pb::PushResponse> {
+    let mut progress = crate::progress::Progress::new(quiet);
+    let result = loop {
+        match events.next().await {
+            Some(Ok(pb::PushEvent {
+                event: Some(pb::push_event::Event::Progress(p)),
+            })) => progress.update(&p.name, p.done, p.total),
+            Some(Ok(pb::PushEvent {
+                event: Some(pb::push_event::Event::Result(r)),
+            })) => break Ok(r),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break Err(e.into()),
+            None => {
+                break Err(anyhow::anyhow!(
+                    "the daemon ended the push without a result"
+                ))
+            }
+        }
+    };
+    progress.finish();
+    result
+}
+
 /// Runs `satchel attach`.
-pub async fn attach(addr: &satchel_client::Daemon, args: AttachArgs) -> anyhow::Result<()> {
+pub async fn attach(
+    addr: &satchel_client::Daemon,
+    args: AttachArgs,
+    quiet: bool,
+) -> anyhow::Result<()> {
     if args.artifact_type.is_empty() {
         bail!("--artifact-type is required");
     }
@@ -257,7 +293,8 @@ pub async fn attach(addr: &satchel_client::Daemon, args: AttachArgs) -> anyhow::
             payload: Some(pb::attach_request::Payload::Chunk(c)),
         },
     ));
-    let resp = client.attach(body).await?.into_inner();
+    let events = client.attach(body).await?.into_inner();
+    let resp = follow(events, quiet || args.flags.format == "json").await?;
     report("Attached to", &resp, &args.flags.format)
 }
 

@@ -30,6 +30,8 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::credentials::DockerCredentials;
 use crate::status::{invalid, status};
 
+/// A Pull reports progress after every this many bytes of a file.
+const PROGRESS_EVERY: u64 = 4 << 20;
 /// Pieces of a download are sent once this many bytes have gathered.
 const FLUSH_AT: usize = 256 << 10;
 /// The largest inline config a Push may carry.
@@ -37,7 +39,9 @@ const MAX_CONFIG_BYTES: usize = 4 << 20;
 /// How many chunks may wait between the caller's stream and an upload.
 const UPLOAD_QUEUE: usize = 4;
 
-/// The service state shared by every call.
+/// The service state shared by every call; cheap to clone (all `Arc`s),
+/// so streaming calls can take it into their tasks.
+#[derive(Clone)]
 pub struct Api {
     /// The registry client: connection pool, credentials, tokens.
     registry: Arc<RegistryClient>,
@@ -123,10 +127,21 @@ impl Api {
         subject_ref: Option<String>,
         artifact: pb::ArtifactSpec,
         mut inbound: S,
+        events: &mpsc::Sender<Result<pb::PushEvent, Status>>,
     ) -> Result<pb::PushResponse, Status>
     where
         S: Stream<Item = Result<pb::FileChunk, Status>> + Unpin,
     {
+        // Progress is advisory: when the caller reads slowly, events drop.
+        let progress = |name: &str, done: u64, total: Option<u64>| {
+            let _ = events.try_send(Ok(pb::PushEvent {
+                event: Some(pb::push_event::Event::Progress(pb::Progress {
+                    name: name.to_string(),
+                    done,
+                    total: total.unwrap_or(0),
+                })),
+            }));
+        };
         let target = resolved.target;
         let subject = match &subject_ref {
             Some(r) => Some(target.resolve(r).await.map_err(status)?),
@@ -195,15 +210,21 @@ impl Api {
                     ReceiverStream::new(rx).boxed(),
                 );
                 let (inbound_ref, pending_ref) = (&mut inbound, &mut pending);
+                let progress = &progress;
+                let (name, total) = (file.name.as_str(), file.size);
                 let feed = async move {
                     // Dropping `tx` on return ends the upload's body.
+                    let mut done = 0u64;
                     loop {
                         match next_chunk(inbound_ref, pending_ref, index).await {
                             Ok(Some(data)) => {
+                                let len = data.len() as u64;
                                 if tx.send(Ok(data)).await.is_err() {
                                     // The upload gave up; its error is the one to report.
                                     return Ok(());
                                 }
+                                done += len;
+                                progress(name, done, total);
                             }
                             Ok(None) => return Ok(()),
                             Err(e) => {
@@ -234,6 +255,7 @@ impl Api {
                 }
                 stored
             };
+            progress(&file.name, size, Some(size));
             let mut annotations = file.annotations.clone();
             annotations.insert(ANNOTATION_TITLE.to_string(), file.name.clone());
             layers.push(Descriptor {
@@ -446,13 +468,40 @@ where
 }
 
 type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullResponse, Status>> + Send>>;
+type PushEvents = Pin<Box<dyn Stream<Item = Result<pb::PushEvent, Status>> + Send>>;
+
+impl Api {
+    /// Runs a push in its own task, answering with progress events and
+    /// then the result (or the error).
+    fn run_push(
+        self,
+        resolved: Resolved,
+        subject_ref: Option<String>,
+        artifact: pb::ArtifactSpec,
+        chunks: Pin<Box<dyn Stream<Item = Result<pb::FileChunk, Status>> + Send>>,
+    ) -> PushEvents {
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let result = self
+                .push_artifact(resolved, subject_ref, artifact, chunks, &tx)
+                .await
+                .map(|r| pb::PushEvent {
+                    event: Some(pb::push_event::Event::Result(r)),
+                });
+            let _ = tx.send(result).await;
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+}
 
 #[tonic::async_trait]
 impl pb::satchel_server::Satchel for Api {
+    type PushStream = PushEvents;
+
     async fn push(
         &self,
         request: Request<Streaming<pb::PushRequest>>,
-    ) -> Result<Response<pb::PushResponse>, Status> {
+    ) -> Result<Response<Self::PushStream>, Status> {
         let mut inbound = request.into_inner();
         let header = match inbound.next().await {
             Some(Ok(pb::PushRequest {
@@ -474,15 +523,20 @@ impl pb::satchel_server::Satchel for Api {
             _ => Err(invalid("only chunks may follow the Push header")),
         });
         let artifact = header.artifact.unwrap_or_default();
-        self.push_artifact(resolved, None, artifact, Box::pin(chunks))
-            .await
-            .map(Response::new)
+        Ok(Response::new(self.clone().run_push(
+            resolved,
+            None,
+            artifact,
+            Box::pin(chunks),
+        )))
     }
+
+    type AttachStream = PushEvents;
 
     async fn attach(
         &self,
         request: Request<Streaming<pb::AttachRequest>>,
-    ) -> Result<Response<pb::PushResponse>, Status> {
+    ) -> Result<Response<Self::AttachStream>, Status> {
         let mut inbound = request.into_inner();
         let header = match inbound.next().await {
             Some(Ok(pb::AttachRequest {
@@ -506,9 +560,12 @@ impl pb::satchel_server::Satchel for Api {
             Some(pb::attach_request::Payload::Chunk(c)) => Ok(c),
             _ => Err(invalid("only chunks may follow the Attach header")),
         });
-        self.push_artifact(resolved, Some(subject_ref), artifact, Box::pin(chunks))
-            .await
-            .map(Response::new)
+        Ok(Response::new(self.clone().run_push(
+            resolved,
+            Some(subject_ref),
+            artifact,
+            Box::pin(chunks),
+        )))
     }
 
     async fn discover(
@@ -697,54 +754,23 @@ impl pb::satchel_server::Satchel for Api {
         Ok(Response::new(pb::LogoutResponse { removed }))
     }
 
+    type UploadBlobStream =
+        Pin<Box<dyn Stream<Item = Result<pb::UploadBlobResponse, Status>> + Send>>;
+
     async fn upload_blob(
         &self,
         request: Request<Streaming<pb::UploadBlobRequest>>,
-    ) -> Result<Response<pb::UploadBlobResponse>, Status> {
-        let store = self.store()?;
+    ) -> Result<Response<Self::UploadBlobStream>, Status> {
+        let store = self.store()?.clone();
         let mut inbound = request.into_inner();
-        let first = inbound
-            .next()
-            .await
-            .ok_or_else(|| invalid("an upload needs at least one message"))??;
-        let reference = first.r#ref.clone();
-        let mut upload = store.open_upload(&reference).await.map_err(status)?;
-        let mut message = Some(first);
-        while let Some(m) = message.take() {
-            if m.r#ref != reference && !m.r#ref.is_empty() {
-                return Err(invalid("every message of an upload names the same ref"));
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let result = receive_upload(&store, &mut inbound, &tx).await;
+            if let Err(e) = result {
+                let _ = tx.send(Err(e)).await;
             }
-            if m.data.len() > MAX_CHUNK {
-                return Err(invalid("a chunk is larger than 1 MiB"));
-            }
-            if !m.data.is_empty() || m.offset != upload.offset() {
-                upload.write(m.offset, &m.data).await.map_err(status)?;
-            }
-            if m.commit {
-                let expected = match m.expected_digest.as_str() {
-                    "" => None,
-                    d => Some(digest::parse(d).map_err(status)?),
-                };
-                let (digest, size) = store
-                    .commit_upload(upload, expected.as_ref(), m.expected_size)
-                    .await
-                    .map_err(status)?;
-                tracing::info!(%reference, %digest, size, "upload committed");
-                return Ok(Response::new(pb::UploadBlobResponse {
-                    r#ref: reference,
-                    offset: size,
-                    digest: digest.to_string(),
-                    committed: true,
-                }));
-            }
-            message = inbound.next().await.transpose()?;
-        }
-        Ok(Response::new(pb::UploadBlobResponse {
-            r#ref: reference,
-            offset: upload.offset(),
-            digest: String::new(),
-            committed: false,
-        }))
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn upload_status(
@@ -808,9 +834,15 @@ impl pb::satchel_server::Satchel for Api {
                     })?
             }
         };
-        let stream = rechunk(body).map(|r| {
-            r.map(|data| pb::DownloadBlobResponse {
-                data: data.to_vec(),
+        let mut offset = req.offset;
+        let stream = rechunk(body).map(move |r| {
+            r.map(|data| {
+                let at = offset;
+                offset += data.len() as u64;
+                pb::DownloadBlobResponse {
+                    data: data.to_vec(),
+                    offset: at,
+                }
             })
             .map_err(status)
         });
@@ -842,6 +874,64 @@ impl Api {
             Status::failed_precondition("satcheld runs without a content store (--no-cache)")
         })
     }
+}
+
+/// Writes an UploadBlob call's messages into the store, acknowledging each
+/// with the offset written up to; commits when asked.
+async fn receive_upload(
+    store: &ContentStore,
+    inbound: &mut Streaming<pb::UploadBlobRequest>,
+    acks: &mpsc::Sender<Result<pb::UploadBlobResponse, Status>>,
+) -> Result<(), Status> {
+    let first = inbound
+        .next()
+        .await
+        .ok_or_else(|| invalid("an upload needs at least one message"))??;
+    let reference = first.r#ref.clone();
+    let mut upload = store.open_upload(&reference).await.map_err(status)?;
+    let mut message = Some(first);
+    while let Some(m) = message.take() {
+        if m.r#ref != reference && !m.r#ref.is_empty() {
+            return Err(invalid("every message of an upload names the same ref"));
+        }
+        if m.data.len() > MAX_CHUNK {
+            return Err(invalid("a chunk is larger than 1 MiB"));
+        }
+        if !m.data.is_empty() || m.offset != upload.offset() {
+            upload.write(m.offset, &m.data).await.map_err(status)?;
+        }
+        if m.commit {
+            let expected = match m.expected_digest.as_str() {
+                "" => None,
+                d => Some(digest::parse(d).map_err(status)?),
+            };
+            let (digest, size) = store
+                .commit_upload(upload, expected.as_ref(), m.expected_size)
+                .await
+                .map_err(status)?;
+            tracing::info!(%reference, %digest, size, "upload committed");
+            let _ = acks
+                .send(Ok(pb::UploadBlobResponse {
+                    r#ref: reference,
+                    offset: size,
+                    digest: digest.to_string(),
+                    committed: true,
+                }))
+                .await;
+            return Ok(());
+        }
+        let ack = pb::UploadBlobResponse {
+            r#ref: reference.clone(),
+            offset: upload.offset(),
+            digest: String::new(),
+            committed: false,
+        };
+        if acks.send(Ok(ack)).await.is_err() {
+            return Ok(()); // the caller went away; the upload stays for resuming
+        }
+        message = inbound.next().await.transpose()?;
+    }
+    Ok(())
 }
 
 /// Regroups a byte stream into pieces of at most 1 MiB, flushing at 256 KiB.
@@ -970,11 +1060,23 @@ async fn send_file(
     // Coalesce the registry's small reads into chunks of up to 1 MiB, and
     // send the first bytes early so the caller sees progress.
     let mut pieces = Box::pin(rechunk(body));
+    let (mut done, mut reported) = (0u64, 0u64);
     while let Some(piece) = pieces.next().await {
         let piece = piece.map_err(status)?;
+        done += piece.len() as u64;
         send(Payload::Chunk(piece.to_vec()))
             .await
             .map_err(|_| gone())?;
+        if done - reported >= PROGRESS_EVERY || done == layer.size {
+            reported = done;
+            send(Payload::Progress(pb::Progress {
+                name: name.to_string(),
+                done,
+                total: layer.size,
+            }))
+            .await
+            .map_err(|_| gone())?;
+        }
     }
     send(Payload::Done(pb::FileDone {
         digest: layer.digest.to_string(),

@@ -153,6 +153,38 @@ fn right_chunk() -> pb::PushRequest {
     }
 }
 
+type Client = SatchelClient<Channel>;
+
+/// Runs a Push and returns its result, or the error from the call or from
+/// its stream of events.
+async fn push(
+    client: &mut Client,
+    requests: impl tokio_stream::Stream<Item = pb::PushRequest> + Send + 'static,
+) -> Result<pb::PushResponse, tonic::Status> {
+    let events = client.push(requests).await?.into_inner();
+    last_result(events).await
+}
+
+/// Runs an Attach like [`push`].
+async fn attach(
+    client: &mut Client,
+    requests: impl tokio_stream::Stream<Item = pb::AttachRequest> + Send + 'static,
+) -> Result<pb::PushResponse, tonic::Status> {
+    let events = client.attach(requests).await?.into_inner();
+    last_result(events).await
+}
+
+async fn last_result(
+    mut events: tonic::Streaming<pb::PushEvent>,
+) -> Result<pb::PushResponse, tonic::Status> {
+    while let Some(event) = events.next().await {
+        if let Some(pb::push_event::Event::Result(r)) = event?.event {
+            return Ok(r);
+        }
+    }
+    Err(tonic::Status::internal("no result"))
+}
+
 fn target(reference: &str, layout: &str) -> Option<pb::Target> {
     Some(pb::Target {
         reference: reference.into(),
@@ -205,7 +237,9 @@ async fn bad_requests_get_the_right_codes() {
             data: b"x".to_vec(),
         })),
     };
-    let err = client.push(tokio_stream::once(chunk)).await.unwrap_err();
+    let err = push(&mut client, tokio_stream::once(chunk))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
 
     // A file whose bytes do not match its declared digest: DATA_LOSS, and
@@ -232,8 +266,7 @@ async fn bad_requests_get_the_right_codes() {
             data: b"HELLO".to_vec(),
         })),
     };
-    let err = client
-        .push(tokio_stream::iter([header.clone(), wrong]))
+    let err = push(&mut client, tokio_stream::iter([header.clone(), wrong]))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::DataLoss, "{err}");
@@ -250,8 +283,7 @@ async fn bad_requests_get_the_right_codes() {
         f.size = Some(2);
         f.digest = "sha256:b2c7e1d5e9a7b8e4b8f3bbd6e0c1e6f3dbba1d7d2d7f1c5f6ff5c4c6dd4f1e3b".into();
     }
-    let err = client
-        .push(tokio_stream::iter([short, right_chunk()]))
+    let err = push(&mut client, tokio_stream::iter([short, right_chunk()]))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::DataLoss, "{err}");
@@ -261,25 +293,27 @@ async fn bad_requests_get_the_right_codes() {
     if let Some(pb::push_request::Payload::Header(h)) = &mut evil.payload {
         h.artifact.as_mut().unwrap().files[0].name = "../x".into();
     }
-    let err = client.push(tokio_stream::once(evil)).await.unwrap_err();
+    let err = push(&mut client, tokio_stream::once(evil))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
 
     // The right bytes go through.
-    let resp = client
-        .push(tokio_stream::iter([header, right_chunk()]))
+    let resp = push(&mut client, tokio_stream::iter([header, right_chunk()]))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(resp.tags, vec!["v1".to_string()]);
 
     // Attach needs an artifact type.
-    let attach = pb::AttachRequest {
+    let request = pb::AttachRequest {
         payload: Some(pb::attach_request::Payload::Header(pb::AttachHeader {
             subject: target("v1", layout.to_str().unwrap()),
             artifact: Some(pb::ArtifactSpec::default()),
         })),
     };
-    let err = client.attach(tokio_stream::once(attach)).await.unwrap_err();
+    let err = attach(&mut client, tokio_stream::once(request))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
 
     server.shutdown().await;
@@ -349,11 +383,12 @@ async fn push_names_a_blob_uploaded_before() {
         expected_digest: digest.clone(),
         expected_size: Some(data.len() as u64),
     };
-    let resp = client
+    let mut acks = client
         .upload_blob(tokio_stream::once(upload))
         .await
         .unwrap()
         .into_inner();
+    let resp = acks.next().await.unwrap().unwrap();
     assert!(resp.committed);
     assert_eq!(resp.digest, digest);
 
@@ -373,11 +408,9 @@ async fn push_names_a_blob_uploaded_before() {
             }),
         })),
     };
-    let pushed = client
-        .push(tokio_stream::once(header.clone()))
+    let pushed = push(&mut client, tokio_stream::once(header.clone()))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(pushed.layers[0].digest, digest);
     let stored = layout
         .join("blobs/sha256")
@@ -391,7 +424,9 @@ async fn push_names_a_blob_uploaded_before() {
         let f = &mut h.artifact.as_mut().unwrap().files[0];
         f.digest = format!("sha256:{}", sha256_hex(b"never uploaded"));
     }
-    let err = client.push(tokio_stream::once(missing)).await.unwrap_err();
+    let err = push(&mut client, tokio_stream::once(missing))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err}");
     server.shutdown().await;
 }

@@ -211,8 +211,9 @@ fn an_upload_killed_midway_resumes_where_it_stopped() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let resumed_at: u64 = stderr
-        .split("at byte ")
-        .nth(1)
+        .lines()
+        .find(|l| l.starts_with("Resuming "))
+        .and_then(|l| l.split("at byte ").nth(1))
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or_else(|| panic!("no resume in {stderr:?}"));
     assert!(resumed_at > 0, "{stderr}");
