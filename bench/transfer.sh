@@ -74,12 +74,12 @@ curl_pull() {
 }
 satchel_push() {
   local t0; t0=$(now)
-  "$bin/satchel" push --plain-http "$reg/$1:v1" "$file" >/dev/null
+  "$bin/satchel" push -q --plain-http "$reg/$1:v1" "$file" >/dev/null
   since "$t0"
 }
 satchel_pull() {
   local t0; rm -rf "$work/out"; t0=$(now)
-  "$bin/satchel" pull --plain-http "$reg/$1:v1" -o "$work/out" >/dev/null
+  "$bin/satchel" pull -q --plain-http "$reg/$1:v1" -o "$work/out" >/dev/null
   since "$t0"
   cmp -s "$file" "$work/out/payload.bin" || { echo "satchel: bytes differ" >&2; exit 1; }
   rm -rf "$work/out"
@@ -104,14 +104,19 @@ PY
   since "$t0"
   rm -rf "$work/oras-out"
 }
+# skopeo remembers where it saw blobs (a blob-info cache: under $HOME, or
+# /var/lib/containers/cache for root) and would mount instead of upload;
+# every run starts without one.
 skopeo_push() {
-  local t0; t0=$(now)
-  skopeo copy -q --insecure-policy --preserve-digests --dest-tls-verify=false "oci:$layout:v1" "docker://$reg/$1:v1"
+  local t0; rm -rf "$work/skopeo-home"; mkdir -p "$work/skopeo-home"
+  [ "$(id -u)" -ne 0 ] || rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
+  t0=$(now)
+  HOME="$work/skopeo-home" skopeo copy -q --insecure-policy --preserve-digests --dest-tls-verify=false "oci:$layout:v1" "docker://$reg/$1:v1"
   since "$t0"
 }
 skopeo_pull() {
-  local t0; rm -rf "$work/skopeo-out"; t0=$(now)
-  skopeo copy -q --insecure-policy --src-tls-verify=false "docker://$reg/$1:v1" "oci:$work/skopeo-out:v1"
+  local t0; rm -rf "$work/skopeo-out" "$work/skopeo-home"; mkdir -p "$work/skopeo-home"; t0=$(now)
+  HOME="$work/skopeo-home" skopeo copy -q --insecure-policy --src-tls-verify=false "docker://$reg/$1:v1" "oci:$work/skopeo-out:v1"
   since "$t0"
   rm -rf "$work/skopeo-out"
 }

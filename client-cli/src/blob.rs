@@ -144,7 +144,7 @@ async fn upload(
             yield pb::UploadBlobRequest {
                 r#ref: reference.clone(),
                 offset,
-                data: chunk,
+                data: chunk.into(),
                 commit: last,
                 expected_digest: if last { digest.clone() } else { String::new() },
                 expected_size: last.then_some(size),

@@ -153,7 +153,7 @@ async fn config(flags: &ArtifactFlags) -> anyhow::Result<Option<pb::ConfigSpec>>
         media_type: media_type
             .unwrap_or("application/vnd.oci.empty.v1+json")
             .to_string(),
-        data,
+        data: data.into(),
     }))
 }
 
@@ -186,7 +186,7 @@ fn chunks(files: Vec<LocalFile>) -> impl Stream<Item = pb::FileChunk> {
                     break;
                 }
                 buf.truncate(filled);
-                yield pb::FileChunk { file_index: index as u32, data: buf };
+                yield pb::FileChunk { file_index: index as u32, data: buf.into() };
             }
         }
     }

@@ -283,7 +283,7 @@ impl Api {
                     c.media_type
                 };
                 target
-                    .push_bytes(&media_type, Bytes::from(c.data))
+                    .push_bytes(&media_type, c.data)
                     .await
                     .map_err(status)?
             }
@@ -464,7 +464,7 @@ where
     if chunk.data.len() > MAX_CHUNK {
         return Err(invalid("a chunk is larger than 1 MiB"));
     }
-    Ok(Some(Bytes::from(chunk.data)))
+    Ok(Some(chunk.data))
 }
 
 type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullResponse, Status>> + Send>>;
@@ -651,7 +651,7 @@ impl pb::satchel_server::Satchel for Api {
                 payload: Some(pb::pull_response::Payload::Manifest(pb::PulledManifest {
                     reference: target.reference_for(&desc.digest),
                     descriptor: Some(to_pb(&desc)),
-                    content: content.to_vec(),
+                    content,
                 })),
             };
             if tx.send(Ok(first)).await.is_err() {
@@ -839,10 +839,7 @@ impl pb::satchel_server::Satchel for Api {
             r.map(|data| {
                 let at = offset;
                 offset += data.len() as u64;
-                pb::DownloadBlobResponse {
-                    data: data.to_vec(),
-                    offset: at,
-                }
+                pb::DownloadBlobResponse { data, offset: at }
             })
             .map_err(status)
         });
@@ -1064,9 +1061,7 @@ async fn send_file(
     while let Some(piece) = pieces.next().await {
         let piece = piece.map_err(status)?;
         done += piece.len() as u64;
-        send(Payload::Chunk(piece.to_vec()))
-            .await
-            .map_err(|_| gone())?;
+        send(Payload::Chunk(piece)).await.map_err(|_| gone())?;
         if done - reported >= PROGRESS_EVERY || done == layer.size {
             reported = done;
             send(Payload::Progress(pb::Progress {

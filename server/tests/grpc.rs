@@ -148,7 +148,7 @@ fn right_chunk() -> pb::PushRequest {
     pb::PushRequest {
         payload: Some(pb::push_request::Payload::Chunk(pb::FileChunk {
             file_index: 0,
-            data: b"hello".to_vec(),
+            data: b"hello".to_vec().into(),
         })),
     }
 }
@@ -234,7 +234,7 @@ async fn bad_requests_get_the_right_codes() {
     let chunk = pb::PushRequest {
         payload: Some(pb::push_request::Payload::Chunk(pb::FileChunk {
             file_index: 0,
-            data: b"x".to_vec(),
+            data: b"x".to_vec().into(),
         })),
     };
     let err = push(&mut client, tokio_stream::once(chunk))
@@ -263,7 +263,7 @@ async fn bad_requests_get_the_right_codes() {
     let wrong = pb::PushRequest {
         payload: Some(pb::push_request::Payload::Chunk(pb::FileChunk {
             file_index: 0,
-            data: b"HELLO".to_vec(),
+            data: b"HELLO".to_vec().into(),
         })),
     };
     let err = push(&mut client, tokio_stream::iter([header.clone(), wrong]))
@@ -378,7 +378,7 @@ async fn push_names_a_blob_uploaded_before() {
     let upload = pb::UploadBlobRequest {
         r#ref: "build-42".into(),
         offset: 0,
-        data: data.clone(),
+        data: data.clone().into(),
         commit: true,
         expected_digest: digest.clone(),
         expected_size: Some(data.len() as u64),

@@ -31,7 +31,7 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 /// server, for one, refuses bodies over 512 MiB).
 pub const MONOLITHIC_MAX: u64 = 256 << 20;
 /// The chunk size for chunked uploads, unless the registry asks for more.
-pub const CHUNK: u64 = 128 << 20;
+pub const CHUNK: u64 = 256 << 20;
 /// How many times a replayable request is tried before giving up.
 const MAX_ATTEMPTS: u32 = 5;
 /// The longest single wait between attempts.
