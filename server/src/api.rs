@@ -30,6 +30,8 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::credentials::DockerCredentials;
 use crate::status::{invalid, status};
 
+/// How many blobs one pull moves at once unless configured.
+pub const DEFAULT_CONCURRENCY: usize = 4;
 /// A Pull reports progress after every this many bytes of a file.
 const PROGRESS_EVERY: u64 = 4 << 20;
 /// Pieces of a download are sent once this many bytes have gathered.
@@ -53,6 +55,8 @@ pub struct Api {
     /// Blobs pulled from registries, kept for the next pull; `None` when
     /// the daemon runs without a cache.
     cache: Option<Arc<ContentStore>>,
+    /// How many blobs one pull moves at once.
+    concurrency: usize,
 }
 
 impl Api {
@@ -67,8 +71,15 @@ impl Api {
             registry,
             credentials,
             cache,
+            concurrency: DEFAULT_CONCURRENCY,
             layout_locks: Arc::new(KeyedLocks::default()),
         }
+    }
+
+    /// Sets how many blobs one pull moves at once (at least 1).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
     }
 
     /// Turns a proto target into an OCI target and the tag or digest it
@@ -646,6 +657,9 @@ impl pb::satchel_server::Satchel for Api {
             Target::Registry(_) => self.cache.clone(),
             Target::Layout(_) => None,
         };
+        if let Some(cache) = &cache {
+            prefetch(cache, &target, &files, self.concurrency);
+        }
         tokio::spawn(async move {
             let first = pb::PullResponse {
                 payload: Some(pb::pull_response::Payload::Manifest(pb::PulledManifest {
@@ -1029,6 +1043,35 @@ fn files_to_pull(manifest: &ImageManifest) -> Result<Vec<(String, Descriptor)>, 
         out.push((title.to_string(), layer.clone()));
     }
     Ok(out)
+}
+
+/// Files go to the caller one after another, but the blobs after the first
+/// can already be coming: up to `concurrency - 1` of them are fetched into
+/// the content store while the first streams. A pull that reaches them
+/// then reads the store (or waits for the fetch under way).
+fn prefetch(
+    cache: &Arc<ContentStore>,
+    target: &Target,
+    files: &[(String, Descriptor)],
+    concurrency: usize,
+) {
+    if concurrency < 2 {
+        return;
+    }
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency - 1));
+    for (_, layer) in files.iter().skip(1) {
+        let (cache, target, layer, slots) =
+            (cache.clone(), target.clone(), layer.clone(), slots.clone());
+        tokio::spawn(async move {
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return;
+            };
+            // Errors are left for the pull itself to meet and report.
+            if let Ok(mut body) = cache.fetch_through(&layer, target.fetch_blob(&layer)).await {
+                while let Some(Ok(_)) = body.next().await {}
+            }
+        });
+    }
 }
 
 /// Streams one file: header, chunks of at most 1 MiB, and a FileDone once

@@ -7,6 +7,7 @@
 //! upload_chunk_size = 134217728       # ...of this many bytes
 //! cache_dir = "/var/cache/satchel"    # pulled blobs, kept for the next pull
 //! cache_max_bytes = 10737418240
+//! concurrency = 4                     # blobs one pull moves at once
 //!
 //! [registries."registry.example.com"]
 //! # auto (default), v1.1-referrers-api or v1.1-referrers-tag
@@ -46,6 +47,8 @@ pub struct Config {
     pub tls: Option<ServerTls>,
     /// The local content cache: its directory and size bound in bytes.
     pub cache: Option<(PathBuf, u64)>,
+    /// How many blobs one pull moves at once (default 4).
+    pub concurrency: Option<usize>,
 }
 
 /// The default bound of the content cache: 10 GiB.
@@ -93,6 +96,8 @@ struct File {
     cache_dir: Option<PathBuf>,
     /// The cache's size bound in bytes.
     cache_max_bytes: Option<u64>,
+    /// How many blobs one pull moves at once.
+    concurrency: Option<usize>,
     #[serde(default)]
     registries: BTreeMap<String, RegistryEntry>,
 }
@@ -178,6 +183,7 @@ impl Config {
             docker_config: file.docker_config,
             registry,
             cache,
+            concurrency: file.concurrency,
             ..Config::default()
         })
     }

@@ -46,7 +46,9 @@ pub async fn run(
         )?)),
         None => None,
     };
-    let api = SatchelServer::new(api::Api::new(registry, credentials, cache))
+    let api = api::Api::new(registry, credentials, cache)
+        .with_concurrency(config.concurrency.unwrap_or(api::DEFAULT_CONCURRENCY));
+    let api = SatchelServer::new(api)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     let api = tonic::service::interceptor::InterceptedService::new(api, check.clone());

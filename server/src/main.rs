@@ -56,6 +56,10 @@ struct Args {
     #[arg(long)]
     cache_max_bytes: Option<u64>,
 
+    /// How many blobs one pull moves at once (default 4).
+    #[arg(long)]
+    concurrency: Option<usize>,
+
     /// Run without the content cache.
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
@@ -118,6 +122,9 @@ async fn main() -> anyhow::Result<()> {
             .or(config.cache.as_ref().map(|(_, m)| *m))
             .unwrap_or(satcheld::config::DEFAULT_CACHE_BYTES);
         config.cache = dir.map(|d| (d, max));
+    }
+    if args.concurrency.is_some() {
+        config.concurrency = args.concurrency;
     }
     let guarded = config.tls.is_some()
         && (config.auth_token.is_some()

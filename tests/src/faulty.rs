@@ -9,6 +9,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What to do to a matching request.
@@ -59,7 +60,22 @@ pub struct FaultyProxy {
     pub addr: String,
     rules: Arc<Mutex<Vec<Rule>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Blob downloads under way (bytes relayed so far, by request), and how
+    /// many started while another was still early on.
+    blobs_in_flight: Arc<Flight>,
 }
+
+/// Bookkeeping of concurrent blob downloads.
+#[derive(Default)]
+struct Flight {
+    relayed: Mutex<std::collections::HashMap<u64, usize>>,
+    next_id: AtomicUsize,
+    overlapping_starts: AtomicUsize,
+}
+
+/// A blob download that has relayed less than this is "early on": one that
+/// starts then overlaps it for real, not just at the seam between two.
+const EARLY: usize = 1 << 20;
 
 impl FaultyProxy {
     /// Proxies to `upstream` (`host:port`).
@@ -69,17 +85,24 @@ impl FaultyProxy {
             addr: listener.local_addr().unwrap().to_string(),
             rules: Arc::default(),
             seen: Arc::default(),
+            blobs_in_flight: Arc::default(),
         };
-        let (rules, seen, upstream) = (
+        let (rules, seen, upstream, flight) = (
             proxy.rules.clone(),
             proxy.seen.clone(),
             upstream.to_string(),
+            proxy.blobs_in_flight.clone(),
         );
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (rules, seen, upstream) = (rules.clone(), seen.clone(), upstream.clone());
+                let (rules, seen, upstream, flight) = (
+                    rules.clone(),
+                    seen.clone(),
+                    upstream.clone(),
+                    flight.clone(),
+                );
                 std::thread::spawn(move || {
-                    let _ = handle(client, &upstream, &rules, &seen);
+                    let _ = handle(client, &upstream, &rules, &seen, &flight);
                 });
             }
         });
@@ -89,6 +112,14 @@ impl FaultyProxy {
     /// Adds a rule.
     pub fn add(&self, rule: Rule) {
         self.rules.lock().unwrap().push(rule);
+    }
+
+    /// How many blob downloads started while another one had relayed less
+    /// than 1 MiB: zero when downloads run one after another.
+    pub fn overlapping_blob_starts(&self) -> usize {
+        self.blobs_in_flight
+            .overlapping_starts
+            .load(Ordering::SeqCst)
     }
 
     /// Every request seen so far.
@@ -102,6 +133,7 @@ fn handle(
     upstream: &str,
     rules: &Mutex<Vec<Rule>>,
     seen: &Mutex<Vec<Seen>>,
+    flight: &Flight,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut head = Vec::new();
@@ -159,6 +191,37 @@ fn handle(
         )?;
         return client.shutdown(Shutdown::Both);
     }
+    let is_blob = method == "GET" && path.contains("/blobs/sha256:");
+    let id = flight.next_id.fetch_add(1, Ordering::SeqCst) as u64;
+    if is_blob {
+        let mut relayed = flight.relayed.lock().unwrap();
+        if relayed.values().any(|&n| n < EARLY) {
+            flight.overlapping_starts.fetch_add(1, Ordering::SeqCst);
+        }
+        relayed.insert(id, 0);
+    }
+    let progress = |n: usize| {
+        if is_blob {
+            if let Some(v) = flight.relayed.lock().unwrap().get_mut(&id) {
+                *v = n;
+            }
+        }
+    };
+    let result = forward(client, reader, upstream, &head, fault, progress);
+    if is_blob {
+        flight.relayed.lock().unwrap().remove(&id);
+    }
+    result
+}
+
+fn forward(
+    mut client: TcpStream,
+    mut reader: BufReader<TcpStream>,
+    upstream: &str,
+    head: &[String],
+    fault: Option<Fault>,
+    progress: impl Fn(usize),
+) -> std::io::Result<()> {
     let mut up = TcpStream::connect(upstream)?;
     up.write_all((head.join("\r\n") + "\r\n\r\n").as_bytes())?;
     // The rest of the request (a body, if any) flows on in the background.
@@ -188,6 +251,7 @@ fn handle(
         let n = n.min(limit - sent);
         client.write_all(&buf[..n])?;
         sent += n;
+        progress(sent);
         if sent >= limit {
             break;
         }

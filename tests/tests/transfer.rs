@@ -239,3 +239,51 @@ fn an_upload_killed_midway_resumes_where_it_stopped() {
     let original = std::fs::read(&file).unwrap();
     assert_eq!(std::fs::read(&part).unwrap(), &original[1000..1010]);
 }
+
+/// Pulls a three-file artifact through a slow proxy with a daemon started
+/// with `flags`; returns how many blob downloads began while another was
+/// still early on.
+fn blobs_at_once(flags: &[&str]) -> usize {
+    let registry = Registry::start();
+    let daemon = Daemon::start_with(flags);
+    let files: Vec<String> = (0..3)
+        .map(|i| {
+            let f = daemon.scratch().join(format!("part{i}.bin"));
+            write_random_file(&f, 2 << 20, 300 + i);
+            f.display().to_string()
+        })
+        .collect();
+    let reference = format!("{}/demo/layers:v1", registry.addr);
+    let mut args = vec!["push", "--plain-http", reference.as_str()];
+    args.extend(files.iter().map(String::as_str));
+    daemon.ok(&args);
+    let proxy = FaultyProxy::start(&registry.addr);
+    proxy.add(satchel_tests::faulty::Rule {
+        method: "GET",
+        path_contains: "/blobs/",
+        fault: satchel_tests::faulty::Fault::Throttle(4 << 20),
+        times: 3,
+    });
+    let out = daemon.scratch().join("out");
+    daemon.ok(&[
+        "pull",
+        "--plain-http",
+        &format!("{}/demo/layers:v1", proxy.addr),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    for (i, f) in files.iter().enumerate() {
+        let pulled = out.join(format!("part{i}.bin"));
+        assert_eq!(sha256_file(&pulled), sha256_file(std::path::Path::new(f)));
+    }
+    proxy.overlapping_blob_starts()
+}
+
+#[test]
+fn several_layers_download_at_once() {
+    assert!(
+        blobs_at_once(&[]) >= 1,
+        "the default moves several blobs at once"
+    );
+    assert_eq!(blobs_at_once(&["--concurrency", "1"]), 0);
+}
