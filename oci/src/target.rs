@@ -110,6 +110,21 @@ impl Target {
         }
     }
 
+    /// Makes the blob present without uploading it, by a cross-repository
+    /// mount where the registry and what we know allow; says whether it did.
+    pub async fn try_mount(&self, digest: &Digest) -> Result<bool> {
+        match self {
+            Target::Registry(repo) => repo.try_mount(digest).await,
+            Target::Layout(_) => Ok(false),
+        }
+    }
+
+    /// Whether the blob is there already, or could be mounted from another
+    /// repository.
+    pub async fn has_or_mounts(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.blob_exists(digest).await? || self.try_mount(digest).await?)
+    }
+
     /// Serialises uploads of `digest` within this process (registries
     /// only; a layout's renames are atomic already). Hold the guard across
     /// [`Target::blob_exists`] and [`Target::push_blob`].
@@ -124,7 +139,7 @@ impl Target {
     pub async fn push_bytes(&self, media_type: &str, data: Bytes) -> Result<Descriptor> {
         let desc = Descriptor::for_bytes(media_type, &data);
         let _guard = self.lock_blob(&desc.digest).await;
-        if !self.blob_exists(&desc.digest).await? {
+        if !self.has_or_mounts(&desc.digest).await? {
             let size = desc.size;
             self.push_blob(
                 Some((&desc.digest, size)),

@@ -170,7 +170,7 @@ impl Api {
                 None => None,
             };
             let already = match &known {
-                Some((d, _)) => target.blob_exists(d).await.map_err(status)?,
+                Some((d, _)) => target.has_or_mounts(d).await.map_err(status)?,
                 None => false,
             };
             let (digest, size) = if file.from_store {

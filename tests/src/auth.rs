@@ -333,7 +333,8 @@ impl Shared {
             std::io::Read::read_exact(&mut reader, &mut body).ok();
             let target = request_line.split_whitespace().nth(1).unwrap_or("");
             let query = target.split_once('?').map_or("", |(_, q)| q);
-            let scope = url_param(query, "scope").unwrap_or_default();
+            // Several scopes come as several parameters; count them as one set.
+            let scope = url_params(query, "scope").join(" ");
             let (status, payload) = if authorization != self.basic {
                 self.refused.fetch_add(1, Ordering::SeqCst);
                 (
@@ -412,11 +413,14 @@ fn rand_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn url_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name).then(|| percent_decode(v))
-    })
+fn url_params(query: &str, name: &str) -> Vec<String> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| percent_decode(v))
+        })
+        .collect()
 }
 
 fn percent_decode(s: &str) -> String {

@@ -269,6 +269,40 @@ fn expired_tokens_are_replaced_without_the_caller_noticing() {
 }
 
 #[test]
+fn a_mount_asks_for_the_source_repository_in_its_token() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (issuer, registry) = token_world(scratch.path());
+    let daemon = Daemon::start();
+    assert!(login(&daemon, &registry.addr, CANARY_PASSWORD, true)
+        .status
+        .success());
+    let file = small_file(&daemon, "m.txt");
+    for repo in ["m1", "m2"] {
+        daemon.ok(&[
+            "push",
+            "--plain-http",
+            &format!("{}/demo/{repo}:v1", registry.addr),
+            &file,
+        ]);
+    }
+    let issued = issuer.issued();
+    assert!(
+        issued.contains_key("repository:demo/m2:pull,push repository:demo/m1:pull"),
+        "{issued:?}"
+    );
+    let out = daemon.scratch().join("out");
+    daemon.ok(&[
+        "pull",
+        "--plain-http",
+        &format!("{}/demo/m2:v1", registry.addr),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(out.join("m.txt").exists());
+    no_canary("the daemon log", &daemon.log());
+}
+
+#[test]
 fn credential_helpers_store_and_serve_secrets_without_leaking_them() {
     let dir = tempfile::tempdir().unwrap();
     let helpers = dir.path().join("helpers");

@@ -287,3 +287,47 @@ fn several_layers_download_at_once() {
     );
     assert_eq!(blobs_at_once(&["--concurrency", "1"]), 0);
 }
+
+#[test]
+fn a_blob_seen_in_one_repository_is_mounted_into_another() {
+    let registry = Registry::start();
+    let daemon = Daemon::start();
+    let proxy = FaultyProxy::start(&registry.addr);
+    let file = daemon.scratch().join("shared.bin");
+    write_random_file(&file, 4 << 20, 500);
+    for repo in ["a", "b"] {
+        daemon.ok(&[
+            "push",
+            "--plain-http",
+            &format!("{}/demo/{repo}:v1", proxy.addr),
+            file.to_str().unwrap(),
+        ]);
+    }
+    let into_b: Vec<String> = proxy
+        .seen()
+        .into_iter()
+        .map(|s| s.line)
+        .filter(|l| l.contains("/v2/demo/b/blobs/uploads/"))
+        .collect();
+    assert!(
+        into_b
+            .iter()
+            .any(|l| l.starts_with("POST ") && l.contains("mount=") && l.contains("from=demo%2Fa")),
+        "{into_b:?}"
+    );
+    assert!(
+        !into_b
+            .iter()
+            .any(|l| l.starts_with("PUT ") || l.starts_with("PATCH ")),
+        "nothing is uploaded into b: {into_b:?}"
+    );
+    let out = daemon.scratch().join("out");
+    daemon.ok(&[
+        "pull",
+        "--plain-http",
+        &format!("{}/demo/b:v1", registry.addr),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(sha256_file(&out.join("shared.bin")), sha256_file(&file));
+}

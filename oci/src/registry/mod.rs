@@ -32,13 +32,15 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 pub const MONOLITHIC_MAX: u64 = 256 << 20;
 /// The chunk size for chunked uploads, unless the registry asks for more.
 pub const CHUNK: u64 = 256 << 20;
+/// How many blob locations the client remembers for mounting.
+const MAX_BLOB_HOMES: usize = 4096;
 /// How many times a replayable request is tried before giving up.
 const MAX_ATTEMPTS: u32 = 5;
 /// The longest single wait between attempts.
 const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a request needs to be allowed to do, for the token scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
     /// Read only.
     Pull,
@@ -46,14 +48,17 @@ pub enum Access {
     Push,
     /// Read, write and delete.
     Delete,
+    /// Write here, and read the repository a blob is mounted from.
+    MountFrom(String),
 }
 
 impl Access {
-    fn actions(self) -> &'static str {
+    fn actions(&self) -> &'static str {
         match self {
             Access::Pull => "pull",
             Access::Push => "pull,push",
             Access::Delete => "pull,push,delete",
+            Access::MountFrom(_) => "pull,push",
         }
     }
 }
@@ -118,6 +123,10 @@ pub struct RegistryClient {
     fallback_locks: KeyedLocks,
     /// One token fetch at a time per (host, service, scope).
     token_locks: KeyedLocks,
+    /// Where blobs were last seen, by digest: (registry, repository). A
+    /// push of the same blob to another repository of that registry mounts
+    /// it instead of uploading it again.
+    blob_homes: Mutex<HashMap<Digest, (String, String)>>,
     /// Serialises uploads of one blob to one repository, so concurrent
     /// pushes of shared content (the empty config every artifact has) upload
     /// it once; distribution 2.8 can lose a blob link when the same blob is
@@ -154,6 +163,7 @@ impl RegistryClient {
             options,
             fallback_locks: KeyedLocks::default(),
             token_locks: KeyedLocks::default(),
+            blob_homes: Mutex::new(HashMap::new()),
             blob_locks: KeyedLocks::default(),
         })
     }
@@ -299,8 +309,9 @@ impl RegistryClient {
                     if !service.is_empty() {
                         q.append_pair("service", service);
                     }
-                    if !scope.is_empty() {
-                        q.append_pair("scope", scope);
+                    // Several scopes go as several parameters.
+                    for one in scope.split(' ').filter(|s| !s.is_empty()) {
+                        q.append_pair("scope", one);
                     }
                 }
                 let req = self.http_for(&authority(&realm)).get(url);
@@ -416,12 +427,18 @@ impl Repository {
         Url::parse(&s).map_err(|e| Error::invalid(format!("bad registry URL {s}: {e}")))
     }
 
-    fn scope(&self, access: Access) -> String {
-        format!("repository:{}:{}", self.name.repository(), access.actions())
+    /// The token scope for `access`; a mount also asks to pull from its
+    /// source repository.
+    fn scope(&self, access: &Access) -> String {
+        let own = format!("repository:{}:{}", self.name.repository(), access.actions());
+        match access {
+            Access::MountFrom(from) => format!("{own} repository:{from}:pull"),
+            _ => own,
+        }
     }
 
     /// The Authorization header for `access`, if the registry asked for one.
-    async fn authorization(&self, access: Access) -> Result<Option<HeaderValue>> {
+    async fn authorization(&self, access: &Access) -> Result<Option<HeaderValue>> {
         let host = self.name.api_host().to_string();
         let challenges = self
             .client
@@ -500,7 +517,7 @@ impl Repository {
             if let Some(body) = &body {
                 req = req.body(body.clone());
             }
-            if let Some(auth) = self.authorization(access).await? {
+            if let Some(auth) = self.authorization(&access).await? {
                 req = req.header(header::AUTHORIZATION, auth);
             }
             let what = || format!("{method} {} failed", redact_query(&url));
@@ -520,7 +537,7 @@ impl Repository {
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED
                 && !authenticated
-                && self.learn_challenge(&resp, access)
+                && self.learn_challenge(&resp, &access)
             {
                 authenticated = true;
                 continue;
@@ -560,7 +577,7 @@ impl Repository {
             .request(method.clone(), url.clone())
             .headers(headers)
             .body(body);
-        if let Some(auth) = self.authorization(access).await? {
+        if let Some(auth) = self.authorization(&access).await? {
             req = req.header(header::AUTHORIZATION, auth);
         }
         req.send()
@@ -569,7 +586,7 @@ impl Repository {
     }
 
     /// Records the challenges of a 401; returns whether a retry may help.
-    fn learn_challenge(&self, resp: &reqwest::Response, access: Access) -> bool {
+    fn learn_challenge(&self, resp: &reqwest::Response, access: &Access) -> bool {
         let challenges: Vec<Challenge> = resp
             .headers()
             .get_all(header::WWW_AUTHENTICATE)
@@ -745,6 +762,59 @@ impl Repository {
             .await
     }
 
+    /// Remembers that this repository has `digest`.
+    fn saw_blob(&self, digest: &Digest) {
+        let mut homes = self.client.blob_homes.lock().expect("blob homes");
+        if homes.len() >= MAX_BLOB_HOMES {
+            homes.clear();
+        }
+        homes.insert(
+            digest.clone(),
+            (
+                self.name.registry().to_string(),
+                self.name.repository().to_string(),
+            ),
+        );
+    }
+
+    /// Mounts `digest` from another repository of this registry where it
+    /// was seen, if any (`POST ?mount=&from=`). `false` means nothing was
+    /// mounted and the blob must be uploaded; a refused mount is not an error.
+    pub async fn try_mount(&self, digest: &Digest) -> Result<bool> {
+        let from = {
+            let homes = self.client.blob_homes.lock().expect("blob homes");
+            match homes.get(digest) {
+                Some((registry, repo))
+                    if registry == self.name.registry() && repo != self.name.repository() =>
+                {
+                    repo.clone()
+                }
+                _ => return Ok(false),
+            }
+        };
+        let mut url = self.url("blobs/uploads/")?;
+        url.query_pairs_mut()
+            .append_pair("mount", digest.as_ref())
+            .append_pair("from", &from);
+        let resp = self
+            .send(
+                Method::POST,
+                url,
+                Access::MountFrom(from.clone()),
+                HeaderMap::new(),
+                Some(Bytes::new()),
+            )
+            .await?;
+        // 202 means the registry opened an upload session instead; it is
+        // left to expire, and the blob goes up the usual way.
+        let mounted = resp.status() == StatusCode::CREATED;
+        if mounted {
+            tracing::debug!(%digest, %from, to = self.name.repository(), "mounted blob");
+            self.saw_blob(digest);
+        }
+        Ok(mounted)
+    }
+
     /// Whether the repository has the blob.
     pub async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
         let url = self.url(&format!("blobs/{digest}"))?;
@@ -752,7 +822,10 @@ impl Repository {
             .send(Method::HEAD, url, Access::Pull, HeaderMap::new(), None)
             .await?;
         match resp.status() {
-            s if s.is_success() => Ok(true),
+            s if s.is_success() => {
+                self.saw_blob(digest);
+                Ok(true)
+            }
             StatusCode::NOT_FOUND => Ok(false),
             _ => Err(self.error(resp, &format!("blob {digest}")).await),
         }
@@ -818,6 +891,7 @@ impl Repository {
                 if resp.status() != StatusCode::CREATED {
                     return Err(self.error(resp, &format!("upload of blob {digest}")).await);
                 }
+                self.saw_blob(digest);
                 return Ok(());
             }
             Some((digest, size)) => {
@@ -887,6 +961,7 @@ impl Repository {
         if resp.status() != StatusCode::CREATED {
             return Err(self.error(resp, &format!("upload of blob {digest}")).await);
         }
+        self.saw_blob(&digest);
         Ok(())
     }
 
@@ -911,6 +986,7 @@ impl Repository {
     /// stopped with a `Range` request, a few times at most.
     pub async fn fetch_blob(&self, digest: &Digest) -> Result<ByteStream> {
         let first = self.get_blob(digest, 0).await?;
+        self.saw_blob(digest);
         let repo = self.clone();
         let digest = digest.clone();
         Ok(async_stream::try_stream! {
