@@ -26,6 +26,27 @@ use satchel_proto::v1::satchel_server::SatchelServer;
 pub use config::Config;
 pub use listener::Listener;
 
+/// Where upload chunks are spooled for resuming: `<cache>/spool`, else a
+/// private directory under the system's temporary directory. Leftovers of
+/// an earlier run are removed.
+fn spool_dir(cache: Option<&std::path::Path>) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = match cache {
+        Some(cache) => cache.join("spool"),
+        None => std::env::temp_dir().join(format!("satcheld-spool-{}", std::process::id())),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("spool-") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(dir)
+}
+
 /// Messages may carry a 1 MiB chunk or a 4 MiB manifest plus framing.
 const MAX_MESSAGE: usize = 8 << 20;
 
@@ -38,7 +59,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let credentials = Arc::new(credentials::DockerCredentials::new(config.docker_config));
-    let registry = Arc::new(RegistryClient::new(credentials.clone(), config.registry)?);
+    let mut registry_options = config.registry;
+    if registry_options.spool_dir.is_none() {
+        registry_options.spool_dir =
+            Some(spool_dir(config.cache.as_ref().map(|(d, _)| d.as_path()))?);
+    }
+    let registry = Arc::new(RegistryClient::new(credentials.clone(), registry_options)?);
     let check = access::TokenCheck::new(config.auth_token.as_ref().map(|t| t.expose()));
     let cache = match &config.cache {
         Some((dir, max)) => Some(Arc::new(satchel_oci::content::ContentStore::open(

@@ -27,6 +27,9 @@ pub enum Fault {
     DropAfter(usize),
     /// Forward the response at about this many bytes per second.
     Throttle(usize),
+    /// Forward only this many bytes of the request body, then cut both
+    /// connections: an upload interrupted mid-body.
+    CutRequestAfter(usize),
 }
 
 /// A fault applied to the next `times` requests whose method matches and
@@ -226,6 +229,14 @@ fn forward(
     up.write_all((head.join("\r\n") + "\r\n\r\n").as_bytes())?;
     // The rest of the request (a body, if any) flows on in the background.
     let mut up_writer = up.try_clone()?;
+    if let Some(Fault::CutRequestAfter(n)) = fault {
+        let mut part = (&mut reader).take(n as u64);
+        std::io::copy(&mut part, &mut up_writer)?;
+        // Let the registry take in what it got before the line goes dead.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let _ = up.shutdown(Shutdown::Both);
+        return client.shutdown(Shutdown::Both);
+    }
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut reader, &mut up_writer);
     });

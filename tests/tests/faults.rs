@@ -5,7 +5,7 @@
 //! under a final name.
 
 use satchel_tests::faulty::{Fault, FaultyProxy, Rule};
-use satchel_tests::{list_files, sha256_file, write_random_file, Daemon, Registry};
+use satchel_tests::{list_files, sha256_file, write_random_file, Daemon, Registry, RegistryKind};
 
 /// Pushes an 8 MiB file straight to the registry; returns its path.
 fn seed(daemon: &Daemon, registry: &Registry, reference: &str) -> std::path::PathBuf {
@@ -132,4 +132,98 @@ fn a_daemon_killed_during_a_pull_leaves_no_file_behind() {
         "nothing may stay behind: {:?}",
         list_files(&out)
     );
+}
+
+/// Pushes 10 MiB in 4 MiB chunks through the proxy, whose second PATCH
+/// dies after 1 MiB; returns the daemon, the push's output, the proxy's
+/// request lines and the reference.
+fn interrupted_chunk_upload(
+    kind: RegistryKind,
+) -> (
+    Registry,
+    Daemon,
+    std::process::Output,
+    Vec<String>,
+    String,
+    std::path::PathBuf,
+) {
+    let registry = Registry::start_kind(kind);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("satcheld.toml");
+    std::fs::write(
+        &config,
+        "upload_monolithic_max = 1048576\nupload_chunk_size = 4194304\n",
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap().to_string();
+    let daemon = Daemon::start_in(dir, &["--config", &config_arg], &[]);
+    let proxy = FaultyProxy::start(&registry.addr);
+    proxy.add(Rule {
+        method: "PATCH",
+        path_contains: "/blobs/uploads/",
+        fault: Fault::DropAfter(usize::MAX),
+        times: 1,
+    });
+    proxy.add(Rule {
+        method: "PATCH",
+        path_contains: "/blobs/uploads/",
+        fault: Fault::CutRequestAfter(1 << 20),
+        times: 1,
+    });
+    let file = daemon.scratch().join("ten.bin");
+    write_random_file(&file, 10 << 20, 4242);
+    let reference = format!("{}/demo/resumed:v1", proxy.addr);
+    let out = daemon.satchel(&["push", "--plain-http", &reference, file.to_str().unwrap()]);
+    let seen = proxy.seen().into_iter().map(|s| s.line).collect();
+    (registry, daemon, out, seen, reference, file)
+}
+
+#[test]
+fn an_interrupted_chunk_upload_resumes_from_the_registry_offset() {
+    // ferro-oci-server reports how far the upload got: the chunk resumes.
+    let (_registry, daemon, out, seen, reference, file) =
+        interrupted_chunk_upload(RegistryKind::Ferro);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let patches = seen.iter().filter(|l| l.starts_with("PATCH ")).count();
+    let status_checks = seen
+        .iter()
+        .filter(|l| l.starts_with("GET ") && l.contains("/blobs/uploads/"))
+        .count();
+    assert_eq!(status_checks, 1, "{seen:#?}");
+    assert_eq!(
+        patches, 4,
+        "three chunks and one resumed remainder: {seen:#?}"
+    );
+    assert!(daemon.log().contains("resuming"), "{}", daemon.log());
+    let out = daemon.scratch().join("out");
+    daemon.ok(&[
+        "pull",
+        "--plain-http",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(sha256_file(&out.join("ten.bin")), sha256_file(&file));
+}
+
+#[test]
+fn an_interrupted_chunk_upload_fails_cleanly_where_it_cannot_resume() {
+    // distribution 2.8 invalidates an upload whose PATCH broke (its state
+    // token records the old offset): the push fails, clearly, and no
+    // manifest names the half-uploaded blob.
+    let (registry, daemon, out, _seen, _reference, _file) =
+        interrupted_chunk_upload(RegistryKind::Distribution);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().last().unwrap_or("").contains("UNAVAILABLE"),
+        "{err}"
+    );
+    let direct = format!("{}/demo/resumed:v1", registry.addr);
+    let err = daemon.fails(&["resolve", "--plain-http", &direct]);
+    assert!(err.contains("NOT_FOUND"), "{err}");
 }
