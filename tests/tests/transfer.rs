@@ -331,3 +331,58 @@ fn a_blob_seen_in_one_repository_is_mounted_into_another() {
     ]);
     assert_eq!(sha256_file(&out.join("shared.bin")), sha256_file(&file));
 }
+
+#[test]
+fn a_slow_big_pull_does_not_hold_up_other_clients() {
+    let registry = Registry::start();
+    let daemon = Daemon::start_with(&["--no-cache"]);
+    seed(&daemon, &registry, "big", 16, 900);
+    let small = daemon.scratch().join("small.txt");
+    std::fs::write(&small, "small").unwrap();
+    let proxy = FaultyProxy::start(&registry.addr);
+    // The big download trickles at 2 MiB/s: about eight seconds.
+    proxy.add(satchel_tests::faulty::Rule {
+        method: "GET",
+        path_contains: "/blobs/",
+        fault: satchel_tests::faulty::Fault::Throttle(2 << 20),
+        times: 1,
+    });
+    let out = daemon.scratch().join("big-out");
+    let mut big = std::process::Command::new(satchel_tests::bin("satchel"))
+        .args(["--addr", &daemon.addr, "-q", "pull", "--plain-http"])
+        .arg(format!("{}/demo/cache:big", proxy.addr))
+        .arg("-o")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    satchel_tests::wait_for(
+        "the big pull to start",
+        std::time::Duration::from_secs(30),
+        || !satchel_tests::list_files(&out).is_empty(),
+    );
+    // Twenty other calls, four at a time, all finish while it still runs.
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (daemon, registry, small) = (&daemon, &registry, &small);
+            s.spawn(move || {
+                for i in 0..5 {
+                    let reference = format!("{}/demo/other{t}:v{i}", registry.addr);
+                    daemon.ok(&[
+                        "push",
+                        "-q",
+                        "--plain-http",
+                        &reference,
+                        small.to_str().unwrap(),
+                    ]);
+                }
+            });
+        }
+    });
+    assert!(
+        big.try_wait().unwrap().is_none(),
+        "the big pull should still be running; the small calls did not wait for it"
+    );
+    assert!(big.wait().unwrap().success());
+}
