@@ -183,7 +183,7 @@ impl ContentStore {
         let verifier = Verifier::new(&desc.digest, Some(desc.size)).ok()?;
         let raw = tokio_util::io::ReaderStream::with_capacity(file, 256 << 10)
             .map(|r| r.map_err(|e| Error::io("reading a cached blob failed", e)));
-        Some(verify(raw.boxed(), verifier))
+        Some(crate::digest::verify_stream(raw.boxed(), verifier))
     }
 
     /// Serves `desc` from the store, or through `fetch` (a verified stream
@@ -466,19 +466,6 @@ impl Drop for Release {
             .remove(&self.digest);
         let _ = self.done.send(true);
     }
-}
-
-fn verify(body: ByteStream, mut verifier: Verifier) -> ByteStream {
-    async_stream::try_stream! {
-        let mut body = body;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            verifier.update(&chunk)?;
-            yield chunk;
-        }
-        verifier.finish()?;
-    }
-    .boxed()
 }
 
 #[cfg(test)]

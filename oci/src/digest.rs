@@ -140,6 +140,22 @@ impl Verifier {
     }
 }
 
+/// Passes `body` through `verifier`: the stream ends with a `DataLoss`
+/// error instead of its end when size or digest do not match.
+pub fn verify_stream(body: crate::ByteStream, mut verifier: Verifier) -> crate::ByteStream {
+    use futures::StreamExt;
+    async_stream::try_stream! {
+        let mut body = body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            verifier.update(&chunk)?;
+            yield chunk;
+        }
+        verifier.finish()?;
+    }
+    .boxed()
+}
+
 /// Checks whole content against a digest (and size).
 pub fn verify(data: &[u8], expected: &Digest, size: Option<u64>) -> Result<()> {
     let mut v = Verifier::new(expected, size)?;

@@ -157,7 +157,10 @@ impl Target {
             Target::Registry(repo) => repo.fetch_blob(&desc.digest).await?,
             Target::Layout(layout) => layout.fetch_blob(&desc.digest).await?,
         };
-        Ok(verified(raw, Verifier::new(&desc.digest, Some(desc.size))?))
+        Ok(crate::digest::verify_stream(
+            raw,
+            Verifier::new(&desc.digest, Some(desc.size))?,
+        ))
     }
 
     /// Pushes a manifest, tagged with `tag` if given. When the manifest has
@@ -324,19 +327,6 @@ fn hashing(body: ByteStream, state: Arc<Mutex<HashState>>) -> ByteStream {
         }
         let finished = state.lock().expect("hash state").finish();
         finished?;
-    }
-    .boxed()
-}
-
-fn verified(body: ByteStream, mut verifier: Verifier) -> ByteStream {
-    async_stream::try_stream! {
-        let mut body = body;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            verifier.update(&chunk)?;
-            yield chunk;
-        }
-        verifier.finish()?;
     }
     .boxed()
 }

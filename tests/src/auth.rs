@@ -36,6 +36,30 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// Makes a self-signed P-256 certificate and its key in `dir`.
+fn self_signed(dir: &Path, key: &str, cert: &str, subject: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "2",
+            "-subj",
+            subject,
+        ],
+    );
+}
+
 /// A CA and certificates it signed, as files.
 pub struct Pki {
     /// The directory holding every file.
@@ -46,26 +70,7 @@ impl Pki {
     /// Makes a CA in `dir`.
     pub fn new(dir: &Path) -> Pki {
         std::fs::create_dir_all(dir).unwrap();
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=satchel test CA",
-            ],
-        );
+        self_signed(dir, "ca.key", "ca.crt", "/CN=satchel test CA");
         Pki {
             dir: dir.to_path_buf(),
         }
@@ -184,25 +189,11 @@ impl TokenIssuer {
     /// key and certificate in `dir`.
     pub fn start(dir: &Path, user: &str, password: &str) -> TokenIssuer {
         std::fs::create_dir_all(dir).unwrap();
-        openssl(
+        self_signed(
             dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "issuer.pem",
-                "-out",
-                "issuer.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=satchel test token issuer",
-            ],
+            "issuer.pem",
+            "issuer.crt",
+            "/CN=satchel test token issuer",
         );
         openssl(
             dir,

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 pub use image::{skopeo_copy, subject_layout, SubjectImage};
 
+/// A daemon config that uploads anything over 1 MiB in 4 MiB chunks.
+pub const SMALL_CHUNKS: &str = "upload_monolithic_max = 1048576\nupload_chunk_size = 4194304\n";
+
 /// The path of a workspace binary (`satcheld`, `satchel`).
 pub fn bin(name: &str) -> PathBuf {
     if let Some(dir) = std::env::var_os("SATCHEL_BIN_DIR") {
@@ -262,6 +265,15 @@ impl Daemon {
     /// Starts satcheld with no registry credentials.
     pub fn start() -> Daemon {
         Self::start_with(&[])
+    }
+
+    /// Starts satcheld with `toml` as its `--config` file.
+    pub fn start_with_config(toml: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("satcheld.toml");
+        std::fs::write(&config, toml).expect("write the config");
+        let config = config.display().to_string();
+        Self::start_in(dir, &["--config", &config], &[])
     }
 
     /// Starts satcheld with extra flags.

@@ -5,7 +5,9 @@
 //! under a final name.
 
 use satchel_tests::faulty::{Fault, FaultyProxy, Rule};
-use satchel_tests::{list_files, sha256_file, write_random_file, Daemon, Registry, RegistryKind};
+use satchel_tests::{
+    list_files, sha256_file, write_random_file, Daemon, Registry, RegistryKind, SMALL_CHUNKS,
+};
 
 /// Pushes an 8 MiB file straight to the registry; returns its path.
 fn seed(daemon: &Daemon, registry: &Registry, reference: &str) -> std::path::PathBuf {
@@ -148,15 +150,8 @@ fn interrupted_chunk_upload(
     std::path::PathBuf,
 ) {
     let registry = Registry::start_kind(kind);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("satcheld.toml");
-    std::fs::write(
-        &config,
-        "upload_monolithic_max = 1048576\nupload_chunk_size = 4194304\n",
-    )
-    .unwrap();
-    let config_arg = config.to_str().unwrap().to_string();
-    let daemon = Daemon::start_in(dir, &["--config", &config_arg], &[]);
+    // Small thresholds so a 10 MiB file goes in three chunks: 4 + 4 + 2 MiB.
+    let daemon = Daemon::start_with_config(SMALL_CHUNKS);
     let proxy = FaultyProxy::start(&registry.addr);
     proxy.add(Rule {
         method: "PATCH",

@@ -2,20 +2,12 @@
 //! with Content-Range, then PUT) on docker-registry and ferro-oci-server.
 
 use satchel_tests::faulty::FaultyProxy;
-use satchel_tests::{sha256_file, write_random_file, Daemon, Registry, RegistryKind};
+use satchel_tests::{sha256_file, write_random_file, Daemon, Registry, RegistryKind, SMALL_CHUNKS};
 
 fn chunked_upload(kind: RegistryKind) {
     let registry = Registry::start_kind(kind);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("satcheld.toml");
     // Small thresholds so a 10 MiB file goes in three chunks: 4 + 4 + 2 MiB.
-    std::fs::write(
-        &config,
-        "upload_monolithic_max = 1048576\nupload_chunk_size = 4194304\n",
-    )
-    .unwrap();
-    let config_arg = config.to_str().unwrap().to_string();
-    let daemon = Daemon::start_in(dir, &["--config", &config_arg], &[]);
+    let daemon = Daemon::start_with_config(SMALL_CHUNKS);
     let proxy = FaultyProxy::start(&registry.addr);
     let file = daemon.scratch().join("ten.bin");
     write_random_file(&file, 10 << 20, 99);

@@ -615,19 +615,22 @@ impl Repository {
         true
     }
 
-    /// Resolves a tag or digest to the manifest's descriptor.
-    /// A HEAD request answers with the digest, type and size; registries
-    /// that leave any out get a GET instead.
-    pub async fn resolve(&self, reference: &str) -> Result<Descriptor> {
+    /// A HEAD or GET of a manifest, accepting every manifest type we read.
+    async fn manifest_request(&self, method: Method, reference: &str) -> Result<reqwest::Response> {
         let url = self.url(&format!("manifests/{reference}"))?;
         let mut headers = HeaderMap::new();
         headers.insert(
             header::ACCEPT,
             header_value(&MANIFEST_MEDIA_TYPES.join(", "))?,
         );
-        let resp = self
-            .send(Method::HEAD, url, Access::Pull, headers, None)
-            .await?;
+        self.send(method, url, Access::Pull, headers, None).await
+    }
+
+    /// Resolves a tag or digest to the manifest's descriptor.
+    /// A HEAD request answers with the digest, type and size; registries
+    /// that leave any out get a GET instead.
+    pub async fn resolve(&self, reference: &str) -> Result<Descriptor> {
+        let resp = self.manifest_request(Method::HEAD, reference).await?;
         match resp.status() {
             StatusCode::NOT_FOUND => {
                 return Err(Error::not_found(format!(
@@ -674,15 +677,7 @@ impl Repository {
     /// Fetches a manifest by tag or digest; the bytes are verified against
     /// the digest when the reference is one.
     pub async fn fetch_manifest(&self, reference: &str) -> Result<(Descriptor, Bytes)> {
-        let url = self.url(&format!("manifests/{reference}"))?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::ACCEPT,
-            header_value(&MANIFEST_MEDIA_TYPES.join(", "))?,
-        );
-        let resp = self
-            .send(Method::GET, url, Access::Pull, headers, None)
-            .await?;
+        let resp = self.manifest_request(Method::GET, reference).await?;
         if !resp.status().is_success() {
             return Err(self.error(resp, &format!("manifest {reference}")).await);
         }
