@@ -35,27 +35,32 @@ export SATCHEL_ADDR="unix://$sock"
 for _ in $(seq 200); do curl -sf "http://$reg/v2/" >/dev/null && [ -S "$sock" ] && break; sleep 0.05; done
 
 file="$work/payload.bin"
-head -c "$((size_mib << 20))" /dev/urandom > "$file"
 hash() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
 now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc; }
-digest="sha256:$(hash "$file")"
 
-# An OCI layout with the file as its one layer, for skopeo.
+# Every round moves new random bytes, so no tool (satcheld mounts blobs it
+# has seen, skopeo remembers them) can skip the transfer.
 layout="$work/layout"
-mkdir -p "$layout/blobs/sha256"
-ln "$file" "$layout/blobs/sha256/${digest#sha256:}"
-config='{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["'"$digest"'"]}}'
-printf '%s' "$config" > "$work/config.json"
-cdigest="sha256:$(hash "$work/config.json")"
-cp "$work/config.json" "$layout/blobs/sha256/${cdigest#sha256:}"
-manifest='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'"$cdigest"'","size":'"${#config}"'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"'"$digest"'","size":'"$((size_mib << 20))"'}]}'
-printf '%s' "$manifest" > "$work/manifest.json"
-mdigest="sha256:$(hash "$work/manifest.json")"
-cp "$work/manifest.json" "$layout/blobs/sha256/${mdigest#sha256:}"
-printf '{"imageLayoutVersion":"1.0.0"}' > "$layout/oci-layout"
-printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]}' \
-  "$mdigest" "${#manifest}" > "$layout/index.json"
+new_payload() {
+  rm -rf "$layout" "$file"
+  head -c "$((size_mib << 20))" /dev/urandom > "$file"
+  digest="sha256:$(hash "$file")"
+  # An OCI layout with the file as its one layer, for skopeo.
+  mkdir -p "$layout/blobs/sha256"
+  ln "$file" "$layout/blobs/sha256/${digest#sha256:}"
+  config='{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["'"$digest"'"]}}'
+  printf '%s' "$config" > "$work/config.json"
+  cdigest="sha256:$(hash "$work/config.json")"
+  cp "$work/config.json" "$layout/blobs/sha256/${cdigest#sha256:}"
+  manifest='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'"$cdigest"'","size":'"${#config}"'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"'"$digest"'","size":'"$((size_mib << 20))"'}]}'
+  printf '%s' "$manifest" > "$work/manifest.json"
+  mdigest="sha256:$(hash "$work/manifest.json")"
+  cp "$work/manifest.json" "$layout/blobs/sha256/${mdigest#sha256:}"
+  printf '{"imageLayoutVersion":"1.0.0"}' > "$layout/oci-layout"
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]}' \
+    "$mdigest" "${#manifest}" > "$layout/index.json"
+}
 
 curl_push() {
   local t0 loc; t0=$(now)
@@ -123,6 +128,7 @@ skopeo_pull() {
 
 declare -A t
 for i in $(seq "$runs"); do
+  new_payload
   for tool in curl satchel oras skopeo; do
     t[$tool-push]+="$("${tool}_push" "bench/$tool$i") "
     t[$tool-pull]+="$("${tool}_pull" "bench/$tool$i") "
