@@ -338,6 +338,17 @@ impl Daemon {
         satchel(&self.addr, args)
     }
 
+    /// Pulls `reference` over plain HTTP into `out`; requires success.
+    pub fn pull_plain(&self, reference: &str, out: &Path) -> String {
+        self.ok(&[
+            "pull",
+            "--plain-http",
+            reference,
+            "-o",
+            out.to_str().expect("a UTF-8 path"),
+        ])
+    }
+
     /// Runs `satchel` with `input` on its standard input.
     pub fn satchel_stdin(&self, args: &[&str], input: &str) -> Output {
         let mut child = Command::new(bin("satchel"))

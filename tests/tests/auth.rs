@@ -79,13 +79,7 @@ fn htpasswd_registry_login_push_pull_logout() {
 
     outputs += &daemon.ok(&["push", "--plain-http", &reference, &file]);
     let out_dir = daemon.scratch().join("out");
-    outputs += &daemon.ok(&[
-        "pull",
-        "--plain-http",
-        &reference,
-        "-o",
-        out_dir.to_str().unwrap(),
-    ]);
+    outputs += &daemon.pull_plain(&reference, &out_dir);
     assert!(out_dir.join("a.txt").exists());
 
     let listed = daemon.ok(&["credentials"]);
@@ -291,13 +285,7 @@ fn a_mount_asks_for_the_source_repository_in_its_token() {
         "{issued:?}"
     );
     let out = daemon.scratch().join("out");
-    daemon.ok(&[
-        "pull",
-        "--plain-http",
-        &format!("{}/demo/m2:v1", registry.addr),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    daemon.pull_plain(&format!("{}/demo/m2:v1", registry.addr), &out);
     assert!(out.join("m.txt").exists());
     no_canary("the daemon log", &daemon.log());
 }

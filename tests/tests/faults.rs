@@ -38,13 +38,7 @@ fn downloads_resume_after_dropped_connections() {
         });
     }
     let out = daemon.scratch().join("out");
-    daemon.ok(&[
-        "pull",
-        "--plain-http",
-        &format!("{}/demo/resume:v1", proxy.addr),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    daemon.pull_plain(&format!("{}/demo/resume:v1", proxy.addr), &out);
     assert_eq!(sha256_file(&out.join("payload.bin")), sha256_file(&file));
     let ranges: Vec<_> = proxy.seen().into_iter().filter_map(|s| s.range).collect();
     assert_eq!(ranges.len(), 2, "{:?}", proxy.seen());
@@ -195,13 +189,7 @@ fn an_interrupted_chunk_upload_resumes_from_the_registry_offset() {
     );
     assert!(daemon.log().contains("resuming"), "{}", daemon.log());
     let out = daemon.scratch().join("out");
-    daemon.ok(&[
-        "pull",
-        "--plain-http",
-        &reference,
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    daemon.pull_plain(&reference, &out);
     assert_eq!(sha256_file(&out.join("ten.bin")), sha256_file(&file));
 }
 

@@ -153,13 +153,7 @@ fn push_and_pull_200_mib_through_the_daemon() {
     let pushed = daemon.ok(&["push", "--plain-http", &reference, big.to_str().unwrap()]);
     assert!(pushed.contains(&expected), "{pushed}");
     let out = daemon.scratch().join("out");
-    daemon.ok(&[
-        "pull",
-        "--plain-http",
-        &reference,
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    daemon.pull_plain(&reference, &out);
     assert_eq!(sha256_file(&out.join("big.bin")), expected);
     assert_eq!(list_files(&out), vec!["big.bin"]);
 }

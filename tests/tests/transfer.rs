@@ -22,13 +22,7 @@ fn chunked_upload(kind: RegistryKind) {
     assert_eq!(patches.len(), 3, "{patches:?}");
 
     let out = daemon.scratch().join("out");
-    daemon.ok(&[
-        "pull",
-        "--plain-http",
-        &reference,
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    daemon.pull_plain(&reference, &out);
     assert_eq!(sha256_file(&out.join("ten.bin")), sha256_file(&file));
 }
 
@@ -65,13 +59,7 @@ fn seed(daemon: &Daemon, registry: &Registry, tag: &str, mib: u64, seed: u64) ->
 
 fn pull(daemon: &Daemon, proxy: &FaultyProxy, tag: &str, out: &str) {
     let out = daemon.scratch().join(out);
-    daemon.ok(&[
-        "pull",
-        "--plain-http",
-        &format!("{}/demo/cache:{tag}", proxy.addr),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    daemon.pull_plain(&format!("{}/demo/cache:{tag}", proxy.addr), &out);
 }
 
 #[test]
@@ -257,13 +245,7 @@ fn blobs_at_once(flags: &[&str]) -> usize {
         times: 3,
     });
     let out = daemon.scratch().join("out");
-    daemon.ok(&[
-        "pull",
-        "--plain-http",
-        &format!("{}/demo/layers:v1", proxy.addr),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    daemon.pull_plain(&format!("{}/demo/layers:v1", proxy.addr), &out);
     for (i, f) in files.iter().enumerate() {
         let pulled = out.join(format!("part{i}.bin"));
         assert_eq!(sha256_file(&pulled), sha256_file(std::path::Path::new(f)));
@@ -314,13 +296,7 @@ fn a_blob_seen_in_one_repository_is_mounted_into_another() {
         "nothing is uploaded into b: {into_b:?}"
     );
     let out = daemon.scratch().join("out");
-    daemon.ok(&[
-        "pull",
-        "--plain-http",
-        &format!("{}/demo/b:v1", registry.addr),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    daemon.pull_plain(&format!("{}/demo/b:v1", registry.addr), &out);
     assert_eq!(sha256_file(&out.join("shared.bin")), sha256_file(&file));
 }
 
