@@ -22,7 +22,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 pub use satchel_proto::v1 as pb;
 
 /// A connected client.
-pub type Client = pb::satchel_client::SatchelClient<InterceptedService<Channel, BearerToken>>;
+pub type Client =
+    pb::satchel_service_client::SatchelServiceClient<InterceptedService<Channel, BearerToken>>;
 
 /// How to reach a daemon beyond its address: TLS material and a token.
 #[derive(Clone, Default)]
@@ -153,8 +154,11 @@ pub async fn connect_with(addr: &str, options: &ConnectOptions) -> anyhow::Resul
         None => None,
     };
     Ok(
-        pb::satchel_client::SatchelClient::with_interceptor(channel, BearerToken(token))
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE),
+        pb::satchel_service_client::SatchelServiceClient::with_interceptor(
+            channel,
+            BearerToken(token),
+        )
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE),
     )
 }

@@ -244,17 +244,17 @@ pub async fn push(
 
 /// Shows progress events until the result arrives.
 async fn follow(
-    mut events: tonic::Streaming<pb::PushEvent>,
+    mut events: impl futures::Stream<Item = Result<pb::PushResponse, tonic::Status>> + Unpin,
     quiet: bool,
-) -> anyhow::Result<pb::PushResponse> {
+) -> anyhow::Result<pb::PushResult> {
     let mut progress = crate::progress::Progress::new(quiet);
     let result = loop {
         match events.next().await {
-            Some(Ok(pb::PushEvent {
-                event: Some(pb::push_event::Event::Progress(p)),
+            Some(Ok(pb::PushResponse {
+                event: Some(pb::push_response::Event::Progress(p)),
             })) => progress.update(&p.name, p.done, p.total),
-            Some(Ok(pb::PushEvent {
-                event: Some(pb::push_event::Event::Result(r)),
+            Some(Ok(pb::PushResponse {
+                event: Some(pb::push_response::Event::Result(r)),
             })) => break Ok(r),
             Some(Ok(_)) => {}
             Some(Err(e)) => break Err(e.into()),
@@ -293,14 +293,18 @@ pub async fn attach(
             payload: Some(pb::attach_request::Payload::Chunk(c)),
         },
     ));
-    let events = client.attach(body).await?.into_inner();
+    let events = client
+        .attach(body)
+        .await?
+        .into_inner()
+        .map(|e| e.map(pb::PushResponse::from));
     let resp = follow(events, quiet || args.flags.format == "json").await?;
     report("Attached to", &resp, &args.flags.format)
 }
 
 use futures::StreamExt as _;
 
-fn report(verb: &str, resp: &pb::PushResponse, format: &str) -> anyhow::Result<()> {
+fn report(verb: &str, resp: &pb::PushResult, format: &str) -> anyhow::Result<()> {
     let manifest = resp.manifest.clone().unwrap_or_default();
     for warning in &resp.warnings {
         eprintln!("Warning: {warning}");

@@ -15,7 +15,7 @@ pub fn parse(reference: &str, flags: &TargetFlags) -> anyhow::Result<pb::Target>
     let referrers_mode = match flags.distribution_spec.as_deref() {
         Some("v1.1-referrers-api") => pb::ReferrersMode::Api,
         Some("v1.1-referrers-tag") => pb::ReferrersMode::Tag,
-        _ => pb::ReferrersMode::Auto,
+        _ => pb::ReferrersMode::Unspecified,
     } as i32;
     if !flags.oci_layout {
         return Ok(pb::Target {

@@ -1,4 +1,4 @@
-//! The `satchel.v1.Satchel` service: parse the request, call the OCI layer,
+//! The `satchel.v1.SatchelService` service: parse the request, call the OCI layer,
 //! map the error once. Conversions between proto and OCI types live at the
 //! bottom of this file.
 
@@ -89,7 +89,7 @@ impl Api {
         if t.oci_layout.is_empty() {
             let reference = Reference::parse(&t.reference).map_err(status)?;
             let mode = match pb::ReferrersMode::try_from(t.referrers_mode) {
-                Ok(pb::ReferrersMode::Auto) => ReferrersMode::Auto,
+                Ok(pb::ReferrersMode::Unspecified) => ReferrersMode::Auto,
                 Ok(pb::ReferrersMode::Api) => ReferrersMode::Api,
                 Ok(pb::ReferrersMode::Tag) => ReferrersMode::TagSchema,
                 Err(_) => {
@@ -138,15 +138,15 @@ impl Api {
         subject_ref: Option<String>,
         artifact: pb::ArtifactSpec,
         mut inbound: S,
-        events: &mpsc::Sender<Result<pb::PushEvent, Status>>,
-    ) -> Result<pb::PushResponse, Status>
+        events: &mpsc::Sender<Result<pb::PushResponse, Status>>,
+    ) -> Result<pb::PushResult, Status>
     where
         S: Stream<Item = Result<pb::FileChunk, Status>> + Unpin,
     {
         // Progress is advisory: when the caller reads slowly, events drop.
         let progress = |name: &str, done: u64, total: Option<u64>| {
-            let _ = events.try_send(Ok(pb::PushEvent {
-                event: Some(pb::push_event::Event::Progress(pb::Progress {
+            let _ = events.try_send(Ok(pb::PushResponse {
+                event: Some(pb::push_response::Event::Progress(pb::Progress {
                     name: name.to_string(),
                     done,
                     total: total.unwrap_or(0),
@@ -357,7 +357,7 @@ impl Api {
             skipped,
             "pushed artifact"
         );
-        Ok(pb::PushResponse {
+        Ok(pb::PushResult {
             reference: target.reference_for(&desc.digest),
             manifest: Some(to_pb(&desc)),
             layers: layers.iter().map(to_pb).collect(),
@@ -479,7 +479,8 @@ where
 }
 
 type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullResponse, Status>> + Send>>;
-type PushEvents = Pin<Box<dyn Stream<Item = Result<pb::PushEvent, Status>> + Send>>;
+type PushEvents = Pin<Box<dyn Stream<Item = Result<pb::PushResponse, Status>> + Send>>;
+type AttachEvents = Pin<Box<dyn Stream<Item = Result<pb::AttachResponse, Status>> + Send>>;
 
 impl Api {
     /// Runs a push in its own task, answering with progress events and
@@ -496,8 +497,8 @@ impl Api {
             let result = self
                 .push_artifact(resolved, subject_ref, artifact, chunks, &tx)
                 .await
-                .map(|r| pb::PushEvent {
-                    event: Some(pb::push_event::Event::Result(r)),
+                .map(|r| pb::PushResponse {
+                    event: Some(pb::push_response::Event::Result(r)),
                 });
             let _ = tx.send(result).await;
         });
@@ -506,7 +507,7 @@ impl Api {
 }
 
 #[tonic::async_trait]
-impl pb::satchel_server::Satchel for Api {
+impl pb::satchel_service_server::SatchelService for Api {
     type PushStream = PushEvents;
 
     async fn push(
@@ -542,7 +543,7 @@ impl pb::satchel_server::Satchel for Api {
         )))
     }
 
-    type AttachStream = PushEvents;
+    type AttachStream = AttachEvents;
 
     async fn attach(
         &self,
@@ -571,12 +572,11 @@ impl pb::satchel_server::Satchel for Api {
             Some(pb::attach_request::Payload::Chunk(c)) => Ok(c),
             _ => Err(invalid("only chunks may follow the Attach header")),
         });
-        Ok(Response::new(self.clone().run_push(
-            resolved,
-            Some(subject_ref),
-            artifact,
-            Box::pin(chunks),
-        )))
+        let events = self
+            .clone()
+            .run_push(resolved, Some(subject_ref), artifact, Box::pin(chunks))
+            .map(|event| event.map(pb::AttachResponse::from));
+        Ok(Response::new(Box::pin(events)))
     }
 
     async fn discover(

@@ -3,7 +3,7 @@
 //! - [`run`] serves the API on a listener until a shutdown future resolves;
 //!   the binary passes SIGTERM/SIGINT, tests pass a oneshot.
 //! - [`listener`]: binding Unix and TCP listeners, socket modes.
-//! - [`api`]: the `satchel.v1.Satchel` service, a thin layer over `satchel_oci`.
+//! - [`api`]: the `satchel.v1.SatchelService` gRPC service, a thin layer over `satchel_oci`.
 //! - [`status`]: the one mapping from OCI errors to gRPC status codes.
 //! - [`access`]: who may call: the bearer-token check (health stays open).
 //! - [`config`]: the daemon's settings and their TOML file.
@@ -21,7 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use satchel_oci::registry::RegistryClient;
-use satchel_proto::v1::satchel_server::SatchelServer;
+use satchel_proto::v1::satchel_service_server::SatchelServiceServer;
 
 pub use config::Config;
 pub use listener::Listener;
@@ -74,14 +74,14 @@ pub async fn run(
     };
     let api = api::Api::new(registry, credentials, cache)
         .with_concurrency(config.concurrency.unwrap_or(api::DEFAULT_CONCURRENCY));
-    let api = SatchelServer::new(api)
+    let api = SatchelServiceServer::new(api)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     let api = tonic::service::interceptor::InterceptedService::new(api, check.clone());
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<SatchelServer<api::Api>>()
+        .set_serving::<SatchelServiceServer<api::Api>>()
         .await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()

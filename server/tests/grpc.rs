@@ -3,7 +3,7 @@
 //! bad requests get.
 
 use satchel_proto::v1 as pb;
-use satchel_proto::v1::satchel_client::SatchelClient;
+use satchel_proto::v1::satchel_service_client::SatchelServiceClient;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -65,7 +65,7 @@ impl Server {
 async fn health_reports_serving() {
     let server = start().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
-    for service in ["", "satchel.v1.Satchel"] {
+    for service in ["", "satchel.v1.SatchelService"] {
         let resp = health
             .check(tonic_health::pb::HealthCheckRequest {
                 service: service.into(),
@@ -108,7 +108,7 @@ async fn reflection_v1_and_v1alpha_list_the_api() {
         };
         let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
         assert!(
-            names.contains(&"satchel.v1.Satchel".to_string()),
+            names.contains(&"satchel.v1.SatchelService".to_string()),
             "{names:?}"
         );
         assert!(
@@ -126,7 +126,7 @@ async fn reflection_v1_and_v1alpha_list_the_api() {
         let req = ServerReflectionRequest {
             host: String::new(),
             message_request: Some(MessageRequest::FileContainingSymbol(
-                "satchel.v1.Satchel".into(),
+                "satchel.v1.SatchelService".into(),
             )),
         };
         let mut stream = client
@@ -153,14 +153,14 @@ fn right_chunk() -> pb::PushRequest {
     }
 }
 
-type Client = SatchelClient<Channel>;
+type Client = SatchelServiceClient<Channel>;
 
 /// Runs a Push and returns its result, or the error from the call or from
 /// its stream of events.
 async fn push(
     client: &mut Client,
     requests: impl tokio_stream::Stream<Item = pb::PushRequest> + Send + 'static,
-) -> Result<pb::PushResponse, tonic::Status> {
+) -> Result<pb::PushResult, tonic::Status> {
     let events = client.push(requests).await?.into_inner();
     last_result(events).await
 }
@@ -169,16 +169,16 @@ async fn push(
 async fn attach(
     client: &mut Client,
     requests: impl tokio_stream::Stream<Item = pb::AttachRequest> + Send + 'static,
-) -> Result<pb::PushResponse, tonic::Status> {
+) -> Result<pb::PushResult, tonic::Status> {
     let events = client.attach(requests).await?.into_inner();
-    last_result(events).await
+    last_result(events.map(|e| e.map(pb::PushResponse::from))).await
 }
 
 async fn last_result(
-    mut events: tonic::Streaming<pb::PushEvent>,
-) -> Result<pb::PushResponse, tonic::Status> {
+    mut events: impl tokio_stream::Stream<Item = Result<pb::PushResponse, tonic::Status>> + Unpin,
+) -> Result<pb::PushResult, tonic::Status> {
     while let Some(event) = events.next().await {
-        if let Some(pb::push_event::Event::Result(r)) = event?.event {
+        if let Some(pb::push_response::Event::Result(r)) = event?.event {
             return Ok(r);
         }
     }
@@ -197,7 +197,7 @@ fn target(reference: &str, layout: &str) -> Option<pb::Target> {
 #[tokio::test]
 async fn bad_requests_get_the_right_codes() {
     let server = start().await;
-    let mut client = SatchelClient::new(server.channel().await);
+    let mut client = SatchelServiceClient::new(server.channel().await);
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
 
@@ -336,7 +336,7 @@ async fn a_required_token_guards_everything_but_health() {
     let request = || pb::ResolveRequest {
         target: target("Not A Reference", ""),
     };
-    let mut client = SatchelClient::new(channel.clone());
+    let mut client = SatchelServiceClient::new(channel.clone());
     let err = client.resolve(request()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err}");
 
@@ -372,7 +372,7 @@ async fn a_required_token_guards_everything_but_health() {
 async fn push_names_a_blob_uploaded_before() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_with_store(&dir.path().join("store")).await;
-    let mut client = SatchelClient::new(server.channel().await);
+    let mut client = SatchelServiceClient::new(server.channel().await);
     let data = b"provenance, uploaded once".to_vec();
     let digest = format!("sha256:{}", sha256_hex(&data));
     let upload = pb::UploadBlobRequest {
