@@ -1,0 +1,410 @@
+"""A thin, typed wrapper over the generated ``satchel.v1`` stubs.
+
+Files go up in 1 MiB chunks read from disk as gRPC asks for them, and come
+down in 1 MiB chunks written to a temporary file that takes its final name
+only once the daemon has verified the layer's digest (and this module has
+checked it again). No method holds a whole file in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
+
+import grpc
+
+from satchel.v1 import satchel_pb2 as pb
+from satchel.v1 import satchel_pb2_grpc as pb_grpc
+
+CHUNK = 1 << 20
+"""The largest chunk one message carries (the API's limit)."""
+
+DEFAULT_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
+
+FileArg = Union[str, os.PathLike, "tuple[Union[str, os.PathLike], str]"]
+"""A file to push: a path, or ``(path, media_type)``."""
+
+ProgressCallback = Callable[[str, int, int], None]
+"""Called with (file name, bytes done, bytes in all or 0 when unknown)."""
+
+
+class SatchelError(Exception):
+    """A failed call. ``code`` is the gRPC status code, ``details`` the
+    daemon's message."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """Content by media type, digest and size, as in the OCI image spec."""
+
+    media_type: str
+    digest: str
+    size: int
+    artifact_type: str = ""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def _from_pb(cls, d: pb.Descriptor) -> "Descriptor":
+        return cls(d.media_type, d.digest, d.size, d.artifact_type, dict(d.annotations))
+
+
+@dataclass(frozen=True)
+class Referrer(Descriptor):
+    """A manifest that refers to a subject, with its own referrers when
+    discover was asked for depth > 1."""
+
+    referrers: Sequence["Referrer"] = ()
+
+    @classmethod
+    def _from_referrer(cls, r: pb.Referrer) -> "Referrer":
+        d = r.descriptor
+        return cls(
+            d.media_type,
+            d.digest,
+            d.size,
+            d.artifact_type,
+            dict(d.annotations),
+            tuple(cls._from_referrer(x) for x in r.referrers),
+        )
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """A pushed or attached artifact."""
+
+    manifest: Descriptor
+    reference: str
+    """The manifest's canonical reference by digest."""
+    layers: Sequence[Descriptor]
+    tags: Sequence[str]
+    subject: Optional[Descriptor]
+    warnings: Sequence[str]
+
+    @classmethod
+    def _from_pb(cls, r: pb.PushResult) -> "PushResult":
+        return cls(
+            Descriptor._from_pb(r.manifest),
+            r.reference,
+            tuple(Descriptor._from_pb(d) for d in r.layers),
+            tuple(r.tags),
+            Descriptor._from_pb(r.subject) if r.HasField("subject") else None,
+            tuple(r.warnings),
+        )
+
+
+@dataclass(frozen=True)
+class PulledFile:
+    """A file written by pull: where it is and the layer it came from."""
+
+    path: Path
+    descriptor: Descriptor
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """A pulled artifact: its manifest and the files written."""
+
+    manifest: Descriptor
+    reference: str
+    files: Sequence[PulledFile]
+
+
+class Client:
+    """A connection to satcheld.
+
+    ``addr`` is ``unix:///path/to/satcheld.sock`` or ``host:port``; without
+    it, ``$SATCHEL_ADDR`` or the daemon's default socket. ``token`` is sent as
+    a bearer token to daemons started with ``--auth-token-file`` (give
+    ``credentials`` too: a token is only sent over TLS).
+    """
+
+    def __init__(
+        self,
+        addr: Optional[str] = None,
+        *,
+        credentials: Optional[grpc.ChannelCredentials] = None,
+        token: Optional[str] = None,
+    ):
+        addr = addr or os.environ.get("SATCHEL_ADDR") or default_addr()
+        # grpc-core sends a Unix socket's path as :authority, which the
+        # daemon's HTTP/2 server refuses as malformed; name a host instead.
+        options = [("grpc.default_authority", "localhost")] if addr.startswith("unix:") else []
+        if credentials is not None:
+            if token is not None:
+                credentials = grpc.composite_channel_credentials(
+                    credentials, grpc.access_token_call_credentials(token)
+                )
+            self._channel = grpc.secure_channel(addr, credentials, options)
+        else:
+            if token is not None:
+                raise ValueError("a token is only sent over TLS: give credentials too")
+            self._channel = grpc.insecure_channel(addr, options)
+        self._stub = pb_grpc.SatchelServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def push(
+        self,
+        reference: str,
+        files: Iterable[FileArg],
+        *,
+        artifact_type: str = "",
+        annotations: Optional[Mapping[str, str]] = None,
+        plain_http: bool = False,
+        tags: Sequence[str] = (),
+        on_progress: Optional[ProgressCallback] = None,
+    ) -> PushResult:
+        """Pushes files as an artifact to ``reference`` (a tag, or a bare
+        repository for ``latest``), like ``satchel push``."""
+        specs, paths = _file_specs(files)
+        header = pb.PushHeader(
+            target=_target(reference, plain_http),
+            artifact=_artifact(artifact_type, annotations, specs, tags),
+        )
+        requests = _requests(
+            pb.PushRequest(header=header), paths, lambda c: pb.PushRequest(chunk=c)
+        )
+        return _follow(self._stub.Push(requests), on_progress)
+
+    def attach(
+        self,
+        reference: str,
+        files: Iterable[FileArg],
+        *,
+        artifact_type: str,
+        annotations: Optional[Mapping[str, str]] = None,
+        plain_http: bool = False,
+        on_progress: Optional[ProgressCallback] = None,
+    ) -> PushResult:
+        """Attaches files as an artifact of ``artifact_type`` to the subject
+        manifest ``reference``, like ``satchel attach``."""
+        if not artifact_type:
+            raise ValueError("attach needs an artifact_type")
+        specs, paths = _file_specs(files)
+        header = pb.AttachHeader(
+            subject=_target(reference, plain_http),
+            artifact=_artifact(artifact_type, annotations, specs, ()),
+        )
+        requests = _requests(
+            pb.AttachRequest(header=header), paths, lambda c: pb.AttachRequest(chunk=c)
+        )
+        return _follow(self._stub.Attach(requests), on_progress)
+
+    def discover(
+        self,
+        reference: str,
+        *,
+        artifact_type: str = "",
+        depth: int = 1,
+        plain_http: bool = False,
+    ) -> list[Referrer]:
+        """Lists the referrers of ``reference``, filtered by
+        ``artifact_type`` at the first level, ``depth`` levels deep."""
+        request = pb.DiscoverRequest(
+            subject=_target(reference, plain_http), artifact_type=artifact_type, depth=depth
+        )
+        response = _call(self._stub.Discover, request)
+        return [Referrer._from_referrer(r) for r in response.referrers]
+
+    def resolve(self, reference: str, *, plain_http: bool = False) -> Descriptor:
+        """Resolves a tag or digest reference to its manifest descriptor."""
+        response = _call(self._stub.Resolve, pb.ResolveRequest(target=_target(reference, plain_http)))
+        return Descriptor._from_pb(response.descriptor)
+
+    def pull(
+        self,
+        reference: str,
+        *,
+        output_dir: Union[str, os.PathLike] = ".",
+        artifact_type: str = "",
+        plain_http: bool = False,
+        on_progress: Optional[ProgressCallback] = None,
+    ) -> PullResult:
+        """Pulls the files of the artifact ``reference`` into ``output_dir``.
+
+        With ``artifact_type``, ``reference`` is a subject instead, and the
+        newest attachment of that type is pulled (``satchel pull --subject``).
+        """
+        target = _target(reference, plain_http)
+        if artifact_type:
+            request = pb.PullRequest(subject=target, artifact_type=artifact_type)
+        else:
+            request = pb.PullRequest(target=target)
+        return _pull(self._stub.Pull(request), Path(output_dir), on_progress)
+
+
+def default_addr() -> str:
+    """The daemon's default socket, as satcheld computes it."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return f"unix://{runtime}/satchel/satcheld.sock"
+    return f"unix://{tempfile.gettempdir()}/satchel-{os.getuid()}/satcheld.sock"
+
+
+def _call(method, request):
+    try:
+        return method(request)
+    except grpc.RpcError as e:
+        raise _error(e) from None
+
+
+def _error(e: grpc.RpcError) -> SatchelError:
+    # Call errors carry code() and details(); a bare RpcError does not.
+    code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
+    details = e.details() if hasattr(e, "details") else str(e)
+    return SatchelError(code, details or "")
+
+
+def _target(reference: str, plain_http: bool) -> pb.Target:
+    return pb.Target(reference=reference, plain_http=plain_http)
+
+
+def _artifact(
+    artifact_type: str,
+    annotations: Optional[Mapping[str, str]],
+    files: list[pb.FileSpec],
+    tags: Sequence[str],
+) -> pb.ArtifactSpec:
+    return pb.ArtifactSpec(
+        artifact_type=artifact_type,
+        annotations=dict(annotations or {}),
+        files=files,
+        tags=list(tags),
+    )
+
+
+def _file_specs(files: Iterable[FileArg]) -> tuple[list[pb.FileSpec], list[Path]]:
+    specs, paths = [], []
+    for f in files:
+        if isinstance(f, tuple):
+            path, media_type = Path(f[0]), f[1]
+        else:
+            path, media_type = Path(f), DEFAULT_MEDIA_TYPE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not a file")
+        # The layer's title is the file's name, as the CLI records it; the
+        # daemon hashes the bytes as they arrive.
+        specs.append(pb.FileSpec(name=path.name, media_type=media_type, size=path.stat().st_size))
+        paths.append(path)
+    return specs, paths
+
+
+def _requests(first, paths: list[Path], wrap) -> Iterator:
+    """The messages of a Push or Attach call, read from disk lazily: gRPC
+    pulls the next one only when flow control lets it send."""
+    yield first
+    for index, path in enumerate(paths):
+        with open(path, "rb") as f:
+            while data := f.read(CHUNK):
+                yield wrap(pb.FileChunk(file_index=index, data=data))
+
+
+def _follow(events, on_progress: Optional[ProgressCallback]) -> PushResult:
+    try:
+        for event in events:
+            kind = event.WhichOneof("event")
+            if kind == "progress" and on_progress is not None:
+                p = event.progress
+                on_progress(p.name, p.done, p.total)
+            elif kind == "result":
+                return PushResult._from_pb(event.result)
+    except grpc.RpcError as e:
+        raise _error(e) from None
+    raise SatchelError(grpc.StatusCode.INTERNAL, "the daemon ended the call without a result")
+
+
+def _safe_path(root: Path, name: str) -> Path:
+    """Where a pulled file named ``name`` goes under ``root``; refuses names
+    that would leave it."""
+    rel = PurePosixPath(name)
+    if not name or rel.is_absolute() or any(p in ("..", "") for p in rel.parts):
+        raise SatchelError(grpc.StatusCode.INVALID_ARGUMENT, f"refusing file name {name!r}")
+    return root.joinpath(*rel.parts)
+
+
+class _PartialFile:
+    """A pulled file being written: a temp file beside its final name, hashed
+    as it grows, renamed into place only by commit()."""
+
+    def __init__(self, final: Path, descriptor: Descriptor):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.final = final
+        self.descriptor = descriptor
+        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial")
+        self.tmp = Path(tmp)
+        self.file = os.fdopen(fd, "wb")
+        self.hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.hash.update(data)
+
+    def commit(self, digest: str) -> PulledFile:
+        self.file.close()
+        algorithm, _, _ = self.descriptor.digest.partition(":")
+        got = "sha256:" + self.hash.hexdigest()
+        if digest != self.descriptor.digest or (algorithm == "sha256" and got != digest):
+            self.discard()
+            raise SatchelError(
+                grpc.StatusCode.DATA_LOSS,
+                f"{self.final.name}: expected {self.descriptor.digest}, got {got}",
+            )
+        os.replace(self.tmp, self.final)
+        return PulledFile(self.final, self.descriptor)
+
+    def discard(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _pull(stream, root: Path, on_progress: Optional[ProgressCallback]) -> PullResult:
+    manifest: Optional[pb.PulledManifest] = None
+    current: Optional[_PartialFile] = None
+    written: list[PulledFile] = []
+    try:
+        for message in stream:
+            kind = message.WhichOneof("payload")
+            if kind == "manifest":
+                manifest = message.manifest
+            elif kind == "file":
+                if current is not None:
+                    raise SatchelError(grpc.StatusCode.INTERNAL, "a file started before the last one ended")
+                current = _PartialFile(
+                    _safe_path(root, message.file.name), Descriptor._from_pb(message.file.descriptor)
+                )
+            elif kind == "chunk":
+                if current is None:
+                    raise SatchelError(grpc.StatusCode.INTERNAL, "file bytes arrived outside a file")
+                current.write(message.chunk)
+            elif kind == "done":
+                if current is None:
+                    raise SatchelError(grpc.StatusCode.INTERNAL, "a file ended that never started")
+                written.append(current.commit(message.done.digest))
+                current = None
+            elif kind == "progress" and on_progress is not None:
+                p = message.progress
+                on_progress(p.name, p.done, p.total)
+    except grpc.RpcError as e:
+        raise _error(e) from None
+    finally:
+        if current is not None:
+            current.discard()
+    if manifest is None:
+        raise SatchelError(grpc.StatusCode.INTERNAL, "the daemon sent no manifest")
+    return PullResult(Descriptor._from_pb(manifest.descriptor), manifest.reference, tuple(written))
