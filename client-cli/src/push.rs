@@ -1,5 +1,6 @@
-//! `satchel push` and `satchel attach`: hash each file, then stream it to
-//! the daemon in chunks of at most 1 MiB.
+//! `satchel push` and `satchel attach`: hash each file (small ones; see
+//! [`HASH_FIRST_BELOW`]), then stream it to the daemon in chunks of at most
+//! 1 MiB.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,9 +15,20 @@ use tokio::io::AsyncReadExt;
 use crate::target;
 use crate::TargetFlags;
 
+/// Files smaller than this are hashed before they are sent, so the daemon
+/// can skip blobs the target already has and upload the rest in one
+/// request. Larger files are read once: they stream at once, and the daemon
+/// hashes them on the way to the registry, in chunked uploads that resume
+/// after a dropped connection. `--hash-first` hashes them first too.
+const HASH_FIRST_BELOW: u64 = 256 << 20;
+
 /// Flags shared by push and attach.
 #[derive(Args, Debug)]
 pub struct ArtifactFlags {
+    /// Hash files of 256 MiB and more before sending them (smaller ones
+    /// always are): reads them twice, but skips those the registry has.
+    #[arg(long)]
+    hash_first: bool,
     /// Manifest annotation KEY=VALUE; repeatable.
     #[arg(short = 'a', long = "annotation")]
     annotations: Vec<String>,
@@ -73,9 +85,9 @@ fn split_operand(operand: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Stats and hashes each file, so the daemon can skip blobs the target
-/// already has and upload the rest in one request each.
-async fn prepare_files(operands: &[String]) -> anyhow::Result<Vec<LocalFile>> {
+/// Stats each file, and hashes those below [`HASH_FIRST_BELOW`] (all with
+/// `hash_first`).
+async fn prepare_files(operands: &[String], hash_first: bool) -> anyhow::Result<Vec<LocalFile>> {
     let mut out = Vec::new();
     for operand in operands {
         let (file, media_type) = split_operand(operand);
@@ -91,7 +103,11 @@ async fn prepare_files(operands: &[String]) -> anyhow::Result<Vec<LocalFile>> {
             .and_then(|n| n.to_str())
             .with_context(|| format!("{file} has no usable file name"))?
             .to_string();
-        let (digest, size) = hash_file(&path).await?;
+        let (digest, size) = if hash_first || meta.len() < HASH_FIRST_BELOW {
+            hash_file(&path).await?
+        } else {
+            (String::new(), meta.len())
+        };
         out.push(LocalFile {
             path,
             spec: pb::FileSpec {
@@ -198,7 +214,7 @@ async fn artifact(
     flags: &ArtifactFlags,
     tags: Vec<String>,
 ) -> anyhow::Result<(pb::ArtifactSpec, Vec<LocalFile>)> {
-    let local = prepare_files(files).await?;
+    let local = prepare_files(files, flags.hash_first).await?;
     let spec = pb::ArtifactSpec {
         artifact_type,
         annotations: annotations(flags)?,

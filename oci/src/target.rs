@@ -22,6 +22,29 @@ pub enum Target {
     Layout(OciLayout),
 }
 
+/// What a caller knows of a blob before its bytes arrive: its digest, its
+/// size, both or neither. The more it knows, the less a push has to do: a
+/// digest and a size allow one PUT for small blobs; a size alone still
+/// allows resumable chunked PATCHes, with the digest computed as the bytes
+/// stream by.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Expected<'a> {
+    /// The digest the bytes must have.
+    pub digest: Option<&'a Digest>,
+    /// The number of bytes.
+    pub size: Option<u64>,
+}
+
+impl<'a> Expected<'a> {
+    /// Both digest and size.
+    pub fn exactly(digest: &'a Digest, size: u64) -> Self {
+        Expected {
+            digest: Some(digest),
+            size: Some(size),
+        }
+    }
+}
+
 /// What pushing a manifest did.
 #[derive(Debug, Clone)]
 pub struct PushedManifest {
@@ -66,23 +89,23 @@ impl Target {
         }
     }
 
-    /// Uploads a blob from a stream. With `known`, the bytes must match that
-    /// digest and size (a registry checks that itself; a layout is checked
-    /// here); without, the digest is computed. Either way the blob is
+    /// Uploads a blob from a stream. The bytes must match what `expected`
+    /// gives (a registry checks a given digest itself; everything else is
+    /// checked here); a digest not given is computed. Either way the blob is
     /// committed only once its digest is checked.
     pub async fn push_blob(
         &self,
-        known: Option<(&Digest, u64)>,
+        expected: Expected<'_>,
         body: ByteStream,
     ) -> Result<(Digest, u64)> {
         match self {
             Target::Layout(layout) => {
-                let (digest, size) = layout.push_blob(known.map(|(d, _)| d), body).await?;
-                if let Some((_, expected)) = known {
-                    if size != expected {
+                let (digest, size) = layout.push_blob(expected.digest, body).await?;
+                if let Some(want) = expected.size {
+                    if size != want {
                         return Err(Error::new(
                             ErrorKind::DataLoss,
-                            format!("{digest} has {size} bytes, expected {expected}"),
+                            format!("{digest} has {size} bytes, expected {want}"),
                         ));
                     }
                 }
@@ -91,21 +114,32 @@ impl Target {
             // The registry checks the digest it is given before it commits
             // a blob (a mismatch is DIGEST_INVALID), so hashing here too
             // would only take CPU from the registry on the same machine.
-            Target::Registry(repo) if known.is_some() => {
-                let (digest, size) = known.expect("matched");
-                repo.push_blob(known, body, || Ok(digest.clone())).await?;
-                Ok((digest.clone(), size))
+            Target::Registry(repo) if expected.digest.is_some() && expected.size.is_some() => {
+                let digest = expected.digest.expect("matched").clone();
+                let size = expected.size.expect("matched");
+                repo.push_blob(expected, body, || Ok(digest.clone()))
+                    .await?;
+                Ok((digest, size))
             }
             Target::Registry(repo) => {
-                let state = Arc::new(Mutex::new(HashState::new(known)?));
+                let state = Arc::new(Mutex::new(HashState::new(expected)?));
                 let hashed = hashing(body, state.clone());
                 let digest_of = {
                     let state = state.clone();
                     move || state.lock().expect("hash state").digest()
                 };
-                repo.push_blob(known, hashed, digest_of).await?;
+                repo.push_blob(expected, hashed, digest_of).await?;
                 let mut state = state.lock().expect("hash state");
-                Ok((state.digest()?, state.size))
+                let digest = state.digest()?;
+                if let Some(want) = expected.size {
+                    if state.size != want {
+                        return Err(Error::new(
+                            ErrorKind::DataLoss,
+                            format!("{digest} has {} bytes, expected {want}", state.size),
+                        ));
+                    }
+                }
+                Ok((digest, state.size))
             }
         }
     }
@@ -142,7 +176,7 @@ impl Target {
         if !self.has_or_mounts(&desc.digest).await? {
             let size = desc.size;
             self.push_blob(
-                Some((&desc.digest, size)),
+                Expected::exactly(&desc.digest, size),
                 futures::stream::iter([Ok(data)]).boxed(),
             )
             .await?;
@@ -265,11 +299,11 @@ struct HashState {
 }
 
 impl HashState {
-    fn new(known: Option<(&Digest, u64)>) -> Result<Self> {
-        Ok(match known {
-            Some((d, size)) => HashState {
+    fn new(expected: Expected<'_>) -> Result<Self> {
+        Ok(match expected.digest {
+            Some(d) => HashState {
                 hasher: None,
-                verifier: Some(Verifier::new(d, Some(size))?),
+                verifier: Some(Verifier::new(d, expected.size)?),
                 size: 0,
                 done: None,
             },

@@ -20,6 +20,7 @@ use satchel_oci::manifest::{
     MEDIA_TYPE_EMPTY, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST,
 };
 use satchel_oci::registry::{ReferrersMode, RegistryClient, Repository};
+use satchel_oci::target::Expected;
 use satchel_oci::{Reference, Target};
 use satchel_proto::v1 as pb;
 use satchel_proto::MAX_CHUNK;
@@ -198,7 +199,7 @@ impl Api {
                         Status::not_found(format!("{d} is not in the content store"))
                     })?;
                     target
-                        .push_blob(Some((&d, size)), body)
+                        .push_blob(Expected::exactly(&d, size), body)
                         .await
                         .map_err(status)?;
                 }
@@ -217,7 +218,10 @@ impl Api {
             } else {
                 let (tx, rx) = mpsc::channel::<satchel_oci::Result<Bytes>>(UPLOAD_QUEUE);
                 let upload = target.push_blob(
-                    known.as_ref().map(|(d, s)| (d, *s)),
+                    Expected {
+                        digest: file.digest.as_ref(),
+                        size: file.size,
+                    },
                     ReceiverStream::new(rx).boxed(),
                 );
                 let (inbound_ref, pending_ref) = (&mut inbound, &mut pending);

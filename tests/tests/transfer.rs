@@ -36,6 +36,68 @@ fn chunked_uploads_on_ferro() {
     chunked_upload(RegistryKind::Ferro);
 }
 
+/// Files of 256 MiB and more are not hashed before they are sent: the CLI
+/// sends a size without a digest, the daemon uploads in chunks and hashes on
+/// the way, and the closing PUT names the digest it computed. With
+/// `--hash-first` the CLI hashes first, so a blob the registry has is
+/// skipped.
+#[test]
+fn a_large_file_streams_at_once_and_the_daemon_hashes_it() {
+    let registry = Registry::start();
+    let daemon = Daemon::start();
+    let proxy = FaultyProxy::start(&registry.addr);
+    let file = daemon.scratch().join("big.bin");
+    write_random_file(&file, 300 << 20, 7);
+    let digest = sha256_file(&file);
+    let reference = format!("{}/demo/big:v1", proxy.addr);
+    daemon.ok(&["push", "--plain-http", &reference, file.to_str().unwrap()]);
+    let seen: Vec<String> = proxy.seen().into_iter().map(|s| s.line).collect();
+    // No HEAD for a digest the daemon did not know; two chunks (256 + 44 MiB),
+    // closed with the computed digest.
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.starts_with("HEAD ") && l.contains(&digest)),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|l| l.starts_with("PATCH ")).count(),
+        2,
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|l| l.starts_with("PUT ")
+            && l.contains(&format!("digest={}", digest.replace(':', "%3A")))),
+        "{seen:?}"
+    );
+    let out = daemon.scratch().join("out");
+    daemon.pull_plain(&reference, &out);
+    assert_eq!(sha256_file(&out.join("big.bin")), digest);
+
+    // Hashed first, the same bytes are found on the registry and skipped.
+    let before = proxy.seen().len();
+    let again = format!("{}/demo/big:v2", proxy.addr);
+    daemon.ok(&[
+        "push",
+        "--plain-http",
+        "--hash-first",
+        &again,
+        file.to_str().unwrap(),
+    ]);
+    let seen: Vec<String> = proxy
+        .seen()
+        .into_iter()
+        .skip(before)
+        .map(|s| s.line)
+        .collect();
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("HEAD ") && l.contains(&digest)),
+        "{seen:?}"
+    );
+    assert!(!seen.iter().any(|l| l.starts_with("PATCH ")), "{seen:?}");
+}
+
 fn blob_gets(proxy: &FaultyProxy, digest: &str) -> usize {
     proxy
         .seen()

@@ -21,6 +21,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::locks::KeyedLocks;
 use crate::manifest::{sniff_media_type, Descriptor, MANIFEST_MEDIA_TYPES};
 use crate::reference::Reference;
+use crate::target::Expected;
 use crate::ByteStream;
 
 /// The largest manifest we read (distribution 2.8 caps them at 4 MiB).
@@ -830,15 +831,18 @@ impl Repository {
     }
 
     /// Uploads a blob from a stream, after a POST that opens the session:
-    /// - size known and at most [`MONOLITHIC_MAX`]: one PUT with the body;
-    /// - size known and larger: PATCHes of [`CHUNK`] bytes (or the
+    /// - digest and size known, size at most [`MONOLITHIC_MAX`]: one PUT
+    ///   with the body;
+    /// - size known otherwise: PATCHes of [`CHUNK`] bytes (or the
     ///   registry's `OCI-Chunk-Min-Length`, if larger) with `Content-Range`,
     ///   then a closing PUT;
-    /// - size unknown: one streamed PATCH, then a closing PUT with
-    ///   `digest_of` (called after the stream ends) as the digest.
+    /// - size unknown: one streamed PATCH, then a closing PUT.
+    ///
+    /// Without a digest, the closing PUT names `digest_of()`, called once
+    /// the stream has ended.
     pub async fn push_blob<S>(
         &self,
-        known: Option<(&Digest, u64)>,
+        expected: Expected<'_>,
         body: S,
         digest_of: impl FnOnce() -> Result<Digest>,
     ) -> Result<()>
@@ -873,8 +877,8 @@ impl Repository {
             );
             h
         };
-        let digest = match known {
-            Some((digest, size))
+        let digest = match (expected.digest, expected.size) {
+            (Some(digest), Some(size))
                 if size <= self.client.options.monolithic_max.unwrap_or(MONOLITHIC_MAX) =>
             {
                 location
@@ -892,7 +896,7 @@ impl Repository {
                 self.saw_blob(digest);
                 return Ok(());
             }
-            Some((digest, size)) => {
+            (digest, Some(size)) => {
                 let chunk = self
                     .client
                     .options
@@ -909,13 +913,17 @@ impl Repository {
                         .patch_chunk(&mut input, &mut leftover, location, offset, len)
                         .await
                         .map_err(|e| {
-                            Error::new(e.kind(), format!("upload of blob {digest}")).with_source(e)
+                            let what = digest.map_or("a blob".to_string(), |d| format!("blob {d}"));
+                            Error::new(e.kind(), format!("upload of {what}")).with_source(e)
                         })?;
                     offset += len;
                 }
-                digest.clone()
+                match digest {
+                    Some(d) => d.clone(),
+                    None => digest_of()?,
+                }
             }
-            None => {
+            (_, None) => {
                 let body = reqwest::Body::wrap_stream(body);
                 let resp = self
                     .send_once(Method::PATCH, location, Access::Push, octet(), body)
