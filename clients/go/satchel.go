@@ -1,0 +1,652 @@
+// Package satchel is a Go client for satcheld, the Satchel daemon: push,
+// attach, discover, pull and resolve OCI artifacts over its gRPC API.
+//
+// The wrapper is thin: it takes references and file paths like the satchel
+// CLI, streams files in 1 MiB chunks both ways, and returns plain Go structs.
+// Errors from the daemon are gRPC status errors, so status.Code(err) gives
+// their code (codes.NotFound for a missing tag, codes.InvalidArgument for a
+// malformed reference, ...); local I/O errors give codes.Unknown. The
+// generated stubs are in package satchelv1 (Client.Raw).
+package satchel
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/satchel-oci/satchel/clients/go/satchelv1"
+)
+
+// ChunkSize is the size of the file chunks sent to the daemon (1 MiB, the
+// largest the API allows).
+const ChunkSize = 1 << 20
+
+// Client talks to one satcheld. It is safe for concurrent use.
+type Client struct {
+	conn *grpc.ClientConn
+	rpc  pb.SatchelServiceClient
+}
+
+// Dial connects to satcheld at addr: "unix:///abs/path/satcheld.sock",
+// "host:port" or "http://host:port". An empty addr means $SATCHEL_ADDR.
+// The connection is plain (no TLS) unless opts give transport credentials;
+// opts are passed to grpc.NewClient after the defaults, so they win.
+// Connecting is lazy: a daemon that is not there shows up as an
+// Unavailable error on the first call.
+func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
+	if addr == "" {
+		addr = os.Getenv("SATCHEL_ADDR")
+	}
+	if addr == "" {
+		return nil, errors.New("satchel: no daemon address (give one or set SATCHEL_ADDR)")
+	}
+	addr = strings.TrimPrefix(addr, "http://")
+	all := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	}, opts...)
+	conn, err := grpc.NewClient(addr, all...)
+	if err != nil {
+		return nil, fmt.Errorf("satchel: dial %s: %w", addr, err)
+	}
+	return &Client{conn: conn, rpc: pb.NewSatchelServiceClient(conn)}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Raw returns the generated stub, for the RPCs the wrapper does not cover
+// (DeleteManifest, Login, UploadBlob, ...).
+func (c *Client) Raw() pb.SatchelServiceClient { return c.rpc }
+
+// Descriptor describes content by media type, digest and size.
+type Descriptor struct {
+	MediaType string
+	// Digest is "<algorithm>:<hex>".
+	Digest string
+	Size   uint64
+	// ArtifactType is set for manifests: their artifactType, else their
+	// config media type.
+	ArtifactType string
+	Annotations  map[string]string
+}
+
+func descriptor(d *pb.Descriptor) Descriptor {
+	return Descriptor{
+		MediaType:    d.GetMediaType(),
+		Digest:       d.GetDigest(),
+		Size:         d.GetSize(),
+		ArtifactType: d.GetArtifactType(),
+		Annotations:  d.GetAnnotations(),
+	}
+}
+
+func descriptors(ds []*pb.Descriptor) []Descriptor {
+	out := make([]Descriptor, len(ds))
+	for i, d := range ds {
+		out[i] = descriptor(d)
+	}
+	return out
+}
+
+// Progress tells how far a file's transfer has come.
+type Progress struct {
+	// Name is the file's name.
+	Name string
+	// Done is the bytes transferred so far; Total the file's size, or 0
+	// when unknown.
+	Done, Total uint64
+}
+
+func progressFunc(f func(Progress)) func(*pb.Progress) {
+	if f == nil {
+		return nil
+	}
+	return func(p *pb.Progress) { f(Progress{Name: p.GetName(), Done: p.GetDone(), Total: p.GetTotal()}) }
+}
+
+// PushResult reports a pushed or attached artifact.
+type PushResult struct {
+	// Manifest is the pushed manifest's descriptor.
+	Manifest Descriptor
+	// Reference is the canonical reference by digest.
+	Reference string
+	// Layers are the layer descriptors, in manifest order.
+	Layers []Descriptor
+	// Tags are the tags applied.
+	Tags []string
+	// BlobsSkipped counts blobs the target already had.
+	BlobsSkipped uint32
+	// Subject is the subject's descriptor (Attach only).
+	Subject *Descriptor
+	// Warnings are problems that did not fail the call.
+	Warnings []string
+}
+
+func pushResult(r *pb.PushResult) *PushResult {
+	out := &PushResult{
+		Manifest:     descriptor(r.GetManifest()),
+		Reference:    r.GetReference(),
+		Layers:       descriptors(r.GetLayers()),
+		Tags:         r.GetTags(),
+		BlobsSkipped: r.GetBlobsSkipped(),
+		Warnings:     r.GetWarnings(),
+	}
+	if r.GetSubject() != nil {
+		s := descriptor(r.GetSubject())
+		out.Subject = &s
+	}
+	return out
+}
+
+// TargetOptions say how to reach a reference; every call takes them.
+type TargetOptions struct {
+	// PlainHTTP talks plain HTTP instead of HTTPS to the registry.
+	PlainHTTP bool
+	// OCILayout, when set, is the path of an OCI image layout on the
+	// daemon's host; the reference is then a tag or digest inside it.
+	OCILayout string
+	// ReferrersMode forces the referrers API or the tag schema; the zero
+	// value lets the daemon detect it.
+	ReferrersMode pb.ReferrersMode
+}
+
+func (o TargetOptions) target(ref string) *pb.Target {
+	return &pb.Target{
+		Reference:     ref,
+		OciLayout:     o.OCILayout,
+		PlainHttp:     o.PlainHTTP,
+		ReferrersMode: o.ReferrersMode,
+	}
+}
+
+// PushOptions are the options of Push and Attach.
+type PushOptions struct {
+	TargetOptions
+	// ArtifactType is the manifest's artifactType. Push defaults it to
+	// "application/vnd.unknown.artifact.v1"; Attach requires it.
+	ArtifactType string
+	// Annotations are manifest annotations.
+	Annotations map[string]string
+	// MediaType is the media type of every layer (default
+	// "application/vnd.oci.image.layer.v1.tar").
+	MediaType string
+	// Tags are extra tags to apply to the pushed manifest.
+	Tags []string
+	// OnProgress, when set, is called (from another goroutine) with the
+	// daemon's progress events.
+	OnProgress func(Progress)
+}
+
+// Push uploads files as an artifact to ref (a tag in ref tags it), like
+// `satchel push REF FILE...`. Each file becomes a layer named after its
+// base name; its bytes are streamed from disk in 1 MiB chunks.
+func (c *Client) Push(ctx context.Context, ref string, files []string, opts PushOptions) (*PushResult, error) {
+	specs, err := fileSpecs(files, opts.MediaType)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.rpc.Push(ctx)
+	if err != nil {
+		return nil, err
+	}
+	header := &pb.PushRequest{Payload: &pb.PushRequest_Header{Header: &pb.PushHeader{
+		Target:   opts.target(ref),
+		Artifact: opts.artifact(specs),
+	}}}
+	chunk := func(i uint32, data []byte) *pb.PushRequest {
+		return &pb.PushRequest{Payload: &pb.PushRequest_Chunk{Chunk: &pb.FileChunk{FileIndex: i, Data: data}}}
+	}
+	event := func(r *pb.PushResponse) (*pb.Progress, *pb.PushResult) { return r.GetProgress(), r.GetResult() }
+	return upload(cancel, stream, header, files, chunk, event, progressFunc(opts.OnProgress))
+}
+
+// Attach uploads files as an artifact that refers to the subject manifest
+// named by subject (tag or digest), like
+// `satchel attach --artifact-type T REF FILE...`. opts.ArtifactType is
+// required.
+func (c *Client) Attach(ctx context.Context, subject string, files []string, opts PushOptions) (*PushResult, error) {
+	specs, err := fileSpecs(files, opts.MediaType)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.rpc.Attach(ctx)
+	if err != nil {
+		return nil, err
+	}
+	header := &pb.AttachRequest{Payload: &pb.AttachRequest_Header{Header: &pb.AttachHeader{
+		Subject:  opts.target(subject),
+		Artifact: opts.artifact(specs),
+	}}}
+	chunk := func(i uint32, data []byte) *pb.AttachRequest {
+		return &pb.AttachRequest{Payload: &pb.AttachRequest_Chunk{Chunk: &pb.FileChunk{FileIndex: i, Data: data}}}
+	}
+	event := func(r *pb.AttachResponse) (*pb.Progress, *pb.PushResult) { return r.GetProgress(), r.GetResult() }
+	return upload(cancel, stream, header, files, chunk, event, progressFunc(opts.OnProgress))
+}
+
+func (o PushOptions) artifact(files []*pb.FileSpec) *pb.ArtifactSpec {
+	return &pb.ArtifactSpec{
+		ArtifactType: o.ArtifactType,
+		Annotations:  o.Annotations,
+		Files:        files,
+		Tags:         o.Tags,
+	}
+}
+
+// fileSpecs describes the files: base name, size and sha256 digest (hashed
+// by streaming the file, so the daemon can verify the bytes and skip blobs
+// the target already has).
+func fileSpecs(paths []string, mediaType string) ([]*pb.FileSpec, error) {
+	specs := make([]*pb.FileSpec, 0, len(paths))
+	for _, p := range paths {
+		name := filepath.Base(p)
+		if name == "." || name == string(filepath.Separator) {
+			return nil, fmt.Errorf("satchel: %s has no usable file name", p)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("satchel: %w", err)
+		}
+		h := sha256.New()
+		size, err := io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("satchel: read %s: %w", p, err)
+		}
+		n := uint64(size)
+		specs = append(specs, &pb.FileSpec{
+			Name:      name,
+			MediaType: mediaType,
+			Size:      &n,
+			Digest:    "sha256:" + hex.EncodeToString(h.Sum(nil)),
+		})
+	}
+	return specs, nil
+}
+
+// upload runs the client side of Push or Attach: the header, then every
+// file's chunks, while a goroutine reads the daemon's events.
+func upload[Req, Resp any](
+	cancel context.CancelFunc,
+	stream grpc.BidiStreamingClient[Req, Resp],
+	header *Req,
+	files []string,
+	chunk func(uint32, []byte) *Req,
+	event func(*Resp) (*pb.Progress, *pb.PushResult),
+	onProgress func(*pb.Progress),
+) (*PushResult, error) {
+	type outcome struct {
+		result *pb.PushResult
+		err    error
+	}
+	received := make(chan outcome, 1)
+	go func() {
+		var result *pb.PushResult
+		for {
+			msg, err := stream.Recv()
+			if err == io.EOF {
+				received <- outcome{result: result}
+				return
+			}
+			if err != nil {
+				received <- outcome{err: err}
+				return
+			}
+			progress, res := event(msg)
+			if progress != nil && onProgress != nil {
+				onProgress(progress)
+			}
+			if res != nil {
+				result = res
+			}
+		}
+	}()
+
+	sendErr := sendFiles(stream, header, files, chunk)
+	if sendErr != nil && !errors.Is(sendErr, io.EOF) {
+		// A local failure (unreadable file): abandon the call.
+		cancel()
+		<-received
+		return nil, sendErr
+	}
+	// io.EOF from Send means the daemon ended the call; Recv tells why.
+	out := <-received
+	if out.err != nil {
+		return nil, out.err
+	}
+	if out.result == nil {
+		return nil, status.Error(codes.Internal, "satchel: the daemon ended the call without a result")
+	}
+	return pushResult(out.result), nil
+}
+
+func sendFiles[Req, Resp any](stream grpc.BidiStreamingClient[Req, Resp], header *Req, files []string, chunk func(uint32, []byte) *Req) error {
+	if err := stream.Send(header); err != nil {
+		return err
+	}
+	buf := make([]byte, ChunkSize)
+	for i, p := range files {
+		if err := sendFile(stream, uint32(i), p, buf, chunk); err != nil {
+			return err
+		}
+	}
+	return stream.CloseSend()
+}
+
+func sendFile[Req, Resp any](stream grpc.BidiStreamingClient[Req, Resp], index uint32, path string, buf []byte, chunk func(uint32, []byte) *Req) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("satchel: %w", err)
+	}
+	defer f.Close()
+	for {
+		n, err := io.ReadFull(f, buf)
+		if n > 0 {
+			// Send marshals the message before returning, so buf can be reused.
+			if err := stream.Send(chunk(index, buf[:n])); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("satchel: read %s: %w", path, err)
+		}
+	}
+}
+
+// DiscoverOptions are the options of Discover.
+type DiscoverOptions struct {
+	TargetOptions
+	// ArtifactType, when set, keeps only direct referrers of this type.
+	ArtifactType string
+	// Depth is how many levels of referrers to list (0 and 1: direct ones).
+	Depth uint32
+}
+
+// Referrer is a manifest that refers to a subject.
+type Referrer struct {
+	// Descriptor is the referrer's manifest descriptor, with its artifact
+	// type and annotations.
+	Descriptor
+	// Referrers are its own referrers, when Depth asked for them.
+	Referrers []Referrer
+}
+
+func referrers(rs []*pb.Referrer) []Referrer {
+	out := make([]Referrer, len(rs))
+	for i, r := range rs {
+		out[i] = Referrer{Descriptor: descriptor(r.GetDescriptor_()), Referrers: referrers(r.GetReferrers())}
+	}
+	return out
+}
+
+// DiscoverResult lists a subject's referrers.
+type DiscoverResult struct {
+	// Subject is the subject's manifest descriptor.
+	Subject Descriptor
+	// Reference is the subject's canonical reference by digest.
+	Reference string
+	// Referrers are the referrers, in the order the registry listed them.
+	Referrers []Referrer
+}
+
+// Discover lists the referrers of the subject manifest named by subject.
+func (c *Client) Discover(ctx context.Context, subject string, opts DiscoverOptions) (*DiscoverResult, error) {
+	r, err := c.rpc.Discover(ctx, &pb.DiscoverRequest{
+		Subject:      opts.target(subject),
+		ArtifactType: opts.ArtifactType,
+		Depth:        opts.Depth,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &DiscoverResult{
+		Subject:   descriptor(r.GetSubject()),
+		Reference: r.GetReference(),
+		Referrers: referrers(r.GetReferrers()),
+	}, nil
+}
+
+// Resolved is the manifest a reference names.
+type Resolved struct {
+	// Descriptor is the manifest's descriptor.
+	Descriptor
+	// Reference is the canonical reference by digest.
+	Reference string
+}
+
+// Resolve returns the descriptor of the manifest ref names (tag or digest).
+func (c *Client) Resolve(ctx context.Context, ref string, opts TargetOptions) (*Resolved, error) {
+	r, err := c.rpc.Resolve(ctx, &pb.ResolveRequest{Target: opts.target(ref)})
+	if err != nil {
+		return nil, err
+	}
+	return &Resolved{Descriptor: descriptor(r.GetDescriptor_()), Reference: r.GetReference()}, nil
+}
+
+// PullOptions are the options of Pull and PullAttachment.
+type PullOptions struct {
+	TargetOptions
+	// OutputDir is the directory to write files into (default ".").
+	OutputDir string
+	// OnProgress, when set, is called with the daemon's progress events.
+	OnProgress func(Progress)
+}
+
+// PullResult reports a pulled artifact.
+type PullResult struct {
+	// Manifest is the artifact's manifest descriptor.
+	Manifest Descriptor
+	// Reference is the artifact's canonical reference by digest.
+	Reference string
+	// ManifestContent is the manifest JSON, verified against its digest.
+	ManifestContent []byte
+	// Files are the files written, in the order they arrived.
+	Files []PulledFile
+}
+
+// PulledFile is one file written by Pull.
+type PulledFile struct {
+	// Name is the file's name in the artifact.
+	Name string
+	// Path is where it was written.
+	Path string
+	// Descriptor is the layer's descriptor.
+	Descriptor Descriptor
+}
+
+// Pull writes the files of the artifact ref names (tag or digest) into
+// opts.OutputDir. Each file is streamed into a temporary file next to its
+// final path and renamed only once the daemon has confirmed its digest.
+func (c *Client) Pull(ctx context.Context, ref string, opts PullOptions) (*PullResult, error) {
+	return c.pull(ctx, &pb.PullRequest{Target: opts.target(ref)}, opts)
+}
+
+// PullAttachment pulls the newest artifact of artifactType attached to the
+// subject manifest, like `satchel pull --subject REF --artifact-type T`.
+func (c *Client) PullAttachment(ctx context.Context, subject, artifactType string, opts PullOptions) (*PullResult, error) {
+	return c.pull(ctx, &pb.PullRequest{Subject: opts.target(subject), ArtifactType: artifactType}, opts)
+}
+
+func (c *Client) pull(ctx context.Context, req *pb.PullRequest, opts PullOptions) (*PullResult, error) {
+	dir := opts.OutputDir
+	if dir == "" {
+		dir = "."
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.rpc.Pull(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	result := &PullResult{}
+	var cur *partial
+	defer func() {
+		if cur != nil {
+			cur.abandon()
+		}
+	}()
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch p := msg.Payload.(type) {
+		case *pb.PullResponse_Manifest:
+			result.Manifest = descriptor(p.Manifest.GetDescriptor_())
+			result.Reference = p.Manifest.GetReference()
+			result.ManifestContent = p.Manifest.GetContent()
+		case *pb.PullResponse_File:
+			if cur != nil {
+				return nil, protocolError("a file started before the last one ended")
+			}
+			cur, err = startFile(dir, p.File)
+			if err != nil {
+				return nil, err
+			}
+		case *pb.PullResponse_Chunk:
+			if cur == nil {
+				return nil, protocolError("bytes outside a file")
+			}
+			if err := cur.write(p.Chunk); err != nil {
+				return nil, err
+			}
+		case *pb.PullResponse_Done:
+			if cur == nil {
+				return nil, protocolError("the end of a file that never started")
+			}
+			f, err := cur.finish(p.Done.GetDigest())
+			cur = nil
+			if err != nil {
+				return nil, err
+			}
+			result.Files = append(result.Files, f)
+		case *pb.PullResponse_Progress:
+			if opts.OnProgress != nil {
+				opts.OnProgress(Progress{Name: p.Progress.GetName(), Done: p.Progress.GetDone(), Total: p.Progress.GetTotal()})
+			}
+		}
+	}
+	if cur != nil {
+		return nil, protocolError("the stream ended inside file " + cur.name)
+	}
+	return result, nil
+}
+
+func protocolError(what string) error {
+	return status.Error(codes.Internal, "satchel: unexpected pull stream: "+what)
+}
+
+// SafeName reports whether name is usable as a pulled file's name: a
+// relative path, not empty, without "." or ".." components.
+func SafeName(name string) bool {
+	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "\\") || filepath.IsAbs(name) {
+		return false
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == "" || part == "." || part == ".." {
+			return false
+		}
+	}
+	return filepath.IsLocal(filepath.FromSlash(name))
+}
+
+// partial is a file being pulled: a temporary file and a running hash.
+type partial struct {
+	name     string
+	final    string
+	temp     *os.File
+	desc     Descriptor
+	hash     hash.Hash
+	size     uint64
+	finished bool
+}
+
+func startFile(dir string, header *pb.FileHeader) (*partial, error) {
+	name := header.GetName()
+	if !SafeName(name) {
+		return nil, status.Errorf(codes.InvalidArgument, "satchel: refusing to write file %q: not a plain relative path", name)
+	}
+	final := filepath.Join(dir, filepath.FromSlash(name))
+	parent := filepath.Dir(final)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("satchel: %w", err)
+	}
+	temp, err := os.CreateTemp(parent, "."+filepath.Base(final)+".*.partial")
+	if err != nil {
+		return nil, fmt.Errorf("satchel: %w", err)
+	}
+	return &partial{name: name, final: final, temp: temp, desc: descriptor(header.GetDescriptor_()), hash: sha256.New()}, nil
+}
+
+func (p *partial) write(data []byte) error {
+	p.size += uint64(len(data))
+	p.hash.Write(data)
+	if _, err := p.temp.Write(data); err != nil {
+		return fmt.Errorf("satchel: write %s: %w", p.temp.Name(), err)
+	}
+	return nil
+}
+
+// finish checks what arrived against the layer descriptor and the digest the
+// daemon confirmed, then moves the file to its final name.
+func (p *partial) finish(digest string) (PulledFile, error) {
+	want := p.desc.Digest
+	if digest != want {
+		p.abandon()
+		return PulledFile{}, status.Errorf(codes.DataLoss, "satchel: %s: the daemon confirmed %s, the layer is %s", p.name, digest, want)
+	}
+	if p.size != p.desc.Size {
+		p.abandon()
+		return PulledFile{}, status.Errorf(codes.DataLoss, "satchel: %s: received %d bytes, the layer has %d", p.name, p.size, p.desc.Size)
+	}
+	if got := "sha256:" + hex.EncodeToString(p.hash.Sum(nil)); strings.HasPrefix(want, "sha256:") && got != want {
+		p.abandon()
+		return PulledFile{}, status.Errorf(codes.DataLoss, "satchel: %s: received bytes hash to %s, the layer is %s", p.name, got, want)
+	}
+	if err := p.temp.Sync(); err != nil {
+		p.abandon()
+		return PulledFile{}, fmt.Errorf("satchel: %w", err)
+	}
+	if err := p.temp.Close(); err != nil {
+		p.abandon()
+		return PulledFile{}, fmt.Errorf("satchel: %w", err)
+	}
+	if err := os.Rename(p.temp.Name(), p.final); err != nil {
+		os.Remove(p.temp.Name())
+		return PulledFile{}, fmt.Errorf("satchel: %w", err)
+	}
+	p.finished = true
+	return PulledFile{Name: p.name, Path: p.final, Descriptor: p.desc}, nil
+}
+
+// abandon removes the temporary file.
+func (p *partial) abandon() {
+	if p.finished {
+		return
+	}
+	p.finished = true
+	p.temp.Close()
+	os.Remove(p.temp.Name())
+}

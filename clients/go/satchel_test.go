@@ -1,0 +1,298 @@
+package satchel_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	satchel "github.com/satchel-oci/satchel/clients/go"
+)
+
+// Set by TestMain from clients/testenv.sh.
+var (
+	daemonAddr string
+	registry   string
+)
+
+// TestMain starts a registry and a satcheld with ../testenv.sh for the
+// package's tests and stops them afterwards.
+func TestMain(m *testing.M) {
+	os.Exit(runWithEnv(m))
+}
+
+func runWithEnv(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "satchel-go-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	testenv, err := filepath.Abs(filepath.Join("..", "testenv.sh"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	up := exec.Command(testenv, "up", dir)
+	up.Stderr = os.Stderr
+	out, err := up.Output()
+	defer func() {
+		down := exec.Command(testenv, "down", dir)
+		down.Stdout, down.Stderr = os.Stderr, os.Stderr
+		if err := down.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "testenv down:", err)
+		}
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv up:", err)
+		return 1
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "SATCHEL_ADDR="); ok {
+			daemonAddr = v
+		}
+		if v, ok := strings.CutPrefix(sc.Text(), "SATCHEL_REGISTRY="); ok {
+			registry = v
+		}
+	}
+	if daemonAddr == "" || registry == "" {
+		fmt.Fprintf(os.Stderr, "testenv up printed no address:\n%s", out)
+		return 1
+	}
+	return m.Run()
+}
+
+func dial(t *testing.T) *satchel.Client {
+	t.Helper()
+	c, err := satchel.Dial(daemonAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// writeRandom writes size random bytes to dir/name and returns the path
+// and the sha256 digest.
+func writeRandom(t *testing.T, dir, name string, size int64) (string, string) {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, size); err != nil {
+		t.Fatal(err)
+	}
+	return path, "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+func fileDigest(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+func TestPushAttachDiscoverPullResolve(t *testing.T) {
+	ctx := testContext(t)
+	c := dial(t)
+	reg := satchel.TargetOptions{PlainHTTP: true}
+	src := t.TempDir()
+	repo := registry + "/demo/app"
+	const sbomType = "application/vnd.example.sbom.v1"
+
+	// The subject: a small artifact tagged v1.
+	readme := filepath.Join(src, "readme.txt")
+	if err := os.WriteFile(readme, []byte("hello from the go client\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := c.Push(ctx, repo+":v1", []string{readme}, satchel.PushOptions{
+		TargetOptions: reg,
+		ArtifactType:  "application/vnd.example.app.v1",
+	})
+	if err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	subjectDigest := pushed.Manifest.Digest
+	if !strings.HasPrefix(subjectDigest, "sha256:") {
+		t.Fatalf("push returned digest %q", subjectDigest)
+	}
+	if len(pushed.Layers) != 1 || pushed.Layers[0].Digest != fileDigest(t, readme) {
+		t.Fatalf("push layers = %v", pushed.Layers)
+	}
+
+	// The attachment: 50 MiB of random bytes, streamed in chunks.
+	big, bigDigest := writeRandom(t, src, "sbom.bin", 50<<20)
+	var progressEvents int
+	attached, err := c.Attach(ctx, repo+":v1", []string{big}, satchel.PushOptions{
+		TargetOptions: reg,
+		ArtifactType:  sbomType,
+		Annotations:   map[string]string{"org.example.kind": "sbom"},
+		OnProgress:    func(satchel.Progress) { progressEvents++ },
+	})
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	sbomDigest := attached.Manifest.Digest
+	if attached.Subject == nil || attached.Subject.Digest != subjectDigest {
+		t.Errorf("attach subject = %v, want %s", attached.Subject, subjectDigest)
+	}
+	if len(attached.Layers) != 1 || attached.Layers[0].Digest != bigDigest {
+		t.Errorf("attach layers = %v, want one with %s", attached.Layers, bigDigest)
+	}
+	if progressEvents == 0 {
+		t.Errorf("attach reported no progress")
+	}
+
+	// Discover finds it with its type and annotation.
+	found, err := c.Discover(ctx, repo+":v1", satchel.DiscoverOptions{TargetOptions: reg})
+	if err != nil {
+		t.Fatalf("discover: %v", err)
+	}
+	if got := found.Subject.Digest; got != subjectDigest {
+		t.Errorf("discover subject = %s, want %s", got, subjectDigest)
+	}
+	var sbom *satchel.Referrer
+	for i, r := range found.Referrers {
+		if r.Digest == sbomDigest {
+			sbom = &found.Referrers[i]
+		}
+	}
+	if sbom == nil {
+		t.Fatalf("discover did not list %s: %v", sbomDigest, found.Referrers)
+	}
+	if sbom.ArtifactType != sbomType {
+		t.Errorf("referrer artifact type = %q, want %q", sbom.ArtifactType, sbomType)
+	}
+	if got := sbom.Annotations["org.example.kind"]; got != "sbom" {
+		t.Errorf("referrer annotation org.example.kind = %q, want sbom", got)
+	}
+	// Filtering by another type leaves it out.
+	none, err := c.Discover(ctx, repo+":v1", satchel.DiscoverOptions{TargetOptions: reg, ArtifactType: "application/vnd.example.other"})
+	if err != nil {
+		t.Fatalf("discover with filter: %v", err)
+	}
+	if n := len(none.Referrers); n != 0 {
+		t.Errorf("discover with another type listed %d referrers", n)
+	}
+
+	// Pull the attachment by its digest reference.
+	out := t.TempDir()
+	pulled, err := c.Pull(ctx, repo+"@"+sbomDigest, satchel.PullOptions{TargetOptions: reg, OutputDir: out})
+	if err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	if got := pulled.Manifest.Digest; got != sbomDigest {
+		t.Errorf("pulled manifest %s, want %s", got, sbomDigest)
+	}
+	if len(pulled.Files) != 1 || pulled.Files[0].Name != "sbom.bin" {
+		t.Fatalf("pulled files = %v", pulled.Files)
+	}
+	if got := fileDigest(t, filepath.Join(out, "sbom.bin")); got != bigDigest {
+		t.Errorf("pulled bytes hash to %s, want %s", got, bigDigest)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("output dir holds %d entries, want only sbom.bin", len(entries))
+	}
+
+	// The same attachment, found by subject and type.
+	out2 := t.TempDir()
+	if _, err := c.PullAttachment(ctx, repo+":v1", sbomType, satchel.PullOptions{TargetOptions: reg, OutputDir: out2}); err != nil {
+		t.Fatalf("pull attachment: %v", err)
+	}
+	if got := fileDigest(t, filepath.Join(out2, "sbom.bin")); got != bigDigest {
+		t.Errorf("pulled attachment hashes to %s, want %s", got, bigDigest)
+	}
+
+	// Resolve the tag: the pushed subject.
+	resolved, err := c.Resolve(ctx, repo+":v1", reg)
+	if err != nil {
+		t.Fatalf("resolve: %v", err)
+	}
+	if got := resolved.Digest; got != subjectDigest {
+		t.Errorf("resolve v1 = %s, want %s", got, subjectDigest)
+	}
+}
+
+func TestErrorsCarryStatusCodes(t *testing.T) {
+	ctx := testContext(t)
+	c := dial(t)
+	reg := satchel.TargetOptions{PlainHTTP: true}
+
+	_, err := c.Resolve(ctx, registry+"/demo/missing:nope", reg)
+	if code := status.Code(err); code != codes.NotFound {
+		t.Errorf("resolve of a missing tag: code %v (%v), want NotFound", code, err)
+	}
+
+	_, err = c.Resolve(ctx, "Not A Reference!!", reg)
+	if code := status.Code(err); code != codes.InvalidArgument {
+		t.Errorf("resolve of a malformed reference: code %v (%v), want InvalidArgument", code, err)
+	}
+
+	_, err = c.Pull(ctx, registry+"/demo/missing:nope", satchel.PullOptions{TargetOptions: reg, OutputDir: t.TempDir()})
+	if code := status.Code(err); code != codes.NotFound {
+		t.Errorf("pull of a missing tag: code %v (%v), want NotFound", code, err)
+	}
+
+	// Attach without an artifact type is refused by the daemon.
+	f := filepath.Join(t.TempDir(), "x.txt")
+	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Attach(ctx, registry+"/demo/missing:nope", []string{f}, satchel.PushOptions{TargetOptions: reg})
+	if code := status.Code(err); code != codes.InvalidArgument {
+		t.Errorf("attach without artifact type: code %v (%v), want InvalidArgument", code, err)
+	}
+}
+
+func TestSafeName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"a.txt":       true,
+		"dir/a.txt":   true,
+		"":            false,
+		"/etc/passwd": false,
+		"../a":        false,
+		"a/../../b":   false,
+		"a/../b":      false,
+		"./a":         false,
+		"a//b":        false,
+	} {
+		if got := satchel.SafeName(name); got != want {
+			t.Errorf("SafeName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
