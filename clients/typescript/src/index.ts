@@ -1,0 +1,19 @@
+export {
+  type AttachOptions,
+  CHUNK_SIZE,
+  type DiscoverOptions,
+  type FileInput,
+  type PulledFile,
+  type PullOptions,
+  type PullResult,
+  type PullStreamOptions,
+  type PushOptions,
+  type ResolveOptions,
+  SatchelClient,
+  type SatchelClientOptions,
+  SatchelError,
+  safeJoin,
+  type TargetOptions,
+} from "./client";
+export { status } from "@grpc/grpc-js";
+export * from "./gen/satchel/v1/satchel";

@@ -1,0 +1,219 @@
+// Live tests: a real docker-registry and satcheld from ../testenv.sh.
+
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { after, before, test } from "node:test";
+import { promisify } from "node:util";
+
+import { type Progress, SatchelClient, SatchelError, safeJoin, status } from "../src/index";
+
+const run = promisify(execFile);
+// Compiled to dist/test/, so the package root is two levels up.
+const testenv = path.resolve(__dirname, "..", "..", "..", "testenv.sh");
+
+const SBOM = "application/vnd.example.sbom.v1";
+const MiB = 1 << 20;
+
+let envDir: string;
+let work: string;
+let registry: string;
+let client: SatchelClient;
+let repo: string;
+
+// Shared between the tests, which run in order.
+let subjectDigest = "";
+let bigPath = "";
+let bigDigest = "";
+let attachedDigest = "";
+
+before(async () => {
+  envDir = await mkdtemp(path.join(tmpdir(), "satchel-ts-env-"));
+  work = await mkdtemp(path.join(tmpdir(), "satchel-ts-work-"));
+  const { stdout } = await run(testenv, ["up", envDir]);
+  const env = Object.fromEntries(
+    stdout
+      .trim()
+      .split("\n")
+      .map((line) => line.split("=", 2) as [string, string]),
+  );
+  assert.ok(env.SATCHEL_ADDR?.startsWith("unix://"), `testenv printed ${stdout}`);
+  registry = env.SATCHEL_REGISTRY!;
+  repo = `${registry}/demo/app`;
+  client = new SatchelClient(env.SATCHEL_ADDR!);
+});
+
+after(async () => {
+  client?.close();
+  if (envDir) await run(testenv, ["down", envDir]);
+  await rm(envDir, { recursive: true, force: true });
+  await rm(work, { recursive: true, force: true });
+});
+
+/** Writes `size` random bytes in 1 MiB pieces; returns the sha256 digest. */
+async function randomFile(file: string, size: number): Promise<string> {
+  const hash = createHash("sha256");
+  const out = createWriteStream(file);
+  for (let left = size; left > 0; left -= MiB) {
+    const piece = randomBytes(Math.min(MiB, left));
+    hash.update(piece);
+    if (!out.write(piece)) await once(out, "drain");
+  }
+  out.end();
+  await once(out, "close");
+  return `sha256:${hash.digest("hex")}`;
+}
+
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const piece of createReadStream(file)) hash.update(piece as Buffer);
+  return `sha256:${hash.digest("hex")}`;
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: status): Promise<SatchelError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof SatchelError, `expected a SatchelError, got ${err}`);
+    assert.equal(err.code, code, `expected ${status[code]}, got ${status[err.code]}: ${err.message}`);
+    return err;
+  }
+  assert.fail(`expected ${status[code]}, but the call succeeded`);
+}
+
+test("push a small subject artifact tagged v1", async () => {
+  const file = path.join(work, "readme.txt");
+  await writeFile(file, "hello from the TypeScript client\n");
+  const result = await client.push(`${repo}:v1`, [file], {
+    plainHttp: true,
+    annotations: { "org.opencontainers.image.created": "2024-01-01T00:00:00Z" },
+  });
+  assert.match(result.manifest?.digest ?? "", /^sha256:[0-9a-f]{64}$/);
+  assert.equal(result.reference, `${repo}@${result.manifest!.digest}`);
+  assert.equal(result.layers.length, 1);
+  assert.equal(result.layers[0]!.annotations["org.opencontainers.image.title"], "readme.txt");
+  subjectDigest = result.manifest!.digest;
+});
+
+test("resolve the tag to the pushed digest", async () => {
+  const res = await client.resolve(`${repo}:v1`, { plainHttp: true });
+  assert.equal(res.descriptor?.digest, subjectDigest);
+  assert.equal(res.reference, `${repo}@${subjectDigest}`);
+});
+
+test("attach a 50 MiB file with an annotation", async () => {
+  bigPath = path.join(work, "sbom.bin");
+  bigDigest = await randomFile(bigPath, 50 * MiB);
+  const progress: Progress[] = [];
+  const result = await client.attach(`${repo}:v1`, [bigPath], {
+    plainHttp: true,
+    artifactType: SBOM,
+    annotations: { "com.example.kind": "sbom" },
+    onProgress: (p) => progress.push(p),
+  });
+  assert.equal(result.subject?.digest, subjectDigest);
+  assert.equal(result.layers[0]?.digest, bigDigest);
+  assert.equal(result.layers[0]?.size, BigInt(50 * MiB));
+  assert.ok(progress.length > 0, "no progress events");
+  assert.equal(progress.at(-1)?.done, BigInt(50 * MiB));
+  attachedDigest = result.manifest!.digest;
+});
+
+test("discover lists the attachment with its type and annotation", async () => {
+  const res = await client.discover(`${repo}:v1`, { plainHttp: true });
+  assert.equal(res.subject?.digest, subjectDigest);
+  const found = res.referrers.map((r) => r.descriptor!).find((d) => d.digest === attachedDigest);
+  assert.ok(found, `attachment ${attachedDigest} not among ${JSON.stringify(res.referrers.map((r) => r.descriptor?.digest))}`);
+  assert.equal(found.artifactType, SBOM);
+  assert.equal(found.annotations["com.example.kind"], "sbom");
+
+  const filtered = await client.discover(`${repo}:v1`, { plainHttp: true, artifactType: "application/x-none" });
+  assert.equal(filtered.referrers.length, 0);
+});
+
+test("pull the attachment by digest and compare sha256", async () => {
+  const out = path.join(work, "pulled");
+  const progress: Progress[] = [];
+  const result = await client.pull(`${repo}@${attachedDigest}`, {
+    plainHttp: true,
+    outputDir: out,
+    onProgress: (p) => progress.push(p),
+  });
+  assert.equal(result.manifest.descriptor?.digest, attachedDigest);
+  assert.deepEqual(
+    result.files.map((f) => f.name),
+    ["sbom.bin"],
+  );
+  assert.equal(result.files[0]!.path, path.join(out, "sbom.bin"));
+  assert.equal(await sha256File(path.join(out, "sbom.bin")), bigDigest);
+  // Only the final file: no temporary file left behind.
+  assert.deepEqual(await readdir(out), ["sbom.bin"]);
+});
+
+test("pull the newest attachment of a type from the subject", async () => {
+  const out = path.join(work, "by-subject");
+  const result = await client.pull(`${repo}:v1`, { plainHttp: true, outputDir: out, artifactType: SBOM });
+  assert.equal(result.manifest.descriptor?.digest, attachedDigest);
+  assert.equal(await sha256File(path.join(out, "sbom.bin")), bigDigest);
+});
+
+test("pullStream yields the manifest, then header, chunks and done", async () => {
+  const kinds: string[] = [];
+  let bytes = "";
+  for await (const event of client.pullStream(`${repo}:v1`, { plainHttp: true })) {
+    const payload = event.payload!;
+    if (kinds.at(-1) !== payload.$case) kinds.push(payload.$case);
+    if (payload.$case === "chunk") bytes += payload.chunk.toString("utf8");
+  }
+  assert.deepEqual(
+    kinds.filter((k) => k !== "progress"),
+    ["manifest", "file", "chunk", "done"],
+  );
+  assert.equal(bytes, "hello from the TypeScript client\n");
+});
+
+test("resolve of a missing tag fails with NOT_FOUND", async () => {
+  await rejectsWith(client.resolve(`${repo}:no-such-tag`, { plainHttp: true }), status.NOT_FOUND);
+});
+
+test("a malformed reference fails with INVALID_ARGUMENT", async () => {
+  await rejectsWith(client.resolve("UPPER/Case:!!bad", { plainHttp: true }), status.INVALID_ARGUMENT);
+});
+
+test("pull of a missing artifact fails and writes nothing", async () => {
+  const out = path.join(work, "missing");
+  await rejectsWith(client.pull(`${repo}:no-such-tag`, { plainHttp: true, outputDir: out }), status.NOT_FOUND);
+  assert.deepEqual(await readdir(out), []);
+});
+
+test("push of a missing file fails before calling the daemon", async () => {
+  await rejectsWith(client.push(`${repo}:v2`, [path.join(work, "nope")], { plainHttp: true }), status.NOT_FOUND);
+});
+
+test("attach without an artifact type fails with INVALID_ARGUMENT", async () => {
+  const file = path.join(work, "readme.txt");
+  const options = { plainHttp: true } as unknown as Parameters<SatchelClient["attach"]>[2];
+  await rejectsWith(client.attach(`${repo}:v1`, [file], options), status.INVALID_ARGUMENT);
+});
+
+test("pulled file names that escape the output directory are refused", () => {
+  for (const name of ["../evil", "/etc/passwd", "a/../../b", "", "dir/.."]) {
+    assert.throws(
+      () => safeJoin("/tmp/out", name),
+      (err: unknown) => err instanceof SatchelError && err.code === status.INVALID_ARGUMENT,
+      name,
+    );
+  }
+  assert.equal(safeJoin("/tmp/out", "docs/a.txt"), "/tmp/out/docs/a.txt");
+});
+
+test("the subject's content is unchanged by the attachment", async () => {
+  const out = path.join(work, "subject");
+  await client.pull(`${repo}:v1`, { plainHttp: true, outputDir: out });
+  assert.equal(await readFile(path.join(out, "readme.txt"), "utf8"), "hello from the TypeScript client\n");
+});
