@@ -58,7 +58,7 @@ fn repo_of(reference: &str) -> &str {
 }
 
 fn referrer_json(repo: &str, r: &pb::Referrer) -> Value {
-    let d = r.descriptor.clone().unwrap_or_default();
+    let d = r.manifest.clone().unwrap_or_default();
     json!({
         "reference": format!("{repo}@{}", d.digest),
         "mediaType": d.media_type,
@@ -94,7 +94,7 @@ fn render_level(out: &mut String, referrers: &[pb::Referrer], prefix: &str, verb
     let mut groups: Vec<(String, Vec<&pb::Referrer>)> = Vec::new();
     for r in referrers {
         let t = r
-            .descriptor
+            .manifest
             .as_ref()
             .map(|d| d.artifact_type.clone())
             .unwrap_or_default();
@@ -121,7 +121,7 @@ fn render_level(out: &mut String, referrers: &[pb::Referrer], prefix: &str, verb
         let group_prefix = format!("{prefix}{}", if last_group { "    " } else { "│   " });
         for (i, r) in list.iter().enumerate() {
             let last = i + 1 == list.len();
-            let d = r.descriptor.clone().unwrap_or_default();
+            let d = r.manifest.clone().unwrap_or_default();
             out.push_str(&format!(
                 "{group_prefix}{}{}\n",
                 if last { "└── " } else { "├── " },
@@ -144,7 +144,7 @@ fn table(resp: &pb::DiscoverResponse) -> String {
     let mut out = format!("{:<72}  {}\n", "Digest", "Artifact Type");
     fn walk(out: &mut String, list: &[pb::Referrer]) {
         for r in list {
-            let d = r.descriptor.clone().unwrap_or_default();
+            let d = r.manifest.clone().unwrap_or_default();
             out.push_str(&format!("{:<72}  {}\n", d.digest, d.artifact_type));
             walk(out, &r.referrers);
         }
@@ -159,7 +159,7 @@ mod tests {
 
     fn referrer(t: &str, digest: &str) -> pb::Referrer {
         pb::Referrer {
-            descriptor: Some(pb::Descriptor {
+            manifest: Some(pb::Descriptor {
                 digest: digest.into(),
                 artifact_type: t.into(),
                 ..Default::default()

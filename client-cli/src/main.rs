@@ -192,7 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if args.full_reference {
                 println!("{}", resp.reference);
             } else {
-                println!("{}", resp.descriptor.unwrap_or_default().digest);
+                println!("{}", resp.manifest.unwrap_or_default().digest);
             }
             Ok(())
         }

@@ -84,14 +84,14 @@ pub async fn pull(
         while let Some(msg) = stream.next().await {
             match msg?.payload {
                 Some(pb::pull_response::Payload::Manifest(m)) => {
-                    manifest_digest = m.descriptor.unwrap_or_default().digest;
+                    manifest_digest = m.manifest.unwrap_or_default().digest;
                     pulled_ref = m.reference;
                 }
                 Some(pb::pull_response::Payload::File(header)) => {
                     if current.is_some() {
                         bail!("the daemon started a file before finishing the last one");
                     }
-                    let desc = header.descriptor.unwrap_or_default();
+                    let desc = header.layer.unwrap_or_default();
                     let final_path = safe_path(&args.output, &header.name)?;
                     let dir = final_path.parent().unwrap_or(&args.output).to_path_buf();
                     tokio::fs::create_dir_all(&dir)

@@ -393,7 +393,7 @@ type Referrer struct {
 func referrers(rs []*pb.Referrer) []Referrer {
 	out := make([]Referrer, len(rs))
 	for i, r := range rs {
-		out[i] = Referrer{Descriptor: descriptor(r.GetDescriptor_()), Referrers: referrers(r.GetReferrers())}
+		out[i] = Referrer{Descriptor: descriptor(r.GetManifest()), Referrers: referrers(r.GetReferrers())}
 	}
 	return out
 }
@@ -439,7 +439,7 @@ func (c *Client) Resolve(ctx context.Context, ref string, opts TargetOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	return &Resolved{Descriptor: descriptor(r.GetDescriptor_()), Reference: r.GetReference()}, nil
+	return &Resolved{Descriptor: descriptor(r.GetManifest()), Reference: r.GetReference()}, nil
 }
 
 // PullOptions are the options of Pull and PullAttachment.
@@ -514,7 +514,7 @@ func (c *Client) pull(ctx context.Context, req *pb.PullRequest, opts PullOptions
 		}
 		switch p := msg.Payload.(type) {
 		case *pb.PullResponse_Manifest:
-			result.Manifest = descriptor(p.Manifest.GetDescriptor_())
+			result.Manifest = descriptor(p.Manifest.GetManifest())
 			result.Reference = p.Manifest.GetReference()
 			result.ManifestContent = p.Manifest.GetContent()
 		case *pb.PullResponse_File:
@@ -597,7 +597,7 @@ func startFile(dir string, header *pb.FileHeader) (*partial, error) {
 	if err != nil {
 		return nil, fmt.Errorf("satchel: %w", err)
 	}
-	return &partial{name: name, final: final, temp: temp, desc: descriptor(header.GetDescriptor_()), hash: sha256.New()}, nil
+	return &partial{name: name, final: final, temp: temp, desc: descriptor(header.GetLayer()), hash: sha256.New()}, nil
 }
 
 func (p *partial) write(data []byte) error {

@@ -668,7 +668,7 @@ impl pb::satchel_service_server::SatchelService for Api {
             let first = pb::PullResponse {
                 payload: Some(pb::pull_response::Payload::Manifest(pb::PulledManifest {
                     reference: target.reference_for(&desc.digest),
-                    descriptor: Some(to_pb(&desc)),
+                    manifest: Some(to_pb(&desc)),
                     content,
                 })),
             };
@@ -698,7 +698,7 @@ impl pb::satchel_service_server::SatchelService for Api {
             .map_err(status)?;
         Ok(Response::new(pb::ResolveResponse {
             reference: resolved.target.reference_for(&desc.digest),
-            descriptor: Some(to_pb(&desc)),
+            manifest: Some(to_pb(&desc)),
         }))
     }
 
@@ -1021,7 +1021,7 @@ fn children<'a>(
                     children(target, list, depth - 1, visited).await?
                 };
                 Ok::<_, Status>(pb::Referrer {
-                    descriptor: Some(to_pb(&d)),
+                    manifest: Some(to_pb(&d)),
                     referrers: below,
                 })
             })
@@ -1092,7 +1092,7 @@ async fn send_file(
     let send = |p: Payload| tx.send(Ok(pb::PullResponse { payload: Some(p) }));
     send(Payload::File(pb::FileHeader {
         name: name.to_string(),
-        descriptor: Some(to_pb(layer)),
+        layer: Some(to_pb(layer)),
     }))
     .await
     .map_err(|_| gone())?;

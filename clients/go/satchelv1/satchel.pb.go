@@ -1239,7 +1239,9 @@ func (x *DiscoverRequest) GetDepth() uint32 {
 type Referrer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The referrer's manifest descriptor, with artifact_type and annotations.
-	Descriptor_ *Descriptor `protobuf:"bytes,1,opt,name=descriptor,proto3" json:"descriptor,omitempty"`
+	// (No field is named "descriptor": protobuf-java's generated
+	// getDescriptor() would clash with it.)
+	Manifest *Descriptor `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
 	// Referrers of this referrer, when the request asked for depth > 1.
 	Referrers     []*Referrer `protobuf:"bytes,2,rep,name=referrers,proto3" json:"referrers,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1276,9 +1278,9 @@ func (*Referrer) Descriptor() ([]byte, []int) {
 	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{15}
 }
 
-func (x *Referrer) GetDescriptor_() *Descriptor {
+func (x *Referrer) GetManifest() *Descriptor {
 	if x != nil {
-		return x.Descriptor_
+		return x.Manifest
 	}
 	return nil
 }
@@ -1427,7 +1429,7 @@ func (x *PullRequest) GetArtifactType() string {
 type PulledManifest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The manifest descriptor.
-	Descriptor_ *Descriptor `protobuf:"bytes,1,opt,name=descriptor,proto3" json:"descriptor,omitempty"`
+	Manifest *Descriptor `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
 	// The manifest content, verified against the descriptor's digest.
 	Content []byte `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
 	// The canonical reference of the manifest by digest.
@@ -1466,9 +1468,9 @@ func (*PulledManifest) Descriptor() ([]byte, []int) {
 	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{18}
 }
 
-func (x *PulledManifest) GetDescriptor_() *Descriptor {
+func (x *PulledManifest) GetManifest() *Descriptor {
 	if x != nil {
-		return x.Descriptor_
+		return x.Manifest
 	}
 	return nil
 }
@@ -1494,7 +1496,7 @@ type FileHeader struct {
 	// relative path without ".." components (the daemon refuses others).
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The layer descriptor.
-	Descriptor_   *Descriptor `protobuf:"bytes,2,opt,name=descriptor,proto3" json:"descriptor,omitempty"`
+	Layer         *Descriptor `protobuf:"bytes,2,opt,name=layer,proto3" json:"layer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1536,9 +1538,9 @@ func (x *FileHeader) GetName() string {
 	return ""
 }
 
-func (x *FileHeader) GetDescriptor_() *Descriptor {
+func (x *FileHeader) GetLayer() *Descriptor {
 	if x != nil {
-		return x.Descriptor_
+		return x.Layer
 	}
 	return nil
 }
@@ -1776,7 +1778,7 @@ func (x *ResolveRequest) GetTarget() *Target {
 type ResolveResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The manifest descriptor.
-	Descriptor_ *Descriptor `protobuf:"bytes,1,opt,name=descriptor,proto3" json:"descriptor,omitempty"`
+	Manifest *Descriptor `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
 	// The canonical reference by digest.
 	Reference     string `protobuf:"bytes,2,opt,name=reference,proto3" json:"reference,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1813,9 +1815,9 @@ func (*ResolveResponse) Descriptor() ([]byte, []int) {
 	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{23}
 }
 
-func (x *ResolveResponse) GetDescriptor_() *Descriptor {
+func (x *ResolveResponse) GetManifest() *Descriptor {
 	if x != nil {
-		return x.Descriptor_
+		return x.Manifest
 	}
 	return nil
 }
@@ -2813,11 +2815,9 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\x0fDiscoverRequest\x12,\n" +
 	"\asubject\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\asubject\x12#\n" +
 	"\rartifact_type\x18\x02 \x01(\tR\fartifactType\x12\x14\n" +
-	"\x05depth\x18\x03 \x01(\rR\x05depth\"v\n" +
-	"\bReferrer\x126\n" +
-	"\n" +
-	"descriptor\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\n" +
-	"descriptor\x122\n" +
+	"\x05depth\x18\x03 \x01(\rR\x05depth\"r\n" +
+	"\bReferrer\x122\n" +
+	"\bmanifest\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\bmanifest\x122\n" +
 	"\treferrers\x18\x02 \x03(\v2\x14.satchel.v1.ReferrerR\treferrers\"\x96\x01\n" +
 	"\x10DiscoverResponse\x120\n" +
 	"\asubject\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\asubject\x12\x1c\n" +
@@ -2826,19 +2826,15 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\vPullRequest\x12*\n" +
 	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\x12,\n" +
 	"\asubject\x18\x02 \x01(\v2\x12.satchel.v1.TargetR\asubject\x12#\n" +
-	"\rartifact_type\x18\x03 \x01(\tR\fartifactType\"\x80\x01\n" +
-	"\x0ePulledManifest\x126\n" +
-	"\n" +
-	"descriptor\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\n" +
-	"descriptor\x12\x18\n" +
+	"\rartifact_type\x18\x03 \x01(\tR\fartifactType\"|\n" +
+	"\x0ePulledManifest\x122\n" +
+	"\bmanifest\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\bmanifest\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\fR\acontent\x12\x1c\n" +
-	"\treference\x18\x03 \x01(\tR\treference\"X\n" +
+	"\treference\x18\x03 \x01(\tR\treference\"N\n" +
 	"\n" +
 	"FileHeader\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
-	"\n" +
-	"descriptor\x18\x02 \x01(\v2\x16.satchel.v1.DescriptorR\n" +
-	"descriptor\"\"\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
+	"\x05layer\x18\x02 \x01(\v2\x16.satchel.v1.DescriptorR\x05layer\"\"\n" +
 	"\bFileDone\x12\x16\n" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\"\xf9\x01\n" +
 	"\fPullResponse\x128\n" +
@@ -2849,11 +2845,9 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\bprogress\x18\x05 \x01(\v2\x14.satchel.v1.ProgressH\x00R\bprogressB\t\n" +
 	"\apayload\"<\n" +
 	"\x0eResolveRequest\x12*\n" +
-	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\"g\n" +
-	"\x0fResolveResponse\x126\n" +
-	"\n" +
-	"descriptor\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\n" +
-	"descriptor\x12\x1c\n" +
+	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\"c\n" +
+	"\x0fResolveResponse\x122\n" +
+	"\bmanifest\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\bmanifest\x12\x1c\n" +
 	"\treference\x18\x02 \x01(\tR\treference\"C\n" +
 	"\x15DeleteManifestRequest\x12*\n" +
 	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\"\x84\x01\n" +
@@ -3011,20 +3005,20 @@ var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	2,  // 19: satchel.v1.PushResult.layers:type_name -> satchel.v1.Descriptor
 	2,  // 20: satchel.v1.PushResult.subject:type_name -> satchel.v1.Descriptor
 	1,  // 21: satchel.v1.DiscoverRequest.subject:type_name -> satchel.v1.Target
-	2,  // 22: satchel.v1.Referrer.descriptor:type_name -> satchel.v1.Descriptor
+	2,  // 22: satchel.v1.Referrer.manifest:type_name -> satchel.v1.Descriptor
 	16, // 23: satchel.v1.Referrer.referrers:type_name -> satchel.v1.Referrer
 	2,  // 24: satchel.v1.DiscoverResponse.subject:type_name -> satchel.v1.Descriptor
 	16, // 25: satchel.v1.DiscoverResponse.referrers:type_name -> satchel.v1.Referrer
 	1,  // 26: satchel.v1.PullRequest.target:type_name -> satchel.v1.Target
 	1,  // 27: satchel.v1.PullRequest.subject:type_name -> satchel.v1.Target
-	2,  // 28: satchel.v1.PulledManifest.descriptor:type_name -> satchel.v1.Descriptor
-	2,  // 29: satchel.v1.FileHeader.descriptor:type_name -> satchel.v1.Descriptor
+	2,  // 28: satchel.v1.PulledManifest.manifest:type_name -> satchel.v1.Descriptor
+	2,  // 29: satchel.v1.FileHeader.layer:type_name -> satchel.v1.Descriptor
 	19, // 30: satchel.v1.PullResponse.manifest:type_name -> satchel.v1.PulledManifest
 	20, // 31: satchel.v1.PullResponse.file:type_name -> satchel.v1.FileHeader
 	21, // 32: satchel.v1.PullResponse.done:type_name -> satchel.v1.FileDone
 	11, // 33: satchel.v1.PullResponse.progress:type_name -> satchel.v1.Progress
 	1,  // 34: satchel.v1.ResolveRequest.target:type_name -> satchel.v1.Target
-	2,  // 35: satchel.v1.ResolveResponse.descriptor:type_name -> satchel.v1.Descriptor
+	2,  // 35: satchel.v1.ResolveResponse.manifest:type_name -> satchel.v1.Descriptor
 	1,  // 36: satchel.v1.DeleteManifestRequest.target:type_name -> satchel.v1.Target
 	2,  // 37: satchel.v1.DeleteManifestResponse.deleted:type_name -> satchel.v1.Descriptor
 	32, // 38: satchel.v1.ListCredentialsResponse.credentials:type_name -> satchel.v1.StoredCredential

@@ -295,7 +295,7 @@ export class SatchelClient {
             break;
           case "file": {
             if (current) throw broken(`file ${current.name} ended without a done message`);
-            const descriptor = payload.file.descriptor;
+            const descriptor = payload.file.layer;
             if (!descriptor) throw broken(`file ${payload.file.name} has no descriptor`);
             current = await openFile(outputDir, payload.file.name, descriptor);
             break;

@@ -102,7 +102,7 @@ test("push a small subject artifact tagged v1", async () => {
 
 test("resolve the tag to the pushed digest", async () => {
   const res = await client.resolve(`${repo}:v1`, { plainHttp: true });
-  assert.equal(res.descriptor?.digest, subjectDigest);
+  assert.equal(res.manifest?.digest, subjectDigest);
   assert.equal(res.reference, `${repo}@${subjectDigest}`);
 });
 
@@ -127,8 +127,8 @@ test("attach a 50 MiB file with an annotation", async () => {
 test("discover lists the attachment with its type and annotation", async () => {
   const res = await client.discover(`${repo}:v1`, { plainHttp: true });
   assert.equal(res.subject?.digest, subjectDigest);
-  const found = res.referrers.map((r) => r.descriptor!).find((d) => d.digest === attachedDigest);
-  assert.ok(found, `attachment ${attachedDigest} not among ${JSON.stringify(res.referrers.map((r) => r.descriptor?.digest))}`);
+  const found = res.referrers.map((r) => r.manifest!).find((d) => d.digest === attachedDigest);
+  assert.ok(found, `attachment ${attachedDigest} not among ${JSON.stringify(res.referrers.map((r) => r.manifest?.digest))}`);
   assert.equal(found.artifactType, SBOM);
   assert.equal(found.annotations["com.example.kind"], "sbom");
 
@@ -144,7 +144,7 @@ test("pull the attachment by digest and compare sha256", async () => {
     outputDir: out,
     onProgress: (p) => progress.push(p),
   });
-  assert.equal(result.manifest.descriptor?.digest, attachedDigest);
+  assert.equal(result.manifest.manifest?.digest, attachedDigest);
   assert.deepEqual(
     result.files.map((f) => f.name),
     ["sbom.bin"],
@@ -158,7 +158,7 @@ test("pull the attachment by digest and compare sha256", async () => {
 test("pull the newest attachment of a type from the subject", async () => {
   const out = path.join(work, "by-subject");
   const result = await client.pull(`${repo}:v1`, { plainHttp: true, outputDir: out, artifactType: SBOM });
-  assert.equal(result.manifest.descriptor?.digest, attachedDigest);
+  assert.equal(result.manifest.manifest?.digest, attachedDigest);
   assert.equal(await sha256File(path.join(out, "sbom.bin")), bigDigest);
 });
 

@@ -66,7 +66,7 @@ class Referrer(Descriptor):
 
     @classmethod
     def _from_referrer(cls, r: pb.Referrer) -> "Referrer":
-        d = r.descriptor
+        d = r.manifest
         return cls(
             d.media_type,
             d.digest,
@@ -225,7 +225,7 @@ class Client:
     def resolve(self, reference: str, *, plain_http: bool = False) -> Descriptor:
         """Resolves a tag or digest reference to its manifest descriptor."""
         response = _call(self._stub.Resolve, pb.ResolveRequest(target=_target(reference, plain_http)))
-        return Descriptor._from_pb(response.descriptor)
+        return Descriptor._from_pb(response.manifest)
 
     def pull(
         self,
@@ -386,7 +386,7 @@ def _pull(stream, root: Path, on_progress: Optional[ProgressCallback]) -> PullRe
                 if current is not None:
                     raise SatchelError(grpc.StatusCode.INTERNAL, "a file started before the last one ended")
                 current = _PartialFile(
-                    _safe_path(root, message.file.name), Descriptor._from_pb(message.file.descriptor)
+                    _safe_path(root, message.file.name), Descriptor._from_pb(message.file.layer)
                 )
             elif kind == "chunk":
                 if current is None:
@@ -407,4 +407,4 @@ def _pull(stream, root: Path, on_progress: Optional[ProgressCallback]) -> PullRe
             current.discard()
     if manifest is None:
         raise SatchelError(grpc.StatusCode.INTERNAL, "the daemon sent no manifest")
-    return PullResult(Descriptor._from_pb(manifest.descriptor), manifest.reference, tuple(written))
+    return PullResult(Descriptor._from_pb(manifest.manifest), manifest.reference, tuple(written))

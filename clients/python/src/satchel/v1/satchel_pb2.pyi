@@ -196,12 +196,12 @@ class DiscoverRequest(_message.Message):
     def __init__(self, subject: _Optional[_Union[Target, _Mapping]] = ..., artifact_type: _Optional[str] = ..., depth: _Optional[int] = ...) -> None: ...
 
 class Referrer(_message.Message):
-    __slots__ = ("descriptor", "referrers")
-    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("manifest", "referrers")
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
     REFERRERS_FIELD_NUMBER: _ClassVar[int]
-    descriptor: Descriptor
+    manifest: Descriptor
     referrers: _containers.RepeatedCompositeFieldContainer[Referrer]
-    def __init__(self, descriptor: _Optional[_Union[Descriptor, _Mapping]] = ..., referrers: _Optional[_Iterable[_Union[Referrer, _Mapping]]] = ...) -> None: ...
+    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., referrers: _Optional[_Iterable[_Union[Referrer, _Mapping]]] = ...) -> None: ...
 
 class DiscoverResponse(_message.Message):
     __slots__ = ("subject", "reference", "referrers")
@@ -224,22 +224,22 @@ class PullRequest(_message.Message):
     def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ..., subject: _Optional[_Union[Target, _Mapping]] = ..., artifact_type: _Optional[str] = ...) -> None: ...
 
 class PulledManifest(_message.Message):
-    __slots__ = ("descriptor", "content", "reference")
-    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("manifest", "content", "reference")
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
-    descriptor: Descriptor
+    manifest: Descriptor
     content: bytes
     reference: str
-    def __init__(self, descriptor: _Optional[_Union[Descriptor, _Mapping]] = ..., content: _Optional[bytes] = ..., reference: _Optional[str] = ...) -> None: ...
+    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., content: _Optional[bytes] = ..., reference: _Optional[str] = ...) -> None: ...
 
 class FileHeader(_message.Message):
-    __slots__ = ("name", "descriptor")
+    __slots__ = ("name", "layer")
     NAME_FIELD_NUMBER: _ClassVar[int]
-    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    LAYER_FIELD_NUMBER: _ClassVar[int]
     name: str
-    descriptor: Descriptor
-    def __init__(self, name: _Optional[str] = ..., descriptor: _Optional[_Union[Descriptor, _Mapping]] = ...) -> None: ...
+    layer: Descriptor
+    def __init__(self, name: _Optional[str] = ..., layer: _Optional[_Union[Descriptor, _Mapping]] = ...) -> None: ...
 
 class FileDone(_message.Message):
     __slots__ = ("digest",)
@@ -268,12 +268,12 @@ class ResolveRequest(_message.Message):
     def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ...) -> None: ...
 
 class ResolveResponse(_message.Message):
-    __slots__ = ("descriptor", "reference")
-    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("manifest", "reference")
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
-    descriptor: Descriptor
+    manifest: Descriptor
     reference: str
-    def __init__(self, descriptor: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ...) -> None: ...
+    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ...) -> None: ...
 
 class DeleteManifestRequest(_message.Message):
     __slots__ = ("target",)

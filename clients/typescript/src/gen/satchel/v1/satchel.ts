@@ -338,8 +338,12 @@ export interface DiscoverRequest {
 
 /** Referrer is one manifest that refers to a subject. */
 export interface Referrer {
-  /** The referrer's manifest descriptor, with artifact_type and annotations. */
-  descriptor?:
+  /**
+   * The referrer's manifest descriptor, with artifact_type and annotations.
+   * (No field is named "descriptor": protobuf-java's generated
+   * getDescriptor() would clash with it.)
+   */
+  manifest?:
     | Descriptor
     | undefined;
   /** Referrers of this referrer, when the request asked for depth > 1. */
@@ -384,7 +388,7 @@ export interface PullRequest {
 /** PulledManifest is the first message of a Pull stream. */
 export interface PulledManifest {
   /** The manifest descriptor. */
-  descriptor?:
+  manifest?:
     | Descriptor
     | undefined;
   /** The manifest content, verified against the descriptor's digest. */
@@ -401,7 +405,7 @@ export interface FileHeader {
    */
   name: string;
   /** The layer descriptor. */
-  descriptor?: Descriptor | undefined;
+  layer?: Descriptor | undefined;
 }
 
 /**
@@ -442,7 +446,7 @@ export interface ResolveRequest {
 /** ResolveResponse reports a resolved manifest. */
 export interface ResolveResponse {
   /** The manifest descriptor. */
-  descriptor?:
+  manifest?:
     | Descriptor
     | undefined;
   /** The canonical reference by digest. */
@@ -2162,13 +2166,13 @@ export const DiscoverRequest: MessageFns<DiscoverRequest> = {
 };
 
 function createBaseReferrer(): Referrer {
-  return { descriptor: undefined, referrers: [] };
+  return { manifest: undefined, referrers: [] };
 }
 
 export const Referrer: MessageFns<Referrer> = {
   encode(message: Referrer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.descriptor !== undefined) {
-      Descriptor.encode(message.descriptor, writer.uint32(10).fork()).join();
+    if (message.manifest !== undefined) {
+      Descriptor.encode(message.manifest, writer.uint32(10).fork()).join();
     }
     for (const v of message.referrers) {
       Referrer.encode(v!, writer.uint32(18).fork()).join();
@@ -2194,7 +2198,7 @@ export const Referrer: MessageFns<Referrer> = {
               break;
             }
 
-            message.descriptor = Descriptor.decode(reader, reader.uint32());
+            message.manifest = Descriptor.decode(reader, reader.uint32());
             continue;
           }
           case 2: {
@@ -2222,8 +2226,8 @@ export const Referrer: MessageFns<Referrer> = {
   },
   fromPartial(object: DeepPartial<Referrer>): Referrer {
     const message = createBaseReferrer();
-    message.descriptor = (object.descriptor !== undefined && object.descriptor !== null)
-      ? Descriptor.fromPartial(object.descriptor)
+    message.manifest = (object.manifest !== undefined && object.manifest !== null)
+      ? Descriptor.fromPartial(object.manifest)
       : undefined;
     message.referrers = object.referrers?.map((e) => Referrer.fromPartial(e)) || [];
     return message;
@@ -2395,13 +2399,13 @@ export const PullRequest: MessageFns<PullRequest> = {
 };
 
 function createBasePulledManifest(): PulledManifest {
-  return { descriptor: undefined, content: Buffer.alloc(0), reference: "" };
+  return { manifest: undefined, content: Buffer.alloc(0), reference: "" };
 }
 
 export const PulledManifest: MessageFns<PulledManifest> = {
   encode(message: PulledManifest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.descriptor !== undefined) {
-      Descriptor.encode(message.descriptor, writer.uint32(10).fork()).join();
+    if (message.manifest !== undefined) {
+      Descriptor.encode(message.manifest, writer.uint32(10).fork()).join();
     }
     if (message.content.length !== 0) {
       writer.uint32(18).bytes(message.content);
@@ -2430,7 +2434,7 @@ export const PulledManifest: MessageFns<PulledManifest> = {
               break;
             }
 
-            message.descriptor = Descriptor.decode(reader, reader.uint32());
+            message.manifest = Descriptor.decode(reader, reader.uint32());
             continue;
           }
           case 2: {
@@ -2466,8 +2470,8 @@ export const PulledManifest: MessageFns<PulledManifest> = {
   },
   fromPartial(object: DeepPartial<PulledManifest>): PulledManifest {
     const message = createBasePulledManifest();
-    message.descriptor = (object.descriptor !== undefined && object.descriptor !== null)
-      ? Descriptor.fromPartial(object.descriptor)
+    message.manifest = (object.manifest !== undefined && object.manifest !== null)
+      ? Descriptor.fromPartial(object.manifest)
       : undefined;
     message.content = object.content ?? Buffer.alloc(0);
     message.reference = object.reference ?? "";
@@ -2476,7 +2480,7 @@ export const PulledManifest: MessageFns<PulledManifest> = {
 };
 
 function createBaseFileHeader(): FileHeader {
-  return { name: "", descriptor: undefined };
+  return { name: "", layer: undefined };
 }
 
 export const FileHeader: MessageFns<FileHeader> = {
@@ -2484,8 +2488,8 @@ export const FileHeader: MessageFns<FileHeader> = {
     if (message.name !== "") {
       writer.uint32(10).string(message.name);
     }
-    if (message.descriptor !== undefined) {
-      Descriptor.encode(message.descriptor, writer.uint32(18).fork()).join();
+    if (message.layer !== undefined) {
+      Descriptor.encode(message.layer, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -2516,7 +2520,7 @@ export const FileHeader: MessageFns<FileHeader> = {
               break;
             }
 
-            message.descriptor = Descriptor.decode(reader, reader.uint32());
+            message.layer = Descriptor.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -2537,8 +2541,8 @@ export const FileHeader: MessageFns<FileHeader> = {
   fromPartial(object: DeepPartial<FileHeader>): FileHeader {
     const message = createBaseFileHeader();
     message.name = object.name ?? "";
-    message.descriptor = (object.descriptor !== undefined && object.descriptor !== null)
-      ? Descriptor.fromPartial(object.descriptor)
+    message.layer = (object.layer !== undefined && object.layer !== null)
+      ? Descriptor.fromPartial(object.layer)
       : undefined;
     return message;
   },
@@ -2789,13 +2793,13 @@ export const ResolveRequest: MessageFns<ResolveRequest> = {
 };
 
 function createBaseResolveResponse(): ResolveResponse {
-  return { descriptor: undefined, reference: "" };
+  return { manifest: undefined, reference: "" };
 }
 
 export const ResolveResponse: MessageFns<ResolveResponse> = {
   encode(message: ResolveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.descriptor !== undefined) {
-      Descriptor.encode(message.descriptor, writer.uint32(10).fork()).join();
+    if (message.manifest !== undefined) {
+      Descriptor.encode(message.manifest, writer.uint32(10).fork()).join();
     }
     if (message.reference !== "") {
       writer.uint32(18).string(message.reference);
@@ -2821,7 +2825,7 @@ export const ResolveResponse: MessageFns<ResolveResponse> = {
               break;
             }
 
-            message.descriptor = Descriptor.decode(reader, reader.uint32());
+            message.manifest = Descriptor.decode(reader, reader.uint32());
             continue;
           }
           case 2: {
@@ -2849,8 +2853,8 @@ export const ResolveResponse: MessageFns<ResolveResponse> = {
   },
   fromPartial(object: DeepPartial<ResolveResponse>): ResolveResponse {
     const message = createBaseResolveResponse();
-    message.descriptor = (object.descriptor !== undefined && object.descriptor !== null)
-      ? Descriptor.fromPartial(object.descriptor)
+    message.manifest = (object.manifest !== undefined && object.manifest !== null)
+      ? Descriptor.fromPartial(object.manifest)
       : undefined;
     message.reference = object.reference ?? "";
     return message;
