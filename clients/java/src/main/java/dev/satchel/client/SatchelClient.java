@@ -1,0 +1,553 @@
+package dev.satchel.client;
+
+import com.google.protobuf.ByteString;
+import dev.satchel.v1.ArtifactSpec;
+import dev.satchel.v1.AttachHeader;
+import dev.satchel.v1.AttachRequest;
+import dev.satchel.v1.AttachResponse;
+import dev.satchel.v1.DiscoverRequest;
+import dev.satchel.v1.DiscoverResponse;
+import dev.satchel.v1.FileChunk;
+import dev.satchel.v1.FileHeader;
+import dev.satchel.v1.FileSpec;
+import dev.satchel.v1.Progress;
+import dev.satchel.v1.PullRequest;
+import dev.satchel.v1.PullResponse;
+import dev.satchel.v1.PulledManifest;
+import dev.satchel.v1.PushHeader;
+import dev.satchel.v1.PushRequest;
+import dev.satchel.v1.PushResponse;
+import dev.satchel.v1.PushResult;
+import dev.satchel.v1.ResolveRequest;
+import dev.satchel.v1.ResolveResponse;
+import dev.satchel.v1.SatchelServiceGrpc;
+import dev.satchel.v1.Target;
+import io.grpc.Channel;
+import io.grpc.ChannelCredentials;
+import io.grpc.Context;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.TlsChannelCredentials;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import io.grpc.stub.StreamObserver;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InterruptedIOException;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+
+/**
+ * A client for satcheld. Methods mirror the CLI: {@code satchel push REF FILE...} is {@link
+ * #push(String, List, Options)}, and so on.
+ *
+ * <p>Files are streamed from disk in 1 MiB chunks, honouring gRPC flow control, and pulled files
+ * are streamed to disk; no call holds a whole file in memory.
+ *
+ * <p>Errors the daemon reports surface as {@link StatusRuntimeException}; {@code
+ * e.getStatus().getCode()} is the gRPC status code (for example {@code NOT_FOUND} for a missing
+ * tag, {@code INVALID_ARGUMENT} for a malformed reference). Local file system failures are {@link
+ * IOException}s.
+ */
+public final class SatchelClient implements AutoCloseable {
+  /** The largest chunk the API allows. */
+  public static final int CHUNK_SIZE = 1 << 20;
+
+  private final ManagedChannel ownedChannel;
+  private final SatchelServiceGrpc.SatchelServiceBlockingStub blocking;
+  private final SatchelServiceGrpc.SatchelServiceStub async;
+
+  /**
+   * Uses a channel the caller manages; {@link #close()} then leaves it open.
+   *
+   * @param channel a channel to satcheld
+   */
+  public SatchelClient(Channel channel) {
+    this(channel, null);
+  }
+
+  private SatchelClient(Channel channel, ManagedChannel owned) {
+    this.ownedChannel = owned;
+    this.blocking = SatchelServiceGrpc.newBlockingStub(channel);
+    this.async = SatchelServiceGrpc.newStub(channel);
+  }
+
+  /**
+   * Connects to satcheld at an address as the CLI's {@code --addr} takes it: {@code
+   * unix:///path/to.sock}, {@code http://host:port}, {@code https://host:port} (TLS with the
+   * system's trust store) or a bare {@code host:port} (plain text).
+   */
+  public static SatchelClient connect(String address) {
+    ChannelCredentials credentials = InsecureChannelCredentials.create();
+    String target = address;
+    if (address.startsWith("http://")) {
+      target = stripSlash(address.substring("http://".length()));
+    } else if (address.startsWith("https://")) {
+      target = stripSlash(address.substring("https://".length()));
+      credentials = TlsChannelCredentials.create();
+    }
+    var builder =
+        Grpc.newChannelBuilder(target, credentials)
+            // Pull manifests travel in one message; leave room above the 4 MiB default.
+            .maxInboundMessageSize(16 << 20);
+    if (target.startsWith("unix:")) {
+      // grpc-java would send the socket path as :authority, which the daemon's HTTP/2 stack
+      // rejects (PROTOCOL_ERROR); any valid host name will do.
+      builder.overrideAuthority("localhost");
+    }
+    ManagedChannel channel = builder.build();
+    return new SatchelClient(channel, channel);
+  }
+
+  private static String stripSlash(String s) {
+    return s.endsWith("/") ? s.substring(0, s.length() - 1) : s;
+  }
+
+  /** The generated blocking stub, for the RPCs this class does not wrap. */
+  public SatchelServiceGrpc.SatchelServiceBlockingStub blockingStub() {
+    return blocking;
+  }
+
+  /** The generated asynchronous stub, for the RPCs this class does not wrap. */
+  public SatchelServiceGrpc.SatchelServiceStub asyncStub() {
+    return async;
+  }
+
+  /** Pushes files as an artifact with default options. */
+  public PushResult push(String reference, Path... files) throws IOException {
+    return push(reference, List.of(files), Options.DEFAULTS);
+  }
+
+  /**
+   * Pushes files as a standalone artifact, like {@code satchel push REF FILE...}. Each file becomes
+   * a layer titled with its file name. Uses artifactType, annotations, mediaType, tags, plainHttp,
+   * ociLayout and progress from the options.
+   */
+  public PushResult push(String reference, List<Path> files, Options options) throws IOException {
+    PushRequest header =
+        PushRequest.newBuilder()
+            .setHeader(
+                PushHeader.newBuilder()
+                    .setTarget(target(reference, options))
+                    .setArtifact(spec(files, options)))
+            .build();
+    return upload(
+        async::push,
+        header,
+        chunk -> PushRequest.newBuilder().setChunk(chunk).build(),
+        r -> r.hasProgress() ? r.getProgress() : null,
+        r -> r.hasResult() ? r.getResult() : null,
+        files,
+        options);
+  }
+
+  /**
+   * Attaches files to a subject, like {@code satchel attach --artifact-type T REF FILE...}. The
+   * options' artifactType is required (the daemon answers INVALID_ARGUMENT without it).
+   */
+  public PushResult attach(String subject, List<Path> files, Options options) throws IOException {
+    AttachRequest header =
+        AttachRequest.newBuilder()
+            .setHeader(
+                AttachHeader.newBuilder()
+                    .setSubject(target(subject, options))
+                    .setArtifact(spec(files, options)))
+            .build();
+    return upload(
+        async::attach,
+        header,
+        chunk -> AttachRequest.newBuilder().setChunk(chunk).build(),
+        r -> r.hasProgress() ? r.getProgress() : null,
+        r -> r.hasResult() ? r.getResult() : null,
+        files,
+        options);
+  }
+
+  /**
+   * Lists the referrers of a subject, like {@code satchel discover REF}. Each referrer's descriptor
+   * carries digest, artifact_type and annotations. Uses artifactType (a filter), depth, plainHttp
+   * and ociLayout.
+   */
+  public DiscoverResponse discover(String subject, Options options) {
+    return blocking.discover(
+        DiscoverRequest.newBuilder()
+            .setSubject(target(subject, options))
+            .setArtifactType(options.artifactType())
+            .setDepth(options.depth())
+            .build());
+  }
+
+  /** Resolves a tag or digest reference to its manifest descriptor, like {@code satchel resolve}. */
+  public ResolveResponse resolve(String reference, Options options) {
+    return blocking.resolve(
+        ResolveRequest.newBuilder().setTarget(target(reference, options)).build());
+  }
+
+  /**
+   * Pulls an artifact's files into options.outputDir(), like {@code satchel pull -o DIR REF}. Each
+   * file is written to a temporary file beside its final name and renamed once the daemon has
+   * verified its digest (and this client has checked the sha256 of the bytes it wrote).
+   */
+  public PullResult pull(String reference, Options options) throws IOException {
+    return pull(PullRequest.newBuilder().setTarget(target(reference, options)).build(), options);
+  }
+
+  /**
+   * Pulls the newest attachment of options.artifactType() on a subject, like {@code satchel pull
+   * --subject REF --artifact-type T}.
+   */
+  public PullResult pullAttachment(String subject, Options options) throws IOException {
+    return pull(
+        PullRequest.newBuilder()
+            .setSubject(target(subject, options))
+            .setArtifactType(options.artifactType())
+            .build(),
+        options);
+  }
+
+  /** Shuts the channel down, when this client opened it. */
+  @Override
+  public void close() {
+    if (ownedChannel == null) {
+      return;
+    }
+    ownedChannel.shutdown();
+    try {
+      if (!ownedChannel.awaitTermination(5, TimeUnit.SECONDS)) {
+        ownedChannel.shutdownNow();
+      }
+    } catch (InterruptedException e) {
+      ownedChannel.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private static Target target(String reference, Options options) {
+    return Target.newBuilder()
+        .setReference(reference)
+        .setPlainHttp(options.plainHttp())
+        .setOciLayout(options.ociLayout())
+        .build();
+  }
+
+  private static ArtifactSpec spec(List<Path> files, Options options) throws IOException {
+    ArtifactSpec.Builder spec =
+        ArtifactSpec.newBuilder()
+            .setArtifactType(options.artifactType())
+            .putAllAnnotations(options.annotations())
+            .addAllTags(options.tags());
+    for (Path file : files) {
+      if (!Files.isRegularFile(file)) {
+        throw new NoSuchFileException(file.toString(), null, "not a regular file");
+      }
+      spec.addFiles(
+          FileSpec.newBuilder()
+              .setName(file.getFileName().toString())
+              .setMediaType(options.mediaType())
+              .setSize(Files.size(file)));
+    }
+    return spec.build();
+  }
+
+  // ---- Push and Attach: a header, then every file's chunks, sent as flow control allows.
+
+  private <Req, Resp> PushResult upload(
+      Function<StreamObserver<Resp>, StreamObserver<Req>> start,
+      Req header,
+      Function<FileChunk, Req> wrapChunk,
+      Function<Resp, Progress> progressOf,
+      Function<Resp, PushResult> resultOf,
+      List<Path> files,
+      Options options)
+      throws IOException {
+    Upload<Req, Resp> call = new Upload<>(progressOf, resultOf, options);
+    start.apply(call);
+    try {
+      call.send(header);
+      byte[] buf = new byte[CHUNK_SIZE];
+      for (int i = 0; i < files.size(); i++) {
+        try (InputStream in = Files.newInputStream(files.get(i))) {
+          int n;
+          while ((n = in.readNBytes(buf, 0, buf.length)) > 0) {
+            FileChunk chunk =
+                FileChunk.newBuilder().setFileIndex(i).setData(ByteString.copyFrom(buf, 0, n)).build();
+            call.send(wrapChunk.apply(chunk));
+          }
+        }
+      }
+      call.requests.onCompleted();
+      return call.awaitResult();
+    } catch (IOException | RuntimeException e) {
+      call.requests.cancel("client failed", e);
+      throw e;
+    } catch (InterruptedException e) {
+      call.requests.cancel("interrupted", e);
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted");
+    }
+  }
+
+  private static final class Upload<Req, Resp> implements ClientResponseObserver<Req, Resp> {
+    private final Function<Resp, Progress> progressOf;
+    private final Function<Resp, PushResult> resultOf;
+    private final Options options;
+    private final Object lock = new Object();
+    private ClientCallStreamObserver<Req> requests;
+    private PushResult result;
+    private Throwable error;
+    private boolean completed;
+
+    Upload(Function<Resp, Progress> progressOf, Function<Resp, PushResult> resultOf, Options options) {
+      this.progressOf = progressOf;
+      this.resultOf = resultOf;
+      this.options = options;
+    }
+
+    @Override
+    public void beforeStart(ClientCallStreamObserver<Req> requests) {
+      this.requests = requests;
+      requests.setOnReadyHandler(
+          () -> {
+            synchronized (lock) {
+              lock.notifyAll();
+            }
+          });
+    }
+
+    @Override
+    public void onNext(Resp response) {
+      Progress progress = progressOf.apply(response);
+      if (progress != null) {
+        options.progress().accept(progress);
+      }
+      PushResult r = resultOf.apply(response);
+      if (r != null) {
+        synchronized (lock) {
+          result = r;
+        }
+      }
+    }
+
+    @Override
+    public void onError(Throwable t) {
+      synchronized (lock) {
+        error = t;
+        lock.notifyAll();
+      }
+    }
+
+    @Override
+    public void onCompleted() {
+      synchronized (lock) {
+        completed = true;
+        lock.notifyAll();
+      }
+    }
+
+    /** Sends a message once the transport can take it; fails fast if the call has ended. */
+    void send(Req message) throws InterruptedException {
+      synchronized (lock) {
+        while (!requests.isReady() && error == null && !completed) {
+          lock.wait();
+        }
+        if (error != null) {
+          throw rethrown(error);
+        }
+        if (completed) {
+          throw Status.INTERNAL
+              .withDescription("the daemon ended the call before all files were sent")
+              .asRuntimeException();
+        }
+      }
+      requests.onNext(message);
+    }
+
+    PushResult awaitResult() throws InterruptedException {
+      synchronized (lock) {
+        while (error == null && !completed) {
+          lock.wait();
+        }
+        if (error != null) {
+          throw rethrown(error);
+        }
+        if (result == null) {
+          throw Status.INTERNAL
+              .withDescription("the daemon ended the call without a result")
+              .asRuntimeException();
+        }
+        return result;
+      }
+    }
+  }
+
+  /** The call's status, rethrown on the caller's thread (so its stack trace points there). */
+  private static StatusRuntimeException rethrown(Throwable t) {
+    return new StatusRuntimeException(
+        Status.fromThrowable(t).withCause(t), Status.trailersFromThrowable(t));
+  }
+
+  // ---- Pull: files written to temporary names, renamed after the daemon's FileDone.
+
+  private PullResult pull(PullRequest request, Options options) throws IOException {
+    Path base = options.outputDir().toAbsolutePath().normalize();
+    Files.createDirectories(base);
+    // The call belongs to this context, so leaving early (an I/O error) cancels it.
+    Context.CancellableContext context = Context.current().withCancellation();
+    Context previous = context.attach();
+    Iterator<PullResponse> stream;
+    try {
+      stream = blocking.pull(request);
+    } finally {
+      context.detach(previous);
+    }
+    PulledManifest manifest = null;
+    List<Path> written = new ArrayList<>();
+    PendingFile current = null;
+    try {
+      while (stream.hasNext()) {
+        PullResponse message = stream.next();
+        switch (message.getPayloadCase()) {
+          case MANIFEST -> manifest = message.getManifest();
+          case FILE -> {
+            if (current != null) {
+              throw protocol("a file header arrived before the previous file was done");
+            }
+            current = PendingFile.create(base, message.getFile());
+          }
+          case CHUNK -> {
+            if (current == null) {
+              throw protocol("a chunk arrived outside a file");
+            }
+            current.write(message.getChunk());
+          }
+          case DONE -> {
+            if (current == null) {
+              throw protocol("a file end arrived outside a file");
+            }
+            written.add(current.commit(message.getDone().getDigest()));
+            current = null;
+          }
+          case PROGRESS -> options.progress().accept(message.getProgress());
+          case PAYLOAD_NOT_SET -> {}
+        }
+      }
+      if (current != null) {
+        throw protocol("the stream ended in the middle of a file");
+      }
+      if (manifest == null) {
+        throw protocol("the stream carried no manifest");
+      }
+      return new PullResult(manifest, written);
+    } catch (StatusRuntimeException e) {
+      throw rethrown(e);
+    } finally {
+      if (current != null) {
+        current.discard();
+      }
+      context.cancel(null);
+    }
+  }
+
+  /** Refuses absolute names, ".." components and anything else that leaves base. */
+  static Path safePath(Path base, String name) {
+    boolean bad = name.isEmpty() || name.startsWith("/") || name.indexOf('\0') >= 0;
+    for (String part : name.split("[/\\\\]")) {
+      bad |= part.equals("..");
+    }
+    Path target = base.resolve(name).normalize();
+    if (bad || !target.startsWith(base) || target.equals(base)) {
+      throw protocol("refusing unsafe file name " + name);
+    }
+    return target;
+  }
+
+  private static StatusRuntimeException protocol(String what) {
+    return Status.INTERNAL.withDescription("pull: " + what).asRuntimeException();
+  }
+
+  /** A pulled file on its way to disk: a temporary file beside its final name. */
+  private static final class PendingFile {
+    private static final SecureRandom RANDOM = new SecureRandom();
+
+    private final Path target;
+    private final Path temp;
+    private final OutputStream out;
+    private final MessageDigest sha256;
+    private final String expectedDigest;
+
+    private PendingFile(Path target, Path temp, OutputStream out, String expectedDigest) {
+      this.target = target;
+      this.temp = temp;
+      this.out = out;
+      this.expectedDigest = expectedDigest;
+      try {
+        this.sha256 = MessageDigest.getInstance("SHA-256");
+      } catch (NoSuchAlgorithmException e) {
+        throw new IllegalStateException(e);
+      }
+    }
+
+    static PendingFile create(Path base, FileHeader header) throws IOException {
+      Path target = SatchelClient.safePath(base, header.getName());
+      Files.createDirectories(target.getParent());
+      byte[] suffix = new byte[6];
+      RANDOM.nextBytes(suffix);
+      Path temp =
+          target.resolveSibling(
+              "." + target.getFileName() + "." + HexFormat.of().formatHex(suffix) + ".part");
+      OutputStream out =
+          Files.newOutputStream(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+      return new PendingFile(target, temp, out, header.getLayer().getDigest());
+    }
+
+    void write(ByteString data) throws IOException {
+      data.writeTo(out);
+      sha256.update(data.asReadOnlyByteBuffer());
+    }
+
+    Path commit(String doneDigest) throws IOException {
+      out.close();
+      String expected = doneDigest.isEmpty() ? expectedDigest : doneDigest;
+      if (expected.startsWith("sha256:")) {
+        String actual = "sha256:" + HexFormat.of().formatHex(sha256.digest());
+        if (!actual.equals(expected)) {
+          discard();
+          throw Status.DATA_LOSS
+              .withDescription(target.getFileName() + ": got " + actual + ", want " + expected)
+              .asRuntimeException();
+        }
+      }
+      Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      return target;
+    }
+
+    void discard() {
+      try {
+        out.close();
+      } catch (IOException ignored) {
+        // Deleting is what matters.
+      }
+      try {
+        Files.deleteIfExists(temp);
+      } catch (IOException ignored) {
+        // Nothing more to do.
+      }
+    }
+  }
+}

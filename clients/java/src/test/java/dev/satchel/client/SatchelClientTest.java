@@ -1,0 +1,258 @@
+package dev.satchel.client;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.satchel.v1.DiscoverResponse;
+import dev.satchel.v1.PushResult;
+import dev.satchel.v1.Referrer;
+import dev.satchel.v1.ResolveResponse;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.TestMethodOrder;
+
+/**
+ * End to end against a real satcheld and docker-registry started by clients/testenv.sh. The tests
+ * run in order and build on each other: push a subject, attach a 50 MiB file, discover, pull,
+ * resolve; then the error cases.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class SatchelClientTest {
+  static final String SBOM_TYPE = "application/vnd.example.sbom.v1";
+  static final long BIG_SIZE = 50L << 20;
+
+  Path work;
+  Path envDir;
+  Map<String, String> env;
+  SatchelClient client;
+  Options registry;
+  String repo;
+
+  PushResult subject;
+  PushResult attached;
+  Path bigFile;
+  String bigSha256;
+
+  @BeforeAll
+  void up() throws Exception {
+    work = Files.createTempDirectory("satchel-java-");
+    envDir = work.resolve("env");
+    env = parseEnv(testenv("up"));
+    client = SatchelClient.connect(env.get("SATCHEL_ADDR"));
+    registry = Options.builder().plainHttp(true).build();
+    repo = env.get("SATCHEL_REGISTRY") + "/demo/app";
+  }
+
+  @AfterAll
+  void down() throws Exception {
+    if (client != null) {
+      client.close();
+    }
+    testenv("down");
+    deleteTree(work);
+  }
+
+  @Test
+  @Order(1)
+  void pushSubject() throws IOException {
+    assertTrue(env.get("SATCHEL_ADDR").startsWith("unix:///"), "the daemon is on a Unix socket");
+    Path readme = work.resolve("readme.txt");
+    Files.writeString(readme, "hello from the Java client\n");
+    subject = client.push(repo + ":v1", List.of(readme), registry);
+    assertTrue(subject.getManifest().getDigest().startsWith("sha256:"));
+    assertEquals(repo + "@" + subject.getManifest().getDigest(), subject.getReference());
+    assertEquals(1, subject.getLayersCount());
+    assertEquals(
+        "readme.txt",
+        subject.getLayers(0).getAnnotationsMap().get("org.opencontainers.image.title"));
+  }
+
+  @Test
+  @Order(2)
+  void attachBigFile() throws Exception {
+    bigFile = work.resolve("sbom.bin");
+    bigSha256 = writeRandom(bigFile, BIG_SIZE);
+    AtomicLong lastProgress = new AtomicLong();
+    Options options =
+        Options.builder()
+            .plainHttp(true)
+            .artifactType(SBOM_TYPE)
+            .annotation("org.example.kind", "sbom")
+            .progress(p -> lastProgress.set(p.getDone()))
+            .build();
+    attached = client.attach(repo + ":v1", List.of(bigFile), options);
+    assertEquals(SBOM_TYPE, attached.getManifest().getArtifactType());
+    assertEquals(subject.getManifest().getDigest(), attached.getSubject().getDigest());
+    assertEquals(1, attached.getLayersCount());
+    assertEquals(BIG_SIZE, attached.getLayers(0).getSize());
+    assertEquals(bigSha256, attached.getLayers(0).getDigest());
+    assertEquals(BIG_SIZE, lastProgress.get(), "progress reached the file size");
+  }
+
+  @Test
+  @Order(3)
+  void discoverFindsAttachment() {
+    DiscoverResponse found = client.discover(repo + ":v1", registry);
+    assertEquals(subject.getManifest().getDigest(), found.getSubject().getDigest());
+    assertEquals(1, found.getReferrersCount());
+    Referrer referrer = found.getReferrers(0);
+    assertEquals(attached.getManifest().getDigest(), referrer.getManifest().getDigest());
+    assertEquals(SBOM_TYPE, referrer.getManifest().getArtifactType());
+    assertEquals("sbom", referrer.getManifest().getAnnotationsMap().get("org.example.kind"));
+
+    Options otherType = Options.builder().plainHttp(true).artifactType("application/x-none").build();
+    assertEquals(0, client.discover(repo + ":v1", otherType).getReferrersCount());
+  }
+
+  @Test
+  @Order(4)
+  void pullByDigestStreamsToDisk() throws Exception {
+    Path out = work.resolve("out");
+    Options options = Options.builder().plainHttp(true).outputDir(out).build();
+    PullResult pulled = client.pull(attached.getReference(), options);
+    assertEquals(attached.getManifest().getDigest(), pulled.manifest().getManifest().getDigest());
+    assertEquals(List.of(out.toAbsolutePath().normalize().resolve("sbom.bin")), pulled.files());
+    Path file = pulled.files().get(0);
+    assertEquals(BIG_SIZE, Files.size(file));
+    assertEquals(bigSha256, sha256(file));
+    try (var listing = Files.list(out)) {
+      assertEquals(List.of(file), listing.toList(), "no temporary files are left behind");
+    }
+  }
+
+  @Test
+  @Order(5)
+  void resolveTagGivesPushedDigest() {
+    ResolveResponse resolved = client.resolve(repo + ":v1", registry);
+    assertEquals(subject.getManifest().getDigest(), resolved.getManifest().getDigest());
+    assertEquals(subject.getReference(), resolved.getReference());
+  }
+
+  @Test
+  @Order(6)
+  void resolveMissingTagIsNotFound() {
+    StatusRuntimeException e =
+        assertThrows(StatusRuntimeException.class, () -> client.resolve(repo + ":nope", registry));
+    assertEquals(Status.Code.NOT_FOUND, e.getStatus().getCode());
+  }
+
+  @Test
+  @Order(7)
+  void malformedReferenceIsInvalidArgument() {
+    StatusRuntimeException e =
+        assertThrows(
+            StatusRuntimeException.class, () -> client.resolve("Not A//Reference::", registry));
+    assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
+  }
+
+  @Test
+  @Order(8)
+  void attachWithoutArtifactTypeIsInvalidArgument() throws IOException {
+    Path small = work.resolve("small.txt");
+    Files.writeString(small, "x");
+    StatusRuntimeException e =
+        assertThrows(
+            StatusRuntimeException.class,
+            () -> client.attach(repo + ":v1", List.of(small), registry));
+    assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
+  }
+
+  @Test
+  @Order(9)
+  void unsafePulledNamesAreRefused() {
+    Path base = work.resolve("out").toAbsolutePath();
+    for (String name : List.of("/etc/passwd", "../x", "a/../../x", "", "..")) {
+      assertThrows(
+          StatusRuntimeException.class, () -> SatchelClient.safePath(base, name), name);
+    }
+    assertEquals(base.resolve("a/b.txt"), SatchelClient.safePath(base, "a/b.txt"));
+  }
+
+  // ---- helpers
+
+  private String testenv(String command) throws IOException, InterruptedException {
+    String script = System.getProperty("satchel.testenv", "../testenv.sh");
+    Process p =
+        new ProcessBuilder("bash", script, command, envDir.toString())
+            .redirectError(ProcessBuilder.Redirect.INHERIT)
+            .start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertTrue(p.waitFor(60, TimeUnit.SECONDS), "testenv.sh " + command + " finished");
+    assertEquals(0, p.exitValue(), "testenv.sh " + command + " failed: " + out);
+    return out;
+  }
+
+  private static Map<String, String> parseEnv(String out) {
+    Map<String, String> env = new HashMap<>();
+    for (String line : out.split("\n")) {
+      int eq = line.indexOf('=');
+      if (eq > 0) {
+        env.put(line.substring(0, eq).trim(), line.substring(eq + 1).trim());
+      }
+    }
+    assertNotNull(env.get("SATCHEL_ADDR"), "testenv printed SATCHEL_ADDR: " + out);
+    assertNotNull(env.get("SATCHEL_REGISTRY"), "testenv printed SATCHEL_REGISTRY: " + out);
+    return env;
+  }
+
+  private static String writeRandom(Path file, long size) throws Exception {
+    MessageDigest sha = MessageDigest.getInstance("SHA-256");
+    Random random = new Random(42);
+    byte[] buf = new byte[1 << 20];
+    try (OutputStream out = Files.newOutputStream(file)) {
+      for (long left = size; left > 0; left -= buf.length) {
+        random.nextBytes(buf);
+        int n = (int) Math.min(left, buf.length);
+        out.write(buf, 0, n);
+        sha.update(buf, 0, n);
+      }
+    }
+    return "sha256:" + java.util.HexFormat.of().formatHex(sha.digest());
+  }
+
+  private static String sha256(Path file) throws Exception {
+    MessageDigest sha = MessageDigest.getInstance("SHA-256");
+    byte[] buf = new byte[1 << 20];
+    try (InputStream in = Files.newInputStream(file)) {
+      int n;
+      while ((n = in.read(buf)) > 0) {
+        sha.update(buf, 0, n);
+      }
+    }
+    return "sha256:" + java.util.HexFormat.of().formatHex(sha.digest());
+  }
+
+  private static void deleteTree(Path root) throws IOException {
+    if (root == null || !Files.exists(root)) {
+      return;
+    }
+    try (var paths = Files.walk(root)) {
+      for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    }
+  }
+}
