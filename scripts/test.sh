@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian's docker-registry, skopeo and openssl, and
-# ferro-oci-server from crates.io) and runs every check and test: rustfmt,
-# clippy, unit tests, gRPC tests and the end-to-end tests against real
-# registries.
+# Installs what the tests need (Debian's docker-registry, skopeo and openssl,
+# ferro-oci-server from crates.io, and each generated client's dependencies
+# from npm, PyPI, the Go module proxy and Maven Central) and runs every check
+# and test: rustfmt, clippy, buf lint and breaking, generated-code drift, unit
+# tests, gRPC tests, the end-to-end tests against real registries, and every
+# generated client's tests against a live satcheld and docker-registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,9 +31,17 @@ fi
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+# buf lint, buf breaking, and stale generated stubs fail fast.
+scripts/codegen.sh --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo build (binaries the end-to-end tests run)"
 cargo build --workspace --bins --locked
 echo "==> cargo test"
 cargo test --workspace --locked
+
+# Each generated client against a live satcheld and docker-registry.
+for client in python typescript go java; do
+  echo "==> clients/$client"
+  "clients/$client/test.sh"
+done
