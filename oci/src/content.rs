@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -21,11 +22,17 @@ use crate::error::{Error, Result};
 use crate::manifest::Descriptor;
 use crate::ByteStream;
 
+/// How long a blob committed by an upload is spared from eviction, so that
+/// a Push can still name it after large pulls have filled the store.
+pub const UPLOAD_PIN: Duration = Duration::from_secs(60 * 60);
+
 /// One stored blob's bookkeeping.
 struct Entry {
     size: u64,
     /// Larger is more recent.
     used: u64,
+    /// Not evicted before this instant (uploads; see [`UPLOAD_PIN`]).
+    pinned_until: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -44,6 +51,8 @@ pub struct ContentStore {
     inflight: Mutex<HashMap<Digest, watch::Receiver<bool>>>,
     /// One writer per upload ref.
     upload_locks: crate::locks::KeyedLocks,
+    /// How long committed uploads stay pinned.
+    upload_pin: Duration,
 }
 
 /// An upload in progress, open for appending.
@@ -135,6 +144,7 @@ impl ContentStore {
                 Entry {
                     size,
                     used: index.clock,
+                    pinned_until: None,
                 },
             );
         }
@@ -144,9 +154,17 @@ impl ContentStore {
             index: Mutex::new(index),
             inflight: Mutex::new(HashMap::new()),
             upload_locks: crate::locks::KeyedLocks::default(),
+            upload_pin: UPLOAD_PIN,
         };
         store.evict(None);
         Ok(store)
+    }
+
+    /// Sets how long committed uploads are spared from eviction (default
+    /// [`UPLOAD_PIN`]).
+    pub fn with_upload_pin(mut self, pin: Duration) -> Self {
+        self.upload_pin = pin;
+        self
     }
 
     fn path(&self, digest: &Digest) -> PathBuf {
@@ -266,7 +284,7 @@ impl ContentStore {
             if let Some(mut f) = file.take() {
                 if f.flush().await.is_ok() {
                     drop(f);
-                    store.commit(&tmp, &desc).await;
+                    store.commit(&tmp, &desc, None).await;
                 }
             }
         }
@@ -274,7 +292,9 @@ impl ContentStore {
     }
 
     /// Moves a completed ingest file into place and evicts as needed.
-    async fn commit(&self, tmp: &Path, desc: &Descriptor) {
+    /// Moves a verified blob into place and indexes it, pinned until `pin`
+    /// if given, then evicts what no longer fits.
+    async fn commit(&self, tmp: &Path, desc: &Descriptor, pin: Option<Instant>) {
         let dest = self.path(&desc.digest);
         if let Some(dir) = dest.parent() {
             let _ = tokio::fs::create_dir_all(dir).await;
@@ -287,6 +307,8 @@ impl ContentStore {
             let mut index = self.index.lock().expect("content index");
             index.clock += 1;
             let clock = index.clock;
+            // A blob stored again keeps the later of its pins.
+            let earlier = index.entries.get(&desc.digest).and_then(|e| e.pinned_until);
             if index
                 .entries
                 .insert(
@@ -294,6 +316,7 @@ impl ContentStore {
                     Entry {
                         size: desc.size,
                         used: clock,
+                        pinned_until: pin.max(earlier),
                     },
                 )
                 .is_none()
@@ -396,7 +419,8 @@ impl ContentStore {
         };
         let path = upload.path.clone();
         drop(upload);
-        self.commit(&path, &desc).await;
+        self.commit(&path, &desc, Some(Instant::now() + self.upload_pin))
+            .await;
         if tokio::fs::try_exists(self.path(&digest))
             .await
             .unwrap_or(false)
@@ -431,14 +455,17 @@ impl ContentStore {
         Some(raw.boxed())
     }
 
-    /// Removes least recently used blobs until the store fits, sparing `keep`.
+    /// Removes least recently used blobs until the store fits, sparing `keep`
+    /// and pinned uploads (which may hold the store over its bound until
+    /// their pins run out).
     fn evict(&self, keep: Option<&Digest>) {
+        let now = Instant::now();
         let mut index = self.index.lock().expect("content index");
         while index.total > self.max_bytes {
             let victim = index
                 .entries
                 .iter()
-                .filter(|(d, _)| Some(*d) != keep)
+                .filter(|(d, e)| Some(*d) != keep && e.pinned_until.is_none_or(|t| t <= now))
                 .min_by_key(|(_, e)| e.used)
                 .map(|(d, _)| d.clone());
             let Some(victim) = victim else { break };
@@ -566,5 +593,43 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(part, b"wor");
+    }
+
+    /// An uploaded blob outlives pulls that would otherwise evict it, until
+    /// its pin runs out.
+    #[tokio::test]
+    async fn uploads_are_pinned_against_eviction() {
+        async fn upload(store: &ContentStore, data: &[u8]) -> Digest {
+            let mut up = store.open_upload("u").await.unwrap();
+            up.write(0, data).await.unwrap();
+            store.commit_upload(up, None, None).await.unwrap().0
+        }
+        async fn pull(store: &Arc<ContentStore>, data: &'static [u8]) {
+            let d = desc(data);
+            let stream = store.fetch_through(&d, async { Ok(source(data)) });
+            read(stream.await.unwrap()).await.unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(ContentStore::open(dir.path(), 10).unwrap());
+        let uploaded = upload(&store, b"uploaded").await;
+        pull(&store, b"pulled-1").await;
+        pull(&store, b"pulled-2").await;
+        let d = Descriptor::for_bytes("x", b"uploaded");
+        assert_eq!(d.digest, uploaded);
+        assert!(store.get(&d).await.is_some(), "a pinned upload was evicted");
+        // Only unpinned blobs went: the store holds the upload and the newest pull.
+        assert_eq!(store.total_bytes(), 16);
+
+        // With no pin, the same upload is the least recently used, and goes.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            ContentStore::open(dir.path(), 10)
+                .unwrap()
+                .with_upload_pin(Duration::ZERO),
+        );
+        upload(&store, b"uploaded").await;
+        pull(&store, b"pulled-1").await;
+        assert!(store.get(&d).await.is_none());
+        assert_eq!(store.total_bytes(), 8);
     }
 }
