@@ -20,7 +20,10 @@ root=$PWD
 check=false
 [ "${1:-}" = "--check" ] && check=true
 
-if [ ! -x tools/codegen/node_modules/.bin/buf ]; then
+# Install the pinned tools when missing, or when the lockfile changed since
+# (npm ci rewrites node_modules/.package-lock.json from it).
+installed=tools/codegen/node_modules/.package-lock.json
+if [ ! -x tools/codegen/node_modules/.bin/buf ] || [ tools/codegen/package-lock.json -nt "$installed" ]; then
   echo "==> npm ci (tools/codegen: buf, ts-proto)"
   npm ci --prefix tools/codegen --no-audit --no-fund --loglevel=error
 fi
@@ -46,18 +49,29 @@ fi
 echo "==> buf lint"
 "$buf" lint
 
-# What to compare with: main. When the checkout is main itself (CI runs on
-# main), the previous commit, so the newest change is still judged.
+# What to compare with: main (or origin/main in a clone without a local
+# main). When the checkout is main itself, as in CI, which sees no other
+# branch: the previous commit, so at least the newest change is judged
+# (or HEAD itself, when the work tree changes the protos).
 against=${BUF_AGAINST:-}
 if [ -z "$against" ]; then
-  if [ "$(git rev-parse HEAD)" = "$(git rev-parse main 2>/dev/null || true)" ]; then
+  main=$(git rev-parse -q --verify main || git rev-parse -q --verify origin/main || true)
+  if [ -n "$main" ] && [ "$main" != "$(git rev-parse HEAD)" ]; then
+    against=".git#ref=$main"
+  elif ! git diff --quiet HEAD -- proto; then
+    against=".git#ref=HEAD" # uncommitted changes on main
+  elif git rev-parse -q --verify HEAD~1 >/dev/null; then
     against=".git#ref=HEAD~1"
   else
-    against=".git#branch=main"
+    against=""
   fi
 fi
-echo "==> buf breaking --against $against"
-"$buf" breaking --against "$against"
+if [ -n "$against" ]; then
+  echo "==> buf breaking --against $against"
+  "$buf" breaking --against "$against"
+else
+  echo "==> buf breaking: no earlier commit to compare with"
+fi
 
 # The gate itself must be able to fail: renumber a field in a scratch copy
 # and expect buf to call that a breaking change.
