@@ -1,7 +1,9 @@
 """The Python client against a live satcheld and docker-registry."""
 
 import hashlib
+import time
 import tracemalloc
+from pathlib import Path
 
 import grpc
 import pytest
@@ -89,8 +91,72 @@ def test_malformed_reference_is_invalid_argument(client, tmp_path):
     assert "reference" in e.value.details.lower()
 
 
-def test_failed_pull_leaves_no_file(client, registry, tmp_path):
+def test_missing_artifact_pull_is_not_found(client, registry, tmp_path):
     with pytest.raises(SatchelError) as e:
         client.pull(f"{registry}/py/missing@sha256:" + "0" * 64, output_dir=tmp_path / "o", plain_http=True)
     assert e.value.code == grpc.StatusCode.NOT_FOUND
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+def test_a_corrupted_blob_fails_mid_file_and_leaves_nothing(client, registry, env, tmp_path):
+    """The registry's copy of a layer is damaged on disk: the daemon streams
+    its bytes, finds the digest wrong at the end, and fails the call with
+    DATA_LOSS. The half-written file must be gone."""
+    f = random_file(tmp_path / "layer.bin", 24 * MiB)
+    pushed = client.push(f"{registry}/py/corrupt:v1", [f], plain_http=True)
+    digest = pushed.layers[0].digest
+    hexdigest = digest.split(":", 1)[1]
+    data = Path(env["SATCHEL_REGISTRY_BLOBS"]) / "sha256" / hexdigest[:2] / hexdigest / "data"
+    with open(data, "r+b") as blob:
+        blob.seek(24 * MiB - 10)
+        byte = blob.read(1)
+        blob.seek(24 * MiB - 10)
+        blob.write(bytes([byte[0] ^ 0xFF]))
+    out = tmp_path / "out"
+    out.mkdir()
+    seen = []
+    with pytest.raises(SatchelError) as e:
+        client.pull(
+            f"{registry}/py/corrupt:v1", output_dir=out, plain_http=True,
+            on_progress=lambda name, done, total: seen.append(done),
+        )
+    assert e.value.code == grpc.StatusCode.DATA_LOSS, e.value
+    # The failure came after file bytes had arrived, not before.
+    assert seen and max(seen) > 0, seen
+    assert list(out.iterdir()) == []
+
+
+def test_a_failing_progress_callback_cancels_the_upload(client, registry, tmp_path):
+    f = random_file(tmp_path / "big.bin", 20 * MiB)
+
+    class Enough(Exception):
+        pass
+
+    def stop(name, done, total):
+        raise Enough()
+
+    try:
+        client.push(f"{registry}/py/cancelled:v1", [f], plain_http=True, on_progress=stop)
+        pytest.fail("the push ignored its callback's exception")
+    except Enough as e:
+        # Held, as a caller's handler may hold it: its traceback keeps the
+        # call object alive, so only an explicit cancel stops the upload.
+        held = e
+    # The push was cancelled, not finished behind the caller's back: 20 MiB
+    # would go up in well under the 3 s this watches for it.
+    for _ in range(30):
+        with pytest.raises(SatchelError) as e:
+            client.resolve(f"{registry}/py/cancelled:v1", plain_http=True)
+        assert e.value.code == grpc.StatusCode.NOT_FOUND
+        time.sleep(0.1)
+    del held
+
+
+def test_unreadable_names_are_refused(tmp_path):
+    from satchel.client import _safe_path
+
+    for bad in ["", ".", "a/./b", "../x", "a/../../x", "/etc/passwd", "a//b", "a\\b"]:
+        with pytest.raises(SatchelError) as e:
+            _safe_path(tmp_path, bad)
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT, bad
+    assert _safe_path(tmp_path, "dir/file.txt") == tmp_path / "dir" / "file.txt"

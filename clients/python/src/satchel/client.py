@@ -12,7 +12,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import grpc
@@ -24,6 +24,9 @@ CHUNK = 1 << 20
 """The largest chunk one message carries (the API's limit)."""
 
 DEFAULT_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
+
+MAX_MESSAGE = 16 << 20
+"""The largest message this client accepts."""
 
 FileArg = Union[str, os.PathLike, "tuple[Union[str, os.PathLike], str]"]
 """A file to push: a path, or ``(path, media_type)``."""
@@ -135,9 +138,15 @@ class Client:
         token: Optional[str] = None,
     ):
         addr = addr or os.environ.get("SATCHEL_ADDR") or default_addr()
-        # grpc-core sends a Unix socket's path as :authority, which the
-        # daemon's HTTP/2 server refuses as malformed; name a host instead.
-        options = [("grpc.default_authority", "localhost")] if addr.startswith("unix:") else []
+        # A pulled manifest may be 4 MiB plus its descriptor: allow more than
+        # gRPC's default 4 MiB per message.
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE)]
+        if addr.startswith("unix:"):
+            # grpc-core sends a Unix socket's path as :authority, which the
+            # daemon's HTTP/2 server refuses as malformed; name a host instead.
+            options.append(("grpc.default_authority", "localhost"))
+        elif addr.startswith("http://"):
+            addr = addr[len("http://"):]
         if credentials is not None:
             if token is not None:
                 credentials = grpc.composite_channel_credentials(
@@ -177,10 +186,8 @@ class Client:
             target=_target(reference, plain_http),
             artifact=_artifact(artifact_type, annotations, specs, tags),
         )
-        requests = _requests(
-            pb.PushRequest(header=header), paths, lambda c: pb.PushRequest(chunk=c)
-        )
-        return _follow(self._stub.Push(requests), on_progress)
+        requests = _Requests(pb.PushRequest(header=header), paths, lambda c: pb.PushRequest(chunk=c))
+        return _follow(self._stub.Push(iter(requests)), requests, on_progress)
 
     def attach(
         self,
@@ -201,10 +208,8 @@ class Client:
             subject=_target(reference, plain_http),
             artifact=_artifact(artifact_type, annotations, specs, ()),
         )
-        requests = _requests(
-            pb.AttachRequest(header=header), paths, lambda c: pb.AttachRequest(chunk=c)
-        )
-        return _follow(self._stub.Attach(requests), on_progress)
+        requests = _Requests(pb.AttachRequest(header=header), paths, lambda c: pb.AttachRequest(chunk=c))
+        return _follow(self._stub.Attach(iter(requests)), requests, on_progress)
 
     def discover(
         self,
@@ -305,19 +310,30 @@ def _file_specs(files: Iterable[FileArg]) -> tuple[list[pb.FileSpec], list[Path]
     return specs, paths
 
 
-def _requests(first, paths: list[Path], wrap) -> Iterator:
+class _Requests:
     """The messages of a Push or Attach call, read from disk lazily: gRPC
-    pulls the next one only when flow control lets it send."""
-    yield first
-    for index, path in enumerate(paths):
-        with open(path, "rb") as f:
-            while data := f.read(CHUNK):
-                yield wrap(pb.FileChunk(file_index=index, data=data))
+    pulls the next one only when flow control lets it send. A read error is
+    kept, to be reported instead of gRPC's generic one."""
+
+    def __init__(self, first, paths: list[Path], wrap):
+        self.first, self.paths, self.wrap = first, paths, wrap
+        self.error: Optional[OSError] = None
+
+    def __iter__(self) -> Iterator:
+        yield self.first
+        for index, path in enumerate(self.paths):
+            try:
+                with open(path, "rb") as f:
+                    while data := f.read(CHUNK):
+                        yield self.wrap(pb.FileChunk(file_index=index, data=data))
+            except OSError as e:
+                self.error = e
+                raise
 
 
-def _follow(events, on_progress: Optional[ProgressCallback]) -> PushResult:
+def _follow(call, requests: _Requests, on_progress: Optional[ProgressCallback]) -> PushResult:
     try:
-        for event in events:
+        for event in call:
             kind = event.WhichOneof("event")
             if kind == "progress" and on_progress is not None:
                 p = event.progress
@@ -325,17 +341,23 @@ def _follow(events, on_progress: Optional[ProgressCallback]) -> PushResult:
             elif kind == "result":
                 return PushResult._from_pb(event.result)
     except grpc.RpcError as e:
+        if requests.error is not None:
+            raise requests.error from None
         raise _error(e) from None
+    finally:
+        # Whatever stopped us early (a callback's exception, say), the upload
+        # must not go on without us. A finished call ignores this.
+        call.cancel()
     raise SatchelError(grpc.StatusCode.INTERNAL, "the daemon ended the call without a result")
 
 
 def _safe_path(root: Path, name: str) -> Path:
     """Where a pulled file named ``name`` goes under ``root``; refuses names
     that would leave it."""
-    rel = PurePosixPath(name)
-    if not name or rel.is_absolute() or any(p in ("..", "") for p in rel.parts):
+    parts = name.split("/")
+    if name.startswith("/") or "\\" in name or "\0" in name or any(p in ("", ".", "..") for p in parts):
         raise SatchelError(grpc.StatusCode.INVALID_ARGUMENT, f"refusing file name {name!r}")
-    return root.joinpath(*rel.parts)
+    return root.joinpath(*parts)
 
 
 class _PartialFile:
@@ -349,21 +371,28 @@ class _PartialFile:
         fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial")
         self.tmp = Path(tmp)
         self.file = os.fdopen(fd, "wb")
-        self.hash = hashlib.sha256()
+        self.size = 0
+        algorithm = descriptor.digest.partition(":")[0]
+        if algorithm not in ("sha256", "sha512"):
+            self.discard()
+            raise SatchelError(grpc.StatusCode.FAILED_PRECONDITION, f"{final.name}: unsupported digest {descriptor.digest}")
+        self.hash = hashlib.new(algorithm)
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
         self.hash.update(data)
+        self.size += len(data)
 
     def commit(self, digest: str) -> PulledFile:
         self.file.close()
-        algorithm, _, _ = self.descriptor.digest.partition(":")
-        got = "sha256:" + self.hash.hexdigest()
-        if digest != self.descriptor.digest or (algorithm == "sha256" and got != digest):
+        got = f"{self.hash.name}:{self.hash.hexdigest()}"
+        want = self.descriptor
+        if digest != want.digest or got != want.digest or self.size != want.size:
             self.discard()
             raise SatchelError(
                 grpc.StatusCode.DATA_LOSS,
-                f"{self.final.name}: expected {self.descriptor.digest}, got {got}",
+                f"{self.final.name}: expected {want.digest} ({want.size} bytes), "
+                f"received {got} ({self.size} bytes), the daemon verified {digest or 'nothing'}",
             )
         os.replace(self.tmp, self.final)
         return PulledFile(self.final, self.descriptor)
@@ -373,12 +402,12 @@ class _PartialFile:
         self.tmp.unlink(missing_ok=True)
 
 
-def _pull(stream, root: Path, on_progress: Optional[ProgressCallback]) -> PullResult:
+def _pull(call, root: Path, on_progress: Optional[ProgressCallback]) -> PullResult:
     manifest: Optional[pb.PulledManifest] = None
     current: Optional[_PartialFile] = None
     written: list[PulledFile] = []
     try:
-        for message in stream:
+        for message in call:
             kind = message.WhichOneof("payload")
             if kind == "manifest":
                 manifest = message.manifest
@@ -400,9 +429,12 @@ def _pull(stream, root: Path, on_progress: Optional[ProgressCallback]) -> PullRe
             elif kind == "progress" and on_progress is not None:
                 p = message.progress
                 on_progress(p.name, p.done, p.total)
+        if current is not None:
+            raise SatchelError(grpc.StatusCode.INTERNAL, f"the daemon ended the pull inside {current.final.name}")
     except grpc.RpcError as e:
         raise _error(e) from None
     finally:
+        call.cancel()
         if current is not None:
             current.discard()
     if manifest is None:
