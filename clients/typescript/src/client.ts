@@ -1,10 +1,9 @@
 // A thin, typed wrapper over the generated grpc-js client: file paths in,
 // files on disk out, Promises for results and SatchelError for failures.
 
-import { createHash } from "node:crypto";
-import { once } from "node:events";
-import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { createHash, type Hash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { type FileHandle, mkdir, open, rename, rm, stat } from "node:fs/promises";
 import * as path from "node:path";
 
 import {
@@ -42,9 +41,16 @@ import {
 export const CHUNK_SIZE = 1 << 20;
 
 /**
+ * The largest message the client accepts: a pulled manifest may be 4 MiB
+ * plus its descriptor, more than grpc-js's default of 4 MiB.
+ */
+export const MAX_MESSAGE_SIZE = 16 << 20;
+
+/**
  * A failed call. `code` is the gRPC status code: the daemon's, or one this
  * client chose for a failure it detected itself (INVALID_ARGUMENT for a bad
- * file name, DATA_LOSS for a broken pull stream...).
+ * file name, DATA_LOSS for pulled bytes that do not match their digest or
+ * size, INTERNAL for a malformed stream...).
  */
 export class SatchelError extends Error {
   readonly code: status;
@@ -174,8 +180,8 @@ export interface SatchelClientOptions {
 type Upload<Req> = ClientDuplexStream<Req, PushResponse | AttachResponse>;
 
 /**
- * A client of satcheld. `address` is `unix:///path/to/satcheld.sock` or
- * `host:port`.
+ * A client of satcheld. `address` is `unix:///path/to/satcheld.sock`,
+ * `host:port` or `http://host:port`.
  */
 export class SatchelClient {
   /** The generated grpc-js client, for the calls this class does not wrap. */
@@ -183,7 +189,13 @@ export class SatchelClient {
 
   constructor(address: string, options: SatchelClientOptions = {}) {
     const creds = options.credentials ?? grpcCredentials.createInsecure();
-    this.raw = new SatchelServiceClient(address, creds, options.channelOptions);
+    // grpc-js wants a bare host:port; the daemon's own listen syntax and the
+    // other clients also accept http://host:port.
+    if (address.startsWith("http://")) address = address.slice("http://".length);
+    this.raw = new SatchelServiceClient(address, creds, {
+      "grpc.max_receive_message_length": MAX_MESSAGE_SIZE,
+      ...options.channelOptions,
+    });
   }
 
   /** Closes the channel. */
@@ -294,21 +306,19 @@ export class SatchelClient {
             manifest = payload.manifest;
             break;
           case "file": {
-            if (current) throw broken(`file ${current.name} ended without a done message`);
+            if (current) throw malformed(`file ${current.name} ended without a done message`);
             const descriptor = payload.file.layer;
-            if (!descriptor) throw broken(`file ${payload.file.name} has no descriptor`);
+            if (!descriptor) throw malformed(`file ${payload.file.name} has no descriptor`);
             current = await openFile(outputDir, payload.file.name, descriptor);
             break;
           }
           case "chunk":
-            if (!current) throw broken("file bytes before a file header");
-            current.hash.update(payload.chunk);
-            current.size += payload.chunk.length;
-            // Backpressure: wait for the disk before asking for more.
-            if (!current.stream.write(payload.chunk)) await drained(current.stream);
+            if (!current) throw malformed("file bytes before a file header");
+            // Backpressure: the next message is read once the disk has these bytes.
+            await writeChunk(current, payload.chunk);
             break;
           case "done": {
-            if (!current) throw broken("a done message before a file header");
+            if (!current) throw malformed("a done message before a file header");
             files.push(await finishFile(current, payload.done.digest));
             current = undefined;
             break;
@@ -318,10 +328,11 @@ export class SatchelClient {
             break;
         }
       }
-      if (current) throw broken(`the stream ended inside file ${current.name}`);
-      if (!manifest) throw broken("the stream carried no manifest");
+      if (current) throw malformed(`the stream ended inside file ${current.name}`);
+      if (!manifest) throw malformed("the stream carried no manifest");
       return { manifest, files };
     } catch (err) {
+      // Leaving the loop early has already cancelled the call (pullStream).
       if (current) await discard(current);
       throw SatchelError.from(err);
     }
@@ -388,7 +399,8 @@ async function fileSpecs(files: FileInput[]): Promise<{ specs: FileSpec[]; paths
 /**
  * Sends the header and every file in chunks of at most CHUNK_SIZE, waiting
  * for 'drain' whenever grpc-js's buffer is full, while collecting the
- * daemon's progress events and result.
+ * daemon's progress events and result. Whatever stops the upload early (a
+ * file that cannot be read, a throwing onProgress) cancels the call.
  */
 async function upload<Req>(
   call: Upload<Req>,
@@ -397,63 +409,78 @@ async function upload<Req>(
   chunk: (fileIndex: number, data: Buffer) => Req,
   onProgress?: (progress: Progress) => void,
 ): Promise<PushResult> {
-  let failure: unknown;
+  // Set once the call is over or abandoned: nothing more is sent then, and
+  // `answer` says how it ended. Messages still buffered after the status
+  // (the result, say) are read unless the call was abandoned.
+  let over = false;
+  let abandoned = false;
   const answer = new Promise<PushResult>((resolve, reject) => {
     let result: PushResult | undefined;
     call.on("data", (res: PushResponse | AttachResponse) => {
+      if (abandoned) return;
       const event = res.event;
-      if (event?.$case === "progress") onProgress?.(event.progress);
-      else if (event?.$case === "result") result = event.result;
+      try {
+        if (event?.$case === "progress") onProgress?.(event.progress);
+        else if (event?.$case === "result") result = event.result;
+      } catch (err) {
+        // The caller's callback failed: give up the call, report its error.
+        over = abandoned = true;
+        reject(SatchelError.from(err));
+        call.cancel();
+      }
     });
     call.on("error", (err) => {
-      failure = err;
+      over = true;
       reject(SatchelError.from(err));
     });
+    call.on("status", () => {
+      over = true;
+    });
     call.on("end", () => {
+      over = true;
       if (result) resolve(result);
-      else reject(broken("the daemon ended the call without a result"));
+      else reject(malformed("the daemon ended the call without a result"));
     });
   });
   // A rejection is handled by the await at the end; keep Node from calling
   // it unhandled while the files are still being sent.
   answer.catch(() => undefined);
 
-  // Resolves on 'drain'; rejects if the call fails first.
+  // Resolves on 'drain', or once the call is over in any way.
+  const settles = ["drain", "error", "status", "end", "close"] as const;
   const writable = () =>
-    new Promise<void>((resolve, reject) => {
-      const onDrain = () => {
-        call.off("error", onError);
+    new Promise<void>((resolve) => {
+      const settle = () => {
+        for (const event of settles) call.off(event, settle);
         resolve();
       };
-      const onError = (err: unknown) => {
-        call.off("drain", onDrain);
-        reject(err);
-      };
-      call.once("drain", onDrain);
-      call.once("error", onError);
+      for (const event of settles) call.once(event, settle);
     });
-  const send = async (msg: Req) => {
-    if (failure !== undefined) throw failure;
+  /** Sends one message; false once the call is over. */
+  const send = async (msg: Req): Promise<boolean> => {
+    if (over) return false;
     if (!call.write(msg)) await writable();
+    return !over;
   };
 
   try {
-    await send(header);
+    let sending = await send(header);
     for (const [index, file] of paths.entries()) {
+      if (!sending) break;
       const stream = createReadStream(file, { highWaterMark: CHUNK_SIZE });
       try {
         for await (const data of stream as AsyncIterable<Buffer>) {
-          await send(chunk(index, data));
+          if (!(sending = await send(chunk(index, data)))) break;
         }
       } finally {
         stream.destroy();
       }
     }
-    call.end();
+    if (sending) call.end();
   } catch (err) {
-    // Our own failure (e.g. a file became unreadable): cancel the call. A
-    // failure of the call itself is reported by the answer below.
-    if (failure === undefined) {
+    // Our own failure (e.g. a file became unreadable): cancel the call.
+    if (!over) {
+      over = abandoned = true;
       call.cancel();
       throw SatchelError.from(err);
     }
@@ -465,77 +492,84 @@ interface OpenFile {
   name: string;
   finalPath: string;
   tempPath: string;
-  stream: WriteStream;
-  hash: ReturnType<typeof createHash>;
+  handle: FileHandle;
+  hash: Hash;
   size: number;
   descriptor: Descriptor;
 }
 
-/** Checks a pulled file name and returns its path under outputDir. */
+/**
+ * Checks a pulled file name and returns its path under outputDir. A name is
+ * '/'-separated and relative; a backslash or NUL, and any empty, '.' or '..'
+ * component, are refused with INVALID_ARGUMENT.
+ */
 export function safeJoin(outputDir: string, name: string): string {
-  const parts = name.split(/[\\/]/);
-  if (name === "" || path.isAbsolute(name) || path.win32.isAbsolute(name) || parts.includes("..")) {
+  const parts = name.split("/");
+  if (
+    name.startsWith("/") ||
+    name.includes("\\") ||
+    name.includes("\0") ||
+    parts.some((p) => p === "" || p === "." || p === "..")
+  ) {
     throw new SatchelError(status.INVALID_ARGUMENT, `refusing file name ${JSON.stringify(name)}`);
   }
-  const resolved = path.resolve(outputDir, name);
-  const rel = path.relative(outputDir, resolved);
-  if (rel === "" || rel.startsWith("..") || path.isAbsolute(rel)) {
-    throw new SatchelError(status.INVALID_ARGUMENT, `refusing file name ${JSON.stringify(name)}`);
-  }
-  return resolved;
+  return path.join(outputDir, ...parts);
 }
+
+/** The digest algorithms pull can verify. */
+const DIGEST_ALGORITHMS = new Set(["sha256", "sha512"]);
 
 let tempCounter = 0;
 
 async function openFile(outputDir: string, name: string, descriptor: Descriptor): Promise<OpenFile> {
   const finalPath = safeJoin(outputDir, name);
+  const algorithm = descriptor.digest.split(":", 1)[0]!;
+  if (!DIGEST_ALGORITHMS.has(algorithm)) {
+    throw new SatchelError(status.FAILED_PRECONDITION, `file ${name}: cannot verify digest ${descriptor.digest}`);
+  }
   const dir = path.dirname(finalPath);
   await mkdir(dir, { recursive: true });
   const tempPath = path.join(dir, `.${path.basename(finalPath)}.${process.pid}.${++tempCounter}.partial`);
-  const stream = createWriteStream(tempPath, { flags: "wx" });
-  await once(stream, "open");
-  return { name, finalPath, tempPath, stream, hash: createHash("sha256"), size: 0, descriptor };
+  const handle = await open(tempPath, "wx");
+  return { name, finalPath, tempPath, handle, hash: createHash(algorithm), size: 0, descriptor };
 }
 
+/** Appends a chunk to the temporary file; a write error (ENOSPC...) rejects. */
+async function writeChunk(file: OpenFile, data: Uint8Array): Promise<void> {
+  file.hash.update(data);
+  file.size += data.length;
+  for (let offset = 0; offset < data.length; ) {
+    const { bytesWritten } = await file.handle.write(data, offset, data.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/**
+ * Checks the file against its header and the daemon's done, then moves it
+ * to its final name. A mismatch is DATA_LOSS; the caller discards the file.
+ */
 async function finishFile(file: OpenFile, digest: string): Promise<PulledFile> {
-  const closed = once(file.stream, "close");
-  file.stream.end();
-  await closed; // 'close' follows 'finish'; once() rejects on 'error'
-  if (digest !== file.descriptor.digest) {
-    throw broken(`file ${file.name}: done names ${digest}, the header ${file.descriptor.digest}`);
-  }
-  // The daemon verified the bytes it sent; check that they arrived intact.
-  if (digest.startsWith("sha256:")) {
-    const got = `sha256:${file.hash.digest("hex")}`;
-    if (got !== digest) throw broken(`file ${file.name}: received bytes hash to ${got}, expected ${digest}`);
-  }
-  if (BigInt(file.size) !== file.descriptor.size) {
-    throw broken(`file ${file.name}: received ${file.size} bytes, expected ${file.descriptor.size}`);
+  await file.handle.close();
+  const want = file.descriptor;
+  const got = `${want.digest.split(":", 1)[0]}:${file.hash.digest("hex")}`;
+  if (digest !== want.digest || got !== want.digest || BigInt(file.size) !== want.size) {
+    throw new SatchelError(
+      status.DATA_LOSS,
+      `file ${file.name}: expected ${want.digest} (${want.size} bytes), received ${got} (${file.size} bytes), ` +
+        `the daemon verified ${digest || "nothing"}`,
+    );
   }
   await rename(file.tempPath, file.finalPath);
-  return { name: file.name, path: file.finalPath, descriptor: file.descriptor };
+  return { name: file.name, path: file.finalPath, descriptor: want };
 }
 
+/** Closes (if still open) and removes a temporary file. */
 async function discard(file: OpenFile): Promise<void> {
-  file.stream.destroy();
+  await file.handle.close().catch(() => undefined);
   await rm(file.tempPath, { force: true });
 }
 
-function drained(stream: WriteStream): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onDrain = () => {
-      stream.off("error", onError);
-      resolve();
-    };
-    const onError = (err: Error) => {
-      stream.off("drain", onDrain);
-      reject(err);
-    };
-    stream.once("drain", onDrain);
-    stream.once("error", onError);
-  });
-}
-
-function broken(message: string): SatchelError {
-  return new SatchelError(status.DATA_LOSS, message);
+/** A stream that does not follow the API: the daemon's or the wire's fault. */
+function malformed(message: string): SatchelError {
+  return new SatchelError(status.INTERNAL, message);
 }

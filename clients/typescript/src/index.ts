@@ -1,6 +1,7 @@
 export {
   type AttachOptions,
   CHUNK_SIZE,
+  MAX_MESSAGE_SIZE,
   type DiscoverOptions,
   type FileInput,
   type PulledFile,

@@ -5,10 +5,11 @@ import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 
 import { type Progress, SatchelClient, SatchelError, safeJoin, status } from "../src/index";
@@ -23,6 +24,7 @@ const MiB = 1 << 20;
 let envDir: string;
 let work: string;
 let registry: string;
+let registryBlobs: string;
 let client: SatchelClient;
 let repo: string;
 
@@ -44,6 +46,7 @@ before(async () => {
   );
   assert.ok(env.SATCHEL_ADDR?.startsWith("unix://"), `testenv printed ${stdout}`);
   registry = env.SATCHEL_REGISTRY!;
+  registryBlobs = env.SATCHEL_REGISTRY_BLOBS!;
   repo = `${registry}/demo/app`;
   client = new SatchelClient(env.SATCHEL_ADDR!);
 });
@@ -185,7 +188,7 @@ test("a malformed reference fails with INVALID_ARGUMENT", async () => {
   await rejectsWith(client.resolve("UPPER/Case:!!bad", { plainHttp: true }), status.INVALID_ARGUMENT);
 });
 
-test("pull of a missing artifact fails and writes nothing", async () => {
+test("pull of a missing artifact fails with NOT_FOUND before creating any file", async () => {
   const out = path.join(work, "missing");
   await rejectsWith(client.pull(`${repo}:no-such-tag`, { plainHttp: true, outputDir: out }), status.NOT_FOUND);
   assert.deepEqual(await readdir(out), []);
@@ -201,8 +204,73 @@ test("attach without an artifact type fails with INVALID_ARGUMENT", async () => 
   await rejectsWith(client.attach(`${repo}:v1`, [file], options), status.INVALID_ARGUMENT);
 });
 
+test("a corrupted blob fails mid-file and leaves nothing", async () => {
+  const size = 24 * MiB;
+  const file = path.join(work, "corrupt.bin");
+  await randomFile(file, size);
+  const pushed = await client.push(`${registry}/typescript/corrupt:v1`, [file], { plainHttp: true });
+  const hex = pushed.layers[0]!.digest.replace(/^sha256:/, "");
+  // Flip one byte near the end of the registry's copy of the layer.
+  const blob = await open(path.join(registryBlobs, "sha256", hex.slice(0, 2), hex, "data"), "r+");
+  try {
+    const byte = Buffer.alloc(1);
+    await blob.read(byte, 0, 1, size - 10);
+    byte[0] ^= 0xff;
+    await blob.write(byte, 0, 1, size - 10);
+  } finally {
+    await blob.close();
+  }
+  const out = path.join(work, "corrupt-out");
+  await mkdir(out);
+  const done: bigint[] = [];
+  await rejectsWith(
+    client.pull(`${registry}/typescript/corrupt:v1`, {
+      plainHttp: true,
+      outputDir: out,
+      onProgress: (p) => done.push(p.done),
+    }),
+    status.DATA_LOSS,
+  );
+  // The failure came after file bytes had been written, not before.
+  assert.ok(done.some((d) => d > 0n), `progress: ${done}`);
+  // Neither the final file nor the temporary one is left.
+  assert.deepEqual(await readdir(out), []);
+});
+
+test("a throwing progress callback fails the push and cancels the upload", async () => {
+  const file = path.join(work, "cancelled.bin");
+  await randomFile(file, 20 * MiB);
+  const enough = new Error("enough");
+  const err = await rejectsWith(
+    client.push(`${repo}:cancelled`, [file], {
+      plainHttp: true,
+      onProgress: () => {
+        throw enough;
+      },
+    }),
+    status.UNKNOWN,
+  );
+  assert.equal(err.cause, enough);
+  // Cancelled, not finished behind the caller's back: 20 MiB would go up in
+  // well under the 3 s this watches for the tag.
+  for (let i = 0; i < 30; i++) {
+    await rejectsWith(client.resolve(`${repo}:cancelled`, { plainHttp: true }), status.NOT_FOUND);
+    await sleep(100);
+  }
+});
+
+test("an http:// address is accepted as host:port", () => {
+  const tcp = new SatchelClient("http://127.0.0.1:50051");
+  try {
+    assert.equal(tcp.raw.getChannel().getTarget(), "dns:127.0.0.1:50051");
+  } finally {
+    tcp.close();
+  }
+});
+
 test("pulled file names that escape the output directory are refused", () => {
-  for (const name of ["../evil", "/etc/passwd", "a/../../b", "", "dir/.."]) {
+  const bad = ["../evil", "/etc/passwd", "a/../../b", "", ".", "dir/..", "a/./b", "a//b", "a/", "a\\b", "..\\x", "a\0b"];
+  for (const name of bad) {
     assert.throws(
       () => safeJoin("/tmp/out", name),
       (err: unknown) => err instanceof SatchelError && err.code === status.INVALID_ARGUMENT,
@@ -210,6 +278,7 @@ test("pulled file names that escape the output directory are refused", () => {
     );
   }
   assert.equal(safeJoin("/tmp/out", "docs/a.txt"), "/tmp/out/docs/a.txt");
+  assert.equal(safeJoin("/tmp/out", "..a/b..c"), "/tmp/out/..a/b..c");
 });
 
 test("the subject's content is unchanged by the attachment", async () => {
