@@ -47,3 +47,21 @@ func Example() {
 		fmt.Println("no such tag")
 	}
 }
+
+// Files of 256 MiB and more are sent without hashing them first, unless
+// HashFirst asks for it; the README's "Pushing large files" example.
+func ExamplePushOptions_hashFirst() {
+	ctx := context.Background()
+	c, err := satchel.Dial("") // $SATCHEL_ADDR, else the daemon's default socket
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	reg := satchel.TargetOptions{PlainHTTP: true}
+
+	_, err = c.Push(ctx, "localhost:5000/demo/model:v1", []string{"weights.bin"},
+		satchel.PushOptions{TargetOptions: reg, HashFirst: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+}

@@ -5,13 +5,19 @@
 // CLI, streams files in 1 MiB chunks both ways, and returns plain Go structs.
 // Errors from the daemon are gRPC status errors, so status.Code(err) gives
 // their code (codes.NotFound for a missing tag, codes.InvalidArgument for a
-// malformed reference, ...); local I/O errors give codes.Unknown. The
-// generated stubs are in package satchelv1 (Client.Raw).
+// malformed reference, ...). The client's own checks use the same codes:
+// codes.DataLoss when pulled bytes do not match their layer,
+// codes.InvalidArgument for a pulled file name that would leave the output
+// directory, codes.FailedPrecondition for a digest algorithm other than
+// sha256 and sha512, codes.Internal for a malformed pull stream. Local I/O
+// errors give codes.Unknown. The generated stubs are in package satchelv1
+// (Client.Raw).
 package satchel
 
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,6 +25,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -33,6 +40,15 @@ import (
 // largest the API allows).
 const ChunkSize = 1 << 20
 
+// MaxReceiveSize is the largest message the client accepts from the daemon
+// (16 MiB): a pulled manifest may be 4 MiB plus its descriptor, more than
+// gRPC's default 4 MiB.
+const MaxReceiveSize = 16 << 20
+
+// HashFirstBelow is the size under which Push and Attach hash a file before
+// sending it (256 MiB), as the satchel CLI does. See PushOptions.HashFirst.
+const HashFirstBelow = 256 << 20
+
 // Client talks to one satcheld. It is safe for concurrent use.
 type Client struct {
 	conn *grpc.ClientConn
@@ -40,9 +56,11 @@ type Client struct {
 }
 
 // Dial connects to satcheld at addr: "unix:///abs/path/satcheld.sock",
-// "host:port" or "http://host:port". An empty addr means $SATCHEL_ADDR.
-// The connection is plain (no TLS) unless opts give transport credentials;
-// opts are passed to grpc.NewClient after the defaults, so they win.
+// "host:port" or "http://host:port". An empty addr means $SATCHEL_ADDR, or
+// when that is unset too, the daemon's default socket (DefaultAddr).
+// The connection is plain (no TLS) and accepts messages up to
+// MaxReceiveSize unless opts say otherwise; opts are passed to
+// grpc.NewClient after these defaults, so they win.
 // Connecting is lazy: a daemon that is not there shows up as an
 // Unavailable error on the first call.
 func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
@@ -50,17 +68,31 @@ func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
 		addr = os.Getenv("SATCHEL_ADDR")
 	}
 	if addr == "" {
-		return nil, errors.New("satchel: no daemon address (give one or set SATCHEL_ADDR)")
+		addr = DefaultAddr()
 	}
 	addr = strings.TrimPrefix(addr, "http://")
 	all := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxReceiveSize)),
 	}, opts...)
 	conn, err := grpc.NewClient(addr, all...)
 	if err != nil {
 		return nil, fmt.Errorf("satchel: dial %s: %w", addr, err)
 	}
 	return &Client{conn: conn, rpc: pb.NewSatchelServiceClient(conn)}, nil
+}
+
+// DefaultAddr is the address of the daemon's default socket, as satcheld
+// computes it: "unix://$XDG_RUNTIME_DIR/satchel/satcheld.sock" when
+// XDG_RUNTIME_DIR is set and not empty, else
+// "unix://<os.TempDir()>/satchel-<uid>/satcheld.sock".
+func DefaultAddr() string {
+	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
+		return "unix://" + filepath.Join(dir, "satchel", "satcheld.sock")
+	}
+	// satcheld takes the uid from the owner of /proc/self: the effective one.
+	uid := "satchel-" + strconv.Itoa(os.Geteuid())
+	return "unix://" + filepath.Join(os.TempDir(), uid, "satcheld.sock")
 }
 
 // Close closes the connection.
@@ -184,16 +216,28 @@ type PushOptions struct {
 	MediaType string
 	// Tags are extra tags to apply to the pushed manifest.
 	Tags []string
+	// HashFirst hashes files of HashFirstBelow (256 MiB) and more before
+	// sending them too. Smaller files always are: their digest and size go
+	// in the header, so the daemon skips blobs the target already has and
+	// uploads the rest in one request. Larger files are by default sent
+	// with their size only and read once; the daemon hashes them on the
+	// way, in chunked uploads. HashFirst reads them twice but skips those
+	// the target has. Like the CLI's --hash-first.
+	HashFirst bool
 	// OnProgress, when set, is called (from another goroutine) with the
-	// daemon's progress events.
+	// daemon's progress events. If it panics, the call is cancelled and
+	// the panic is raised again in the caller's goroutine.
 	OnProgress func(Progress)
 }
 
 // Push uploads files as an artifact to ref (a tag in ref tags it), like
 // `satchel push REF FILE...`. Each file becomes a layer named after its
-// base name; its bytes are streamed from disk in 1 MiB chunks.
+// base name; its bytes are streamed from disk in 1 MiB chunks (files under
+// HashFirstBelow are hashed first; see PushOptions.HashFirst). If Push
+// returns early (an error, a cancelled ctx, a panicking OnProgress), the
+// upload is cancelled.
 func (c *Client) Push(ctx context.Context, ref string, files []string, opts PushOptions) (*PushResult, error) {
-	specs, err := fileSpecs(files, opts.MediaType)
+	specs, err := fileSpecs(files, opts.MediaType, opts.HashFirst)
 	if err != nil {
 		return nil, err
 	}
@@ -217,9 +261,9 @@ func (c *Client) Push(ctx context.Context, ref string, files []string, opts Push
 // Attach uploads files as an artifact that refers to the subject manifest
 // named by subject (tag or digest), like
 // `satchel attach --artifact-type T REF FILE...`. opts.ArtifactType is
-// required.
+// required. Files are sent as by Push.
 func (c *Client) Attach(ctx context.Context, subject string, files []string, opts PushOptions) (*PushResult, error) {
-	specs, err := fileSpecs(files, opts.MediaType)
+	specs, err := fileSpecs(files, opts.MediaType, opts.HashFirst)
 	if err != nil {
 		return nil, err
 	}
@@ -249,39 +293,58 @@ func (o PushOptions) artifact(files []*pb.FileSpec) *pb.ArtifactSpec {
 	}
 }
 
-// fileSpecs describes the files: base name, size and sha256 digest (hashed
-// by streaming the file, so the daemon can verify the bytes and skip blobs
-// the target already has).
-func fileSpecs(paths []string, mediaType string) ([]*pb.FileSpec, error) {
+// fileSpecs describes the files: base name and size, and for files under
+// HashFirstBelow (all with hashFirst) the sha256 digest, hashed by
+// streaming the file, so the daemon can verify the bytes and skip blobs the
+// target already has. Larger files go without a digest: the daemon hashes
+// them as they arrive.
+func fileSpecs(paths []string, mediaType string, hashFirst bool) ([]*pb.FileSpec, error) {
 	specs := make([]*pb.FileSpec, 0, len(paths))
 	for _, p := range paths {
 		name := filepath.Base(p)
 		if name == "." || name == string(filepath.Separator) {
 			return nil, fmt.Errorf("satchel: %s has no usable file name", p)
 		}
-		f, err := os.Open(p)
+		spec, err := fileSpec(p, hashFirst)
 		if err != nil {
-			return nil, fmt.Errorf("satchel: %w", err)
+			return nil, err
 		}
-		h := sha256.New()
-		size, err := io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("satchel: read %s: %w", p, err)
-		}
-		n := uint64(size)
-		specs = append(specs, &pb.FileSpec{
-			Name:      name,
-			MediaType: mediaType,
-			Size:      &n,
-			Digest:    "sha256:" + hex.EncodeToString(h.Sum(nil)),
-		})
+		spec.Name, spec.MediaType = name, mediaType
+		specs = append(specs, spec)
 	}
 	return specs, nil
 }
 
+func fileSpec(path string, hashFirst bool) (*pb.FileSpec, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("satchel: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("satchel: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("satchel: %s is not a regular file", path)
+	}
+	size := uint64(info.Size())
+	if size >= HashFirstBelow && !hashFirst {
+		return &pb.FileSpec{Size: &size}, nil
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return nil, fmt.Errorf("satchel: read %s: %w", path, err)
+	}
+	size = uint64(n)
+	return &pb.FileSpec{Size: &size, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
+}
+
 // upload runs the client side of Push or Attach: the header, then every
-// file's chunks, while a goroutine reads the daemon's events.
+// file's chunks, while a goroutine reads the daemon's events. Whatever ends
+// it early (a local error, a panic in onProgress) cancels the call, so the
+// upload does not go on behind the caller's back.
 func upload[Req, Resp any](
 	cancel context.CancelFunc,
 	stream grpc.BidiStreamingClient[Req, Resp],
@@ -294,9 +357,19 @@ func upload[Req, Resp any](
 	type outcome struct {
 		result *pb.PushResult
 		err    error
+		// panicked is set, with the value in panicValue, when onProgress
+		// panicked; the caller's goroutine panics again with it.
+		panicked   bool
+		panicValue any
 	}
 	received := make(chan outcome, 1)
 	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				cancel()
+				received <- outcome{panicked: true, panicValue: v}
+			}
+		}()
 		var result *pb.PushResult
 		for {
 			msg, err := stream.Recv()
@@ -322,11 +395,15 @@ func upload[Req, Resp any](
 	if sendErr != nil && !errors.Is(sendErr, io.EOF) {
 		// A local failure (unreadable file): abandon the call.
 		cancel()
-		<-received
-		return nil, sendErr
 	}
 	// io.EOF from Send means the daemon ended the call; Recv tells why.
 	out := <-received
+	if out.panicked {
+		panic(out.panicValue)
+	}
+	if sendErr != nil && !errors.Is(sendErr, io.EOF) {
+		return nil, sendErr
+	}
 	if out.err != nil {
 		return nil, out.err
 	}
@@ -447,7 +524,9 @@ type PullOptions struct {
 	TargetOptions
 	// OutputDir is the directory to write files into (default ".").
 	OutputDir string
-	// OnProgress, when set, is called with the daemon's progress events.
+	// OnProgress, when set, is called (in the caller's goroutine) with the
+	// daemon's progress events. If it panics, the call is cancelled and the
+	// file being written is removed.
 	OnProgress func(Progress)
 }
 
@@ -475,7 +554,14 @@ type PulledFile struct {
 
 // Pull writes the files of the artifact ref names (tag or digest) into
 // opts.OutputDir. Each file is streamed into a temporary file next to its
-// final path and renamed only once the daemon has confirmed its digest.
+// final path, hashed on the way, and renamed only once the daemon has
+// confirmed the layer digest and the bytes received match the layer's
+// digest and size (else codes.DataLoss, and the temporary file is removed).
+// A file name that would leave OutputDir fails with codes.InvalidArgument,
+// a layer digest other than sha256 or sha512 with codes.FailedPrecondition,
+// both before anything is written. If Pull returns early, the call is
+// cancelled; on any error, the file it was writing is removed (files
+// finished before stay).
 func (c *Client) Pull(ctx context.Context, ref string, opts PullOptions) (*PullResult, error) {
 	return c.pull(ctx, &pb.PullRequest{Target: opts.target(ref)}, opts)
 }
@@ -498,6 +584,7 @@ func (c *Client) pull(ctx context.Context, req *pb.PullRequest, opts PullOptions
 		return nil, err
 	}
 	result := &PullResult{}
+	gotManifest := false
 	var cur *partial
 	defer func() {
 		if cur != nil {
@@ -514,6 +601,7 @@ func (c *Client) pull(ctx context.Context, req *pb.PullRequest, opts PullOptions
 		}
 		switch p := msg.Payload.(type) {
 		case *pb.PullResponse_Manifest:
+			gotManifest = true
 			result.Manifest = descriptor(p.Manifest.GetManifest())
 			result.Reference = p.Manifest.GetReference()
 			result.ManifestContent = p.Manifest.GetContent()
@@ -551,6 +639,9 @@ func (c *Client) pull(ctx context.Context, req *pb.PullRequest, opts PullOptions
 	if cur != nil {
 		return nil, protocolError("the stream ended inside file " + cur.name)
 	}
+	if !gotManifest {
+		return nil, protocolError("no manifest")
+	}
 	return result, nil
 }
 
@@ -559,9 +650,10 @@ func protocolError(what string) error {
 }
 
 // SafeName reports whether name is usable as a pulled file's name: a
-// relative path, not empty, without "." or ".." components.
+// relative path of '/'-separated components, none of them empty, "." or
+// "..", without backslashes or NUL bytes.
 func SafeName(name string) bool {
-	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "\\") || filepath.IsAbs(name) {
+	if strings.HasPrefix(name, "/") || strings.ContainsAny(name, "\\\x00") {
 		return false
 	}
 	for _, part := range strings.Split(name, "/") {
@@ -569,7 +661,20 @@ func SafeName(name string) bool {
 			return false
 		}
 	}
+	// Elsewhere than on Unix, also no volume names or reserved names.
 	return filepath.IsLocal(filepath.FromSlash(name))
+}
+
+// newHash returns the hash a digest names: sha256 or sha512.
+func newHash(digest string) (hash.Hash, bool) {
+	algorithm, _, _ := strings.Cut(digest, ":")
+	switch algorithm {
+	case "sha256":
+		return sha256.New(), true
+	case "sha512":
+		return sha512.New(), true
+	}
+	return nil, false
 }
 
 // partial is a file being pulled: a temporary file and a running hash.
@@ -588,6 +693,11 @@ func startFile(dir string, header *pb.FileHeader) (*partial, error) {
 	if !SafeName(name) {
 		return nil, status.Errorf(codes.InvalidArgument, "satchel: refusing to write file %q: not a plain relative path", name)
 	}
+	desc := descriptor(header.GetLayer())
+	h, ok := newHash(desc.Digest)
+	if !ok {
+		return nil, status.Errorf(codes.FailedPrecondition, "satchel: %s: unsupported layer digest %q (want sha256 or sha512)", name, desc.Digest)
+	}
 	final := filepath.Join(dir, filepath.FromSlash(name))
 	parent := filepath.Dir(final)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -597,7 +707,7 @@ func startFile(dir string, header *pb.FileHeader) (*partial, error) {
 	if err != nil {
 		return nil, fmt.Errorf("satchel: %w", err)
 	}
-	return &partial{name: name, final: final, temp: temp, desc: descriptor(header.GetLayer()), hash: sha256.New()}, nil
+	return &partial{name: name, final: final, temp: temp, desc: desc, hash: h}, nil
 }
 
 func (p *partial) write(data []byte) error {
@@ -611,19 +721,15 @@ func (p *partial) write(data []byte) error {
 
 // finish checks what arrived against the layer descriptor and the digest the
 // daemon confirmed, then moves the file to its final name.
-func (p *partial) finish(digest string) (PulledFile, error) {
-	want := p.desc.Digest
-	if digest != want {
+func (p *partial) finish(confirmed string) (PulledFile, error) {
+	want := p.desc
+	algorithm, _, _ := strings.Cut(want.Digest, ":")
+	got := algorithm + ":" + hex.EncodeToString(p.hash.Sum(nil))
+	if confirmed != want.Digest || got != want.Digest || p.size != want.Size {
 		p.abandon()
-		return PulledFile{}, status.Errorf(codes.DataLoss, "satchel: %s: the daemon confirmed %s, the layer is %s", p.name, digest, want)
-	}
-	if p.size != p.desc.Size {
-		p.abandon()
-		return PulledFile{}, status.Errorf(codes.DataLoss, "satchel: %s: received %d bytes, the layer has %d", p.name, p.size, p.desc.Size)
-	}
-	if got := "sha256:" + hex.EncodeToString(p.hash.Sum(nil)); strings.HasPrefix(want, "sha256:") && got != want {
-		p.abandon()
-		return PulledFile{}, status.Errorf(codes.DataLoss, "satchel: %s: received bytes hash to %s, the layer is %s", p.name, got, want)
+		return PulledFile{}, status.Errorf(codes.DataLoss,
+			"satchel: %s: expected %s (%d bytes), received %s (%d bytes), the daemon confirmed %q",
+			p.name, want.Digest, want.Size, got, p.size, confirmed)
 	}
 	if err := p.temp.Sync(); err != nil {
 		p.abandon()
@@ -634,7 +740,7 @@ func (p *partial) finish(digest string) (PulledFile, error) {
 		return PulledFile{}, fmt.Errorf("satchel: %w", err)
 	}
 	if err := os.Rename(p.temp.Name(), p.final); err != nil {
-		os.Remove(p.temp.Name())
+		p.abandon()
 		return PulledFile{}, fmt.Errorf("satchel: %w", err)
 	}
 	p.finished = true

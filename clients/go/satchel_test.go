@@ -26,6 +26,8 @@ import (
 var (
 	daemonAddr string
 	registry   string
+	// registryBlobs is where docker-registry keeps blob files.
+	registryBlobs string
 )
 
 // TestMain starts a registry and a satcheld with ../testenv.sh for the
@@ -68,8 +70,11 @@ func runWithEnv(m *testing.M) int {
 		if v, ok := strings.CutPrefix(sc.Text(), "SATCHEL_REGISTRY="); ok {
 			registry = v
 		}
+		if v, ok := strings.CutPrefix(sc.Text(), "SATCHEL_REGISTRY_BLOBS="); ok {
+			registryBlobs = v
+		}
 	}
-	if daemonAddr == "" || registry == "" {
+	if daemonAddr == "" || registry == "" || registryBlobs == "" {
 		fmt.Fprintf(os.Stderr, "testenv up printed no address:\n%s", out)
 		return 1
 	}
@@ -283,16 +288,145 @@ func TestSafeName(t *testing.T) {
 	for name, want := range map[string]bool{
 		"a.txt":       true,
 		"dir/a.txt":   true,
+		"..a":         true,
 		"":            false,
+		".":           false,
+		"..":          false,
 		"/etc/passwd": false,
 		"../a":        false,
 		"a/../../b":   false,
 		"a/../b":      false,
 		"./a":         false,
+		"a/./b":       false,
+		"a/":          false,
 		"a//b":        false,
+		"a\\b":        false,
+		"a\x00b":      false,
 	} {
 		if got := satchel.SafeName(name); got != want {
 			t.Errorf("SafeName(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// The registry's copy of a layer is damaged on disk: the daemon streams its
+// bytes, finds the digest wrong at the end, and fails the call with
+// DATA_LOSS. The half-written file must be gone.
+func TestCorruptedBlobFailsMidFileAndLeavesNothing(t *testing.T) {
+	ctx := testContext(t)
+	c := dial(t)
+	reg := satchel.TargetOptions{PlainHTTP: true}
+	const size = 24 << 20
+	file, _ := writeRandom(t, t.TempDir(), "layer.bin", size)
+	ref := registry + "/go/corrupt:v1"
+	pushed, err := c.Push(ctx, ref, []string{file}, satchel.PushOptions{TargetOptions: reg})
+	if err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	hexDigest, ok := strings.CutPrefix(pushed.Layers[0].Digest, "sha256:")
+	if !ok {
+		t.Fatalf("layer digest %q", pushed.Layers[0].Digest)
+	}
+	blob, err := os.OpenFile(filepath.Join(registryBlobs, "sha256", hexDigest[:2], hexDigest, "data"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	if _, err := blob.ReadAt(b, size-10); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xFF
+	if _, err := blob.WriteAt(b, size-10); err != nil {
+		t.Fatal(err)
+	}
+	if err := blob.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	out := t.TempDir()
+	var maxDone uint64
+	_, err = c.Pull(ctx, ref, satchel.PullOptions{
+		TargetOptions: reg,
+		OutputDir:     out,
+		OnProgress:    func(p satchel.Progress) { maxDone = max(maxDone, p.Done) },
+	})
+	if code := status.Code(err); code != codes.DataLoss {
+		t.Fatalf("pull of a corrupted blob: code %v (%v), want DataLoss", code, err)
+	}
+	// The failure came after file bytes had arrived, not before.
+	if maxDone == 0 {
+		t.Errorf("no progress with done > 0 before the failure")
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("the failed pull left %s", e.Name())
+	}
+}
+
+// A panic in a progress callback reaches the caller, and the upload is
+// cancelled rather than finished behind the caller's back.
+func TestPanickingProgressCancelsTheUpload(t *testing.T) {
+	ctx := testContext(t)
+	c := dial(t)
+	reg := satchel.TargetOptions{PlainHTTP: true}
+	file, _ := writeRandom(t, t.TempDir(), "big.bin", 20<<20)
+	ref := registry + "/go/cancelled:v1"
+	type enough struct{}
+	recovered := func() (v any) {
+		defer func() { v = recover() }()
+		c.Push(ctx, ref, []string{file}, satchel.PushOptions{
+			TargetOptions: reg,
+			OnProgress:    func(satchel.Progress) { panic(enough{}) },
+		})
+		return nil
+	}()
+	if _, ok := recovered.(enough); !ok {
+		t.Fatalf("push recovered %v, want the callback's panic", recovered)
+	}
+	// 20 MiB would go up in well under the 3 s this watches for it.
+	for range 30 {
+		_, err := c.Resolve(ctx, ref, reg)
+		if code := status.Code(err); code != codes.NotFound {
+			t.Fatalf("resolve after a cancelled push: code %v (%v), want NotFound", code, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestDefaultAddr(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", "/run/user/1234")
+	if got, want := satchel.DefaultAddr(), "unix:///run/user/1234/satchel/satcheld.sock"; got != want {
+		t.Errorf("DefaultAddr() = %q, want %q", got, want)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	want := "unix://" + filepath.Join(os.TempDir(), fmt.Sprintf("satchel-%d", os.Geteuid()), "satcheld.sock")
+	if got := satchel.DefaultAddr(); got != want {
+		t.Errorf("DefaultAddr() without XDG_RUNTIME_DIR = %q, want %q", got, want)
+	}
+}
+
+// Dial("") without $SATCHEL_ADDR finds the daemon at its default socket.
+func TestDialDefaultsToTheDaemonSocket(t *testing.T) {
+	runtime := t.TempDir()
+	if err := os.Mkdir(filepath.Join(runtime, "satchel"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sock, _ := strings.CutPrefix(daemonAddr, "unix://")
+	if err := os.Symlink(sock, filepath.Join(runtime, "satchel", "satcheld.sock")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", runtime)
+	t.Setenv("SATCHEL_ADDR", "")
+	c, err := satchel.Dial("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Resolve(testContext(t), registry+"/go/missing:nope", satchel.TargetOptions{PlainHTTP: true})
+	if code := status.Code(err); code != codes.NotFound {
+		t.Errorf("resolve through the default socket: code %v (%v), want NotFound", code, err)
 	}
 }

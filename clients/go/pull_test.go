@@ -1,0 +1,133 @@
+package satchel_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	satchel "github.com/satchel-oci/satchel/clients/go"
+	pb "github.com/satchel-oci/satchel/clients/go/satchelv1"
+)
+
+// scriptedPull is a fake daemon whose Pull sends a fixed list of messages,
+// for the stream shapes a real daemon does not produce on demand.
+type scriptedPull struct {
+	pb.UnimplementedSatchelServiceServer
+	messages []*pb.PullResponse
+}
+
+func (s *scriptedPull) Pull(_ *pb.PullRequest, stream grpc.ServerStreamingServer[pb.PullResponse]) error {
+	for _, m := range s.messages {
+		if err := stream.Send(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fakeDaemon serves messages on a Unix socket and returns a client for it.
+func fakeDaemon(t *testing.T, messages []*pb.PullResponse) *satchel.Client {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "fake.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	pb.RegisterSatchelServiceServer(srv, &scriptedPull{messages: messages})
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	c, err := satchel.Dial("unix://" + sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func manifestMsg(content []byte) *pb.PullResponse {
+	return &pb.PullResponse{Payload: &pb.PullResponse_Manifest{Manifest: &pb.PulledManifest{
+		Manifest: &pb.Descriptor{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: "sha256:" + hex.EncodeToString(sha256.New().Sum(nil))},
+		Content:  content,
+	}}}
+}
+
+func fileMsg(name, digest string, size uint64) *pb.PullResponse {
+	return &pb.PullResponse{Payload: &pb.PullResponse_File{File: &pb.FileHeader{
+		Name:  name,
+		Layer: &pb.Descriptor{MediaType: "application/octet-stream", Digest: digest, Size: size},
+	}}}
+}
+
+func chunkMsg(data []byte) *pb.PullResponse {
+	return &pb.PullResponse{Payload: &pb.PullResponse_Chunk{Chunk: data}}
+}
+
+func doneMsg(digest string) *pb.PullResponse {
+	return &pb.PullResponse{Payload: &pb.PullResponse_Done{Done: &pb.FileDone{Digest: digest}}}
+}
+
+func TestPullChecksEveryFile(t *testing.T) {
+	data := []byte("the bytes of a pulled file\n")
+	sum256 := sha256.Sum256(data)
+	sum512 := sha512.Sum512(data)
+	d256 := "sha256:" + hex.EncodeToString(sum256[:])
+	d512 := "sha512:" + hex.EncodeToString(sum512[:])
+	other := "sha256:" + hex.EncodeToString(make([]byte, 32))
+	n := uint64(len(data))
+	m := manifestMsg([]byte("{}"))
+
+	for _, tc := range []struct {
+		name     string
+		messages []*pb.PullResponse
+		want     codes.Code
+	}{
+		{"sha256 layer", []*pb.PullResponse{m, fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.OK},
+		{"sha512 layer", []*pb.PullResponse{m, fileMsg("a.txt", d512, n), chunkMsg(data), doneMsg(d512)}, codes.OK},
+		// A manifest bigger than gRPC's default 4 MiB receive limit.
+		{"5 MiB manifest", []*pb.PullResponse{manifestMsg(bytes.Repeat([]byte{' '}, 5<<20))}, codes.OK},
+		{"daemon confirms another digest", []*pb.PullResponse{m, fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(other)}, codes.DataLoss},
+		{"bytes do not match the layer", []*pb.PullResponse{m, fileMsg("a.txt", other, n), chunkMsg(data), doneMsg(other)}, codes.DataLoss},
+		{"size does not match the layer", []*pb.PullResponse{m, fileMsg("a.txt", d256, n+1), chunkMsg(data), doneMsg(d256)}, codes.DataLoss},
+		{"unsupported algorithm", []*pb.PullResponse{m, fileMsg("a.txt", "md5:00", n), chunkMsg(data), doneMsg("md5:00")}, codes.FailedPrecondition},
+		{"stream ends inside a file", []*pb.PullResponse{m, fileMsg("a.txt", d256, n), chunkMsg(data)}, codes.Internal},
+		{"no manifest", []*pb.PullResponse{}, codes.Internal},
+		{"unsafe name", []*pb.PullResponse{m, fileMsg("../a.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.InvalidArgument},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := fakeDaemon(t, tc.messages)
+			out := t.TempDir()
+			res, err := c.Pull(testContext(t), "fake/x:v1", satchel.PullOptions{OutputDir: out})
+			if code := status.Code(err); code != tc.want {
+				t.Fatalf("pull: code %v (%v), want %v", code, err, tc.want)
+			}
+			entries, rerr := os.ReadDir(out)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if err != nil {
+				if len(entries) != 0 {
+					t.Errorf("a failed pull left %d entries, the first %s", len(entries), entries[0].Name())
+				}
+				return
+			}
+			if len(res.Files) != len(entries) {
+				t.Errorf("pull reported %d files, the output dir holds %d entries", len(res.Files), len(entries))
+			}
+			for _, f := range res.Files {
+				if got, _ := os.ReadFile(f.Path); !bytes.Equal(got, data) {
+					t.Errorf("%s holds %q", f.Path, got)
+				}
+			}
+		})
+	}
+}
