@@ -5,6 +5,7 @@ import dev.satchel.v1.ArtifactSpec;
 import dev.satchel.v1.AttachHeader;
 import dev.satchel.v1.AttachRequest;
 import dev.satchel.v1.AttachResponse;
+import dev.satchel.v1.Descriptor;
 import dev.satchel.v1.DiscoverRequest;
 import dev.satchel.v1.DiscoverResponse;
 import dev.satchel.v1.FileChunk;
@@ -69,6 +70,9 @@ public final class SatchelClient implements AutoCloseable {
   /** The largest chunk the API allows. */
   public static final int CHUNK_SIZE = 1 << 20;
 
+  /** The largest message accepted: a pulled manifest may be 4 MiB plus its descriptor. */
+  public static final int MAX_MESSAGE_SIZE = 16 << 20;
+
   private final ManagedChannel ownedChannel;
   private final SatchelServiceGrpc.SatchelServiceBlockingStub blocking;
   private final SatchelServiceGrpc.SatchelServiceStub async;
@@ -84,8 +88,10 @@ public final class SatchelClient implements AutoCloseable {
 
   private SatchelClient(Channel channel, ManagedChannel owned) {
     this.ownedChannel = owned;
-    this.blocking = SatchelServiceGrpc.newBlockingStub(channel);
-    this.async = SatchelServiceGrpc.newStub(channel);
+    // Set on the stubs too, so that a caller's channel gets the same limit.
+    this.blocking =
+        SatchelServiceGrpc.newBlockingStub(channel).withMaxInboundMessageSize(MAX_MESSAGE_SIZE);
+    this.async = SatchelServiceGrpc.newStub(channel).withMaxInboundMessageSize(MAX_MESSAGE_SIZE);
   }
 
   /**
@@ -105,7 +111,7 @@ public final class SatchelClient implements AutoCloseable {
     var builder =
         Grpc.newChannelBuilder(target, credentials)
             // Pull manifests travel in one message; leave room above the 4 MiB default.
-            .maxInboundMessageSize(16 << 20);
+            .maxInboundMessageSize(MAX_MESSAGE_SIZE);
     if (target.startsWith("unix:")) {
       // grpc-java would send the socket path as :authority, which the daemon's HTTP/2 stack
       // rejects (PROTOCOL_ERROR); any valid host name will do.
@@ -202,7 +208,8 @@ public final class SatchelClient implements AutoCloseable {
   /**
    * Pulls an artifact's files into options.outputDir(), like {@code satchel pull -o DIR REF}. Each
    * file is written to a temporary file beside its final name and renamed once the daemon has
-   * verified its digest (and this client has checked the sha256 of the bytes it wrote).
+   * verified its digest and this client has checked the digest (sha256 or sha512) and size of the
+   * bytes it wrote against the layer descriptor; a mismatch is DATA_LOSS and leaves no file.
    */
   public PullResult pull(String reference, Options options) throws IOException {
     return pull(PullRequest.newBuilder().setTarget(target(reference, options)).build(), options);
@@ -311,6 +318,7 @@ public final class SatchelClient implements AutoCloseable {
     private ClientCallStreamObserver<Req> requests;
     private PushResult result;
     private Throwable error;
+    private RuntimeException callbackError;
     private boolean completed;
 
     Upload(Function<Resp, Progress> progressOf, Function<Resp, PushResult> resultOf, Options options) {
@@ -334,7 +342,19 @@ public final class SatchelClient implements AutoCloseable {
     public void onNext(Resp response) {
       Progress progress = progressOf.apply(response);
       if (progress != null) {
-        options.progress().accept(progress);
+        try {
+          options.progress().accept(progress);
+        } catch (RuntimeException e) {
+          // Stop the upload now, and hand the caller its callback's own exception.
+          synchronized (lock) {
+            if (callbackError == null) {
+              callbackError = e;
+            }
+            lock.notifyAll();
+          }
+          requests.cancel("progress callback failed", e);
+          return;
+        }
       }
       PushResult r = resultOf.apply(response);
       if (r != null) {
@@ -363,8 +383,11 @@ public final class SatchelClient implements AutoCloseable {
     /** Sends a message once the transport can take it; fails fast if the call has ended. */
     void send(Req message) throws InterruptedException {
       synchronized (lock) {
-        while (!requests.isReady() && error == null && !completed) {
+        while (!requests.isReady() && error == null && callbackError == null && !completed) {
           lock.wait();
+        }
+        if (callbackError != null) {
+          throw callbackError;
         }
         if (error != null) {
           throw rethrown(error);
@@ -380,8 +403,11 @@ public final class SatchelClient implements AutoCloseable {
 
     PushResult awaitResult() throws InterruptedException {
       synchronized (lock) {
-        while (error == null && !completed) {
+        while (error == null && callbackError == null && !completed) {
           lock.wait();
+        }
+        if (callbackError != null) {
+          throw callbackError;
         }
         if (error != null) {
           throw rethrown(error);
@@ -464,15 +490,25 @@ public final class SatchelClient implements AutoCloseable {
     }
   }
 
-  /** Refuses absolute names, ".." components and anything else that leaves base. */
+  /**
+   * Where a pulled file named {@code name} goes under base. Refuses (INVALID_ARGUMENT), before
+   * building any path, names that start with '/', contain a backslash or NUL, or have an empty,
+   * "." or ".." component.
+   */
   static Path safePath(Path base, String name) {
-    boolean bad = name.isEmpty() || name.startsWith("/") || name.indexOf('\0') >= 0;
-    for (String part : name.split("[/\\\\]")) {
-      bad |= part.equals("..");
+    String[] parts = name.split("/", -1);
+    boolean bad = name.startsWith("/") || name.indexOf('\\') >= 0 || name.indexOf('\0') >= 0;
+    for (String part : parts) {
+      bad |= part.isEmpty() || part.equals(".") || part.equals("..");
     }
-    Path target = base.resolve(name).normalize();
-    if (bad || !target.startsWith(base) || target.equals(base)) {
-      throw protocol("refusing unsafe file name " + name);
+    if (bad) {
+      throw Status.INVALID_ARGUMENT
+          .withDescription("pull: refusing unsafe file name " + name)
+          .asRuntimeException();
+    }
+    Path target = base;
+    for (String part : parts) {
+      target = target.resolve(part);
     }
     return target;
   }
@@ -481,30 +517,51 @@ public final class SatchelClient implements AutoCloseable {
     return Status.INTERNAL.withDescription("pull: " + what).asRuntimeException();
   }
 
-  /** A pulled file on its way to disk: a temporary file beside its final name. */
-  private static final class PendingFile {
+  /**
+   * A pulled file on its way to disk: a temporary file beside its final name, renamed only when
+   * the daemon's FileDone digest, the digest of the bytes written and their count all match the
+   * layer descriptor.
+   */
+  static final class PendingFile {
     private static final SecureRandom RANDOM = new SecureRandom();
 
     private final Path target;
     private final Path temp;
     private final OutputStream out;
-    private final MessageDigest sha256;
-    private final String expectedDigest;
+    private final MessageDigest hash;
+    private final String algorithm;
+    private final Descriptor layer;
+    private long size;
 
-    private PendingFile(Path target, Path temp, OutputStream out, String expectedDigest) {
+    private PendingFile(
+        Path target, Path temp, OutputStream out, MessageDigest hash, String algorithm,
+        Descriptor layer) {
       this.target = target;
       this.temp = temp;
       this.out = out;
-      this.expectedDigest = expectedDigest;
-      try {
-        this.sha256 = MessageDigest.getInstance("SHA-256");
-      } catch (NoSuchAlgorithmException e) {
-        throw new IllegalStateException(e);
-      }
+      this.hash = hash;
+      this.algorithm = algorithm;
+      this.layer = layer;
     }
 
     static PendingFile create(Path base, FileHeader header) throws IOException {
       Path target = SatchelClient.safePath(base, header.getName());
+      Descriptor layer = header.getLayer();
+      String algorithm = layer.getDigest().split(":", 2)[0];
+      MessageDigest hash;
+      try {
+        hash =
+            switch (algorithm) {
+              case "sha256" -> MessageDigest.getInstance("SHA-256");
+              case "sha512" -> MessageDigest.getInstance("SHA-512");
+              default -> throw Status.FAILED_PRECONDITION
+                  .withDescription(
+                      header.getName() + ": unsupported digest \"" + layer.getDigest() + "\"")
+                  .asRuntimeException();
+            };
+      } catch (NoSuchAlgorithmException e) {
+        throw new IllegalStateException(e);
+      }
       Files.createDirectories(target.getParent());
       byte[] suffix = new byte[6];
       RANDOM.nextBytes(suffix);
@@ -513,27 +570,36 @@ public final class SatchelClient implements AutoCloseable {
               "." + target.getFileName() + "." + HexFormat.of().formatHex(suffix) + ".part");
       OutputStream out =
           Files.newOutputStream(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-      return new PendingFile(target, temp, out, header.getLayer().getDigest());
+      return new PendingFile(target, temp, out, hash, algorithm, layer);
     }
 
     void write(ByteString data) throws IOException {
       data.writeTo(out);
-      sha256.update(data.asReadOnlyByteBuffer());
+      hash.update(data.asReadOnlyByteBuffer());
+      size += data.size();
     }
 
     Path commit(String doneDigest) throws IOException {
       out.close();
-      String expected = doneDigest.isEmpty() ? expectedDigest : doneDigest;
-      if (expected.startsWith("sha256:")) {
-        String actual = "sha256:" + HexFormat.of().formatHex(sha256.digest());
-        if (!actual.equals(expected)) {
-          discard();
-          throw Status.DATA_LOSS
-              .withDescription(target.getFileName() + ": got " + actual + ", want " + expected)
-              .asRuntimeException();
-        }
+      String actual = algorithm + ":" + HexFormat.of().formatHex(hash.digest());
+      String want = layer.getDigest();
+      if (!doneDigest.equals(want) || !actual.equals(want) || size != layer.getSize()) {
+        discard();
+        throw Status.DATA_LOSS
+            .withDescription(
+                String.format(
+                    "%s: expected %s (%d bytes), received %s (%d bytes), the daemon verified %s",
+                    target.getFileName(), want, layer.getSize(), actual, size,
+                    doneDigest.isEmpty() ? "nothing" : doneDigest))
+            .asRuntimeException();
       }
-      Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      try {
+        Files.move(
+            temp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      } catch (IOException e) {
+        discard();
+        throw e;
+      }
       return target;
     }
 

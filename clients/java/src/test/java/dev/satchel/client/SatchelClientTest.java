@@ -6,7 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.protobuf.ByteString;
+import dev.satchel.v1.Descriptor;
 import dev.satchel.v1.DiscoverResponse;
+import dev.satchel.v1.FileHeader;
 import dev.satchel.v1.PushResult;
 import dev.satchel.v1.Referrer;
 import dev.satchel.v1.ResolveResponse;
@@ -15,10 +18,13 @@ import io.grpc.StatusRuntimeException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.io.RandomAccessFile;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -36,7 +42,7 @@ import org.junit.jupiter.api.TestMethodOrder;
 /**
  * End to end against a real satcheld and docker-registry started by clients/testenv.sh. The tests
  * run in order and build on each other: push a subject, attach a 50 MiB file, discover, pull,
- * resolve; then the error cases.
+ * resolve; then the error cases, among them a pull of a blob corrupted on the registry's disk.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
@@ -184,11 +190,130 @@ class SatchelClientTest {
   @Order(9)
   void unsafePulledNamesAreRefused() {
     Path base = work.resolve("out").toAbsolutePath();
-    for (String name : List.of("/etc/passwd", "../x", "a/../../x", "", "..")) {
-      assertThrows(
-          StatusRuntimeException.class, () -> SatchelClient.safePath(base, name), name);
+    for (String name :
+        List.of(
+            "/etc/passwd", "../x", "a/../../x", "", "..", ".", "a/./b", "a//b", "a/", "a\\b",
+            "a\0b")) {
+      StatusRuntimeException e =
+          assertThrows(
+              StatusRuntimeException.class, () -> SatchelClient.safePath(base, name), name);
+      assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode(), name);
     }
     assertEquals(base.resolve("a/b.txt"), SatchelClient.safePath(base, "a/b.txt"));
+  }
+
+  @Test
+  @Order(10)
+  void pullOfMissingTagIsNotFoundAndWritesNothing() throws IOException {
+    Path out = work.resolve("missing-out");
+    Options options = Options.builder().plainHttp(true).outputDir(out).build();
+    StatusRuntimeException e =
+        assertThrows(StatusRuntimeException.class, () -> client.pull(repo + ":nope", options));
+    assertEquals(Status.Code.NOT_FOUND, e.getStatus().getCode());
+    assertEquals(List.of(), list(out));
+  }
+
+  @Test
+  @Order(11)
+  void corruptedBlobFailsMidFileAndLeavesNothing() throws Exception {
+    long size = 24L << 20;
+    Path layer = work.resolve("layer.bin");
+    writeRandom(layer, size);
+    String ref = env.get("SATCHEL_REGISTRY") + "/java/corrupt:v1";
+    PushResult pushed = client.push(ref, List.of(layer), registry);
+    String hex = pushed.getLayers(0).getDigest().substring("sha256:".length());
+    Path data =
+        Path.of(env.get("SATCHEL_REGISTRY_BLOBS"), "sha256", hex.substring(0, 2), hex, "data");
+    try (RandomAccessFile blob = new RandomAccessFile(data.toFile(), "rw")) {
+      blob.seek(size - 10);
+      int b = blob.read();
+      blob.seek(size - 10);
+      blob.write(b ^ 0xFF);
+    }
+    Path out = Files.createDirectories(work.resolve("corrupt-out"));
+    List<Long> seen = Collections.synchronizedList(new ArrayList<>());
+    Options options =
+        Options.builder().plainHttp(true).outputDir(out).progress(p -> seen.add(p.getDone())).build();
+    StatusRuntimeException e =
+        assertThrows(StatusRuntimeException.class, () -> client.pull(ref, options));
+    assertEquals(Status.Code.DATA_LOSS, e.getStatus().getCode(), e.toString());
+    assertTrue(seen.stream().anyMatch(done -> done > 0), "progress came before the failure");
+    assertEquals(List.of(), list(out), "no file and no temporary file is left");
+  }
+
+  @Test
+  @Order(12)
+  void failingProgressCallbackCancelsTheUpload() throws Exception {
+    Path big = work.resolve("cancelled.bin");
+    writeRandom(big, 20L << 20);
+    String ref = env.get("SATCHEL_REGISTRY") + "/java/cancelled:v1";
+    RuntimeException enough = new IllegalStateException("enough");
+    Options options =
+        Options.builder()
+            .plainHttp(true)
+            .progress(
+                p -> {
+                  throw enough;
+                })
+            .build();
+    assertEquals(
+        enough, assertThrows(RuntimeException.class, () -> client.push(ref, List.of(big), options)));
+    // Cancelled, not finished behind the caller's back: 20 MiB would go up well within 3 s.
+    for (int i = 0; i < 30; i++) {
+      StatusRuntimeException e =
+          assertThrows(StatusRuntimeException.class, () -> client.resolve(ref, registry));
+      assertEquals(Status.Code.NOT_FOUND, e.getStatus().getCode());
+      Thread.sleep(100);
+    }
+  }
+
+  @Test
+  @Order(13)
+  void commitChecksDoneDigestLocalDigestAndSize() throws Exception {
+    Path out = Files.createDirectories(work.resolve("commit-out")).toAbsolutePath();
+    ByteString hello = ByteString.copyFromUtf8("hello");
+    String sha256 =
+        "sha256:" + java.util.HexFormat.of().formatHex(
+            MessageDigest.getInstance("SHA-256").digest(hello.toByteArray()));
+    String sha512 =
+        "sha512:" + java.util.HexFormat.of().formatHex(
+            MessageDigest.getInstance("SHA-512").digest(hello.toByteArray()));
+    String other = "sha256:" + "0".repeat(64);
+    // {layer digest, layer size, data, FileDone digest}
+    List<Object[]> bad =
+        List.of(
+            new Object[] {sha256, 5L, hello, ""},
+            new Object[] {sha256, 5L, hello, other},
+            new Object[] {other, 5L, hello, other},
+            new Object[] {sha256, 5L, ByteString.copyFromUtf8("hellO"), sha256},
+            new Object[] {sha256, 6L, hello, sha256});
+    for (Object[] c : bad) {
+      SatchelClient.PendingFile file = pending(out, (String) c[0], (long) c[1]);
+      file.write((ByteString) c[2]);
+      StatusRuntimeException e =
+          assertThrows(StatusRuntimeException.class, () -> file.commit((String) c[3]));
+      assertEquals(Status.Code.DATA_LOSS, e.getStatus().getCode(), e.toString());
+      assertEquals(List.of(), list(out));
+    }
+    StatusRuntimeException e =
+        assertThrows(StatusRuntimeException.class, () -> pending(out, "md5:" + "0".repeat(32), 5));
+    assertEquals(Status.Code.FAILED_PRECONDITION, e.getStatus().getCode());
+    assertEquals(List.of(), list(out));
+
+    SatchelClient.PendingFile file = pending(out, sha512, 5);
+    file.write(hello);
+    assertEquals(out.resolve("f.txt"), file.commit(sha512));
+    assertEquals(List.of(out.resolve("f.txt")), list(out));
+  }
+
+  private static SatchelClient.PendingFile pending(Path out, String digest, long size)
+      throws IOException {
+    return SatchelClient.PendingFile.create(
+        out,
+        FileHeader.newBuilder()
+            .setName("f.txt")
+            .setLayer(Descriptor.newBuilder().setDigest(digest).setSize(size))
+            .build());
   }
 
   // ---- helpers
@@ -243,6 +368,15 @@ class SatchelClientTest {
       }
     }
     return "sha256:" + java.util.HexFormat.of().formatHex(sha.digest());
+  }
+
+  private static List<Path> list(Path dir) throws IOException {
+    if (!Files.exists(dir)) {
+      return List.of();
+    }
+    try (var listing = Files.list(dir)) {
+      return listing.toList();
+    }
   }
 
   private static void deleteTree(Path root) throws IOException {
