@@ -265,14 +265,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Renders an error as one line: a gRPC status as its message and code,
-/// anything else as its context chain.
+/// Renders an error as one line: a gRPC status, or a client error with
+/// the code it maps to, as its message and code; anything else as its
+/// context chain.
 fn one_line(err: &anyhow::Error) -> String {
-    if let Some(status) = err.downcast_ref::<tonic::Status>() {
-        let code = format!("{:?}", status.code());
-        return format!("{} ({})", status.message().replace('\n', " "), snake(&code));
-    }
-    format!("{err:#}").replace('\n', " ")
+    let (message, code) = if let Some(status) = err.downcast_ref::<tonic::Status>() {
+        (status.message().to_string(), status.code())
+    } else if let Some(e) = err.downcast_ref::<satchel_client::Error>() {
+        (e.to_string(), e.code())
+    } else {
+        return format!("{err:#}").replace('\n', " ");
+    };
+    let code = format!("{code:?}");
+    format!("{} ({})", message.replace('\n', " "), snake(&code))
 }
 
 fn snake(camel: &str) -> String {

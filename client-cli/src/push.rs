@@ -1,26 +1,17 @@
-//! `satchel push` and `satchel attach`: hash each file (small ones; see
-//! [`HASH_FIRST_BELOW`]), then stream it to the daemon in chunks of at most
-//! 1 MiB.
+//! `satchel push` and `satchel attach`: flags to an artifact, files handed
+//! to [`satchel_client::push`] and [`satchel_client::attach`], which hash
+//! small ones first (see [`satchel_client::HASH_FIRST_BELOW`]) and stream them in chunks of
+//! at most 1 MiB.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use futures::Stream;
-use satchel_client::pb;
-use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncReadExt;
+use satchel_client::{pb, LocalFile};
 
+use crate::progress::Progress;
 use crate::target;
 use crate::TargetFlags;
-
-/// Files smaller than this are hashed before they are sent, so the daemon
-/// can skip blobs the target already has and upload the rest in one
-/// request. Larger files are read once: they stream at once, and the daemon
-/// hashes them on the way to the registry, in chunked uploads that resume
-/// after a dropped connection. `--hash-first` hashes them first too.
-const HASH_FIRST_BELOW: u64 = 256 << 20;
 
 /// Flags shared by push and attach.
 #[derive(Args, Debug)]
@@ -70,12 +61,6 @@ pub struct AttachArgs {
     flags: ArtifactFlags,
 }
 
-/// A local file to send.
-struct LocalFile {
-    path: PathBuf,
-    spec: pb::FileSpec,
-}
-
 /// Splits `FILE[:MEDIATYPE]`: the part after the last ':' is a media type
 /// only if it looks like one (has a '/').
 fn split_operand(operand: &str) -> (&str, Option<&str>) {
@@ -85,60 +70,15 @@ fn split_operand(operand: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Stats each file, and hashes those below [`HASH_FIRST_BELOW`] (all with
+/// Stats each file, and hashes those below [`satchel_client::HASH_FIRST_BELOW`] (all with
 /// `hash_first`).
 async fn prepare_files(operands: &[String], hash_first: bool) -> anyhow::Result<Vec<LocalFile>> {
     let mut out = Vec::new();
     for operand in operands {
         let (file, media_type) = split_operand(operand);
-        let path = PathBuf::from(file);
-        let meta = tokio::fs::metadata(&path)
-            .await
-            .with_context(|| format!("cannot read {file}"))?;
-        if !meta.is_file() {
-            bail!("{file} is not a regular file");
-        }
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .with_context(|| format!("{file} has no usable file name"))?
-            .to_string();
-        let (digest, size) = if hash_first || meta.len() < HASH_FIRST_BELOW {
-            hash_file(&path).await?
-        } else {
-            (String::new(), meta.len())
-        };
-        out.push(LocalFile {
-            path,
-            spec: pb::FileSpec {
-                name,
-                media_type: media_type.unwrap_or_default().to_string(),
-                size: Some(size),
-                digest,
-                annotations: HashMap::new(),
-                from_content_store: false,
-            },
-        });
+        out.push(LocalFile::new(file, media_type.unwrap_or_default(), hash_first).await?);
     }
     Ok(out)
-}
-
-async fn hash_file(path: &PathBuf) -> anyhow::Result<(String, u64)> {
-    let mut f = tokio::fs::File::open(path)
-        .await
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((format!("sha256:{}", hex::encode(hasher.finalize())), size))
 }
 
 fn annotations(flags: &ArtifactFlags) -> anyhow::Result<HashMap<String, String>> {
@@ -173,41 +113,6 @@ async fn config(flags: &ArtifactFlags) -> anyhow::Result<Option<pb::ConfigSpec>>
     }))
 }
 
-/// The file chunks, file after file, read as they are sent.
-fn chunks(files: Vec<LocalFile>) -> impl Stream<Item = pb::FileChunk> {
-    async_stream::stream! {
-        for (index, file) in files.into_iter().enumerate() {
-            let mut f = match tokio::fs::File::open(&file.path).await {
-                Ok(f) => f,
-                Err(e) => {
-                    eprintln!("Error: cannot open {}: {e}", file.path.display());
-                    return;
-                }
-            };
-            loop {
-                let mut buf = vec![0u8; satchel_proto::MAX_CHUNK];
-                let mut filled = 0;
-                // Fill whole chunks: fewer, larger messages.
-                while filled < buf.len() {
-                    match f.read(&mut buf[filled..]).await {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) => {
-                            eprintln!("Error: cannot read {}: {e}", file.path.display());
-                            return;
-                        }
-                    }
-                }
-                if filled == 0 {
-                    break;
-                }
-                buf.truncate(filled);
-                yield pb::FileChunk { file_index: index as u32, data: buf.into() };
-            }
-        }
-    }
-}
-
 async fn artifact(
     files: &[String],
     artifact_type: String,
@@ -218,7 +123,7 @@ async fn artifact(
     let spec = pb::ArtifactSpec {
         artifact_type,
         annotations: annotations(flags)?,
-        files: local.iter().map(|f| f.spec.clone()).collect(),
+        files: vec![], // satchel_client fills them in from `local`
         config: config(flags).await?,
         tags,
     };
@@ -241,48 +146,13 @@ pub async fn push(
     )
     .await?;
     let mut client = addr.connect().await?;
-    let header = pb::PushRequest {
-        payload: Some(pb::push_request::Payload::Header(pb::PushHeader {
-            target: Some(target),
-            artifact: Some(spec),
-        })),
-    };
-    let body = futures::stream::once(async { header }).chain(futures::StreamExt::map(
-        chunks(local),
-        |c| pb::PushRequest {
-            payload: Some(pb::push_request::Payload::Chunk(c)),
-        },
-    ));
-    let events = client.push(body).await?.into_inner();
-    let resp = follow(events, quiet || args.flags.format == "json").await?;
-    report("Pushed", &resp, &args.flags.format)
-}
-
-/// Shows progress events until the result arrives.
-async fn follow(
-    mut events: impl futures::Stream<Item = Result<pb::PushResponse, tonic::Status>> + Unpin,
-    quiet: bool,
-) -> anyhow::Result<pb::PushResult> {
-    let mut progress = crate::progress::Progress::new(quiet);
-    let result = loop {
-        match events.next().await {
-            Some(Ok(pb::PushResponse {
-                event: Some(pb::push_response::Event::Progress(p)),
-            })) => progress.update(&p.name, p.done, p.total),
-            Some(Ok(pb::PushResponse {
-                event: Some(pb::push_response::Event::Result(r)),
-            })) => break Ok(r),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => break Err(e.into()),
-            None => {
-                break Err(anyhow::anyhow!(
-                    "the daemon ended the push without a result"
-                ))
-            }
-        }
-    };
+    let mut progress = Progress::new(quiet || args.flags.format == "json");
+    let result = satchel_client::push(&mut client, target, spec, local, |p| {
+        progress.update(&p.name, p.done, p.total)
+    })
+    .await;
     progress.finish();
-    result
+    report("Pushed", &result?, &args.flags.format)
 }
 
 /// Runs `satchel attach`.
@@ -297,28 +167,14 @@ pub async fn attach(
     let subject = target::parse(&args.reference, &args.flags.target)?;
     let (spec, local) = artifact(&args.files, args.artifact_type, &args.flags, vec![]).await?;
     let mut client = addr.connect().await?;
-    let header = pb::AttachRequest {
-        payload: Some(pb::attach_request::Payload::Header(pb::AttachHeader {
-            subject: Some(subject),
-            artifact: Some(spec),
-        })),
-    };
-    let body = futures::stream::once(async { header }).chain(futures::StreamExt::map(
-        chunks(local),
-        |c| pb::AttachRequest {
-            payload: Some(pb::attach_request::Payload::Chunk(c)),
-        },
-    ));
-    let events = client
-        .attach(body)
-        .await?
-        .into_inner()
-        .map(|e| e.map(pb::PushResponse::from));
-    let resp = follow(events, quiet || args.flags.format == "json").await?;
-    report("Attached to", &resp, &args.flags.format)
+    let mut progress = Progress::new(quiet || args.flags.format == "json");
+    let result = satchel_client::attach(&mut client, subject, spec, local, |p| {
+        progress.update(&p.name, p.done, p.total)
+    })
+    .await;
+    progress.finish();
+    report("Attached to", &result?, &args.flags.format)
 }
-
-use futures::StreamExt as _;
 
 fn report(verb: &str, resp: &pb::PushResult, format: &str) -> anyhow::Result<()> {
     let manifest = resp.manifest.clone().unwrap_or_default();

@@ -1,14 +1,21 @@
 //! A small Rust client for satcheld, used by the `satchel` CLI and usable by
-//! other Rust services.
+//! other Rust services: [`connect`] (a Unix socket or TCP, with TLS, mTLS
+//! and a bearer token through [`Daemon`]) gives the generated tonic client;
+//! [`push`], [`attach`] and [`pull`] move files to and from disk over it.
 //!
 //! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use satchel_client::{pb, LocalFile};
+//!
 //! let mut client = satchel_client::connect("unix:///run/user/1000/satchel/satcheld.sock").await?;
-//! // Over TCP with TLS and a token:
-//! // satchel_client::Daemon { addr: "https://build-host:7878".into(), options }.connect().await?
-//! let target = satchel_client::pb::Target { reference: "localhost:5000/app:v1".into(), plain_http: true, ..Default::default() };
-//! let resolved = client.resolve(satchel_client::pb::ResolveRequest { target: Some(target) }).await?;
-//! println!("{}", resolved.into_inner().reference);
+//! let image = pb::Target { reference: "localhost:5000/app:v1".into(), plain_http: true, ..Default::default() };
+//! let sbom = LocalFile::new("sbom.cdx.json", "application/vnd.cyclonedx+json", false).await?;
+//! let spec = pb::ArtifactSpec { artifact_type: "application/vnd.cyclonedx+json".into(), ..Default::default() };
+//! let attached = satchel_client::attach(&mut client, image.clone(), spec, vec![sbom], |_| {}).await?;
+//! let found = client.discover(pb::DiscoverRequest { subject: Some(image), ..Default::default() }).await?;
+//! let request = pb::PullRequest { target: Some(pb::Target { reference: attached.reference, plain_http: true, ..Default::default() }), ..Default::default() };
+//! let pulled = satchel_client::pull(&mut client, request, "out".as_ref(), |_| {}).await?;
+//! println!("{} referrers; pulled {} files", found.into_inner().referrers.len(), pulled.files.len());
 //! # Ok(()) }
 //! ```
 
@@ -20,6 +27,16 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 
 pub use satchel_proto::v1 as pb;
+
+mod error;
+mod transfer;
+
+pub use error::Error;
+pub use tonic::{Code, Status};
+pub use transfer::{
+    attach, pull, push, safe_path, LocalFile, PullEvent, Pulled, PulledFile, DEFAULT_MEDIA_TYPE,
+    HASH_FIRST_BELOW,
+};
 
 /// A connected client.
 pub type Client =
