@@ -95,17 +95,8 @@ async fn upload(
     });
     let size = meta.len();
     // Hash first: the daemon commits only if the bytes match.
+    let (digest, _) = satchel_client::sha256_file(&path).await?;
     let mut file = tokio::fs::File::open(&path).await?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
 
     let mut client = addr.connect().await?;
     let status = client

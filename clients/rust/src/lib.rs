@@ -34,8 +34,8 @@ mod transfer;
 pub use error::Error;
 pub use tonic::{Code, Status};
 pub use transfer::{
-    attach, pull, push, safe_path, LocalFile, PullEvent, Pulled, PulledFile, DEFAULT_MEDIA_TYPE,
-    HASH_FIRST_BELOW,
+    attach, pull, push, safe_path, sha256_file, LocalFile, PullEvent, Pulled, PulledFile,
+    DEFAULT_MEDIA_TYPE, HASH_FIRST_BELOW,
 };
 
 /// A connected client.

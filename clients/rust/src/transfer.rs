@@ -70,8 +70,7 @@ impl LocalFile {
             })?
             .to_string();
         let (digest, size) = if hash_first || meta.len() < HASH_FIRST_BELOW {
-            let (d, s) = sha256_file(&path).await?;
-            (d, s)
+            sha256_file(&path).await?
         } else {
             (String::new(), meta.len())
         };
@@ -93,7 +92,9 @@ impl LocalFile {
     }
 }
 
-async fn sha256_file(path: &Path) -> Result<(String, u64), Error> {
+/// The sha256 digest (`sha256:<hex>`) and size of a file, read in 1 MiB
+/// pieces.
+pub async fn sha256_file(path: &Path) -> Result<(String, u64), Error> {
     let what = || format!("cannot read {}", path.display());
     let mut f = tokio::fs::File::open(path)
         .await
