@@ -80,8 +80,15 @@ impl Upload {
                 ),
             ));
         }
+        // tokio hands the write to a blocking thread and returns at once;
+        // flush waits for it, so an offset we acknowledge is in the file and
+        // a reopened upload (or `upload_offset`) sees it.
         self.file
             .write_all(data)
+            .await
+            .map_err(|e| Error::io("cannot write the upload", e))?;
+        self.file
+            .flush()
             .await
             .map_err(|e| Error::io("cannot write the upload", e))?;
         self.offset += data.len() as u64;
