@@ -76,6 +76,22 @@ def test_attach_discover_pull_50_mib(client, registry, tmp_path):
     assert sha256(again / "sbom.bin") == sha256(big)
 
 
+def test_a_blob_the_registry_has_is_not_sent_again(client, registry, tmp_path):
+    f = random_file(tmp_path / "layer.bin", MiB)
+    first = client.push(f"{registry}/py/skip:a", [f], plain_http=True)
+    assert first.blobs_skipped == 0
+    assert first.layers[0].digest == sha256(f)
+    # Hashed before sending, the file is known by digest: the daemon finds
+    # the blob in the repository and does not upload it again.
+    again = client.push(f"{registry}/py/skip:b", [f], plain_http=True)
+    assert again.blobs_skipped == 1
+    assert again.layers[0].digest == first.layers[0].digest
+    # Sent without a digest, it cannot be recognised before it is read.
+    unhashed = client.push(f"{registry}/py/skip:c", [f], plain_http=True, hash_first=False)
+    assert unhashed.blobs_skipped == 0
+    assert unhashed.layers[0].digest == first.layers[0].digest
+
+
 def test_missing_tag_is_not_found(client, registry):
     with pytest.raises(SatchelError) as e:
         client.resolve(f"{registry}/py/missing:nope", plain_http=True)

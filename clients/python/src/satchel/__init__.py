@@ -12,6 +12,7 @@ The generated stubs are in ``satchel.v1`` (``satchel_pb2``,
 """
 
 from satchel.client import (
+    HASH_FIRST_BELOW,
     Client,
     Descriptor,
     PulledFile,
@@ -23,6 +24,7 @@ from satchel.client import (
 )
 
 __all__ = [
+    "HASH_FIRST_BELOW",
     "Client",
     "Descriptor",
     "PulledFile",

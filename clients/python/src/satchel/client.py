@@ -28,6 +28,11 @@ DEFAULT_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 MAX_MESSAGE = 16 << 20
 """The largest message this client accepts."""
 
+HASH_FIRST_BELOW = 256 << 20
+"""Files smaller than this are hashed before they are sent, as the satchel
+CLI does: with a digest the daemon can skip a blob the registry already has.
+Larger files stream at once and the daemon hashes them on the way."""
+
 FileArg = Union[str, os.PathLike, "tuple[Union[str, os.PathLike], str]"]
 """A file to push: a path, or ``(path, media_type)``."""
 
@@ -91,6 +96,9 @@ class PushResult:
     tags: Sequence[str]
     subject: Optional[Descriptor]
     warnings: Sequence[str]
+    blobs_skipped: int
+    """Layers the target already had, so their bytes were checked but not
+    uploaded (only files sent with a digest can be skipped)."""
 
     @classmethod
     def _from_pb(cls, r: pb.PushResult) -> "PushResult":
@@ -101,6 +109,7 @@ class PushResult:
             tuple(r.tags),
             Descriptor._from_pb(r.subject) if r.HasField("subject") else None,
             tuple(r.warnings),
+            r.blobs_skipped,
         )
 
 
@@ -178,10 +187,16 @@ class Client:
         plain_http: bool = False,
         tags: Sequence[str] = (),
         on_progress: Optional[ProgressCallback] = None,
+        hash_first: Optional[bool] = None,
     ) -> PushResult:
         """Pushes files as an artifact to ``reference`` (a tag, or a bare
-        repository for ``latest``), like ``satchel push``."""
-        specs, paths = _file_specs(files)
+        repository for ``latest``), like ``satchel push``.
+
+        ``hash_first`` decides which files are hashed before they are sent:
+        ``None`` those under ``HASH_FIRST_BELOW``, ``True`` all, ``False``
+        none. Hashing reads a file twice but lets the daemon skip a blob the
+        registry already has (see ``PushResult.blobs_skipped``)."""
+        specs, paths = _file_specs(files, hash_first)
         header = pb.PushHeader(
             target=_target(reference, plain_http),
             artifact=_artifact(artifact_type, annotations, specs, tags),
@@ -198,12 +213,14 @@ class Client:
         annotations: Optional[Mapping[str, str]] = None,
         plain_http: bool = False,
         on_progress: Optional[ProgressCallback] = None,
+        hash_first: Optional[bool] = None,
     ) -> PushResult:
         """Attaches files as an artifact of ``artifact_type`` to the subject
-        manifest ``reference``, like ``satchel attach``."""
+        manifest ``reference``, like ``satchel attach``. ``hash_first`` is as
+        for ``push``."""
         if not artifact_type:
             raise ValueError("attach needs an artifact_type")
-        specs, paths = _file_specs(files)
+        specs, paths = _file_specs(files, hash_first)
         header = pb.AttachHeader(
             subject=_target(reference, plain_http),
             artifact=_artifact(artifact_type, annotations, specs, ()),
@@ -294,7 +311,9 @@ def _artifact(
     )
 
 
-def _file_specs(files: Iterable[FileArg]) -> tuple[list[pb.FileSpec], list[Path]]:
+def _file_specs(
+    files: Iterable[FileArg], hash_first: Optional[bool]
+) -> tuple[list[pb.FileSpec], list[Path]]:
     specs, paths = [], []
     for f in files:
         if isinstance(f, tuple):
@@ -303,11 +322,23 @@ def _file_specs(files: Iterable[FileArg]) -> tuple[list[pb.FileSpec], list[Path]
             path, media_type = Path(f), DEFAULT_MEDIA_TYPE
         if not path.is_file():
             raise FileNotFoundError(f"{path}: not a file")
-        # The layer's title is the file's name, as the CLI records it; the
-        # daemon hashes the bytes as they arrive.
-        specs.append(pb.FileSpec(name=path.name, media_type=media_type, size=path.stat().st_size))
+        # The layer's title is the file's name, as the CLI records it. The
+        # daemon hashes the bytes as they arrive and checks them against a
+        # digest sent here.
+        size = path.stat().st_size
+        hash_it = size < HASH_FIRST_BELOW if hash_first is None else hash_first
+        digest = _sha256_file(path) if hash_it else ""
+        specs.append(pb.FileSpec(name=path.name, media_type=media_type, size=size, digest=digest))
         paths.append(path)
     return specs, paths
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
 
 
 class _Requests:
