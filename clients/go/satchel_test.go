@@ -253,6 +253,30 @@ func TestPushAttachDiscoverPullResolve(t *testing.T) {
 	}
 }
 
+// A file hashed before it is sent is known by digest, so the daemon finds
+// the blob in the repository and does not upload it a second time.
+func TestABlobTheRegistryHasIsNotSentAgain(t *testing.T) {
+	ctx := testContext(t)
+	c := dial(t)
+	opts := satchel.PushOptions{TargetOptions: satchel.TargetOptions{PlainHTTP: true}}
+	f, digest := writeRandom(t, t.TempDir(), "layer.bin", 1<<20)
+
+	first, err := c.Push(ctx, registry+"/demo/skip:a", []string{f}, opts)
+	if err != nil {
+		t.Fatalf("first push: %v", err)
+	}
+	if first.BlobsSkipped != 0 || first.Layers[0].Digest != digest {
+		t.Fatalf("first push skipped %d blobs, layer %s; want 0 and %s", first.BlobsSkipped, first.Layers[0].Digest, digest)
+	}
+	again, err := c.Push(ctx, registry+"/demo/skip:b", []string{f}, opts)
+	if err != nil {
+		t.Fatalf("second push: %v", err)
+	}
+	if again.BlobsSkipped != 1 || again.Layers[0].Digest != digest {
+		t.Errorf("second push skipped %d blobs, layer %s; want 1 and %s", again.BlobsSkipped, again.Layers[0].Digest, digest)
+	}
+}
+
 func TestErrorsCarryStatusCodes(t *testing.T) {
 	ctx := testContext(t)
 	c := dial(t)
