@@ -110,7 +110,8 @@ impl std::fmt::Debug for ContentStore {
 impl ContentStore {
     /// Opens (creating) a store at `root` holding at most `max_bytes`;
     /// half-done pulls in `ingest/` are removed (uploads stay, to be
-    /// resumed) and existing blobs indexed.
+    /// resumed) and existing blobs indexed, with the pins of committed
+    /// uploads that have not run out.
     pub fn open(root: impl Into<PathBuf>, max_bytes: u64) -> Result<Self> {
         let root = root.into();
         let ingest = root.join("ingest");
@@ -155,6 +156,31 @@ impl ContentStore {
                 },
             );
         }
+        // Pins outlive a restart: each is a file naming its blob, holding
+        // the wall-clock second it runs out.
+        let now = std::time::SystemTime::now();
+        for alg in ["sha256", "sha512"] {
+            let Ok(dir) = std::fs::read_dir(root.join("pins").join(alg)) else {
+                continue;
+            };
+            for entry in dir.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let until = std::fs::read_to_string(entry.path())
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u64>().ok())
+                    .map(|secs| std::time::UNIX_EPOCH + Duration::from_secs(secs));
+                let left = until.and_then(|t| t.duration_since(now).ok());
+                let pinned = crate::digest::parse(&format!("{alg}:{name}"))
+                    .ok()
+                    .and_then(|d| index.entries.get_mut(&d));
+                match (pinned, left) {
+                    (Some(e), Some(left)) => e.pinned_until = Some(Instant::now() + left),
+                    _ => {
+                        let _ = std::fs::remove_file(entry.path());
+                    }
+                }
+            }
+        }
         let store = ContentStore {
             root,
             max_bytes,
@@ -179,6 +205,40 @@ impl ContentStore {
             .join("blobs")
             .join(digest.algorithm().as_ref())
             .join(digest.digest())
+    }
+
+    fn pin_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("pins")
+            .join(digest.algorithm().as_ref())
+            .join(digest.digest())
+    }
+
+    /// Records that `digest` is pinned for `pin` from now, for a store
+    /// reopened after a restart. A pin that cannot be written only lasts
+    /// until then.
+    async fn persist_pin(&self, digest: &Digest, pin: Duration) {
+        let path = self.pin_path(digest);
+        let until = std::time::SystemTime::now() + pin;
+        let secs = until
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let earlier = tokio::fs::read_to_string(&path)
+            .await
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if secs <= earlier {
+            return;
+        }
+        if let Some(dir) = path.parent() {
+            let _ = tokio::fs::create_dir_all(dir).await;
+        }
+        let tmp = path.with_extension("tmp");
+        if tokio::fs::write(&tmp, secs.to_string()).await.is_ok() {
+            let _ = tokio::fs::rename(&tmp, &path).await;
+        }
     }
 
     /// The size of a stored blob.
@@ -426,6 +486,7 @@ impl ContentStore {
         };
         let path = upload.path.clone();
         drop(upload);
+        self.persist_pin(&digest, self.upload_pin).await;
         self.commit(&path, &desc, Some(Instant::now() + self.upload_pin))
             .await;
         if tokio::fs::try_exists(self.path(&digest))
@@ -480,6 +541,7 @@ impl ContentStore {
             index.total -= entry.size;
             // Open readers keep their copy: unlinking does not cut them off.
             let _ = std::fs::remove_file(self.path(&victim));
+            let _ = std::fs::remove_file(self.pin_path(&victim));
         }
     }
 }
@@ -627,6 +689,14 @@ mod tests {
         // Only unpinned blobs went: the store holds the upload and the newest pull.
         assert_eq!(store.total_bytes(), 16);
 
+        // The pin outlives a restart: reopening the store, and pulling more,
+        // evicts pulls and keeps the upload.
+        drop(store);
+        let store = Arc::new(ContentStore::open(dir.path(), 10).unwrap());
+        pull(&store, b"pulled-3").await;
+        assert!(store.get(&d).await.is_some(), "a restart lost the pin");
+        assert_eq!(store.total_bytes(), 16);
+
         // With no pin, the same upload is the least recently used, and goes.
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(
@@ -638,5 +708,12 @@ mod tests {
         pull(&store, b"pulled-1").await;
         assert!(store.get(&d).await.is_none());
         assert_eq!(store.total_bytes(), 8);
+        // Its pin file went with it.
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("pins/sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }
