@@ -8,6 +8,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.function.Consumer;
 
 /**
@@ -27,6 +28,7 @@ public final class Options {
   private final List<String> tags;
   private final int depth;
   private final Consumer<Progress> progress;
+  private final Boolean hashFirst;
 
   private Options(Builder b) {
     this.artifactType = b.artifactType;
@@ -38,6 +40,7 @@ public final class Options {
     this.tags = List.copyOf(b.tags);
     this.depth = b.depth;
     this.progress = b.progress;
+    this.hashFirst = b.hashFirst;
   }
 
   public static Builder builder() {
@@ -89,6 +92,20 @@ public final class Options {
     return progress;
   }
 
+  /**
+   * Whether push and attach hash files before sending them (see {@link Builder#hashFirst}): empty
+   * when unset (automatic: files smaller than {@link SatchelClient#HASH_FIRST_BELOW}), true for
+   * every file, false for none.
+   */
+  public Optional<Boolean> hashFirst() {
+    return Optional.ofNullable(hashFirst);
+  }
+
+  /** Whether push and attach hash a file of {@code size} bytes before sending it. */
+  boolean hashes(long size) {
+    return hashFirst != null ? hashFirst : size < SatchelClient.HASH_FIRST_BELOW;
+  }
+
   /** Builds {@link Options}. */
   public static final class Builder {
     private String artifactType = "";
@@ -100,6 +117,7 @@ public final class Options {
     private final List<String> tags = new ArrayList<>();
     private int depth;
     private Consumer<Progress> progress = p -> {};
+    private Boolean hashFirst;
 
     private Builder() {}
 
@@ -153,6 +171,22 @@ public final class Options {
 
     public Builder progress(Consumer<Progress> progress) {
       this.progress = Objects.requireNonNull(progress);
+      return this;
+    }
+
+    /**
+     * Whether push and attach read each file once to compute its sha256 digest before sending it
+     * (the CLI's {@code --hash-first}). A file sent with its digest and size lets the daemon skip
+     * the upload of a blob the registry already has (counted in {@code
+     * PushResult.getBlobsSkipped()}; the daemon still reads and verifies the streamed bytes), at
+     * the cost of reading the file twice. A file sent without a digest is read once and hashed by
+     * the daemon on the way, and always uploaded.
+     *
+     * <p>Unset (the default), files smaller than {@link SatchelClient#HASH_FIRST_BELOW} (256 MiB)
+     * are hashed first and larger ones are not; true hashes every file; false hashes none.
+     */
+    public Builder hashFirst(boolean hashFirst) {
+      this.hashFirst = hashFirst;
       return this;
     }
 

@@ -70,6 +70,14 @@ public final class SatchelClient implements AutoCloseable {
   /** The largest chunk the API allows. */
   public static final int CHUNK_SIZE = 1 << 20;
 
+  /**
+   * The size (256 MiB) under which push and attach hash a file before sending it, as the CLI does,
+   * unless {@link Options.Builder#hashFirst(boolean)} says otherwise. A file sent with its sha256
+   * digest and size lets the daemon skip uploading a blob the registry already has; larger files
+   * are by default streamed straight away, read once, and hashed by the daemon.
+   */
+  public static final long HASH_FIRST_BELOW = 256L << 20;
+
   /** The largest message accepted: a pulled manifest may be 4 MiB plus its descriptor. */
   public static final int MAX_MESSAGE_SIZE = 16 << 20;
 
@@ -143,7 +151,12 @@ public final class SatchelClient implements AutoCloseable {
   /**
    * Pushes files as a standalone artifact, like {@code satchel push REF FILE...}. Each file becomes
    * a layer titled with its file name. Uses artifactType, annotations, mediaType, tags, plainHttp,
-   * ociLayout and progress from the options.
+   * ociLayout, hashFirst and progress from the options.
+   *
+   * <p>Files smaller than {@link #HASH_FIRST_BELOW} (by default; see {@link
+   * Options.Builder#hashFirst(boolean)}) are read once to hash them before the call starts, so
+   * that the daemon can skip blobs the registry already has; {@link PushResult#getBlobsSkipped()}
+   * counts them.
    */
   public PushResult push(String reference, List<Path> files, Options options) throws IOException {
     PushRequest header =
@@ -165,7 +178,8 @@ public final class SatchelClient implements AutoCloseable {
 
   /**
    * Attaches files to a subject, like {@code satchel attach --artifact-type T REF FILE...}. The
-   * options' artifactType is required (the daemon answers INVALID_ARGUMENT without it).
+   * options' artifactType is required (the daemon answers INVALID_ARGUMENT without it). Files are
+   * sent, and hashed first, as by {@link #push(String, List, Options)}.
    */
   public PushResult attach(String subject, List<Path> files, Options options) throws IOException {
     AttachRequest header =
@@ -259,17 +273,47 @@ public final class SatchelClient implements AutoCloseable {
             .setArtifactType(options.artifactType())
             .putAllAnnotations(options.annotations())
             .addAllTags(options.tags());
+    byte[] buf = null;
     for (Path file : files) {
       if (!Files.isRegularFile(file)) {
         throw new NoSuchFileException(file.toString(), null, "not a regular file");
       }
-      spec.addFiles(
+      FileSpec.Builder f =
           FileSpec.newBuilder()
               .setName(file.getFileName().toString())
               .setMediaType(options.mediaType())
-              .setSize(Files.size(file)));
+              .setSize(Files.size(file));
+      if (options.hashes(f.getSize())) {
+        if (buf == null) {
+          buf = new byte[CHUNK_SIZE];
+        }
+        hash(file, f, buf);
+      }
+      spec.addFiles(f);
     }
     return spec.build();
+  }
+
+  /**
+   * Sets spec's digest ("sha256:" and hex) and size from the file's bytes, read in buf-sized
+   * pieces, so the daemon can verify them and skip a blob the registry already has.
+   */
+  private static void hash(Path file, FileSpec.Builder spec, byte[] buf) throws IOException {
+    MessageDigest sha;
+    try {
+      sha = MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+    long size = 0;
+    try (InputStream in = Files.newInputStream(file)) {
+      int n;
+      while ((n = in.read(buf)) > 0) {
+        sha.update(buf, 0, n);
+        size += n;
+      }
+    }
+    spec.setDigest("sha256:" + HexFormat.of().formatHex(sha.digest())).setSize(size);
   }
 
   // ---- Push and Attach: a header, then every file's chunks, sent as flow control allows.

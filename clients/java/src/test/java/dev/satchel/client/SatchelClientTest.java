@@ -306,6 +306,52 @@ class SatchelClientTest {
     assertEquals(List.of(out.resolve("f.txt")), list(out));
   }
 
+  @Test
+  @Order(14)
+  void hashedPushSkipsBlobsTheRepositoryHas() throws Exception {
+    Path file = work.resolve("skip.bin");
+    String sha = writeRandom(file, 1L << 20, 7);
+    String repository = env.get("SATCHEL_REGISTRY") + "/java/skip";
+
+    // Unset hashFirst: a 1 MiB file is hashed first (automatic policy).
+    PushResult first = client.push(repository + ":a", List.of(file), registry);
+    assertEquals(sha, first.getLayers(0).getDigest());
+    assertEquals(0, first.getBlobsSkipped(), "a new repository has no blob to skip");
+
+    PushResult second = client.push(repository + ":b", List.of(file), registry);
+    assertEquals(sha, second.getLayers(0).getDigest());
+    assertEquals(
+        1, second.getBlobsSkipped(), "the digest was sent, so the layer the repository has is skipped");
+
+    Options noHash = Options.builder().plainHttp(true).hashFirst(false).build();
+    PushResult third = client.push(repository + ":c", List.of(file), noHash);
+    assertEquals(sha, third.getLayers(0).getDigest());
+    assertEquals(0, third.getBlobsSkipped(), "without a digest the daemon uploads the layer");
+
+    Options hash = Options.builder().plainHttp(true).hashFirst(true).build();
+    PushResult fourth = client.push(repository + ":d", List.of(file), hash);
+    assertEquals(sha, fourth.getLayers(0).getDigest());
+    assertEquals(1, fourth.getBlobsSkipped());
+  }
+
+  @Test
+  @Order(15)
+  void hashFirstPolicy() {
+    assertEquals(256L << 20, SatchelClient.HASH_FIRST_BELOW);
+    assertTrue(Options.DEFAULTS.hashFirst().isEmpty());
+    assertTrue(Options.DEFAULTS.hashes(0));
+    assertTrue(Options.DEFAULTS.hashes(SatchelClient.HASH_FIRST_BELOW - 1));
+    assertFalse(Options.DEFAULTS.hashes(SatchelClient.HASH_FIRST_BELOW));
+    Options always = Options.builder().hashFirst(true).build();
+    assertEquals(java.util.Optional.of(true), always.hashFirst());
+    assertTrue(always.hashes(SatchelClient.HASH_FIRST_BELOW));
+    assertTrue(always.hashes(1L << 40));
+    Options never = Options.builder().hashFirst(false).build();
+    assertEquals(java.util.Optional.of(false), never.hashFirst());
+    assertFalse(never.hashes(0));
+    assertFalse(never.hashes(1));
+  }
+
   private static SatchelClient.PendingFile pending(Path out, String digest, long size)
       throws IOException {
     return SatchelClient.PendingFile.create(
@@ -344,8 +390,12 @@ class SatchelClientTest {
   }
 
   private static String writeRandom(Path file, long size) throws Exception {
+    return writeRandom(file, size, 42);
+  }
+
+  private static String writeRandom(Path file, long size, long seed) throws Exception {
     MessageDigest sha = MessageDigest.getInstance("SHA-256");
-    Random random = new Random(42);
+    Random random = new Random(seed);
     byte[] buf = new byte[1 << 20];
     try (OutputStream out = Files.newOutputStream(file)) {
       for (long left = size; left > 0; left -= buf.length) {
