@@ -41,6 +41,12 @@ import {
 export const CHUNK_SIZE = 1 << 20;
 
 /**
+ * The size (256 MiB) under which push and attach hash a file before sending
+ * it, as the satchel CLI and the Go client do. See PushOptions.hashFirst.
+ */
+export const HASH_FIRST_BELOW = 256 << 20;
+
+/**
  * The largest message the client accepts: a pulled manifest may be 4 MiB
  * plus its descriptor, more than grpc-js's default of 4 MiB.
  */
@@ -117,6 +123,20 @@ export interface PushOptions extends TargetOptions {
   config?: { mediaType: string; data: Uint8Array };
   /** Extra tags to apply to the manifest. */
   tags?: string[];
+  /**
+   * Whether to hash files (sha256, streamed from disk) before sending them,
+   * so their FileSpec carries digest and size: the daemon then skips the
+   * upload of blobs the target already has (it still reads and verifies the
+   * streamed bytes) and counts them in the result's `blobsSkipped`. The cost
+   * is reading each hashed file twice.
+   *
+   * - undefined (the default): hash files smaller than HASH_FIRST_BELOW
+   *   (256 MiB); larger ones are sent with their size only, read once, and
+   *   hashed by the daemon on the way (like the CLI without --hash-first);
+   * - true: hash every file (like the CLI's --hash-first);
+   * - false: hash none; nothing is skipped.
+   */
+  hashFirst?: boolean;
   /** Called for every progress event the daemon sends. */
   onProgress?: (progress: Progress) => void;
   /** grpc-js call options, e.g. a deadline. */
@@ -203,9 +223,15 @@ export class SatchelClient {
     this.raw.close();
   }
 
-  /** Pushes files as a standalone artifact; a tag in the reference tags it. */
+  /**
+   * Pushes files as a standalone artifact; a tag in the reference tags it.
+   * Each file is streamed from disk in chunks of CHUNK_SIZE; files under
+   * HASH_FIRST_BELOW are hashed first (see PushOptions.hashFirst), so blobs
+   * the target already has are not uploaded again. The result's
+   * `blobsSkipped` counts those.
+   */
   async push(reference: string, files: FileInput[], options: PushOptions = {}): Promise<PushResult> {
-    const { specs, paths } = await fileSpecs(files);
+    const { specs, paths } = await fileSpecs(files, options.hashFirst);
     const header: PushRequest = {
       payload: {
         $case: "header",
@@ -218,9 +244,13 @@ export class SatchelClient {
     }), options.onProgress);
   }
 
-  /** Pushes files as an artifact that refers to the subject manifest. */
+  /**
+   * Pushes files as an artifact that refers to the subject manifest. Files
+   * are sent as by push (hashed first by the same policy); `blobsSkipped`
+   * in the result counts the blobs the target already had.
+   */
   async attach(subject: string, files: FileInput[], options: AttachOptions): Promise<PushResult> {
-    const { specs, paths } = await fileSpecs(files);
+    const { specs, paths } = await fileSpecs(files, options.hashFirst);
     const header: AttachRequest = {
       payload: {
         $case: "header",
@@ -370,30 +400,63 @@ function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
-async function fileSpecs(files: FileInput[]): Promise<{ specs: FileSpec[]; paths: string[] }> {
+/**
+ * Describes the files: name, media type, annotations and size, and for the
+ * files hashFirst selects (see PushOptions.hashFirst) the sha256 digest, so
+ * the daemon can verify the bytes and skip blobs the target already has.
+ * The others go without a digest: the daemon hashes them as they arrive.
+ */
+async function fileSpecs(
+  files: FileInput[],
+  hashFirst: boolean | undefined,
+): Promise<{ specs: FileSpec[]; paths: string[] }> {
   const specs: FileSpec[] = [];
   const paths: string[] = [];
   for (const input of files) {
     const file = typeof input === "string" ? { path: input } : input;
-    let info;
-    try {
-      info = await stat(file.path);
-    } catch (err) {
-      throw SatchelError.from(err);
-    }
-    if (!info.isFile()) throw new SatchelError(status.INVALID_ARGUMENT, `${file.path} is not a regular file`);
+    const { size, digest } = await sizeAndDigest(file.path, hashFirst);
     specs.push({
       name: file.name ?? path.basename(file.path),
       mediaType: file.mediaType ?? "",
-      size: BigInt(info.size),
-      // Left empty: the daemon computes it while the bytes stream through.
-      digest: "",
+      size,
+      digest,
       annotations: { ...file.annotations },
       fromContentStore: false,
     });
     paths.push(file.path);
   }
   return { specs, paths };
+}
+
+/**
+ * The size of a regular file and, if hashFirst selects it, its digest
+ * ("sha256:<hex>", else ""). The file is hashed by streaming it in chunks
+ * of CHUNK_SIZE, never held in memory whole; the size is then the number
+ * of bytes hashed, so size and digest describe the same bytes.
+ */
+async function sizeAndDigest(
+  file: string,
+  hashFirst: boolean | undefined,
+): Promise<{ size: bigint; digest: string }> {
+  try {
+    const info = await stat(file);
+    if (!info.isFile()) throw new SatchelError(status.INVALID_ARGUMENT, `${file} is not a regular file`);
+    if (!(hashFirst ?? info.size < HASH_FIRST_BELOW)) return { size: BigInt(info.size), digest: "" };
+    const hash = createHash("sha256");
+    let size = 0;
+    const stream = createReadStream(file, { highWaterMark: CHUNK_SIZE });
+    try {
+      for await (const data of stream as AsyncIterable<Buffer>) {
+        hash.update(data);
+        size += data.length;
+      }
+    } finally {
+      stream.destroy();
+    }
+    return { size: BigInt(size), digest: `sha256:${hash.digest("hex")}` };
+  } catch (err) {
+    throw SatchelError.from(err);
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 export {
   type AttachOptions,
   CHUNK_SIZE,
+  HASH_FIRST_BELOW,
   MAX_MESSAGE_SIZE,
   type DiscoverOptions,
   type FileInput,

@@ -12,7 +12,7 @@ import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 
-import { type Progress, SatchelClient, SatchelError, safeJoin, status } from "../src/index";
+import { HASH_FIRST_BELOW, type Progress, SatchelClient, SatchelError, safeJoin, status } from "../src/index";
 
 const run = promisify(execFile);
 // Compiled to dist/test/, so the package root is two levels up.
@@ -257,6 +257,38 @@ test("a throwing progress callback fails the push and cancels the upload", async
     await rejectsWith(client.resolve(`${repo}:cancelled`, { plainHttp: true }), status.NOT_FOUND);
     await sleep(100);
   }
+});
+
+test("a file the repository already has is hashed first and its blob skipped", async () => {
+  assert.equal(HASH_FIRST_BELOW, 256 * MiB);
+  const file = path.join(work, "skip.bin");
+  const digest = await randomFile(file, MiB);
+  const skipRepo = `${registry}/typescript/skip`;
+
+  const first = await client.push(`${skipRepo}:a`, [file], { plainHttp: true });
+  assert.equal(first.layers[0]?.digest, digest);
+  assert.equal(first.blobsSkipped, 0, "the new repository had the blob already");
+
+  // Same repository, another tag: the layer blob is there, so not uploaded.
+  const second = await client.push(`${skipRepo}:b`, [file], { plainHttp: true });
+  assert.equal(second.layers[0]?.digest, digest);
+  assert.equal(second.blobsSkipped, 1, "the blob was uploaded again: was the file not hashed first?");
+
+  // hashFirst: false sends no digest, so the daemon cannot skip it.
+  const third = await client.push(`${skipRepo}:c`, [file], { plainHttp: true, hashFirst: false });
+  assert.equal(third.layers[0]?.digest, digest);
+  assert.equal(third.blobsSkipped, 0);
+});
+
+test("attach hashes first too (hashFirst: true) and skips a blob the repository has", async () => {
+  // The 50 MiB file attached earlier: hashed first on request, then skipped.
+  const result = await client.attach(`${repo}:v1`, [bigPath], {
+    plainHttp: true,
+    artifactType: SBOM,
+    hashFirst: true,
+  });
+  assert.equal(result.layers[0]?.digest, bigDigest);
+  assert.equal(result.blobsSkipped, 1);
 });
 
 test("an http:// address is accepted as host:port", () => {
