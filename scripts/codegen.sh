@@ -2,9 +2,19 @@
 # The generated clients' code, from proto/ with pinned generators.
 #
 #   scripts/codegen.sh          regenerate every client's committed stubs
-#   scripts/codegen.sh --check  buf lint; buf breaking against main; and fail
-#                               if any committed stub differs from a fresh
+#   scripts/codegen.sh --check  buf lint; buf breaking against main and
+#                               against the API baseline; and fail if any
+#                               committed stub differs from a fresh
 #                               generation (stale code)
+#   scripts/codegen.sh --rebaseline
+#                               make the current API the baseline: only for
+#                               a release, or a deliberate break of v1
+#
+# The baseline, proto/baseline/satchel.v1.txtpb, is a buf image of the API
+# as last released (or deliberately broken). Checking against it as well as
+# against the previous commit means a break cannot land in pieces: CI sees
+# only main's newest commit, and a break spread over several commits would
+# pass a commit-by-commit check.
 #
 # buf and ts-proto are pinned in tools/codegen (npm), grpcio-tools in
 # clients/python/codegen.sh, protoc-gen-go and protoc-gen-go-grpc in
@@ -18,7 +28,14 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 check=false
-[ "${1:-}" = "--check" ] && check=true
+rebaseline=false
+case "${1:-}" in
+  --check) check=true ;;
+  --rebaseline) rebaseline=true ;;
+  "") ;;
+  *) echo "usage: scripts/codegen.sh [--check | --rebaseline]" >&2; exit 2 ;;
+esac
+baseline=proto/baseline/satchel.v1.txtpb
 
 # Install the pinned tools when missing, or when the lockfile changed since
 # (npm ci rewrites node_modules/.package-lock.json from it).
@@ -28,6 +45,14 @@ if [ ! -x tools/codegen/node_modules/.bin/buf ] || [ tools/codegen/package-lock.
   npm ci --prefix tools/codegen --no-audit --no-fund --loglevel=error
 fi
 buf=$root/tools/codegen/node_modules/.bin/buf
+
+if $rebaseline; then
+  "$buf" lint
+  mkdir -p "$(dirname "$baseline")"
+  "$buf" build --exclude-source-info -o "$baseline"
+  echo "==> $baseline now holds the current API; commit it with the change it accepts"
+  exit 0
+fi
 
 # Each client that commits generated code: its directory, and the committed
 # directory its codegen.sh writes (relative to the client).
@@ -72,6 +97,8 @@ if [ -n "$against" ]; then
 else
   echo "==> buf breaking: no earlier commit to compare with"
 fi
+echo "==> buf breaking --against $baseline"
+"$buf" breaking --against "$baseline"
 
 # The gate itself must be able to fail: renumber a field in a scratch copy
 # and expect buf to call that a breaking change.
