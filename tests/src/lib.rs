@@ -349,6 +349,20 @@ impl Daemon {
         ])
     }
 
+    /// Starts `satchel` against this daemon in the background, its output
+    /// discarded, for tests that act while it runs.
+    pub fn spawn_satchel(&self, args: &[&str]) -> std::process::Child {
+        Command::new(bin("satchel"))
+            .arg("--addr")
+            .arg(&self.addr)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run satchel")
+    }
+
     /// Runs `satchel` with `input` on its standard input.
     pub fn satchel_stdin(&self, args: &[&str], input: &str) -> Output {
         let mut child = Command::new(bin("satchel"))

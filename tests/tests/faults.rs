@@ -101,15 +101,13 @@ fn a_daemon_killed_during_a_pull_leaves_no_file_behind() {
         times: 1,
     });
     let out = daemon.scratch().join("out");
-    let mut pull = std::process::Command::new(satchel_tests::bin("satchel"))
-        .args(["--addr", &daemon.addr, "pull", "--plain-http"])
-        .arg(format!("{}/demo/killed:v1", proxy.addr))
-        .arg("-o")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut pull = daemon.spawn_satchel(&[
+        "pull",
+        "--plain-http",
+        &format!("{}/demo/killed:v1", proxy.addr),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     // The CLI opens its temporary file when the first file header arrives.
     satchel_tests::wait_for(
         "the download to start",

@@ -221,20 +221,13 @@ fn an_upload_killed_midway_resumes_where_it_stopped() {
             .sum()
     };
     // A slow upload (8 MiB/s), killed once a few MiB are in.
-    let mut slow = std::process::Command::new(satchel_tests::bin("satchel"))
-        .args([
-            "--addr",
-            &daemon.addr,
-            "blob",
-            "upload",
-            "--limit-rate",
-            "8388608",
-        ])
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut slow = daemon.spawn_satchel(&[
+        "blob",
+        "upload",
+        "--limit-rate",
+        "8388608",
+        file.to_str().unwrap(),
+    ]);
     satchel_tests::wait_for(
         "part of the upload",
         std::time::Duration::from_secs(30),
@@ -378,15 +371,14 @@ fn a_slow_big_pull_does_not_hold_up_other_clients() {
         times: 1,
     });
     let out = daemon.scratch().join("big-out");
-    let mut big = std::process::Command::new(satchel_tests::bin("satchel"))
-        .args(["--addr", &daemon.addr, "-q", "pull", "--plain-http"])
-        .arg(format!("{}/demo/cache:big", proxy.addr))
-        .arg("-o")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut big = daemon.spawn_satchel(&[
+        "-q",
+        "pull",
+        "--plain-http",
+        &format!("{}/demo/cache:big", proxy.addr),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     satchel_tests::wait_for(
         "the big pull to start",
         std::time::Duration::from_secs(30),
