@@ -352,10 +352,7 @@ impl Daemon {
     /// Starts `satchel` against this daemon in the background, its output
     /// discarded, for tests that act while it runs.
     pub fn spawn_satchel(&self, args: &[&str]) -> std::process::Child {
-        Command::new(bin("satchel"))
-            .arg("--addr")
-            .arg(&self.addr)
-            .args(args)
+        satchel_command(&self.addr, args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -365,10 +362,7 @@ impl Daemon {
 
     /// Runs `satchel` with `input` on its standard input.
     pub fn satchel_stdin(&self, args: &[&str], input: &str) -> Output {
-        let mut child = Command::new(bin("satchel"))
-            .arg("--addr")
-            .arg(&self.addr)
-            .args(args)
+        let mut child = satchel_command(&self.addr, args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -441,13 +435,17 @@ impl Drop for Daemon {
 
 /// Runs `satchel` with `--addr addr`.
 pub fn satchel(addr: &str, args: &[&str]) -> Output {
-    Command::new(bin("satchel"))
-        .arg("--addr")
-        .arg(addr)
-        .args(args)
+    satchel_command(addr, args)
         .stdin(Stdio::null())
         .output()
         .expect("run satchel")
+}
+
+/// `satchel --addr addr args...`, not yet started.
+fn satchel_command(addr: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(bin("satchel"));
+    command.arg("--addr").arg(addr).args(args);
+    command
 }
 
 /// The sha256 digest of `data`, as `sha256:<hex>`.
