@@ -7,7 +7,8 @@ pull and resolve OCI artifacts over gRPC.
         c.attach("registry.example/app:v1", ["sbom.json"],
                  artifact_type="application/vnd.cyclonedx+json")
 
-The generated stubs are in ``satchel.v1`` (``satchel_pb2``,
+``satchel.titles`` holds the file name rules a pull applies
+(``check_title``, ``check_titles``). The generated stubs are in ``satchel.v1`` (``satchel_pb2``,
 ``satchel_pb2_grpc``) for calls the wrapper does not cover.
 """
 
@@ -22,6 +23,7 @@ from satchel.client import (
     SatchelError,
     default_addr,
 )
+from satchel.titles import check_title, check_titles
 
 __all__ = [
     "HASH_FIRST_BELOW",
@@ -32,5 +34,7 @@ __all__ = [
     "PushResult",
     "Referrer",
     "SatchelError",
+    "check_title",
+    "check_titles",
     "default_addr",
 ]

@@ -11,12 +11,16 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import grpc
 
+from satchel._files import OutputDir, PartialFile
+from satchel.errors import SatchelError
+from satchel.titles import check_title, check_titles, manifest_layers
 from satchel.v1 import satchel_pb2 as pb
 from satchel.v1 import satchel_pb2_grpc as pb_grpc
 
@@ -33,21 +37,18 @@ HASH_FIRST_BELOW = 256 << 20
 CLI does: with a digest the daemon can skip a blob the registry already has.
 Larger files stream at once and the daemon hashes them on the way."""
 
-FileArg = Union[str, os.PathLike, "tuple[Union[str, os.PathLike], str]"]
-"""A file to push: a path, or ``(path, media_type)``."""
+FileArg = Union[
+    str,
+    os.PathLike,
+    "tuple[Union[str, os.PathLike], str]",
+    "tuple[Union[str, os.PathLike], str, str]",
+]
+"""A file to push: a path, ``(path, media_type)`` or ``(path, media_type,
+name)``; ``name`` is the layer's title (default: the file's name) and may be
+a relative ``/``-separated path (see ``satchel.titles``)."""
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called with (file name, bytes done, bytes in all or 0 when unknown)."""
-
-
-class SatchelError(Exception):
-    """A failed call. ``code`` is the gRPC status code, ``details`` the
-    daemon's message."""
-
-    def __init__(self, code: grpc.StatusCode, details: str):
-        super().__init__(f"{code.name}: {details}")
-        self.code = code
-        self.details = details
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,10 @@ class Client:
     ``addr`` is ``unix:///path/to/satcheld.sock`` or ``host:port``; without
     it, ``$SATCHEL_ADDR`` or the daemon's default socket. ``token`` is sent as
     a bearer token to daemons started with ``--auth-token-file`` (give
-    ``credentials`` too: a token is only sent over TLS).
+    ``credentials`` too: a token is only sent over TLS). ``timeout`` is the
+    default deadline of every call in seconds (``None``: none); each method's
+    own ``timeout=`` overrides it. A call past its deadline raises
+    ``SatchelError`` with DEADLINE_EXCEEDED.
     """
 
     def __init__(
@@ -145,7 +149,9 @@ class Client:
         *,
         credentials: Optional[grpc.ChannelCredentials] = None,
         token: Optional[str] = None,
+        timeout: Optional[float] = None,
     ):
+        self.timeout = timeout
         addr = addr or os.environ.get("SATCHEL_ADDR") or default_addr()
         # A pulled manifest may be 4 MiB plus its descriptor: allow more than
         # gRPC's default 4 MiB per message.
@@ -188,6 +194,7 @@ class Client:
         tags: Sequence[str] = (),
         on_progress: Optional[ProgressCallback] = None,
         hash_first: Optional[bool] = None,
+        timeout: Optional[float] = None,
     ) -> PushResult:
         """Pushes files as an artifact to ``reference`` (a tag, or a bare
         repository for ``latest``), like ``satchel push``.
@@ -202,7 +209,9 @@ class Client:
             artifact=_artifact(artifact_type, annotations, specs, tags),
         )
         requests = _Requests(pb.PushRequest(header=header), paths, lambda c: pb.PushRequest(chunk=c))
-        return _follow(self._stub.Push(iter(requests)), requests, on_progress)
+        timeout = self._timeout(timeout)
+        call = self._stub.Push(iter(requests), timeout=timeout)
+        return _follow(call, requests, on_progress, _deadline(timeout))
 
     def attach(
         self,
@@ -214,6 +223,7 @@ class Client:
         plain_http: bool = False,
         on_progress: Optional[ProgressCallback] = None,
         hash_first: Optional[bool] = None,
+        timeout: Optional[float] = None,
     ) -> PushResult:
         """Attaches files as an artifact of ``artifact_type`` to the subject
         manifest ``reference``, like ``satchel attach``. ``hash_first`` is as
@@ -226,7 +236,9 @@ class Client:
             artifact=_artifact(artifact_type, annotations, specs, ()),
         )
         requests = _Requests(pb.AttachRequest(header=header), paths, lambda c: pb.AttachRequest(chunk=c))
-        return _follow(self._stub.Attach(iter(requests)), requests, on_progress)
+        timeout = self._timeout(timeout)
+        call = self._stub.Attach(iter(requests), timeout=timeout)
+        return _follow(call, requests, on_progress, _deadline(timeout))
 
     def discover(
         self,
@@ -235,18 +247,22 @@ class Client:
         artifact_type: str = "",
         depth: int = 1,
         plain_http: bool = False,
+        timeout: Optional[float] = None,
     ) -> list[Referrer]:
         """Lists the referrers of ``reference``, filtered by
         ``artifact_type`` at the first level, ``depth`` levels deep."""
         request = pb.DiscoverRequest(
             subject=_target(reference, plain_http), artifact_type=artifact_type, depth=depth
         )
-        response = _call(self._stub.Discover, request)
+        response = _call(self._stub.Discover, request, self._timeout(timeout))
         return [Referrer._from_referrer(r) for r in response.referrers]
 
-    def resolve(self, reference: str, *, plain_http: bool = False) -> Descriptor:
+    def resolve(
+        self, reference: str, *, plain_http: bool = False, timeout: Optional[float] = None
+    ) -> Descriptor:
         """Resolves a tag or digest reference to its manifest descriptor."""
-        response = _call(self._stub.Resolve, pb.ResolveRequest(target=_target(reference, plain_http)))
+        request = pb.ResolveRequest(target=_target(reference, plain_http))
+        response = _call(self._stub.Resolve, request, self._timeout(timeout))
         return Descriptor._from_pb(response.manifest)
 
     def pull(
@@ -257,8 +273,15 @@ class Client:
         artifact_type: str = "",
         plain_http: bool = False,
         on_progress: Optional[ProgressCallback] = None,
+        timeout: Optional[float] = None,
     ) -> PullResult:
-        """Pulls the files of the artifact ``reference`` into ``output_dir``.
+        """Pulls the files of the artifact ``reference`` into ``output_dir``
+        (made if missing).
+
+        Every title of the artifact is checked (``satchel.titles``) before
+        the first byte is written, and no file is written through a link the
+        pull did not create: a link on the way is refused with
+        FAILED_PRECONDITION, a link at a file's final name is replaced.
 
         With ``artifact_type``, ``reference`` is a subject instead, and the
         newest attachment of that type is pulled (``satchel pull --subject``).
@@ -268,7 +291,12 @@ class Client:
             request = pb.PullRequest(subject=target, artifact_type=artifact_type)
         else:
             request = pb.PullRequest(target=target)
-        return _pull(self._stub.Pull(request), Path(output_dir), on_progress)
+        timeout = self._timeout(timeout)
+        call = self._stub.Pull(request, timeout=timeout)
+        return _pull(call, Path(output_dir), on_progress, _deadline(timeout))
+
+    def _timeout(self, timeout: Optional[float]) -> Optional[float]:
+        return self.timeout if timeout is None else timeout
 
 
 def default_addr() -> str:
@@ -279,17 +307,28 @@ def default_addr() -> str:
     return f"unix://{tempfile.gettempdir()}/satchel-{os.getuid()}/satcheld.sock"
 
 
-def _call(method, request):
+def _call(method, request, timeout: Optional[float]):
+    deadline = _deadline(timeout)
     try:
-        return method(request)
+        return method(request, timeout=timeout)
     except grpc.RpcError as e:
-        raise _error(e) from None
+        raise _error(e, deadline) from None
 
 
-def _error(e: grpc.RpcError) -> SatchelError:
+def _deadline(timeout: Optional[float]) -> Optional[float]:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def _error(e: grpc.RpcError, deadline: Optional[float] = None) -> SatchelError:
     # Call errors carry code() and details(); a bare RpcError does not.
     code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
     details = e.details() if hasattr(e, "details") else str(e)
+    # satcheld (tonic) ends a call whose deadline it saw pass with
+    # CANCELLED "Timeout expired", often just before grpc's own timer fires:
+    # that is the deadline, not a cancel.
+    expired = deadline is not None and (details == "Timeout expired" or time.monotonic() >= deadline)
+    if code == grpc.StatusCode.CANCELLED and expired:
+        code = grpc.StatusCode.DEADLINE_EXCEEDED
     return SatchelError(code, details or "")
 
 
@@ -316,20 +355,23 @@ def _file_specs(
 ) -> tuple[list[pb.FileSpec], list[Path]]:
     specs, paths = [], []
     for f in files:
+        name = None
         if isinstance(f, tuple):
             path, media_type = Path(f[0]), f[1]
+            name = f[2] if len(f) > 2 else None
         else:
             path, media_type = Path(f), DEFAULT_MEDIA_TYPE
         if not path.is_file():
             raise FileNotFoundError(f"{path}: not a file")
-        # The layer's title is the file's name, as the CLI records it. The
-        # daemon hashes the bytes as they arrive and checks them against a
+        # The layer's title is the file's name, as the CLI records it,
+        # unless the caller names it. The daemon hashes the bytes as they arrive and checks them against a
         # digest sent here.
         size = path.stat().st_size
         hash_it = size < HASH_FIRST_BELOW if hash_first is None else hash_first
         digest = _sha256_file(path) if hash_it else ""
-        specs.append(pb.FileSpec(name=path.name, media_type=media_type, size=size, digest=digest))
+        specs.append(pb.FileSpec(name=name or path.name, media_type=media_type, size=size, digest=digest))
         paths.append(path)
+    check_titles(spec.name for spec in specs)
     return specs, paths
 
 
@@ -362,7 +404,9 @@ class _Requests:
                 raise
 
 
-def _follow(call, requests: _Requests, on_progress: Optional[ProgressCallback]) -> PushResult:
+def _follow(
+    call, requests: _Requests, on_progress: Optional[ProgressCallback], deadline: Optional[float]
+) -> PushResult:
     try:
         for event in call:
             kind = event.WhichOneof("event")
@@ -374,7 +418,7 @@ def _follow(call, requests: _Requests, on_progress: Optional[ProgressCallback]) 
     except grpc.RpcError as e:
         if requests.error is not None:
             raise requests.error from None
-        raise _error(e) from None
+        raise _error(e, deadline) from None
     finally:
         # Whatever stopped us early (a callback's exception, say), the upload
         # must not go on without us. A finished call ignores this.
@@ -382,32 +426,19 @@ def _follow(call, requests: _Requests, on_progress: Optional[ProgressCallback]) 
     raise SatchelError(grpc.StatusCode.INTERNAL, "the daemon ended the call without a result")
 
 
-def _safe_path(root: Path, name: str) -> Path:
-    """Where a pulled file named ``name`` goes under ``root``; refuses names
-    that would leave it."""
-    parts = name.split("/")
-    if name.startswith("/") or "\\" in name or "\0" in name or any(p in ("", ".", "..") for p in parts):
-        raise SatchelError(grpc.StatusCode.INVALID_ARGUMENT, f"refusing file name {name!r}")
-    return root.joinpath(*parts)
+class _Receiving:
+    """A pulled file on its way: written to a PartialFile, hashed as it
+    grows, checked against its layer and the daemon's FileDone."""
 
-
-class _PartialFile:
-    """A pulled file being written: a temp file beside its final name, hashed
-    as it grows, renamed into place only by commit()."""
-
-    def __init__(self, final: Path, descriptor: Descriptor):
-        final.parent.mkdir(parents=True, exist_ok=True)
-        self.final = final
-        self.descriptor = descriptor
-        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial")
-        self.tmp = Path(tmp)
-        self.file = os.fdopen(fd, "wb")
-        self.size = 0
+    def __init__(self, out: OutputDir, name: str, descriptor: Descriptor):
         algorithm = descriptor.digest.partition(":")[0]
         if algorithm not in ("sha256", "sha512"):
-            self.discard()
-            raise SatchelError(grpc.StatusCode.FAILED_PRECONDITION, f"{final.name}: unsupported digest {descriptor.digest}")
+            raise SatchelError(grpc.StatusCode.FAILED_PRECONDITION, f"{name!r}: unsupported digest {descriptor.digest}")
+        self.name = name
+        self.descriptor = descriptor
         self.hash = hashlib.new(algorithm)
+        self.size = 0
+        self.file = PartialFile(out, name.split("/"))
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
@@ -415,39 +446,74 @@ class _PartialFile:
         self.size += len(data)
 
     def commit(self, digest: str) -> PulledFile:
-        self.file.close()
         got = f"{self.hash.name}:{self.hash.hexdigest()}"
         want = self.descriptor
         if digest != want.digest or got != want.digest or self.size != want.size:
-            self.discard()
+            self.file.discard()
             raise SatchelError(
                 grpc.StatusCode.DATA_LOSS,
-                f"{self.final.name}: expected {want.digest} ({want.size} bytes), "
+                f"{self.name!r}: expected {want.digest} ({want.size} bytes), "
                 f"received {got} ({self.size} bytes), the daemon verified {digest or 'nothing'}",
             )
-        os.replace(self.tmp, self.final)
-        return PulledFile(self.final, self.descriptor)
-
-    def discard(self) -> None:
-        self.file.close()
-        self.tmp.unlink(missing_ok=True)
+        self.file.commit()
+        return PulledFile(self.file.path, want)
 
 
-def _pull(call, root: Path, on_progress: Optional[ProgressCallback]) -> PullResult:
+def _expected_files(manifest: pb.PulledManifest) -> dict[str, str]:
+    """The files the pulled manifest names, title to layer digest, after
+    checking its content against its digest and every title against the
+    rules and each other (before anything is written)."""
+    want = manifest.manifest.digest
+    algorithm = want.partition(":")[0]
+    if algorithm not in ("sha256", "sha512"):
+        raise SatchelError(grpc.StatusCode.FAILED_PRECONDITION, f"manifest: unsupported digest {want}")
+    got = f"{algorithm}:{hashlib.new(algorithm, manifest.content).hexdigest()}"
+    if got != want:
+        raise SatchelError(grpc.StatusCode.DATA_LOSS, f"manifest content is {got}, not {want}")
+    layers = manifest_layers(manifest.content)
+    check_titles(title for title, _ in layers)
+    return dict(layers)
+
+
+def _start_file(header: pb.FileHeader, expected: dict[str, str], out: OutputDir) -> _Receiving:
+    """Opens the file a FileHeader announces, if the manifest named it and
+    it has not been written yet."""
+    check_title(header.name)
+    digest = expected.pop(header.name, None)
+    if digest is None:
+        raise SatchelError(
+            grpc.StatusCode.INTERNAL, f"the daemon sent {header.name!r}, which the manifest names not or only once"
+        )
+    if header.layer.digest != digest:
+        raise SatchelError(
+            grpc.StatusCode.INTERNAL, f"{header.name!r}: the daemon sent {header.layer.digest}, the manifest names {digest}"
+        )
+    return _Receiving(out, header.name, Descriptor._from_pb(header.layer))
+
+
+def _pull(
+    call, root: Path, on_progress: Optional[ProgressCallback], deadline: Optional[float] = None
+) -> PullResult:
     manifest: Optional[pb.PulledManifest] = None
-    current: Optional[_PartialFile] = None
+    expected: dict[str, str] = {}
+    out: Optional[OutputDir] = None
+    current: Optional[_Receiving] = None
     written: list[PulledFile] = []
     try:
+        out = OutputDir(root)
         for message in call:
             kind = message.WhichOneof("payload")
             if kind == "manifest":
+                if manifest is not None:
+                    raise SatchelError(grpc.StatusCode.INTERNAL, "the daemon sent a second manifest")
                 manifest = message.manifest
+                expected = _expected_files(manifest)
             elif kind == "file":
+                if manifest is None:
+                    raise SatchelError(grpc.StatusCode.INTERNAL, "a file started before the manifest")
                 if current is not None:
                     raise SatchelError(grpc.StatusCode.INTERNAL, "a file started before the last one ended")
-                current = _PartialFile(
-                    _safe_path(root, message.file.name), Descriptor._from_pb(message.file.layer)
-                )
+                current = _start_file(message.file, expected, out)
             elif kind == "chunk":
                 if current is None:
                     raise SatchelError(grpc.StatusCode.INTERNAL, "file bytes arrived outside a file")
@@ -455,19 +521,21 @@ def _pull(call, root: Path, on_progress: Optional[ProgressCallback]) -> PullResu
             elif kind == "done":
                 if current is None:
                     raise SatchelError(grpc.StatusCode.INTERNAL, "a file ended that never started")
-                written.append(current.commit(message.done.digest))
-                current = None
+                done, current = current, None
+                written.append(done.commit(message.done.digest))
             elif kind == "progress" and on_progress is not None:
                 p = message.progress
                 on_progress(p.name, p.done, p.total)
         if current is not None:
-            raise SatchelError(grpc.StatusCode.INTERNAL, f"the daemon ended the pull inside {current.final.name}")
+            raise SatchelError(grpc.StatusCode.INTERNAL, f"the daemon ended the pull inside {current.name!r}")
     except grpc.RpcError as e:
-        raise _error(e) from None
+        raise _error(e, deadline) from None
     finally:
         call.cancel()
         if current is not None:
-            current.discard()
+            current.file.discard()
+        if out is not None:
+            out.close()
     if manifest is None:
         raise SatchelError(grpc.StatusCode.INTERNAL, "the daemon sent no manifest")
     return PullResult(Descriptor._from_pb(manifest.manifest), manifest.reference, tuple(written))
