@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -54,6 +55,24 @@ func fakeDaemon(t *testing.T, messages []*pb.PullResponse) *satchel.Client {
 	return c
 }
 
+// manifestJSON is an image manifest whose layers carry the titles.
+func manifestJSON(titles ...string) []byte {
+	type layer struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	var m struct {
+		Layers []layer `json:"layers"`
+	}
+	for _, t := range titles {
+		m.Layers = append(m.Layers, layer{Annotations: map[string]string{"org.opencontainers.image.title": t}})
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 func manifestMsg(content []byte) *pb.PullResponse {
 	return &pb.PullResponse{Payload: &pb.PullResponse_Manifest{Manifest: &pb.PulledManifest{
 		Manifest: &pb.Descriptor{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: "sha256:" + hex.EncodeToString(sha256.New().Sum(nil))},
@@ -84,7 +103,8 @@ func TestPullChecksEveryFile(t *testing.T) {
 	d512 := "sha512:" + hex.EncodeToString(sum512[:])
 	other := "sha256:" + hex.EncodeToString(make([]byte, 32))
 	n := uint64(len(data))
-	m := manifestMsg([]byte("{}"))
+	m := manifestMsg(manifestJSON("a.txt"))
+	noDir := manifestMsg(manifestJSON("d/a.txt"))
 
 	for _, tc := range []struct {
 		name     string
@@ -94,7 +114,8 @@ func TestPullChecksEveryFile(t *testing.T) {
 		{"sha256 layer", []*pb.PullResponse{m, fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.OK},
 		{"sha512 layer", []*pb.PullResponse{m, fileMsg("a.txt", d512, n), chunkMsg(data), doneMsg(d512)}, codes.OK},
 		// A manifest bigger than gRPC's default 4 MiB receive limit.
-		{"5 MiB manifest", []*pb.PullResponse{manifestMsg(bytes.Repeat([]byte{' '}, 5<<20))}, codes.OK},
+		{"5 MiB manifest", []*pb.PullResponse{manifestMsg(append([]byte("{}"), bytes.Repeat([]byte{' '}, 5<<20)...))}, codes.OK},
+		{"file in a subdirectory", []*pb.PullResponse{noDir, fileMsg("d/a.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.OK},
 		{"daemon confirms another digest", []*pb.PullResponse{m, fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(other)}, codes.DataLoss},
 		{"bytes do not match the layer", []*pb.PullResponse{m, fileMsg("a.txt", other, n), chunkMsg(data), doneMsg(other)}, codes.DataLoss},
 		{"size does not match the layer", []*pb.PullResponse{m, fileMsg("a.txt", d256, n+1), chunkMsg(data), doneMsg(d256)}, codes.DataLoss},
@@ -102,6 +123,14 @@ func TestPullChecksEveryFile(t *testing.T) {
 		{"stream ends inside a file", []*pb.PullResponse{m, fileMsg("a.txt", d256, n), chunkMsg(data)}, codes.Internal},
 		{"no manifest", []*pb.PullResponse{}, codes.Internal},
 		{"unsafe name", []*pb.PullResponse{m, fileMsg("../a.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.InvalidArgument},
+		// The daemon refuses these titles itself; the client must too.
+		{"unsafe title in the manifest", []*pb.PullResponse{manifestMsg(manifestJSON("../a.txt")), fileMsg("../a.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.InvalidArgument},
+		{"a file and a directory of one name", []*pb.PullResponse{manifestMsg(manifestJSON("x", "x/y")), fileMsg("x", d256, n), chunkMsg(data), doneMsg(d256)}, codes.InvalidArgument},
+		{"a file the manifest does not name", []*pb.PullResponse{m, fileMsg("b.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.InvalidArgument},
+		{"one file sent twice", []*pb.PullResponse{m, fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(d256), fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.InvalidArgument},
+		{"a file before the manifest", []*pb.PullResponse{fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(d256), m}, codes.Internal},
+		{"a manifest that is not JSON", []*pb.PullResponse{manifestMsg([]byte("not json")), fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.InvalidArgument},
+		{"a corrupt file leaves no directory made for it", []*pb.PullResponse{noDir, fileMsg("d/a.txt", d256, n), chunkMsg(data), doneMsg(other)}, codes.DataLoss},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := fakeDaemon(t, tc.messages)
@@ -113,6 +142,13 @@ func TestPullChecksEveryFile(t *testing.T) {
 			entries, rerr := os.ReadDir(out)
 			if rerr != nil {
 				t.Fatal(rerr)
+			}
+			if err != nil && tc.name == "one file sent twice" {
+				// The first copy was finished and stays; the second is refused.
+				if len(entries) != 1 {
+					t.Errorf("output dir holds %d entries, want only a.txt", len(entries))
+				}
+				return
 			}
 			if err != nil {
 				if len(entries) != 0 {

@@ -7,26 +7,27 @@
 // their code (codes.NotFound for a missing tag, codes.InvalidArgument for a
 // malformed reference, ...). The client's own checks use the same codes:
 // codes.DataLoss when pulled bytes do not match their layer,
-// codes.InvalidArgument for a pulled file name that would leave the output
-// directory, codes.FailedPrecondition for a digest algorithm other than
-// sha256 and sha512, codes.Internal for a malformed pull stream. Local I/O
-// errors give codes.Unknown. The generated stubs are in package satchelv1
-// (Client.Raw).
+// codes.InvalidArgument for a file name CheckTitle or CheckTitles refuses,
+// codes.FailedPrecondition for a symbolic link (or a file) in the output
+// directory where a pulled file needs a directory, a directory at a pulled
+// file's name, and a digest algorithm other than sha256 and sha512,
+// codes.Internal for a malformed pull stream, codes.DeadlineExceeded for a
+// call past its context's deadline or Client.Timeout. Local I/O errors give
+// codes.Unknown. The generated stubs are in package satchelv1 (Client.Raw).
 package satchel
 
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -51,8 +52,32 @@ const HashFirstBelow = 256 << 20
 
 // Client talks to one satcheld. It is safe for concurrent use.
 type Client struct {
+	// Timeout, when not zero, is the deadline every call of the wrapper
+	// gets from its start if its ctx has none: a call still running then
+	// fails with codes.DeadlineExceeded. A ctx deadline, longer or shorter,
+	// overrides it. Set it before the first call. Raw stubs do not see it.
+	Timeout time.Duration
+
 	conn *grpc.ClientConn
 	rpc  pb.SatchelServiceClient
+}
+
+// callContext is ctx with Client.Timeout applied when ctx has no deadline,
+// and a cancel that ends the call when the wrapper returns.
+func (c *Client) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); !ok && c.Timeout > 0 {
+		return context.WithTimeout(ctx, c.Timeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// surfaceDeadline makes *err a codes.DeadlineExceeded error when the call
+// ended with CANCELLED because its deadline passed: the daemon answers a
+// deadline it notices first with CANCELLED ("Timeout expired").
+func surfaceDeadline(ctx context.Context, err *error) {
+	if *err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && status.Code(*err) == codes.Canceled {
+		*err = status.Errorf(codes.DeadlineExceeded, "satchel: deadline exceeded: %s", status.Convert(*err).Message())
+	}
 }
 
 // Dial connects to satcheld at addr: "unix:///abs/path/satcheld.sock",
@@ -216,6 +241,12 @@ type PushOptions struct {
 	MediaType string
 	// Tags are extra tags to apply to the pushed manifest.
 	Tags []string
+	// Titles, when set, are the files' names in the artifact (the layers'
+	// org.opencontainers.image.title), one per file in order, instead of
+	// their base names; "dir/file.txt" pulls into a subdirectory. Titles
+	// and base names alike must pass CheckTitles (else
+	// codes.InvalidArgument before anything is read or sent).
+	Titles []string
 	// HashFirst hashes files of HashFirstBelow (256 MiB) and more before
 	// sending them too. Smaller files always are: their digest and size go
 	// in the header, so the daemon skips blobs the target already has and
@@ -236,13 +267,14 @@ type PushOptions struct {
 // HashFirstBelow are hashed first; see PushOptions.HashFirst). If Push
 // returns early (an error, a cancelled ctx, a panicking OnProgress), the
 // upload is cancelled.
-func (c *Client) Push(ctx context.Context, ref string, files []string, opts PushOptions) (*PushResult, error) {
-	specs, err := fileSpecs(files, opts.MediaType, opts.HashFirst)
+func (c *Client) Push(ctx context.Context, ref string, files []string, opts PushOptions) (_ *PushResult, err error) {
+	specs, err := fileSpecs(files, opts)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := c.callContext(ctx)
 	defer cancel()
+	defer surfaceDeadline(ctx, &err)
 	stream, err := c.rpc.Push(ctx)
 	if err != nil {
 		return nil, err
@@ -262,13 +294,14 @@ func (c *Client) Push(ctx context.Context, ref string, files []string, opts Push
 // named by subject (tag or digest), like
 // `satchel attach --artifact-type T REF FILE...`. opts.ArtifactType is
 // required. Files are sent as by Push.
-func (c *Client) Attach(ctx context.Context, subject string, files []string, opts PushOptions) (*PushResult, error) {
-	specs, err := fileSpecs(files, opts.MediaType, opts.HashFirst)
+func (c *Client) Attach(ctx context.Context, subject string, files []string, opts PushOptions) (_ *PushResult, err error) {
+	specs, err := fileSpecs(files, opts)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := c.callContext(ctx)
 	defer cancel()
+	defer surfaceDeadline(ctx, &err)
 	stream, err := c.rpc.Attach(ctx)
 	if err != nil {
 		return nil, err
@@ -293,26 +326,42 @@ func (o PushOptions) artifact(files []*pb.FileSpec) *pb.ArtifactSpec {
 	}
 }
 
-// fileSpecs describes the files: base name and size, and for files under
-// HashFirstBelow (all with hashFirst) the sha256 digest, hashed by
-// streaming the file, so the daemon can verify the bytes and skip blobs the
-// target already has. Larger files go without a digest: the daemon hashes
-// them as they arrive.
-func fileSpecs(paths []string, mediaType string, hashFirst bool) ([]*pb.FileSpec, error) {
+// fileSpecs describes the files: title (opts.Titles, else the base name)
+// and size, and for files under HashFirstBelow (all with opts.HashFirst)
+// the sha256 digest, hashed by streaming the file, so the daemon can verify
+// the bytes and skip blobs the target already has. Larger files go without
+// a digest: the daemon hashes them as they arrive.
+func fileSpecs(paths []string, opts PushOptions) ([]*pb.FileSpec, error) {
+	titles, err := pushTitles(paths, opts.Titles)
+	if err != nil {
+		return nil, err
+	}
 	specs := make([]*pb.FileSpec, 0, len(paths))
-	for _, p := range paths {
-		name := filepath.Base(p)
-		if name == "." || name == string(filepath.Separator) {
-			return nil, fmt.Errorf("satchel: %s has no usable file name", p)
-		}
-		spec, err := fileSpec(p, hashFirst)
+	for i, p := range paths {
+		spec, err := fileSpec(p, opts.HashFirst)
 		if err != nil {
 			return nil, err
 		}
-		spec.Name, spec.MediaType = name, mediaType
+		spec.Name, spec.MediaType = titles[i], opts.MediaType
 		specs = append(specs, spec)
 	}
 	return specs, nil
+}
+
+// pushTitles returns the titles of the files, checked with CheckTitles.
+func pushTitles(paths, titles []string) ([]string, error) {
+	if titles == nil {
+		titles = make([]string, len(paths))
+		for i, p := range paths {
+			titles[i] = filepath.Base(p)
+		}
+	} else if len(titles) != len(paths) {
+		return nil, status.Errorf(codes.InvalidArgument, "satchel: %d titles for %d files", len(titles), len(paths))
+	}
+	if err := CheckTitles(titles); err != nil {
+		return nil, err
+	}
+	return titles, nil
 }
 
 func fileSpec(path string, hashFirst bool) (*pb.FileSpec, error) {
@@ -486,7 +535,10 @@ type DiscoverResult struct {
 }
 
 // Discover lists the referrers of the subject manifest named by subject.
-func (c *Client) Discover(ctx context.Context, subject string, opts DiscoverOptions) (*DiscoverResult, error) {
+func (c *Client) Discover(ctx context.Context, subject string, opts DiscoverOptions) (_ *DiscoverResult, err error) {
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	defer surfaceDeadline(ctx, &err)
 	r, err := c.rpc.Discover(ctx, &pb.DiscoverRequest{
 		Subject:      opts.target(subject),
 		ArtifactType: opts.ArtifactType,
@@ -511,248 +563,13 @@ type Resolved struct {
 }
 
 // Resolve returns the descriptor of the manifest ref names (tag or digest).
-func (c *Client) Resolve(ctx context.Context, ref string, opts TargetOptions) (*Resolved, error) {
+func (c *Client) Resolve(ctx context.Context, ref string, opts TargetOptions) (_ *Resolved, err error) {
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	defer surfaceDeadline(ctx, &err)
 	r, err := c.rpc.Resolve(ctx, &pb.ResolveRequest{Target: opts.target(ref)})
 	if err != nil {
 		return nil, err
 	}
 	return &Resolved{Descriptor: descriptor(r.GetManifest()), Reference: r.GetReference()}, nil
-}
-
-// PullOptions are the options of Pull and PullAttachment.
-type PullOptions struct {
-	TargetOptions
-	// OutputDir is the directory to write files into (default ".").
-	OutputDir string
-	// OnProgress, when set, is called (in the caller's goroutine) with the
-	// daemon's progress events. If it panics, the call is cancelled and the
-	// file being written is removed.
-	OnProgress func(Progress)
-}
-
-// PullResult reports a pulled artifact.
-type PullResult struct {
-	// Manifest is the artifact's manifest descriptor.
-	Manifest Descriptor
-	// Reference is the artifact's canonical reference by digest.
-	Reference string
-	// ManifestContent is the manifest JSON, verified against its digest.
-	ManifestContent []byte
-	// Files are the files written, in the order they arrived.
-	Files []PulledFile
-}
-
-// PulledFile is one file written by Pull.
-type PulledFile struct {
-	// Name is the file's name in the artifact.
-	Name string
-	// Path is where it was written.
-	Path string
-	// Descriptor is the layer's descriptor.
-	Descriptor Descriptor
-}
-
-// Pull writes the files of the artifact ref names (tag or digest) into
-// opts.OutputDir. Each file is streamed into a temporary file next to its
-// final path, hashed on the way, and renamed only once the daemon has
-// confirmed the layer digest and the bytes received match the layer's
-// digest and size (else codes.DataLoss, and the temporary file is removed).
-// A file name that would leave OutputDir fails with codes.InvalidArgument,
-// a layer digest other than sha256 or sha512 with codes.FailedPrecondition,
-// both before anything is written. If Pull returns early, the call is
-// cancelled; on any error, the file it was writing is removed (files
-// finished before stay).
-func (c *Client) Pull(ctx context.Context, ref string, opts PullOptions) (*PullResult, error) {
-	return c.pull(ctx, &pb.PullRequest{Target: opts.target(ref)}, opts)
-}
-
-// PullAttachment pulls the newest artifact of artifactType attached to the
-// subject manifest, like `satchel pull --subject REF --artifact-type T`.
-func (c *Client) PullAttachment(ctx context.Context, subject, artifactType string, opts PullOptions) (*PullResult, error) {
-	return c.pull(ctx, &pb.PullRequest{Subject: opts.target(subject), ArtifactType: artifactType}, opts)
-}
-
-func (c *Client) pull(ctx context.Context, req *pb.PullRequest, opts PullOptions) (*PullResult, error) {
-	dir := opts.OutputDir
-	if dir == "" {
-		dir = "."
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := c.rpc.Pull(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	result := &PullResult{}
-	gotManifest := false
-	var cur *partial
-	defer func() {
-		if cur != nil {
-			cur.abandon()
-		}
-	}()
-	for {
-		msg, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		switch p := msg.Payload.(type) {
-		case *pb.PullResponse_Manifest:
-			gotManifest = true
-			result.Manifest = descriptor(p.Manifest.GetManifest())
-			result.Reference = p.Manifest.GetReference()
-			result.ManifestContent = p.Manifest.GetContent()
-		case *pb.PullResponse_File:
-			if cur != nil {
-				return nil, protocolError("a file started before the last one ended")
-			}
-			cur, err = startFile(dir, p.File)
-			if err != nil {
-				return nil, err
-			}
-		case *pb.PullResponse_Chunk:
-			if cur == nil {
-				return nil, protocolError("bytes outside a file")
-			}
-			if err := cur.write(p.Chunk); err != nil {
-				return nil, err
-			}
-		case *pb.PullResponse_Done:
-			if cur == nil {
-				return nil, protocolError("the end of a file that never started")
-			}
-			f, err := cur.finish(p.Done.GetDigest())
-			cur = nil
-			if err != nil {
-				return nil, err
-			}
-			result.Files = append(result.Files, f)
-		case *pb.PullResponse_Progress:
-			if opts.OnProgress != nil {
-				opts.OnProgress(Progress{Name: p.Progress.GetName(), Done: p.Progress.GetDone(), Total: p.Progress.GetTotal()})
-			}
-		}
-	}
-	if cur != nil {
-		return nil, protocolError("the stream ended inside file " + cur.name)
-	}
-	if !gotManifest {
-		return nil, protocolError("no manifest")
-	}
-	return result, nil
-}
-
-func protocolError(what string) error {
-	return status.Error(codes.Internal, "satchel: unexpected pull stream: "+what)
-}
-
-// SafeName reports whether name is usable as a pulled file's name: a
-// relative path of '/'-separated components, none of them empty, "." or
-// "..", without backslashes or NUL bytes.
-func SafeName(name string) bool {
-	if strings.HasPrefix(name, "/") || strings.ContainsAny(name, "\\\x00") {
-		return false
-	}
-	for _, part := range strings.Split(name, "/") {
-		if part == "" || part == "." || part == ".." {
-			return false
-		}
-	}
-	// Elsewhere than on Unix, also no volume names or reserved names.
-	return filepath.IsLocal(filepath.FromSlash(name))
-}
-
-// newHash returns the hash a digest names: sha256 or sha512.
-func newHash(digest string) (hash.Hash, bool) {
-	algorithm, _, _ := strings.Cut(digest, ":")
-	switch algorithm {
-	case "sha256":
-		return sha256.New(), true
-	case "sha512":
-		return sha512.New(), true
-	}
-	return nil, false
-}
-
-// partial is a file being pulled: a temporary file and a running hash.
-type partial struct {
-	name     string
-	final    string
-	temp     *os.File
-	desc     Descriptor
-	hash     hash.Hash
-	size     uint64
-	finished bool
-}
-
-func startFile(dir string, header *pb.FileHeader) (*partial, error) {
-	name := header.GetName()
-	if !SafeName(name) {
-		return nil, status.Errorf(codes.InvalidArgument, "satchel: refusing to write file %q: not a plain relative path", name)
-	}
-	desc := descriptor(header.GetLayer())
-	h, ok := newHash(desc.Digest)
-	if !ok {
-		return nil, status.Errorf(codes.FailedPrecondition, "satchel: %s: unsupported layer digest %q (want sha256 or sha512)", name, desc.Digest)
-	}
-	final := filepath.Join(dir, filepath.FromSlash(name))
-	parent := filepath.Dir(final)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("satchel: %w", err)
-	}
-	temp, err := os.CreateTemp(parent, "."+filepath.Base(final)+".*.partial")
-	if err != nil {
-		return nil, fmt.Errorf("satchel: %w", err)
-	}
-	return &partial{name: name, final: final, temp: temp, desc: desc, hash: h}, nil
-}
-
-func (p *partial) write(data []byte) error {
-	p.size += uint64(len(data))
-	p.hash.Write(data)
-	if _, err := p.temp.Write(data); err != nil {
-		return fmt.Errorf("satchel: write %s: %w", p.temp.Name(), err)
-	}
-	return nil
-}
-
-// finish checks what arrived against the layer descriptor and the digest the
-// daemon confirmed, then moves the file to its final name.
-func (p *partial) finish(confirmed string) (PulledFile, error) {
-	want := p.desc
-	algorithm, _, _ := strings.Cut(want.Digest, ":")
-	got := algorithm + ":" + hex.EncodeToString(p.hash.Sum(nil))
-	if confirmed != want.Digest || got != want.Digest || p.size != want.Size {
-		p.abandon()
-		return PulledFile{}, status.Errorf(codes.DataLoss,
-			"satchel: %s: expected %s (%d bytes), received %s (%d bytes), the daemon confirmed %q",
-			p.name, want.Digest, want.Size, got, p.size, confirmed)
-	}
-	if err := p.temp.Sync(); err != nil {
-		p.abandon()
-		return PulledFile{}, fmt.Errorf("satchel: %w", err)
-	}
-	if err := p.temp.Close(); err != nil {
-		p.abandon()
-		return PulledFile{}, fmt.Errorf("satchel: %w", err)
-	}
-	if err := os.Rename(p.temp.Name(), p.final); err != nil {
-		p.abandon()
-		return PulledFile{}, fmt.Errorf("satchel: %w", err)
-	}
-	p.finished = true
-	return PulledFile{Name: p.name, Path: p.final, Descriptor: p.desc}, nil
-}
-
-// abandon removes the temporary file.
-func (p *partial) abandon() {
-	if p.finished {
-		return
-	}
-	p.finished = true
-	p.temp.Close()
-	os.Remove(p.temp.Name())
 }

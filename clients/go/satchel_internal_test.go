@@ -29,7 +29,7 @@ func TestPushHashesSmallFilesFirst(t *testing.T) {
 		zeroDigest = "sha256:a6d72ac7690f53be6ae46ba88506bd97302a093f7108472bd9efc3cefda06484"
 	)
 
-	specs, err := fileSpecs([]string{small, big}, "", false)
+	specs, err := fileSpecs([]string{small, big}, PushOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestPushHashesSmallFilesFirst(t *testing.T) {
 		t.Errorf("large file spec = %v, want size %d and no digest", s, HashFirstBelow)
 	}
 
-	specs, err = fileSpecs([]string{big}, "", true)
+	specs, err = fileSpecs([]string{big}, PushOptions{HashFirst: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestPushHashesSmallFilesFirst(t *testing.T) {
 		t.Errorf("large file spec with HashFirst = %v, want digest %s", s, zeroDigest)
 	}
 
-	if _, err := fileSpecs([]string{dir}, "", false); err == nil {
+	if _, err := fileSpecs([]string{dir}, PushOptions{}); err == nil {
 		t.Errorf("a directory was accepted as a file")
 	}
 }

@@ -1,0 +1,309 @@
+package satchel
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/satchel-oci/satchel/clients/go/satchelv1"
+)
+
+// PullOptions are the options of Pull and PullAttachment.
+type PullOptions struct {
+	TargetOptions
+	// OutputDir is the directory to write files into (default "."); it is
+	// created if missing.
+	OutputDir string
+	// OnProgress, when set, is called (in the caller's goroutine) with the
+	// daemon's progress events. If it panics, the call is cancelled and the
+	// file being written is removed.
+	OnProgress func(Progress)
+}
+
+// PullResult reports a pulled artifact.
+type PullResult struct {
+	// Manifest is the artifact's manifest descriptor.
+	Manifest Descriptor
+	// Reference is the artifact's canonical reference by digest.
+	Reference string
+	// ManifestContent is the manifest JSON, verified against its digest.
+	ManifestContent []byte
+	// Files are the files written, in the order they arrived.
+	Files []PulledFile
+}
+
+// PulledFile is one file written by Pull.
+type PulledFile struct {
+	// Name is the file's name in the artifact.
+	Name string
+	// Path is where it was written.
+	Path string
+	// Descriptor is the layer's descriptor.
+	Descriptor Descriptor
+}
+
+// Pull writes the files of the artifact ref names (tag or digest) into
+// opts.OutputDir, which it creates if missing.
+//
+// Before the first byte is written, every title of the manifest is checked
+// with CheckTitles (codes.InvalidArgument), and a file the daemon sends
+// must be one of them (codes.InvalidArgument again). Below OutputDir no
+// symbolic link is followed: a link (or a file) where a title needs a
+// directory fails with codes.FailedPrecondition, as does a directory at a
+// file's final name. Each file is streamed into a partial file created
+// exclusively, under a random name, beside its final name, hashed on the
+// way, and renamed to its final name (replacing a link there, never writing
+// through it) only once the daemon has confirmed the layer digest and the
+// bytes received match the layer's digest and size (else codes.DataLoss).
+// A layer digest other than sha256 or sha512 fails with
+// codes.FailedPrecondition. If Pull returns early (an error, ctx done:
+// codes.DeadlineExceeded past its deadline or Client.Timeout), the call is
+// cancelled and the file it was writing is removed, with the directories
+// made for it (files finished before stay).
+func (c *Client) Pull(ctx context.Context, ref string, opts PullOptions) (*PullResult, error) {
+	return c.pull(ctx, &pb.PullRequest{Target: opts.target(ref)}, opts)
+}
+
+// PullAttachment pulls the newest artifact of artifactType attached to the
+// subject manifest, like `satchel pull --subject REF --artifact-type T`.
+func (c *Client) PullAttachment(ctx context.Context, subject, artifactType string, opts PullOptions) (*PullResult, error) {
+	return c.pull(ctx, &pb.PullRequest{Subject: opts.target(subject), ArtifactType: artifactType}, opts)
+}
+
+func (c *Client) pull(ctx context.Context, req *pb.PullRequest, opts PullOptions) (_ *PullResult, err error) {
+	dir := opts.OutputDir
+	if dir == "" {
+		dir = "."
+	}
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	defer surfaceDeadline(ctx, &err)
+	stream, err := c.rpc.Pull(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	p := &puller{dirPath: dir, opts: opts}
+	defer p.close()
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := p.handle(msg); err != nil {
+			return nil, err
+		}
+	}
+	if p.cur != nil {
+		return nil, protocolError("the stream ended inside file " + p.cur.name)
+	}
+	if p.titles == nil {
+		return nil, protocolError("no manifest")
+	}
+	return &p.result, nil
+}
+
+// puller is one pull's state between stream messages.
+type puller struct {
+	dirPath string
+	opts    PullOptions
+	result  PullResult
+	// titles are the manifest's titles not pulled yet; nil before the
+	// manifest arrived.
+	titles map[string]bool
+	out    *outputDir
+	cur    *partial
+}
+
+func (p *puller) handle(msg *pb.PullResponse) error {
+	switch m := msg.Payload.(type) {
+	case *pb.PullResponse_Manifest:
+		if p.titles != nil {
+			return protocolError("a second manifest")
+		}
+		return p.manifest(m.Manifest)
+	case *pb.PullResponse_File:
+		if p.cur != nil {
+			return protocolError("a file started before the last one ended")
+		}
+		return p.startFile(m.File)
+	case *pb.PullResponse_Chunk:
+		if p.cur == nil {
+			return protocolError("bytes outside a file")
+		}
+		return p.cur.write(m.Chunk)
+	case *pb.PullResponse_Done:
+		if p.cur == nil {
+			return protocolError("the end of a file that never started")
+		}
+		f, err := p.cur.finish(m.Done.GetDigest())
+		p.cur = nil
+		if err != nil {
+			return err
+		}
+		p.result.Files = append(p.result.Files, f)
+	case *pb.PullResponse_Progress:
+		if p.opts.OnProgress != nil {
+			p.opts.OnProgress(Progress{Name: m.Progress.GetName(), Done: m.Progress.GetDone(), Total: m.Progress.GetTotal()})
+		}
+	}
+	return nil
+}
+
+// manifest records the manifest and checks all its titles against each
+// other before any file is written.
+func (p *puller) manifest(m *pb.PulledManifest) error {
+	p.result.Manifest = descriptor(m.GetManifest())
+	p.result.Reference = m.GetReference()
+	p.result.ManifestContent = m.GetContent()
+	titles, err := manifestTitles(m.GetContent())
+	if err != nil {
+		return err
+	}
+	if err := CheckTitles(titles); err != nil {
+		return err
+	}
+	p.titles = make(map[string]bool, len(titles))
+	for _, t := range titles {
+		p.titles[t] = true
+	}
+	return nil
+}
+
+func (p *puller) startFile(header *pb.FileHeader) error {
+	name := header.GetName()
+	if p.titles == nil {
+		return protocolError("a file before the manifest")
+	}
+	if !p.titles[name] {
+		return status.Errorf(codes.InvalidArgument,
+			"satchel: refusing file %s: not a title of the manifest, or sent twice", shownTitle(name))
+	}
+	delete(p.titles, name)
+	desc := descriptor(header.GetLayer())
+	h, ok := newHash(desc.Digest)
+	if !ok {
+		return status.Errorf(codes.FailedPrecondition, "satchel: %s: unsupported layer digest %q (want sha256 or sha512)", shownTitle(name), desc.Digest)
+	}
+	if p.out == nil {
+		out, err := openOutputDir(p.dirPath)
+		if err != nil {
+			return err
+		}
+		p.out = out
+	}
+	s, err := p.out.walk(name)
+	if err != nil {
+		return err
+	}
+	temp, tempName, err := s.createPartial()
+	if err != nil {
+		s.release(true)
+		return err
+	}
+	p.cur = &partial{name: name, slot: s, temp: temp, tempName: tempName, desc: desc, hash: h}
+	return nil
+}
+
+func (p *puller) close() {
+	if p.cur != nil {
+		p.cur.abandon()
+	}
+	if p.out != nil {
+		p.out.close()
+	}
+}
+
+func protocolError(what string) error {
+	return status.Error(codes.Internal, "satchel: unexpected pull stream: "+what)
+}
+
+// SafeName reports whether name is usable as a pulled file's name.
+//
+// Deprecated: use CheckTitle, which says why a name is refused.
+func SafeName(name string) bool { return CheckTitle(name) == nil }
+
+// newHash returns the hash a digest names: sha256 or sha512.
+func newHash(digest string) (hash.Hash, bool) {
+	algorithm, _, _ := strings.Cut(digest, ":")
+	switch algorithm {
+	case "sha256":
+		return sha256.New(), true
+	case "sha512":
+		return sha512.New(), true
+	}
+	return nil, false
+}
+
+// partial is a file being pulled: a partial file beside its final name and
+// a running hash.
+type partial struct {
+	name     string
+	slot     *slot
+	temp     *os.File
+	tempName string
+	desc     Descriptor
+	hash     hash.Hash
+	size     uint64
+	finished bool
+}
+
+func (p *partial) write(data []byte) error {
+	p.size += uint64(len(data))
+	p.hash.Write(data)
+	if _, err := p.temp.Write(data); err != nil {
+		return fmt.Errorf("satchel: write %s: %w", p.temp.Name(), err)
+	}
+	return nil
+}
+
+// finish checks what arrived against the layer descriptor and the digest the
+// daemon confirmed, then moves the file to its final name.
+func (p *partial) finish(confirmed string) (PulledFile, error) {
+	want := p.desc
+	algorithm, _, _ := strings.Cut(want.Digest, ":")
+	got := algorithm + ":" + hex.EncodeToString(p.hash.Sum(nil))
+	if confirmed != want.Digest || got != want.Digest || p.size != want.Size {
+		p.abandon()
+		return PulledFile{}, status.Errorf(codes.DataLoss,
+			"satchel: %s: expected %s (%d bytes), received %s (%d bytes), the daemon confirmed %q",
+			shownTitle(p.name), want.Digest, want.Size, got, p.size, confirmed)
+	}
+	if err := p.temp.Sync(); err != nil {
+		p.abandon()
+		return PulledFile{}, fmt.Errorf("satchel: %w", err)
+	}
+	if err := p.temp.Close(); err != nil {
+		p.abandon()
+		return PulledFile{}, fmt.Errorf("satchel: %w", err)
+	}
+	if err := p.slot.commit(p.tempName); err != nil {
+		p.abandon()
+		return PulledFile{}, err
+	}
+	p.finished = true
+	p.slot.release(false)
+	return PulledFile{Name: p.name, Path: p.slot.path, Descriptor: p.desc}, nil
+}
+
+// abandon removes the partial file and the directories made for it.
+func (p *partial) abandon() {
+	if p.finished {
+		return
+	}
+	p.finished = true
+	p.temp.Close()
+	p.slot.removePartial(p.tempName)
+	p.slot.release(true)
+}
