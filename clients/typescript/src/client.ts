@@ -1,9 +1,9 @@
 // A thin, typed wrapper over the generated grpc-js client: file paths in,
 // files on disk out, Promises for results and SatchelError for failures.
 
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { type FileHandle, mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import * as path from "node:path";
 
 import {
@@ -13,9 +13,11 @@ import {
   type ClientOptions,
   credentials as grpcCredentials,
   Metadata,
-  type ServiceError,
   status,
 } from "@grpc/grpc-js";
+
+import { malformed, SatchelError } from "./errors";
+import { pullInto } from "./pull";
 
 import {
   type AttachRequest,
@@ -36,6 +38,9 @@ import {
   SatchelServiceClient,
   type Target,
 } from "./gen/satchel/v1/satchel";
+import { checkTitle, checkTitles } from "./titles";
+
+export { SatchelError };
 
 /** The most file bytes one message carries (the API's limit). */
 export const CHUNK_SIZE = 1 << 20;
@@ -53,46 +58,21 @@ export const HASH_FIRST_BELOW = 256 << 20;
 export const MAX_MESSAGE_SIZE = 16 << 20;
 
 /**
- * A failed call. `code` is the gRPC status code: the daemon's, or one this
- * client chose for a failure it detected itself (INVALID_ARGUMENT for a bad
- * file name, DATA_LOSS for pulled bytes that do not match their digest or
- * size, INTERNAL for a malformed stream...).
+ * When a call gives up. The first of callOptions.deadline, deadline and
+ * timeoutMs (else the client's timeoutMs) applies; past it the call is
+ * cancelled and fails with DEADLINE_EXCEEDED.
  */
-export class SatchelError extends Error {
-  readonly code: status;
-  readonly details: string;
-  readonly metadata?: Metadata;
-
-  constructor(code: status, details: string, options?: { cause?: unknown; metadata?: Metadata }) {
-    super(`${status[code] ?? code}: ${details}`, { cause: options?.cause });
-    this.name = "SatchelError";
-    this.code = code;
-    this.details = details;
-    this.metadata = options?.metadata;
-  }
-
-  /** Wraps a grpc-js ServiceError (or anything else thrown) as a SatchelError. */
-  static from(err: unknown): SatchelError {
-    if (err instanceof SatchelError) return err;
-    if (isServiceError(err)) {
-      return new SatchelError(err.code, err.details, { cause: err, metadata: err.metadata });
-    }
-    const message = err instanceof Error ? err.message : String(err);
-    const code = isNodeError(err) && err.code === "ENOENT" ? status.NOT_FOUND : status.UNKNOWN;
-    return new SatchelError(code, message, { cause: err });
-  }
-}
-
-function isServiceError(err: unknown): err is ServiceError {
-  return err instanceof Error && typeof (err as ServiceError).code === "number" && "details" in err;
-}
-
-function isNodeError(err: unknown): err is NodeJS.ErrnoException {
-  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === "string";
+export interface TimeoutOptions {
+  /** The deadline: a Date or milliseconds since the epoch. */
+  deadline?: Date | number;
+  /** Milliseconds from the start of the call. */
+  timeoutMs?: number;
+  /** grpc-js call options. */
+  callOptions?: Partial<CallOptions>;
 }
 
 /** Where the registry or layout is, and how to talk to it. */
-export interface TargetOptions {
+export interface TargetOptions extends TimeoutOptions {
   /** Talk plain HTTP to the registry instead of HTTPS. */
   plainHttp?: boolean;
   /** The reference names a tag or digest in this OCI image layout (on the daemon's host). */
@@ -139,8 +119,6 @@ export interface PushOptions extends TargetOptions {
   hashFirst?: boolean;
   /** Called for every progress event the daemon sends. */
   onProgress?: (progress: Progress) => void;
-  /** grpc-js call options, e.g. a deadline. */
-  callOptions?: Partial<CallOptions>;
 }
 
 export interface AttachOptions extends PushOptions {
@@ -152,12 +130,9 @@ export interface DiscoverOptions extends TargetOptions {
   artifactType?: string;
   /** Levels of referrers to return (0 and 1: direct referrers only). */
   depth?: number;
-  callOptions?: Partial<CallOptions>;
 }
 
-export interface ResolveOptions extends TargetOptions {
-  callOptions?: Partial<CallOptions>;
-}
+export type ResolveOptions = TargetOptions;
 
 export interface PullStreamOptions extends TargetOptions {
   /**
@@ -165,7 +140,6 @@ export interface PullStreamOptions extends TargetOptions {
    * artifact type.
    */
   artifactType?: string;
-  callOptions?: Partial<CallOptions>;
 }
 
 export interface PullOptions extends PullStreamOptions {
@@ -195,6 +169,8 @@ export interface SatchelClientOptions {
   credentials?: ChannelCredentials;
   /** grpc-js channel options. */
   channelOptions?: Partial<ClientOptions>;
+  /** The default timeout of every call in milliseconds (see TimeoutOptions); default: none. */
+  timeoutMs?: number;
 }
 
 type Upload<Req> = ClientDuplexStream<Req, PushResponse | AttachResponse>;
@@ -206,8 +182,11 @@ type Upload<Req> = ClientDuplexStream<Req, PushResponse | AttachResponse>;
 export class SatchelClient {
   /** The generated grpc-js client, for the calls this class does not wrap. */
   readonly raw: SatchelServiceClient;
+  /** The default timeout of every call in milliseconds, if any. */
+  readonly timeoutMs?: number;
 
   constructor(address: string, options: SatchelClientOptions = {}) {
+    this.timeoutMs = options.timeoutMs;
     const creds = options.credentials ?? grpcCredentials.createInsecure();
     // grpc-js wants a bare host:port; the daemon's own listen syntax and the
     // other clients also accept http://host:port.
@@ -221,6 +200,14 @@ export class SatchelClient {
   /** Closes the channel. */
   close(): void {
     this.raw.close();
+  }
+
+  /** grpc-js call options with the deadline TimeoutOptions pick. */
+  private callOptions(options: TimeoutOptions): Partial<CallOptions> {
+    const given = options.callOptions?.deadline ?? options.deadline;
+    const ms = options.timeoutMs ?? this.timeoutMs;
+    const deadline = given ?? (ms === undefined ? undefined : Date.now() + ms);
+    return deadline === undefined ? { ...options.callOptions } : { ...options.callOptions, deadline };
   }
 
   /**
@@ -238,8 +225,9 @@ export class SatchelClient {
         header: { target: target(reference, options), artifact: artifactSpec(specs, options) },
       },
     };
-    const call = this.raw.push(options.callOptions ?? {});
-    return upload<PushRequest>(call, header, paths, (fileIndex, data) => ({
+    const callOptions = this.callOptions(options);
+    const call = this.raw.push(callOptions);
+    return upload<PushRequest>(call, deadlineMs(callOptions), header, paths, (fileIndex, data) => ({
       payload: { $case: "chunk", chunk: { fileIndex, data } },
     }), options.onProgress);
   }
@@ -257,8 +245,9 @@ export class SatchelClient {
         header: { subject: target(subject, options), artifact: artifactSpec(specs, options) },
       },
     };
-    const call = this.raw.attach(options.callOptions ?? {});
-    return upload<AttachRequest>(call, header, paths, (fileIndex, data) => ({
+    const callOptions = this.callOptions(options);
+    const call = this.raw.attach(callOptions);
+    return upload<AttachRequest>(call, deadlineMs(callOptions), header, paths, (fileIndex, data) => ({
       payload: { $case: "chunk", chunk: { fileIndex, data } },
     }), options.onProgress);
   }
@@ -270,9 +259,10 @@ export class SatchelClient {
       artifactType: options.artifactType ?? "",
       depth: options.depth ?? 0,
     };
+    const callOptions = this.callOptions(options);
     return new Promise((resolve, reject) => {
-      this.raw.discover(request, metadataless(), options.callOptions ?? {}, (err, res) =>
-        err ? reject(SatchelError.from(err)) : resolve(res),
+      this.raw.discover(request, metadataless(), callOptions, (err, res) =>
+        err ? reject(SatchelError.fromCall(err, deadlineMs(callOptions))) : resolve(res),
       );
     });
   }
@@ -280,9 +270,10 @@ export class SatchelClient {
   /** Resolves a tag or digest reference to its manifest descriptor. */
   resolve(reference: string, options: ResolveOptions = {}): Promise<ResolveResponse> {
     const request = { target: target(reference, options) };
+    const callOptions = this.callOptions(options);
     return new Promise((resolve, reject) => {
-      this.raw.resolve(request, metadataless(), options.callOptions ?? {}, (err, res) =>
-        err ? reject(SatchelError.from(err)) : resolve(res),
+      this.raw.resolve(request, metadataless(), callOptions, (err, res) =>
+        err ? reject(SatchelError.fromCall(err, deadlineMs(callOptions))) : resolve(res),
       );
     });
   }
@@ -296,7 +287,8 @@ export class SatchelClient {
     const request: PullRequest = options.artifactType
       ? { subject: target(reference, options), artifactType: options.artifactType }
       : { target: target(reference, options), artifactType: "" };
-    const call = this.raw.pull(request, options.callOptions ?? {});
+    const callOptions = this.callOptions(options);
+    const call = this.raw.pull(request, callOptions);
     let finished = false;
     try {
       for await (const event of call as AsyncIterable<PullResponse>) {
@@ -305,7 +297,7 @@ export class SatchelClient {
       finished = true;
     } catch (err) {
       finished = true;
-      throw SatchelError.from(err);
+      throw SatchelError.fromCall(err, deadlineMs(callOptions));
     } finally {
       if (!finished) {
         // The consumer stopped early: cancel, and ignore the CANCELLED
@@ -324,48 +316,7 @@ export class SatchelClient {
   async pull(reference: string, options: PullOptions = {}): Promise<PullResult> {
     const outputDir = path.resolve(options.outputDir ?? ".");
     await mkdir(outputDir, { recursive: true });
-    let manifest: PulledManifest | undefined;
-    const files: PulledFile[] = [];
-    let current: OpenFile | undefined;
-    try {
-      for await (const event of this.pullStream(reference, options)) {
-        const payload = event.payload;
-        if (!payload) continue;
-        switch (payload.$case) {
-          case "manifest":
-            manifest = payload.manifest;
-            break;
-          case "file": {
-            if (current) throw malformed(`file ${current.name} ended without a done message`);
-            const descriptor = payload.file.layer;
-            if (!descriptor) throw malformed(`file ${payload.file.name} has no descriptor`);
-            current = await openFile(outputDir, payload.file.name, descriptor);
-            break;
-          }
-          case "chunk":
-            if (!current) throw malformed("file bytes before a file header");
-            // Backpressure: the next message is read once the disk has these bytes.
-            await writeChunk(current, payload.chunk);
-            break;
-          case "done": {
-            if (!current) throw malformed("a done message before a file header");
-            files.push(await finishFile(current, payload.done.digest));
-            current = undefined;
-            break;
-          }
-          case "progress":
-            options.onProgress?.(payload.progress);
-            break;
-        }
-      }
-      if (current) throw malformed(`the stream ended inside file ${current.name}`);
-      if (!manifest) throw malformed("the stream carried no manifest");
-      return { manifest, files };
-    } catch (err) {
-      // Leaving the loop early has already cancelled the call (pullStream).
-      if (current) await discard(current);
-      throw SatchelError.from(err);
-    }
+    return pullInto(this.pullStream(reference, options), outputDir, options.onProgress);
   }
 }
 
@@ -410,10 +361,12 @@ async function fileSpecs(
   files: FileInput[],
   hashFirst: boolean | undefined,
 ): Promise<{ specs: FileSpec[]; paths: string[] }> {
+  const inputs = files.map((input) => (typeof input === "string" ? { path: input } : input));
+  // The titles first: a name the daemon would refuse fails before any file is read.
+  checkTitles(inputs.map((file) => file.name ?? path.basename(file.path)));
   const specs: FileSpec[] = [];
   const paths: string[] = [];
-  for (const input of files) {
-    const file = typeof input === "string" ? { path: input } : input;
+  for (const file of inputs) {
     const { size, digest } = await sizeAndDigest(file.path, hashFirst);
     specs.push({
       name: file.name ?? path.basename(file.path),
@@ -467,6 +420,7 @@ async function sizeAndDigest(
  */
 async function upload<Req>(
   call: Upload<Req>,
+  deadline: number | undefined,
   header: Req,
   paths: string[],
   chunk: (fileIndex: number, data: Buffer) => Req,
@@ -494,7 +448,7 @@ async function upload<Req>(
     });
     call.on("error", (err) => {
       over = true;
-      reject(SatchelError.from(err));
+      reject(SatchelError.fromCall(err, deadline));
     });
     call.on("status", () => {
       over = true;
@@ -551,88 +505,16 @@ async function upload<Req>(
   return await answer;
 }
 
-interface OpenFile {
-  name: string;
-  finalPath: string;
-  tempPath: string;
-  handle: FileHandle;
-  hash: Hash;
-  size: number;
-  descriptor: Descriptor;
+/** A grpc-js deadline as milliseconds since the epoch, if there is one. */
+function deadlineMs(options: Partial<CallOptions>): number | undefined {
+  const d = options.deadline;
+  return d === undefined ? undefined : d instanceof Date ? d.getTime() : d;
 }
 
 /**
- * Checks a pulled file name and returns its path under outputDir. A name is
- * '/'-separated and relative; a backslash or NUL, and any empty, '.' or '..'
- * component, are refused with INVALID_ARGUMENT.
+ * Checks a pulled file name (see checkTitle) and returns its path under
+ * outputDir; a bad name throws a SatchelError with INVALID_ARGUMENT.
  */
 export function safeJoin(outputDir: string, name: string): string {
-  const parts = name.split("/");
-  if (
-    name.startsWith("/") ||
-    name.includes("\\") ||
-    name.includes("\0") ||
-    parts.some((p) => p === "" || p === "." || p === "..")
-  ) {
-    throw new SatchelError(status.INVALID_ARGUMENT, `refusing file name ${JSON.stringify(name)}`);
-  }
-  return path.join(outputDir, ...parts);
-}
-
-/** The digest algorithms pull can verify. */
-const DIGEST_ALGORITHMS = new Set(["sha256", "sha512"]);
-
-let tempCounter = 0;
-
-async function openFile(outputDir: string, name: string, descriptor: Descriptor): Promise<OpenFile> {
-  const finalPath = safeJoin(outputDir, name);
-  const algorithm = descriptor.digest.split(":", 1)[0]!;
-  if (!DIGEST_ALGORITHMS.has(algorithm)) {
-    throw new SatchelError(status.FAILED_PRECONDITION, `file ${name}: cannot verify digest ${descriptor.digest}`);
-  }
-  const dir = path.dirname(finalPath);
-  await mkdir(dir, { recursive: true });
-  const tempPath = path.join(dir, `.${path.basename(finalPath)}.${process.pid}.${++tempCounter}.partial`);
-  const handle = await open(tempPath, "wx");
-  return { name, finalPath, tempPath, handle, hash: createHash(algorithm), size: 0, descriptor };
-}
-
-/** Appends a chunk to the temporary file; a write error (ENOSPC...) rejects. */
-async function writeChunk(file: OpenFile, data: Uint8Array): Promise<void> {
-  file.hash.update(data);
-  file.size += data.length;
-  for (let offset = 0; offset < data.length; ) {
-    const { bytesWritten } = await file.handle.write(data, offset, data.length - offset);
-    offset += bytesWritten;
-  }
-}
-
-/**
- * Checks the file against its header and the daemon's done, then moves it
- * to its final name. A mismatch is DATA_LOSS; the caller discards the file.
- */
-async function finishFile(file: OpenFile, digest: string): Promise<PulledFile> {
-  await file.handle.close();
-  const want = file.descriptor;
-  const got = `${want.digest.split(":", 1)[0]}:${file.hash.digest("hex")}`;
-  if (digest !== want.digest || got !== want.digest || BigInt(file.size) !== want.size) {
-    throw new SatchelError(
-      status.DATA_LOSS,
-      `file ${file.name}: expected ${want.digest} (${want.size} bytes), received ${got} (${file.size} bytes), ` +
-        `the daemon verified ${digest || "nothing"}`,
-    );
-  }
-  await rename(file.tempPath, file.finalPath);
-  return { name: file.name, path: file.finalPath, descriptor: want };
-}
-
-/** Closes (if still open) and removes a temporary file. */
-async function discard(file: OpenFile): Promise<void> {
-  await file.handle.close().catch(() => undefined);
-  await rm(file.tempPath, { force: true });
-}
-
-/** A stream that does not follow the API: the daemon's or the wire's fault. */
-function malformed(message: string): SatchelError {
-  return new SatchelError(status.INTERNAL, message);
+  return path.join(outputDir, ...checkTitle(name));
 }

@@ -16,6 +16,8 @@ export {
   SatchelError,
   safeJoin,
   type TargetOptions,
+  type TimeoutOptions,
 } from "./client";
+export { checkTitle, checkTitles, COMPONENT_MAX_BYTES, TOTAL_MAX_BYTES } from "./titles";
 export { status } from "@grpc/grpc-js";
 export * from "./gen/satchel/v1/satchel";
