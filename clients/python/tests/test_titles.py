@@ -170,3 +170,42 @@ def test_pull_refuses_a_file_where_a_directory_must_be(tmp_path):
     assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION
     assert _everything(out) == ["a"]
     assert (out / "a").read_bytes() == b"mine"
+
+
+def test_push_refuses_a_bad_name_before_calling_the_daemon(tmp_path):
+    from satchel import Client
+
+    f = tmp_path / "a.txt"
+    f.write_text("a")
+    # No daemon listens there: the refusal must come before any call.
+    with Client(f"unix://{tmp_path}/nobody.sock") as c:
+        for bad in ["../a.txt", "a\x1b[2Jb", "x" * 256]:
+            with pytest.raises(SatchelError) as e:
+                c.push("localhost:5000/r:t", [(f, "text/plain", bad)], timeout=5)
+            assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT, bad
+
+
+class _Ended(grpc.RpcError):
+    def __init__(self, code, details):
+        self._code, self._details = code, details
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
+
+
+def test_the_daemons_own_deadline_end_is_deadline_exceeded():
+    import time
+
+    from satchel.client import _error
+
+    # satcheld (tonic) answers a deadline it saw pass with CANCELLED.
+    ended = _Ended(grpc.StatusCode.CANCELLED, "Timeout expired")
+    assert _error(ended, time.monotonic() + 60).code == grpc.StatusCode.DEADLINE_EXCEEDED
+    # Without a deadline, or cancelled otherwise before it, CANCELLED stays.
+    assert _error(ended, None).code == grpc.StatusCode.CANCELLED
+    other = _Ended(grpc.StatusCode.CANCELLED, "Cancelled")
+    assert _error(other, time.monotonic() + 60).code == grpc.StatusCode.CANCELLED
+    assert _error(other, time.monotonic() - 1).code == grpc.StatusCode.DEADLINE_EXCEEDED
