@@ -354,24 +354,29 @@ def _file_specs(
     files: Iterable[FileArg], hash_first: Optional[bool]
 ) -> tuple[list[pb.FileSpec], list[Path]]:
     specs, paths = [], []
+    # The layer's title is the file's name, as the CLI records it, unless
+    # the caller names it.
+    named = []
     for f in files:
-        name = None
         if isinstance(f, tuple):
             path, media_type = Path(f[0]), f[1]
-            name = f[2] if len(f) > 2 else None
+            name = f[2] if len(f) > 2 else path.name
         else:
-            path, media_type = Path(f), DEFAULT_MEDIA_TYPE
+            path, media_type, name = Path(f), DEFAULT_MEDIA_TYPE, Path(f).name
+        named.append((path, media_type, name))
+    # The titles first: a name the daemon would refuse fails before any
+    # file is read.
+    check_titles(name for _, _, name in named)
+    for path, media_type, name in named:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: not a file")
-        # The layer's title is the file's name, as the CLI records it,
-        # unless the caller names it. The daemon hashes the bytes as they arrive and checks them against a
-        # digest sent here.
+        # The daemon hashes the bytes as they arrive and checks them
+        # against a digest sent here.
         size = path.stat().st_size
         hash_it = size < HASH_FIRST_BELOW if hash_first is None else hash_first
         digest = _sha256_file(path) if hash_it else ""
-        specs.append(pb.FileSpec(name=name or path.name, media_type=media_type, size=size, digest=digest))
+        specs.append(pb.FileSpec(name=name, media_type=media_type, size=size, digest=digest))
         paths.append(path)
-    check_titles(spec.name for spec in specs)
     return specs, paths
 
 
