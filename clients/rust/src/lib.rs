@@ -29,13 +29,16 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 pub use satchel_proto::v1 as pb;
 
 mod error;
+pub mod title;
 mod transfer;
+pub mod write;
 
 pub use error::Error;
+pub use title::{check_title, check_titles, safe_path};
 pub use tonic::{Code, Status};
 pub use transfer::{
-    attach, pull, push, safe_path, sha256_file, LocalFile, PullEvent, Pulled, PulledFile,
-    DEFAULT_MEDIA_TYPE, HASH_FIRST_BELOW,
+    attach, pull, push, sha256_file, LocalFile, PullEvent, Pulled, PulledFile, DEFAULT_MEDIA_TYPE,
+    HASH_FIRST_BELOW,
 };
 
 /// A connected client.

@@ -5,9 +5,12 @@
 //! and come down the same way. A pulled file is written under a temporary
 //! name and renamed into place only once the daemon has verified its digest
 //! and the byte count agrees; on any failure the temporary file is removed.
+//! All titles are checked against each other ([`crate::title`]) before the
+//! first file is made, and files are made without following links
+//! ([`crate::write`]).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
@@ -15,6 +18,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
+use crate::title::{check_title, check_titles, manifest_titles, shown};
+use crate::write::{OutDir, Placement};
 use crate::{pb, Client, Error};
 
 /// Files smaller than this are hashed before they are sent, so the daemon
@@ -278,7 +283,9 @@ pub enum PullEvent<'a> {
 
 /// Pulls the files of the artifact `request` names into `out` (created if
 /// missing), as `satchel pull` does: each under its title, which must be a
-/// plain relative path.
+/// plain relative path, none a directory of another. Nothing is written
+/// through a symbolic link inside `out`: one among the directories is
+/// FAILED_PRECONDITION, one at a final name is replaced.
 pub async fn pull(
     client: &mut Client,
     request: pb::PullRequest,
@@ -289,10 +296,15 @@ pub async fn pull(
     let mut stream = client.pull(request).await?.into_inner();
     let mut pulled = Pulled::default();
     let mut current: Option<Partial> = None;
+    let mut dir: Option<OutDir> = None;
+    let mut expected: Option<HashSet<String>> = None;
     let result = async {
         while let Some(message) = stream.next().await {
             match message?.payload {
                 Some(Payload::Manifest(m)) => {
+                    let titles = manifest_titles(&m.content)?;
+                    check_titles(titles.iter().map(String::as_str))?;
+                    expected = Some(titles.into_iter().collect());
                     pulled.manifest = m.manifest.unwrap_or_default();
                     pulled.reference = m.reference;
                 }
@@ -300,8 +312,13 @@ pub async fn pull(
                     if current.is_some() {
                         return Err(broken("a file started before the last one ended"));
                     }
+                    let out = match &dir {
+                        Some(d) => d,
+                        None => dir.insert(open_dir(out).await?),
+                    };
                     let layer = header.layer.unwrap_or_default();
-                    current = Some(Partial::create(out, header.name, layer).await?);
+                    let name = header.name;
+                    current = Some(Partial::create(out, expected.as_ref(), name, layer).await?);
                 }
                 Some(Payload::Chunk(data)) => {
                     let p = current
@@ -315,6 +332,9 @@ pub async fn pull(
                         .take()
                         .ok_or_else(|| broken("a file ended that never started"))?;
                     let file = p.commit(&done.digest).await?;
+                    if let Some(names) = expected.as_mut() {
+                        names.remove(&file.name);
+                    }
                     on_event(PullEvent::File(&file));
                     pulled.files.push(file);
                 }
@@ -322,7 +342,7 @@ pub async fn pull(
             }
         }
         if let Some(p) = &current {
-            return Err(broken(&format!("the pull ended inside {}", p.name)));
+            return Err(broken(&format!("the pull ended inside {}", shown(&p.name))));
         }
         Ok(())
     }
@@ -333,6 +353,14 @@ pub async fn pull(
     result.map(|()| pulled)
 }
 
+/// Opens (making it if missing) the output directory.
+async fn open_dir(out: &Path) -> Result<OutDir, Error> {
+    let out = out.to_path_buf();
+    tokio::task::spawn_blocking(move || OutDir::open(&out))
+        .await
+        .map_err(|e| Error::local(Code::Internal, format!("cannot open the directory: {e}")))?
+}
+
 fn broken(what: &str) -> Error {
     Error::local(
         Code::Internal,
@@ -340,56 +368,39 @@ fn broken(what: &str) -> Error {
     )
 }
 
-/// Maps a title to a path inside `out`: a plain relative path of non-empty
-/// parts other than `.` and `..`, without backslashes or NUL.
-pub fn safe_path(out: &Path, title: &str) -> Result<PathBuf, Error> {
-    let parts: Vec<&str> = title.split('/').collect();
-    if title.contains(['\\', '\0']) || parts.iter().any(|p| matches!(*p, "" | "." | "..")) {
-        return Err(Error::local(
-            Code::InvalidArgument,
-            format!("refusing to write {title:?}: it is not a plain relative path"),
-        ));
-    }
-    Ok(parts.iter().fold(out.to_path_buf(), |p, part| p.join(part)))
-}
-
-/// Tells temporary files of one process apart.
-static PARTIALS: AtomicU64 = AtomicU64::new(0);
-
 /// A file being received under a temporary name beside its final one.
 struct Partial {
     name: String,
-    final_path: PathBuf,
-    temp_path: PathBuf,
+    placement: Placement,
     file: tokio::fs::File,
     layer: pb::Descriptor,
     size: u64,
 }
 
 impl Partial {
-    async fn create(out: &Path, name: String, layer: pb::Descriptor) -> Result<Self, Error> {
-        let final_path = safe_path(out, &name)?;
-        let dir = final_path.parent().unwrap_or(out).to_path_buf();
-        tokio::fs::create_dir_all(&dir)
+    /// Checks `name` (alone, and as one the manifest named) and creates its
+    /// temporary file inside `out` (see [`crate::write`]).
+    async fn create(
+        out: &OutDir,
+        expected: Option<&HashSet<String>>,
+        name: String,
+        layer: pb::Descriptor,
+    ) -> Result<Self, Error> {
+        check_title(&name)?;
+        if expected.is_some_and(|names| !names.contains(&name)) {
+            return Err(broken(&format!(
+                "it sent {}, which the manifest does not name",
+                shown(&name)
+            )));
+        }
+        let (out, title) = (out.clone(), name.clone());
+        let (placement, file) = tokio::task::spawn_blocking(move || out.create(&title))
             .await
-            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-        let base = final_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp_path = dir.join(format!(
-            ".{base}.satchel-{}-{}.partial",
-            std::process::id(),
-            PARTIALS.fetch_add(1, Ordering::Relaxed)
-        ));
-        let file = tokio::fs::File::create(&temp_path)
-            .await
-            .map_err(|e| Error::io(format!("cannot create {}", temp_path.display()), e))?;
+            .map_err(|e| Error::local(Code::Internal, format!("file creation failed: {e}")))??;
         Ok(Partial {
             name,
-            final_path,
-            temp_path,
-            file,
+            placement,
+            file: tokio::fs::File::from_std(file),
             layer,
             size: 0,
         })
@@ -397,10 +408,12 @@ impl Partial {
 
     async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         self.size += data.len() as u64;
-        self.file
-            .write_all(data)
-            .await
-            .map_err(|e| Error::io(format!("cannot write {}", self.temp_path.display()), e))
+        self.file.write_all(data).await.map_err(|e| {
+            Error::io(
+                format!("cannot write {}", self.placement.path().display()),
+                e,
+            )
+        })
     }
 
     /// Renames the file into place if the daemon verified the layer's
@@ -412,66 +425,36 @@ impl Partial {
         }
         .await;
         if let Err(e) = synced {
-            let what = format!("cannot write {}", self.temp_path.display());
+            let what = format!("cannot write {}", self.placement.path().display());
             self.discard().await;
             return Err(Error::io(what, e));
         }
         if verified != self.layer.digest || self.size != self.layer.size {
             let message = format!(
                 "{}: expected {} ({} bytes), the daemon verified {:?} and sent {} bytes",
-                self.name, self.layer.digest, self.layer.size, verified, self.size
+                shown(&self.name),
+                self.layer.digest,
+                self.layer.size,
+                verified,
+                self.size
             );
             self.discard().await;
             return Err(Error::local(Code::DataLoss, message));
         }
-        if let Err(e) = tokio::fs::rename(&self.temp_path, &self.final_path).await {
-            let what = format!("cannot move {} into place", self.name);
-            self.discard().await;
-            return Err(Error::io(what, e));
-        }
+        drop(self.file);
+        let path = tokio::task::spawn_blocking(move || self.placement.commit())
+            .await
+            .map_err(|e| Error::local(Code::Internal, format!("rename failed: {e}")))??;
         Ok(PulledFile {
             name: self.name,
-            path: self.final_path,
+            path,
             layer: self.layer,
         })
     }
 
     async fn discard(self) {
         drop(self.file);
-        let _ = tokio::fs::remove_file(&self.temp_path).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn titles_stay_inside_the_output_directory() {
-        let out = Path::new("/out");
-        for bad in [
-            "",
-            ".",
-            "..",
-            "../x",
-            "a/../../x",
-            "/etc/passwd",
-            "a//b",
-            "a/./b",
-            "a/",
-            "a\\b",
-            "a\0b",
-        ] {
-            let err = safe_path(out, bad).unwrap_err();
-            assert_eq!(err.code(), Code::InvalidArgument, "{bad:?}");
-        }
-        assert_eq!(
-            safe_path(out, "dir/file.txt").unwrap(),
-            Path::new("/out/dir/file.txt")
-        );
-        assert_eq!(
-            safe_path(out, "..a/b..").unwrap(),
-            Path::new("/out/..a/b..")
-        );
+        let placement = self.placement;
+        let _ = tokio::task::spawn_blocking(move || placement.discard()).await;
     }
 }

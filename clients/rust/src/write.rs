@@ -1,0 +1,316 @@
+//! Writing files into a directory without following a link the writer did
+//! not make (Linux `*at` calls through rustix).
+//!
+//! [`OutDir::open`] opens the directory the caller named (made if missing;
+//! a link there is the caller's choice and is followed). From that handle,
+//! [`OutDir::create`] walks a relative name part by part with
+//! `openat(O_NOFOLLOW|O_DIRECTORY)`, making missing directories with
+//! `mkdirat` and refusing a symbolic link with FAILED_PRECONDITION, then
+//! creates the temporary file with `O_CREAT|O_EXCL|O_NOFOLLOW` under a name
+//! with 128 random bits. [`Placement::commit`] renames it over the final
+//! name inside the same directory handle: a link standing there is
+//! replaced, never written through. New files and directories get 0666 and
+//! 0777 less the umask, as `File::create` and `create_dir` would.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+use tonic::Code;
+
+use crate::Error;
+
+/// A directory to write into, held open so later steps resolve names from
+/// it and not from a path someone could swap.
+#[derive(Debug, Clone)]
+pub struct OutDir {
+    fd: Arc<OwnedFd>,
+    /// For messages.
+    path: PathBuf,
+}
+
+/// A temporary file inside its final directory, waiting for
+/// [`Placement::commit`] or [`Placement::discard`].
+#[derive(Debug)]
+pub struct Placement {
+    /// The directory holding both names.
+    dir: OwnedFd,
+    temp: String,
+    name: String,
+    /// The final path, for messages and callers.
+    path: PathBuf,
+}
+
+fn io(what: String, errno: Errno) -> Error {
+    Error::io(what, std::io::Error::from(errno))
+}
+
+fn refused(message: String) -> Error {
+    Error::local(Code::FailedPrecondition, message)
+}
+
+impl OutDir {
+    /// Opens `path`, creating it and its parents if missing.
+    pub fn open(path: &Path) -> Result<OutDir, Error> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io(format!("cannot open {}", path.display()), e))?;
+        Ok(OutDir {
+            fd: Arc::new(fd),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Where this directory is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates a temporary file for `name`, a `/`-separated relative path
+    /// the caller has already checked (no empty, `.` or `..` parts). The
+    /// directories on the way are made if missing; a link or a file among
+    /// them, or a directory at the final name, is FAILED_PRECONDITION.
+    pub fn create(&self, name: &str) -> Result<(Placement, File), Error> {
+        let mut parts: Vec<&str> = name.split('/').collect();
+        let base = parts.pop().unwrap_or_default();
+        let mut path = self.path.clone();
+        let mut dir = rustix::io::dup(&*self.fd)
+            .map_err(|e| io(format!("cannot open {}", self.path.display()), e))?;
+        for part in parts {
+            path.push(part);
+            dir = subdir(&dir, part, &path)?;
+        }
+        path.push(base);
+        if let Ok(st) = rustix::fs::statat(&dir, base, AtFlags::SYMLINK_NOFOLLOW) {
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                return Err(refused(format!(
+                    "cannot write {}: a directory is in the way",
+                    path.display()
+                )));
+            }
+        }
+        let temp = temp_name(base)?;
+        let fd = rustix::fs::openat(
+            &dir,
+            temp.as_str(),
+            OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o666),
+        )
+        .map_err(|e| io(format!("cannot create a file beside {}", path.display()), e))?;
+        let placement = Placement {
+            dir,
+            temp,
+            name: base.to_string(),
+            path,
+        };
+        Ok((placement, File::from(fd)))
+    }
+}
+
+/// Opens (making it if missing) the directory `part` inside `dir`, never
+/// through a link.
+fn subdir(dir: &OwnedFd, part: &str, path: &Path) -> Result<OwnedFd, Error> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let open = || rustix::fs::openat(dir, part, flags, Mode::empty());
+    match open() {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::NOENT) => {}
+        Err(Errno::LOOP | Errno::NOTDIR) => {
+            let link = rustix::fs::statat(dir, part, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+            let what = if link {
+                "is a symbolic link"
+            } else {
+                "is not a directory"
+            };
+            return Err(refused(format!(
+                "refusing to write under {}: it {what}",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(io(format!("cannot open {}", path.display()), e)),
+    }
+    match rustix::fs::mkdirat(dir, part, Mode::from_raw_mode(0o777)) {
+        // Someone made it meanwhile: open it as it is, links refused.
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(io(format!("cannot create {}", path.display()), e)),
+    }
+    open().map_err(|e| match e {
+        Errno::LOOP | Errno::NOTDIR => refused(format!(
+            "refusing to write under {}: it is not a directory",
+            path.display()
+        )),
+        e => io(format!("cannot open {}", path.display()), e),
+    })
+}
+
+/// `.BASE.satchel-<32 hex>.partial`, with BASE cut so the name stays
+/// within 255 bytes.
+fn temp_name(base: &str) -> Result<String, Error> {
+    let mut random = [0u8; 16];
+    rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty())
+        .map_err(|e| io("cannot get random bytes".into(), e))?;
+    let mut cut = base.len().min(160);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut hex = String::with_capacity(32);
+    for b in random {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    Ok(format!(".{}.satchel-{hex}.partial", &base[..cut]))
+}
+
+impl Placement {
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Moves the temporary file to its final name, replacing a file or a
+    /// link there. On failure the temporary file is removed.
+    pub fn commit(self) -> Result<PathBuf, Error> {
+        match rustix::fs::renameat(&self.dir, self.temp.as_str(), &self.dir, self.name.as_str()) {
+            Ok(()) => Ok(self.path),
+            Err(e) => {
+                let err = match e {
+                    Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST => refused(format!(
+                        "cannot write {}: a directory is in the way",
+                        self.path.display()
+                    )),
+                    e => io(format!("cannot move {} into place", self.path.display()), e),
+                };
+                self.discard();
+                Err(err)
+            }
+        }
+    }
+
+    /// Removes the temporary file.
+    pub fn discard(self) {
+        let _ = rustix::fs::unlinkat(&self.dir, self.temp.as_str(), AtFlags::empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::fs::symlink;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn write(out: &OutDir, name: &str, data: &[u8]) -> Result<PathBuf, Error> {
+        let (placement, mut file) = out.create(name)?;
+        file.write_all(data).unwrap();
+        placement.commit()
+    }
+
+    #[test]
+    fn writes_nested_files_and_makes_the_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutDir::open(&tmp.path().join("new/out")).unwrap();
+        let path = write(&out, "a/b/c.txt", b"hi").unwrap();
+        assert_eq!(path, tmp.path().join("new/out/a/b/c.txt"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"hi");
+        assert_eq!(names(&tmp.path().join("new/out/a/b")), ["c.txt"]);
+    }
+
+    #[test]
+    fn a_link_at_the_final_name_is_replaced_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let dir = tmp.path().join("out");
+        std::fs::create_dir(&dir).unwrap();
+        symlink(&victim, dir.join("f")).unwrap();
+        let out = OutDir::open(&dir).unwrap();
+        write(&out, "f", b"new").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!dir.join("f").symlink_metadata().unwrap().is_symlink());
+        assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_link_among_the_directories_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        let dir = tmp.path().join("out");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        symlink(&outside, dir.join("a/b")).unwrap();
+        let out = OutDir::open(&dir).unwrap();
+        let err = out.create("a/b/c").unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+        assert!(names(&outside).is_empty());
+        assert_eq!(names(&dir.join("a")), ["b"]);
+    }
+
+    #[test]
+    fn a_file_among_the_directories_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("x"), b"file").unwrap();
+        let out = OutDir::open(tmp.path()).unwrap();
+        let err = out.create("x/y").unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+        assert_eq!(std::fs::read(tmp.path().join("x")).unwrap(), b"file");
+    }
+
+    #[test]
+    fn a_directory_at_the_final_name_is_refused_before_a_file_is_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("d")).unwrap();
+        let out = OutDir::open(tmp.path()).unwrap();
+        let err = out.create("d").unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+        assert_eq!(names(tmp.path()), ["d"]);
+    }
+
+    #[test]
+    fn temporary_names_are_unpredictable_and_discarded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutDir::open(tmp.path()).unwrap();
+        let (first, _f1) = out.create("f").unwrap();
+        let (second, _f2) = out.create("f").unwrap();
+        assert_ne!(first.temp, second.temp);
+        assert!(first.temp.starts_with(".f.satchel-") && first.temp.ends_with(".partial"));
+        assert_eq!(names(tmp.path()).len(), 2);
+        first.discard();
+        second.discard();
+        assert!(names(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn long_names_keep_their_temporary_name_short() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutDir::open(tmp.path()).unwrap();
+        let long = "é".repeat(127) + "x";
+        write(&out, &long, b"x").unwrap();
+        assert_eq!(names(tmp.path()), [long]);
+    }
+
+    #[test]
+    fn the_output_directory_itself_may_be_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("real")).unwrap();
+        symlink(tmp.path().join("real"), tmp.path().join("alias")).unwrap();
+        let out = OutDir::open(&tmp.path().join("alias")).unwrap();
+        write(&out, "f", b"x").unwrap();
+        assert_eq!(names(&tmp.path().join("real")), ["f"]);
+    }
+}
