@@ -99,7 +99,8 @@ describe("planted links", () => {
         assert.equal(await readFile(final, "utf8"), data);
       } else {
         assert.equal(v.expect, "refused");
-        await rejectsWith(client.pull(pushed.reference, { plainHttp: true, outputDir: out }), status.FAILED_PRECONDITION);
+        const pull = client.pull(pushed.reference, { plainHttp: true, outputDir: out });
+        await rejectsWith(pull, status.FAILED_PRECONDITION);
       }
       assert.deepEqual(await snapshot(outside), before);
       assert.deepEqual(await partials(out), []);
@@ -166,7 +167,8 @@ describe("deadlines", () => {
       await rejectsWith(timed.push(ref, [file], { plainHttp: true }), status.DEADLINE_EXCEEDED);
       // A call's own timeout overrides the default.
       const out = path.join(work, "deadline-default");
-      await rejectsWith(timed.pull(ref, { plainHttp: true, outputDir: out, timeoutMs: 500 }), status.DEADLINE_EXCEEDED);
+      const pull = timed.pull(ref, { plainHttp: true, outputDir: out, timeoutMs: 500 });
+      await rejectsWith(pull, status.DEADLINE_EXCEEDED);
       assert.deepEqual(await readdir(out), []);
     } finally {
       timed.close();

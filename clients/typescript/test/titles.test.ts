@@ -81,12 +81,25 @@ function manifest(files: [string, Buffer][]): PullResponse {
     annotations: { "org.opencontainers.image.title": t },
   }));
   const content = Buffer.from(JSON.stringify({ schemaVersion: 2, layers }));
-  const descriptor = { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: sha256(content), size: BigInt(content.length), annotations: {}, artifactType: "" };
-  return { payload: { $case: "manifest", manifest: { manifest: descriptor, content, reference: `r@${descriptor.digest}` } } };
+  const descriptor = {
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    digest: sha256(content),
+    size: BigInt(content.length),
+    annotations: {},
+    artifactType: "",
+  };
+  const reference = `r@${descriptor.digest}`;
+  return { payload: { $case: "manifest", manifest: { manifest: descriptor, content, reference } } };
 }
 
 function file(name: string, data: Buffer): PullResponse[] {
-  const layer = { mediaType: "application/octet-stream", digest: sha256(data), size: BigInt(data.length), annotations: {}, artifactType: "" };
+  const layer = {
+    mediaType: "application/octet-stream",
+    digest: sha256(data),
+    size: BigInt(data.length),
+    annotations: {},
+    artifactType: "",
+  };
   return [
     { payload: { $case: "file", file: { name, layer } } },
     { payload: { $case: "chunk", chunk: data } },
@@ -130,7 +143,8 @@ describe("pull checks titles before writing", () => {
 
   test("a bad title anywhere in the manifest is refused before the first file", async () => {
     const out = await fresh();
-    const events = [manifest([["ok.txt", Buffer.from("ok")], ["../escape", Buffer.from("no")]]), ...file("ok.txt", Buffer.from("ok"))];
+    const ok = Buffer.from("ok");
+    const events = [manifest([["ok.txt", ok], ["../escape", Buffer.from("no")]]), ...file("ok.txt", ok)];
     await assert.rejects(pullInto(stream(events), out), isCode(status.INVALID_ARGUMENT));
     assert.deepEqual(await everything(out), []);
   });
@@ -154,7 +168,8 @@ describe("pull checks titles before writing", () => {
     const out = await fresh();
     await mkdir(path.join(out, "f.txt"));
     const x = Buffer.from("x");
-    await assert.rejects(pullInto(stream([manifest([["f.txt", x]]), ...file("f.txt", x)]), out), isCode(status.FAILED_PRECONDITION));
+    const events = [manifest([["f.txt", x]]), ...file("f.txt", x)];
+    await assert.rejects(pullInto(stream(events), out), isCode(status.FAILED_PRECONDITION));
     assert.deepEqual(await everything(out), ["f.txt"]);
   });
 
@@ -162,7 +177,8 @@ describe("pull checks titles before writing", () => {
     const out = await fresh();
     await writeFile(path.join(out, "a"), "mine");
     const x = Buffer.from("x");
-    await assert.rejects(pullInto(stream([manifest([["a/b", x]]), ...file("a/b", x)]), out), isCode(status.FAILED_PRECONDITION));
+    const events = [manifest([["a/b", x]]), ...file("a/b", x)];
+    await assert.rejects(pullInto(stream(events), out), isCode(status.FAILED_PRECONDITION));
     assert.deepEqual(await everything(out), ["a"]);
     assert.equal(await readFile(path.join(out, "a"), "utf8"), "mine");
   });
@@ -171,14 +187,16 @@ describe("pull checks titles before writing", () => {
     const out = await fresh();
     const files: [string, Buffer][] = [["d/a", Buffer.from("1")], ["d/e/f", Buffer.from("22")]];
     const result = await pullInto(stream([manifest(files), ...files.flatMap(([t, d]) => file(t, d))]), out);
-    assert.deepEqual(result.files.map((f) => f.path), [path.join(out, "d", "a"), path.join(out, "d", "e", "f")]);
+    const paths = result.files.map((f) => f.path);
+    assert.deepEqual(paths, [path.join(out, "d", "a"), path.join(out, "d", "e", "f")]);
     assert.equal(await readFile(path.join(out, "d", "e", "f"), "utf8"), "22");
     assert.deepEqual(await everything(out), ["d", "d/a", "d/e", "d/e/f"]);
   });
 });
 
 test("the daemon's own end of a deadline (CANCELLED \"Timeout expired\") is DEADLINE_EXCEEDED", () => {
-  const ended = (details: string) => Object.assign(new Error(details), { code: status.CANCELLED, details, metadata: undefined });
+  const ended = (details: string) =>
+    Object.assign(new Error(details), { code: status.CANCELLED, details, metadata: undefined });
   const later = Date.now() + 60_000;
   assert.equal(SatchelError.fromCall(ended("Timeout expired"), later).code, status.DEADLINE_EXCEEDED);
   assert.equal(SatchelError.fromCall(ended("Timeout expired"), undefined).code, status.CANCELLED);
@@ -194,7 +212,8 @@ test("push refuses a bad name before calling the daemon", async () => {
     const file = path.join(work, "a.txt");
     await writeFile(file, "a");
     for (const bad of ["../a.txt", "a\u001b[2Jb", "x".repeat(256)]) {
-      await assert.rejects(nobody.push("localhost:5000/r:t", [{ path: file, name: bad }]), isCode(status.INVALID_ARGUMENT));
+      const push = nobody.push("localhost:5000/r:t", [{ path: file, name: bad }]);
+      await assert.rejects(push, isCode(status.INVALID_ARGUMENT));
     }
   } finally {
     nobody.close();

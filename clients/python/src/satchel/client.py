@@ -491,7 +491,8 @@ def _start_file(header: pb.FileHeader, expected: dict[str, str], out: OutputDir)
         )
     if header.layer.digest != digest:
         raise SatchelError(
-            grpc.StatusCode.INTERNAL, f"{header.name!r}: the daemon sent {header.layer.digest}, the manifest names {digest}"
+            grpc.StatusCode.INTERNAL,
+            f"{header.name!r}: the daemon sent {header.layer.digest}, the manifest names {digest}",
         )
     return _Receiving(out, header.name, Descriptor._from_pb(header.layer))
 
