@@ -7,9 +7,20 @@
 //! cleanly (the stream it tees is already digest-verified); the others wait
 //! for that and then read the stored copy. Reads are verified again, so a
 //! damaged file is never served as good.
+//!
+//! The store is the daemon's alone: its directories are 0700 and its files
+//! 0600 ([`private`]), even in a directory that existed with a wider mode.
+//! Uploads, pins and the expiry of abandoned ingest files are in
+//! [`uploads`].
+
+mod private;
+mod uploads;
+
+pub use uploads::{Upload, UPLOAD_EXPIRY};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,47 +64,10 @@ pub struct ContentStore {
     upload_locks: crate::locks::KeyedLocks,
     /// How long committed uploads stay pinned.
     upload_pin: Duration,
-}
-
-/// An upload in progress, open for appending.
-pub struct Upload {
-    file: tokio::fs::File,
-    offset: u64,
-    path: PathBuf,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl Upload {
-    /// How many bytes the upload holds.
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    /// Appends `data`, which must start at `offset`, the current end.
-    pub async fn write(&mut self, offset: u64, data: &[u8]) -> Result<u64> {
-        if offset != self.offset {
-            return Err(Error::new(
-                crate::ErrorKind::FailedPrecondition,
-                format!(
-                    "the upload stands at byte {}, not {offset}; resume from there",
-                    self.offset
-                ),
-            ));
-        }
-        // tokio hands the write to a blocking thread and returns at once;
-        // flush waits for it, so an offset we acknowledge is in the file and
-        // a reopened upload (or `upload_offset`) sees it.
-        self.file
-            .write_all(data)
-            .await
-            .map_err(|e| Error::io("cannot write the upload", e))?;
-        self.file
-            .flush()
-            .await
-            .map_err(|e| Error::io("cannot write the upload", e))?;
-        self.offset += data.len() as u64;
-        Ok(self.offset)
-    }
+    /// How long an ingest file may sit untouched before a sweep removes it.
+    upload_expiry: Duration,
+    /// Bytes under `ingest/`; they count against `max_bytes` too.
+    ingest_bytes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for ContentStore {
@@ -110,13 +84,16 @@ impl std::fmt::Debug for ContentStore {
 impl ContentStore {
     /// Opens (creating) a store at `root` holding at most `max_bytes`;
     /// half-done pulls in `ingest/` are removed (uploads stay, to be
-    /// resumed) and existing blobs indexed, with the pins of committed
-    /// uploads that have not run out.
+    /// resumed, until they expire) and existing blobs indexed, with the
+    /// pins of committed uploads that have not run out. Directories are
+    /// made (or narrowed to) 0700 and files found narrowed to 0600.
     pub fn open(root: impl Into<PathBuf>, max_bytes: u64) -> Result<Self> {
         let root = root.into();
         let ingest = root.join("ingest");
-        std::fs::create_dir_all(&ingest)
-            .map_err(|e| Error::io(format!("cannot create {}", ingest.display()), e))?;
+        private::private_dir(&root)?;
+        for dir in ["ingest", "blobs", "pins"] {
+            private::private_dir(&root.join(dir))?;
+        }
         for entry in std::fs::read_dir(&ingest).into_iter().flatten().flatten() {
             if entry.file_name().to_string_lossy().starts_with("pull-") {
                 let _ = std::fs::remove_file(entry.path());
@@ -125,9 +102,11 @@ impl ContentStore {
         let mut index = Index::default();
         let mut found: Vec<(std::time::SystemTime, Digest, u64)> = Vec::new();
         for alg in ["sha256", "sha512"] {
-            let Ok(dir) = std::fs::read_dir(root.join("blobs").join(alg)) else {
+            let alg_dir = root.join("blobs").join(alg);
+            let Ok(dir) = std::fs::read_dir(&alg_dir) else {
                 continue;
             };
+            private::private_dir(&alg_dir)?;
             for entry in dir.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let (Ok(digest), Ok(meta)) = (
@@ -136,6 +115,7 @@ impl ContentStore {
                 ) else {
                     continue;
                 };
+                private::restrict_file(&entry.path(), &meta);
                 found.push((
                     meta.modified().unwrap_or(std::time::UNIX_EPOCH),
                     digest,
@@ -156,29 +136,10 @@ impl ContentStore {
                 },
             );
         }
-        // Pins outlive a restart: each is a file naming its blob, holding
-        // the wall-clock second it runs out.
-        let now = std::time::SystemTime::now();
+        Self::load_pins(&root, &mut index);
         for alg in ["sha256", "sha512"] {
-            let Ok(dir) = std::fs::read_dir(root.join("pins").join(alg)) else {
-                continue;
-            };
-            for entry in dir.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let until = std::fs::read_to_string(entry.path())
-                    .ok()
-                    .and_then(|t| t.trim().parse::<u64>().ok())
-                    .map(|secs| std::time::UNIX_EPOCH + Duration::from_secs(secs));
-                let left = until.and_then(|t| t.duration_since(now).ok());
-                let pinned = crate::digest::parse(&format!("{alg}:{name}"))
-                    .ok()
-                    .and_then(|d| index.entries.get_mut(&d));
-                match (pinned, left) {
-                    (Some(e), Some(left)) => e.pinned_until = Some(Instant::now() + left),
-                    _ => {
-                        let _ = std::fs::remove_file(entry.path());
-                    }
-                }
+            if root.join("pins").join(alg).is_dir() {
+                private::private_dir(&root.join("pins").join(alg))?;
             }
         }
         let store = ContentStore {
@@ -188,8 +149,10 @@ impl ContentStore {
             inflight: Mutex::new(HashMap::new()),
             upload_locks: crate::locks::KeyedLocks::default(),
             upload_pin: UPLOAD_PIN,
+            upload_expiry: UPLOAD_EXPIRY,
+            ingest_bytes: Arc::new(AtomicU64::new(0)),
         };
-        store.evict(None);
+        store.sweep();
         Ok(store)
     }
 
@@ -205,40 +168,6 @@ impl ContentStore {
             .join("blobs")
             .join(digest.algorithm().as_ref())
             .join(digest.digest())
-    }
-
-    fn pin_path(&self, digest: &Digest) -> PathBuf {
-        self.root
-            .join("pins")
-            .join(digest.algorithm().as_ref())
-            .join(digest.digest())
-    }
-
-    /// Records that `digest` is pinned for `pin` from now, for a store
-    /// reopened after a restart. A pin that cannot be written only lasts
-    /// until then.
-    async fn persist_pin(&self, digest: &Digest, pin: Duration) {
-        let path = self.pin_path(digest);
-        let until = std::time::SystemTime::now() + pin;
-        let secs = until
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let earlier = tokio::fs::read_to_string(&path)
-            .await
-            .ok()
-            .and_then(|t| t.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        if secs <= earlier {
-            return;
-        }
-        if let Some(dir) = path.parent() {
-            let _ = tokio::fs::create_dir_all(dir).await;
-        }
-        let tmp = path.with_extension("tmp");
-        if tokio::fs::write(&tmp, secs.to_string()).await.is_ok() {
-            let _ = tokio::fs::rename(&tmp, &path).await;
-        }
     }
 
     /// The size of a stored blob.
@@ -332,11 +261,19 @@ impl ContentStore {
             desc.digest.digest(),
             std::process::id()
         ));
-        let file = tokio::fs::File::create(&tmp).await.ok();
+        let file = private::file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .await
+            .ok();
         let store = self.clone();
         async_stream::try_stream! {
-            // Whatever happens, waiters are released when this ends.
+            // Whatever happens, waiters are released when this ends, and a
+            // tee that did not commit leaves no file behind.
             let _release = Release { store: store.clone(), digest: desc.digest.clone(), done };
+            let mut partial = Partial { path: tmp.clone(), bytes: store.ingest_bytes.clone(), written: 0, kept: false };
             let mut file = file;
             let mut source = source;
             while let Some(chunk) = source.next().await {
@@ -344,6 +281,8 @@ impl ContentStore {
                 if let Some(f) = file.as_mut() {
                     if f.write_all(&chunk).await.is_err() {
                         file = None; // the cache is best effort
+                    } else {
+                        partial.grow(chunk.len() as u64);
                     }
                 }
                 yield chunk;
@@ -351,6 +290,7 @@ impl ContentStore {
             if let Some(mut f) = file.take() {
                 if f.flush().await.is_ok() {
                     drop(f);
+                    partial.hand_over();
                     store.commit(&tmp, &desc, None).await;
                 }
             }
@@ -358,13 +298,12 @@ impl ContentStore {
         .boxed()
     }
 
-    /// Moves a completed ingest file into place and evicts as needed.
     /// Moves a verified blob into place and indexes it, pinned until `pin`
     /// if given, then evicts what no longer fits.
     async fn commit(&self, tmp: &Path, desc: &Descriptor, pin: Option<Instant>) {
         let dest = self.path(&desc.digest);
         if let Some(dir) = dest.parent() {
-            let _ = tokio::fs::create_dir_all(dir).await;
+            let _ = private::private_dir(dir);
         }
         if tokio::fs::rename(tmp, &dest).await.is_err() {
             let _ = tokio::fs::remove_file(tmp).await;
@@ -394,114 +333,6 @@ impl ContentStore {
         self.evict(Some(&desc.digest));
     }
 
-    /// Opens the upload named `reference`, creating it if new. Hold the
-    /// returned guard's lock for the whole call: one writer per ref.
-    pub async fn open_upload(&self, reference: &str) -> Result<Upload> {
-        if reference.is_empty() || reference.len() > 256 {
-            return Err(Error::invalid("an upload ref must be 1 to 256 characters"));
-        }
-        let guard = self.upload_locks.lock(reference).await;
-        let path = self.upload_path(reference);
-        let file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .await
-            .map_err(|e| Error::io("cannot open the upload", e))?;
-        let offset = file
-            .metadata()
-            .await
-            .map_err(|e| Error::io("cannot stat the upload", e))?
-            .len();
-        Ok(Upload {
-            file,
-            offset,
-            path,
-            _guard: guard,
-        })
-    }
-
-    /// How many bytes the upload named `reference` holds, if it exists.
-    pub async fn upload_offset(&self, reference: &str) -> Option<u64> {
-        tokio::fs::metadata(self.upload_path(reference))
-            .await
-            .ok()
-            .map(|m| m.len())
-    }
-
-    fn upload_path(&self, reference: &str) -> PathBuf {
-        let key = crate::digest::sha256(reference.as_bytes());
-        self.root
-            .join("ingest")
-            .join(format!("upload-{}", key.digest()))
-    }
-
-    /// Verifies a finished upload and moves it into the store. Returns its
-    /// digest and size.
-    pub async fn commit_upload(
-        &self,
-        upload: Upload,
-        expected: Option<&Digest>,
-        expected_size: Option<u64>,
-    ) -> Result<(Digest, u64)> {
-        upload
-            .file
-            .sync_data()
-            .await
-            .map_err(|e| Error::io("cannot sync the upload", e))?;
-        let mut hasher = match expected {
-            Some(d) => crate::digest::Hasher::for_digest(d)?,
-            None => crate::digest::Hasher::sha256(),
-        };
-        let file = tokio::fs::File::open(&upload.path)
-            .await
-            .map_err(|e| Error::io("cannot reopen the upload", e))?;
-        let mut reader = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
-        while let Some(chunk) = reader.next().await {
-            hasher.update(&chunk.map_err(|e| Error::io("cannot read the upload", e))?);
-        }
-        let digest = hasher.finish();
-        let size = upload.offset;
-        let mismatch = |what: String| Error::new(crate::ErrorKind::DataLoss, what);
-        if let Some(expected) = expected {
-            if &digest != expected {
-                return Err(mismatch(format!(
-                    "upload has digest {digest}, expected {expected}"
-                )));
-            }
-        }
-        if let Some(want) = expected_size {
-            if want != size {
-                return Err(mismatch(format!(
-                    "upload has {size} bytes, expected {want}"
-                )));
-            }
-        }
-        let desc = Descriptor {
-            media_type: String::new(),
-            digest: digest.clone(),
-            size,
-            artifact_type: None,
-            annotations: Default::default(),
-        };
-        let path = upload.path.clone();
-        drop(upload);
-        self.persist_pin(&digest, self.upload_pin).await;
-        self.commit(&path, &desc, Some(Instant::now() + self.upload_pin))
-            .await;
-        if tokio::fs::try_exists(self.path(&digest))
-            .await
-            .unwrap_or(false)
-        {
-            Ok((digest, size))
-        } else {
-            Err(Error::new(
-                crate::ErrorKind::Internal,
-                "cannot move the upload into the store",
-            ))
-        }
-    }
-
     /// A stream of `length` bytes (0: to the end) of a stored blob from
     /// `offset`. Whole-blob reads are verified; partial ones come from a
     /// copy that was verified when it was stored.
@@ -529,7 +360,7 @@ impl ContentStore {
     fn evict(&self, keep: Option<&Digest>) {
         let now = Instant::now();
         let mut index = self.index.lock().expect("content index");
-        while index.total > self.max_bytes {
+        while index.total + self.ingest_bytes.load(Ordering::Relaxed) > self.max_bytes {
             let victim = index
                 .entries
                 .iter()
@@ -542,6 +373,38 @@ impl ContentStore {
             // Open readers keep their copy: unlinking does not cut them off.
             let _ = std::fs::remove_file(self.path(&victim));
             let _ = std::fs::remove_file(self.pin_path(&victim));
+        }
+    }
+}
+
+/// A tee's file under `ingest/`: counted while it exists, removed when the
+/// tee ends without committing it.
+struct Partial {
+    path: PathBuf,
+    bytes: Arc<AtomicU64>,
+    written: u64,
+    /// Set once the file has been moved into the store.
+    kept: bool,
+}
+
+impl Partial {
+    fn grow(&mut self, n: u64) {
+        self.written += n;
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The file is about to become a blob (counted as one from then on).
+    fn hand_over(&mut self) {
+        uploads::release(&self.bytes, std::mem::take(&mut self.written));
+        self.kept = true;
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        uploads::release(&self.bytes, self.written);
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }
@@ -715,5 +578,82 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    /// Every directory is 0700 and every file 0600, even in a store whose
+    /// directory existed with mode 0755.
+    #[tokio::test]
+    async fn store_files_are_private_in_a_wide_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let store = Arc::new(ContentStore::open(dir.path(), 1 << 20).unwrap());
+        let a = desc(b"pulled");
+        read(
+            store
+                .fetch_through(&a, async { Ok(source(b"pulled")) })
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        let mut up = store.open_upload("u").await.unwrap();
+        up.write(0, b"uploaded").await.unwrap();
+        store.commit_upload(up, None, None).await.unwrap();
+        let mut pending = store.open_upload("pending").await.unwrap();
+        pending.write(0, b"half").await.unwrap();
+        let mut seen = 0;
+        let mut stack = vec![dir.path().to_path_buf()];
+        while let Some(p) = stack.pop() {
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() {
+                assert_eq!(mode, 0o700, "{}", p.display());
+                stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            } else {
+                assert_eq!(mode, 0o600, "{}", p.display());
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 4, "two blobs, a pin and a pending upload");
+    }
+
+    /// Abandoned ingest files count against the bound, and a sweep removes
+    /// those idle longer than the expiry.
+    #[tokio::test]
+    async fn abandoned_uploads_count_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(ContentStore::open(dir.path(), 10).unwrap());
+        let a = desc(b"aaaa");
+        read(
+            store
+                .fetch_through(&a, async { Ok(source(b"aaaa")) })
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        let mut up = store.open_upload("abandoned").await.unwrap();
+        up.write(0, b"123456789").await.unwrap();
+        drop(up);
+        assert_eq!(store.ingest_bytes(), 9);
+        // The upload's 9 bytes leave no room for the pulled blob.
+        store.sweep();
+        assert!(
+            store.get(&a).await.is_none(),
+            "ingest bytes were not counted"
+        );
+        // Idle for longer than the expiry: gone.
+        let path = store.upload_path("abandoned");
+        let old = std::time::SystemTime::now() - Duration::from_secs(7200);
+        std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(store.sweep(), 0);
+        assert!(!path.exists());
+        assert_eq!(store.upload_offset("abandoned").await, None);
     }
 }

@@ -6,7 +6,17 @@
 //! `org.opencontainers.image.ref.name` annotation, so referrers can be found
 //! by scanning the index. Blobs are written under `ingest/` and renamed into
 //! `blobs/` only after their digest checks out.
+//!
+//! Every file is reached from the layout's directory without following a
+//! symbolic link ([`beneath`]): a linked `index.json`, `oci-layout`, `blobs`
+//! or blob is refused with PERMISSION_DENIED, never read or written
+//! through. A layout opened [`OciLayout::confined`] (for callers who are not
+//! the daemon's own user) also hashes a blob before its first byte is
+//! served, so no byte reaches such a caller unless the file is that blob.
 
+mod beneath;
+
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,6 +31,7 @@ use crate::manifest::{
     referrer_descriptor, sniff_media_type, Descriptor, ImageIndex, Manifest, ANNOTATION_REF_NAME,
 };
 use crate::ByteStream;
+use beneath::Dir;
 
 const LAYOUT_FILE: &str = "oci-layout";
 const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -32,6 +43,9 @@ pub struct OciLayout {
     root: PathBuf,
     /// Serialises index.json updates across every user of this process.
     locks: Arc<KeyedLocks>,
+    /// Blobs are verified before their first byte is served (see the
+    /// module docs).
+    confined: bool,
 }
 
 impl std::fmt::Debug for OciLayout {
@@ -46,7 +60,48 @@ impl OciLayout {
         OciLayout {
             root: root.into(),
             locks,
+            confined: false,
         }
+    }
+
+    /// The same layout, with every blob verified before its first byte is
+    /// served: for callers who must see nothing but this layout's blobs.
+    pub fn confined(mut self) -> Self {
+        self.confined = true;
+        self
+    }
+
+    /// The layout's directory, opened without following links (created
+    /// with `create`).
+    fn dir(&self, create: bool) -> Result<Dir> {
+        Dir::open_path(&self.root, create.then_some(0o777))
+            .map_err(|e| fs_error(format!("OCI layout {}", self.root.display()), e))
+    }
+
+    /// The directory of blobs of `digest`'s algorithm.
+    fn blob_dir(&self, digest: &Digest, create: bool) -> Result<Dir> {
+        let mode = create.then_some(0o777);
+        let ctx = || format!("blobs of OCI layout {}", self.root.display());
+        self.dir(create)?
+            .sub(OsStr::new("blobs"), mode)
+            .and_then(|d| d.sub(OsStr::new(digest.algorithm().as_ref()), mode))
+            .map_err(|e| fs_error(ctx(), e))
+    }
+
+    /// Opens a blob's file for reading (a plain file, no link on the way).
+    fn open_blob(&self, digest: &Digest) -> Result<std::fs::File> {
+        self.blob_dir(digest, false)
+            .and_then(|d| {
+                d.open_file(OsStr::new(digest.digest()))
+                    .map_err(|e| fs_error(format!("blob {digest}"), e))
+            })
+            .map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!("blob {digest} in {}", self.root.display()),
+                )
+                .with_source(e)
+            })
     }
 
     /// The layout's directory.
@@ -54,46 +109,40 @@ impl OciLayout {
         &self.root
     }
 
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root
-            .join("blobs")
-            .join(digest.algorithm().as_ref())
-            .join(digest.digest())
-    }
-
-    /// Creates the layout's skeleton if it is missing.
-    async fn ensure(&self) -> Result<()> {
-        let marker = self.root.join(LAYOUT_FILE);
-        if tokio::fs::try_exists(&marker).await.unwrap_or(false) {
-            return Ok(());
+    /// Creates the layout's skeleton if it is missing; returns its directory.
+    async fn ensure(&self) -> Result<Dir> {
+        let dir = self.dir(true)?;
+        if dir.exists(OsStr::new(LAYOUT_FILE)) {
+            return Ok(dir);
         }
-        let ctx = |what: &str| format!("cannot create OCI layout {}: {what}", self.root.display());
-        tokio::fs::create_dir_all(self.root.join("blobs"))
-            .await
-            .map_err(|e| Error::io(ctx("blobs"), e))?;
-        write_atomically(&self.root, LAYOUT_FILE, LAYOUT_CONTENT).await?;
-        if !tokio::fs::try_exists(self.root.join("index.json"))
-            .await
-            .unwrap_or(false)
-        {
-            write_atomically(
-                &self.root,
-                "index.json",
-                &ImageIndex::new(vec![]).to_bytes(),
+        dir.sub(OsStr::new("blobs"), Some(0o777)).map_err(|e| {
+            fs_error(
+                format!("cannot create OCI layout {}: blobs", self.root.display()),
+                e,
             )
-            .await?;
+        })?;
+        write_atomically(&dir, &self.root, LAYOUT_FILE, LAYOUT_CONTENT).await?;
+        if !dir.exists(OsStr::new("index.json")) {
+            let empty = ImageIndex::new(vec![]).to_bytes();
+            write_atomically(&dir, &self.root, "index.json", &empty).await?;
         }
-        Ok(())
+        Ok(dir)
     }
 
     async fn read_index(&self) -> Result<ImageIndex> {
         let path = self.root.join("index.json");
-        let data = tokio::fs::read(&path).await.map_err(|e| {
-            Error::io(
-                format!("{} is not an OCI image layout", self.root.display()),
-                e,
-            )
-        })?;
+        let not_layout = || format!("{} is not an OCI image layout", self.root.display());
+        let mut file = self
+            .dir(false)?
+            .open_file(OsStr::new("index.json"))
+            .map_err(|e| fs_error(not_layout(), e))?;
+        let data = tokio::task::spawn_blocking(move || {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut data).map(|_| data)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("reading index.json: {e}")))?
+        .map_err(|e| Error::io(not_layout(), e))?;
         serde_json::from_slice(&data).map_err(|e| {
             Error::new(
                 ErrorKind::FailedPrecondition,
@@ -105,16 +154,22 @@ impl OciLayout {
 
     /// Whether the layout holds the blob.
     pub async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
-        Ok(tokio::fs::try_exists(self.blob_path(digest))
-            .await
-            .unwrap_or(false))
+        match self.open_blob(digest) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Streams a blob's bytes, unverified: [`crate::Target`] verifies.
+    /// Streams a blob's bytes; [`crate::Target`] verifies them on the way.
+    /// A confined layout hashes the whole file first and serves it only if
+    /// it is the blob `digest` names.
     pub async fn fetch_blob(&self, digest: &Digest) -> Result<ByteStream> {
-        let file = tokio::fs::File::open(self.blob_path(digest))
-            .await
-            .map_err(|e| Error::io(format!("blob {digest} in {}", self.root.display()), e))?;
+        let mut file = self.open_blob(digest)?;
+        if self.confined {
+            file = verified(file, digest.clone()).await?;
+        }
+        let file = tokio::fs::File::from_std(file);
         Ok(tokio_util::io::ReaderStream::with_capacity(file, 256 << 10)
             .map(|r| r.map_err(|e| Error::io("reading a blob failed", e)))
             .boxed())
@@ -130,16 +185,16 @@ impl OciLayout {
     where
         S: Stream<Item = Result<Bytes>> + Send + Unpin,
     {
-        self.ensure().await?;
-        let ingest = self.root.join("ingest");
-        tokio::fs::create_dir_all(&ingest)
-            .await
-            .map_err(|e| Error::io("cannot create ingest directory", e))?;
-        let tmp = tempfile_in(&ingest)?;
+        let root = self.ensure().await?;
+        let ingest = root
+            .sub(OsStr::new("ingest"), Some(0o777))
+            .map_err(|e| fs_error("cannot create ingest directory", e))?;
+        let tmp = temp_name();
         let result = async {
-            let mut file = tokio::fs::File::create(&tmp)
-                .await
-                .map_err(|e| Error::io("cannot create ingest file", e))?;
+            let file = ingest
+                .create_new(OsStr::new(&tmp), 0o666)
+                .map_err(|e| fs_error("cannot create ingest file", e))?;
+            let mut file = tokio::fs::File::from_std(file);
             let mut hasher = match expected {
                 Some(d) => Hasher::for_digest(d)?,
                 None => Hasher::sha256(),
@@ -165,19 +220,15 @@ impl OciLayout {
                     ));
                 }
             }
-            let dest = self.blob_path(&actual);
-            let dir = dest.parent().expect("blob path has a parent");
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| Error::io("cannot create blob directory", e))?;
-            tokio::fs::rename(&tmp, &dest)
-                .await
-                .map_err(|e| Error::io("cannot move blob into place", e))?;
+            let blobs = self.blob_dir(&actual, true)?;
+            ingest
+                .rename(OsStr::new(&tmp), &blobs, OsStr::new(actual.digest()))
+                .map_err(|e| fs_error("cannot move blob into place", e))?;
             Ok((actual, size))
         }
         .await;
         if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
+            let _ = ingest.remove(OsStr::new(&tmp));
         }
         result
     }
@@ -214,24 +265,29 @@ impl OciLayout {
     }
 
     async fn fetch_manifest_by_digest(&self, digest: &Digest) -> Result<(Descriptor, Bytes)> {
-        let path = self.blob_path(digest);
-        let meta = tokio::fs::metadata(&path).await.map_err(|e| {
-            Error::io(
-                format!("manifest {digest} not found in {}", self.root.display()),
-                e,
+        let file = self.open_blob(digest).map_err(|e| {
+            Error::new(
+                e.kind(),
+                format!("manifest {digest} in {}", self.root.display()),
             )
+            .with_source(e)
         })?;
-        if meta.len() > crate::registry::MAX_MANIFEST_BYTES as u64 {
+        let max = crate::registry::MAX_MANIFEST_BYTES as u64;
+        let data = tokio::task::spawn_blocking(move || {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, max + 1), &mut data)
+                .map(|_| data)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("reading {digest}: {e}")))?
+        .map_err(|e| Error::io(format!("cannot read {digest}"), e))?;
+        if data.len() as u64 > max {
             return Err(Error::new(
                 ErrorKind::FailedPrecondition,
                 format!("{digest} is too large to be a manifest"),
             ));
         }
-        let data = Bytes::from(
-            tokio::fs::read(&path)
-                .await
-                .map_err(|e| Error::io(format!("cannot read {digest}"), e))?,
-        );
+        let data = Bytes::from(data);
         crate::digest::verify(&data, digest, None)?;
         let media_type = sniff_media_type(&data)?;
         Ok((
@@ -313,7 +369,13 @@ impl OciLayout {
             }
         }
         index.manifests.push(entry);
-        write_atomically(&self.root, "index.json", &index.to_bytes()).await
+        write_atomically(
+            &self.dir(false)?,
+            &self.root,
+            "index.json",
+            &index.to_bytes(),
+        )
+        .await
     }
 
     /// Removes a manifest from index.json (its blob stays, as with
@@ -329,7 +391,13 @@ impl OciLayout {
                 self.root.display()
             )));
         }
-        write_atomically(&self.root, "index.json", &index.to_bytes()).await
+        write_atomically(
+            &self.dir(false)?,
+            &self.root,
+            "index.json",
+            &index.to_bytes(),
+        )
+        .await
     }
 
     /// The manifests in index.json whose subject is `subject`.
@@ -357,7 +425,8 @@ impl OciLayout {
     }
 }
 
-fn tempfile_in(dir: &Path) -> Result<PathBuf> {
+/// An unpredictable name for a file about to be created with `O_EXCL`.
+fn temp_name() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -365,24 +434,68 @@ fn tempfile_in(dir: &Path) -> Result<PathBuf> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    Ok(dir.join(format!(".tmp-{}-{nanos}-{n}", std::process::id())))
+    format!(".tmp-{}-{nanos}-{n}", std::process::id())
 }
 
-/// Writes `name` in `dir` through a temporary file and a rename, so readers
-/// see the old content or the new, never a part.
-async fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
-    let tmp = tempfile_in(dir)?;
+/// An I/O error as an OCI error; a refused link is PERMISSION_DENIED.
+fn fs_error(context: impl Into<String>, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        Error::new(ErrorKind::PermissionDenied, context).with_source(e)
+    } else {
+        Error::io(context, e)
+    }
+}
+
+/// Hashes `file` from its start and hands it back, rewound, only if it
+/// holds the blob `digest`: DATA_LOSS otherwise, before any byte is served.
+async fn verified(file: std::fs::File, digest: Digest) -> Result<std::fs::File> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Seek};
+        let mut file = file;
+        let mut hasher = Hasher::for_digest(&digest)?;
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| Error::io("reading a blob failed", e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let actual = hasher.finish();
+        if actual != digest {
+            return Err(Error::new(
+                ErrorKind::DataLoss,
+                format!(
+                    "the layout's file for blob {digest} holds other bytes; nothing was served"
+                ),
+            ));
+        }
+        file.rewind()
+            .map_err(|e| Error::io("reading a blob failed", e))?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Internal, format!("verifying a blob: {e}")))?
+}
+
+/// Writes `name` in `dir` (the layout at `root`) through a temporary file
+/// and a rename, so readers see the old content or the new, never a part.
+async fn write_atomically(dir: &Dir, root: &Path, name: &str, data: &[u8]) -> Result<()> {
+    let tmp = temp_name();
     let res = async {
-        let mut f = tokio::fs::File::create(&tmp).await?;
+        let f = dir.create_new(OsStr::new(&tmp), 0o666)?;
+        let mut f = tokio::fs::File::from_std(f);
         f.write_all(data).await?;
         f.sync_data().await?;
-        tokio::fs::rename(&tmp, dir.join(name)).await
+        dir.rename(OsStr::new(&tmp), dir, OsStr::new(name))
     }
     .await;
     if let Err(e) = res {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(Error::io(
-            format!("cannot write {}", dir.join(name).display()),
+        let _ = dir.remove(OsStr::new(&tmp));
+        return Err(fs_error(
+            format!("cannot write {}", root.join(name).display()),
             e,
         ));
     }
