@@ -2,6 +2,7 @@ package dev.satchel.client;
 
 import dev.satchel.v1.Progress;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -29,6 +30,8 @@ public final class Options {
   private final int depth;
   private final Consumer<Progress> progress;
   private final Boolean hashFirst;
+  private final Duration deadline;
+  private final List<String> titles;
 
   private Options(Builder b) {
     this.artifactType = b.artifactType;
@@ -41,6 +44,8 @@ public final class Options {
     this.depth = b.depth;
     this.progress = b.progress;
     this.hashFirst = b.hashFirst;
+    this.deadline = b.deadline;
+    this.titles = b.titles == null ? null : List.copyOf(b.titles);
   }
 
   public static Builder builder() {
@@ -101,6 +106,19 @@ public final class Options {
     return Optional.ofNullable(hashFirst);
   }
 
+  /**
+   * How long a call may take from its start (see {@link Builder#deadline}); empty for the client's
+   * default deadline.
+   */
+  public Optional<Duration> deadline() {
+    return Optional.ofNullable(deadline);
+  }
+
+  /** The files' titles in the artifact (see {@link Builder#titles}); empty for their file names. */
+  public Optional<List<String>> titles() {
+    return Optional.ofNullable(titles);
+  }
+
   /** Whether push and attach hash a file of {@code size} bytes before sending it. */
   boolean hashes(long size) {
     return hashFirst != null ? hashFirst : size < SatchelClient.HASH_FIRST_BELOW;
@@ -118,6 +136,8 @@ public final class Options {
     private int depth;
     private Consumer<Progress> progress = p -> {};
     private Boolean hashFirst;
+    private Duration deadline;
+    private List<String> titles;
 
     private Builder() {}
 
@@ -187,6 +207,30 @@ public final class Options {
      */
     public Builder hashFirst(boolean hashFirst) {
       this.hashFirst = hashFirst;
+      return this;
+    }
+
+    /**
+     * The deadline of each call made with these options, from its start, overriding the client's
+     * default ({@link SatchelClient#connect(String, Duration)}). A call still running then fails
+     * with DEADLINE_EXCEEDED and is cancelled; a pull removes its partial file.
+     */
+    public Builder deadline(Duration deadline) {
+      if (deadline.isNegative() || deadline.isZero()) {
+        throw new IllegalArgumentException("deadline must be positive");
+      }
+      this.deadline = deadline;
+      return this;
+    }
+
+    /**
+     * The titles (file names in the artifact, {@code org.opencontainers.image.title}) of the files
+     * push and attach send, one per file in order, instead of their file names; {@code
+     * "dir/file.txt"} pulls into a subdirectory. Titles and file names alike must pass {@link
+     * Titles#checkAll} (else INVALID_ARGUMENT before anything is read or sent).
+     */
+    public Builder titles(List<String> titles) {
+      this.titles = List.copyOf(titles);
       return this;
     }
 

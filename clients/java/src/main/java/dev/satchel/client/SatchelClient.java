@@ -5,16 +5,13 @@ import dev.satchel.v1.ArtifactSpec;
 import dev.satchel.v1.AttachHeader;
 import dev.satchel.v1.AttachRequest;
 import dev.satchel.v1.AttachResponse;
-import dev.satchel.v1.Descriptor;
 import dev.satchel.v1.DiscoverRequest;
 import dev.satchel.v1.DiscoverResponse;
 import dev.satchel.v1.FileChunk;
-import dev.satchel.v1.FileHeader;
 import dev.satchel.v1.FileSpec;
 import dev.satchel.v1.Progress;
 import dev.satchel.v1.PullRequest;
 import dev.satchel.v1.PullResponse;
-import dev.satchel.v1.PulledManifest;
 import dev.satchel.v1.PushHeader;
 import dev.satchel.v1.PushRequest;
 import dev.satchel.v1.PushResponse;
@@ -26,6 +23,7 @@ import dev.satchel.v1.Target;
 import io.grpc.Channel;
 import io.grpc.ChannelCredentials;
 import io.grpc.Context;
+import io.grpc.Deadline;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
@@ -38,15 +36,12 @@ import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InterruptedIOException;
-import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.security.SecureRandom;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.Iterator;
@@ -63,8 +58,12 @@ import java.util.function.Function;
  *
  * <p>Errors the daemon reports surface as {@link StatusRuntimeException}; {@code
  * e.getStatus().getCode()} is the gRPC status code (for example {@code NOT_FOUND} for a missing
- * tag, {@code INVALID_ARGUMENT} for a malformed reference). Local file system failures are {@link
- * IOException}s.
+ * tag, {@code INVALID_ARGUMENT} for a malformed reference). The client's own checks use the same
+ * codes: INVALID_ARGUMENT for a file name {@link Titles} refuses, FAILED_PRECONDITION for a link or
+ * file in the output directory where a pulled file needs a directory, or a directory at its name,
+ * DATA_LOSS for pulled bytes that do not match their layer, DEADLINE_EXCEEDED for a call past its
+ * deadline ({@link #connect(String, Duration)}, {@link Options.Builder#deadline}). Local file system
+ * failures are {@link IOException}s.
  */
 public final class SatchelClient implements AutoCloseable {
   /** The largest chunk the API allows. */
@@ -84,6 +83,8 @@ public final class SatchelClient implements AutoCloseable {
   private final ManagedChannel ownedChannel;
   private final SatchelServiceGrpc.SatchelServiceBlockingStub blocking;
   private final SatchelServiceGrpc.SatchelServiceStub async;
+  /** The deadline of calls whose options set none; null for none. */
+  private final Duration defaultDeadline;
 
   /**
    * Uses a channel the caller manages; {@link #close()} then leaves it open.
@@ -91,11 +92,20 @@ public final class SatchelClient implements AutoCloseable {
    * @param channel a channel to satcheld
    */
   public SatchelClient(Channel channel) {
-    this(channel, null);
+    this(channel, null, null);
   }
 
-  private SatchelClient(Channel channel, ManagedChannel owned) {
+  /**
+   * Uses a channel the caller manages, with a default deadline for every call (see {@link
+   * #connect(String, Duration)}).
+   */
+  public SatchelClient(Channel channel, Duration defaultDeadline) {
+    this(channel, null, checkedDeadline(defaultDeadline));
+  }
+
+  private SatchelClient(Channel channel, ManagedChannel owned, Duration defaultDeadline) {
     this.ownedChannel = owned;
+    this.defaultDeadline = defaultDeadline;
     // Set on the stubs too, so that a caller's channel gets the same limit.
     this.blocking =
         SatchelServiceGrpc.newBlockingStub(channel).withMaxInboundMessageSize(MAX_MESSAGE_SIZE);
@@ -108,6 +118,26 @@ public final class SatchelClient implements AutoCloseable {
    * system's trust store) or a bare {@code host:port} (plain text).
    */
   public static SatchelClient connect(String address) {
+    return open(address, null);
+  }
+
+  /**
+   * Connects as {@link #connect(String)} does, with a default deadline: each call that its options
+   * give no {@link Options.Builder#deadline} of its own fails with DEADLINE_EXCEEDED (and is
+   * cancelled) once it has run that long.
+   */
+  public static SatchelClient connect(String address, Duration defaultDeadline) {
+    return open(address, checkedDeadline(defaultDeadline));
+  }
+
+  private static Duration checkedDeadline(Duration d) {
+    if (d.isNegative() || d.isZero()) {
+      throw new IllegalArgumentException("the deadline must be positive");
+    }
+    return d;
+  }
+
+  private static SatchelClient open(String address, Duration defaultDeadline) {
     ChannelCredentials credentials = InsecureChannelCredentials.create();
     String target = address;
     if (address.startsWith("http://")) {
@@ -126,7 +156,31 @@ public final class SatchelClient implements AutoCloseable {
       builder.overrideAuthority("localhost");
     }
     ManagedChannel channel = builder.build();
-    return new SatchelClient(channel, channel);
+    return new SatchelClient(channel, channel, defaultDeadline);
+  }
+
+  /** The deadline of a call with these options, from now; null for none. */
+  private Deadline deadline(Options options) {
+    Duration d = options.deadline().orElse(defaultDeadline);
+    return d == null ? null : Deadline.after(d.toNanos(), TimeUnit.NANOSECONDS);
+  }
+
+  private static <S extends io.grpc.stub.AbstractStub<S>> S withDeadline(S stub, Deadline d) {
+    return d == null ? stub : stub.withDeadline(d);
+  }
+
+  /**
+   * DEADLINE_EXCEEDED for a call that ended CANCELLED because its deadline passed: the daemon
+   * answers a deadline it notices first with CANCELLED ("Timeout expired").
+   */
+  static StatusRuntimeException surfaced(StatusRuntimeException e, Deadline d) {
+    if (d != null && d.isExpired() && e.getStatus().getCode() == Status.Code.CANCELLED) {
+      return Status.DEADLINE_EXCEEDED
+          .withDescription("deadline exceeded: " + e.getStatus().getDescription())
+          .withCause(e)
+          .asRuntimeException();
+    }
+    return e;
   }
 
   private static String stripSlash(String s) {
@@ -159,6 +213,7 @@ public final class SatchelClient implements AutoCloseable {
    * counts them.
    */
   public PushResult push(String reference, List<Path> files, Options options) throws IOException {
+    Deadline deadline = deadline(options);
     PushRequest header =
         PushRequest.newBuilder()
             .setHeader(
@@ -167,7 +222,8 @@ public final class SatchelClient implements AutoCloseable {
                     .setArtifact(spec(files, options)))
             .build();
     return upload(
-        async::push,
+        withDeadline(async, deadline)::push,
+        deadline,
         header,
         chunk -> PushRequest.newBuilder().setChunk(chunk).build(),
         r -> r.hasProgress() ? r.getProgress() : null,
@@ -182,6 +238,7 @@ public final class SatchelClient implements AutoCloseable {
    * sent, and hashed first, as by {@link #push(String, List, Options)}.
    */
   public PushResult attach(String subject, List<Path> files, Options options) throws IOException {
+    Deadline deadline = deadline(options);
     AttachRequest header =
         AttachRequest.newBuilder()
             .setHeader(
@@ -190,7 +247,8 @@ public final class SatchelClient implements AutoCloseable {
                     .setArtifact(spec(files, options)))
             .build();
     return upload(
-        async::attach,
+        withDeadline(async, deadline)::attach,
+        deadline,
         header,
         chunk -> AttachRequest.newBuilder().setChunk(chunk).build(),
         r -> r.hasProgress() ? r.getProgress() : null,
@@ -205,25 +263,41 @@ public final class SatchelClient implements AutoCloseable {
    * and ociLayout.
    */
   public DiscoverResponse discover(String subject, Options options) {
-    return blocking.discover(
-        DiscoverRequest.newBuilder()
-            .setSubject(target(subject, options))
-            .setArtifactType(options.artifactType())
-            .setDepth(options.depth())
-            .build());
+    Deadline deadline = deadline(options);
+    try {
+      return withDeadline(blocking, deadline)
+          .discover(
+              DiscoverRequest.newBuilder()
+                  .setSubject(target(subject, options))
+                  .setArtifactType(options.artifactType())
+                  .setDepth(options.depth())
+                  .build());
+    } catch (StatusRuntimeException e) {
+      throw surfaced(e, deadline);
+    }
   }
 
   /** Resolves a tag or digest reference to its manifest descriptor, like {@code satchel resolve}. */
   public ResolveResponse resolve(String reference, Options options) {
-    return blocking.resolve(
-        ResolveRequest.newBuilder().setTarget(target(reference, options)).build());
+    Deadline deadline = deadline(options);
+    try {
+      return withDeadline(blocking, deadline)
+          .resolve(ResolveRequest.newBuilder().setTarget(target(reference, options)).build());
+    } catch (StatusRuntimeException e) {
+      throw surfaced(e, deadline);
+    }
   }
 
   /**
-   * Pulls an artifact's files into options.outputDir(), like {@code satchel pull -o DIR REF}. Each
-   * file is written to a temporary file beside its final name and renamed once the daemon has
-   * verified its digest and this client has checked the digest (sha256 or sha512) and size of the
-   * bytes it wrote against the layer descriptor; a mismatch is DATA_LOSS and leaves no file.
+   * Pulls an artifact's files into options.outputDir() (created if missing), like {@code satchel
+   * pull -o DIR REF}. Before the first byte is written every title of the manifest is checked with
+   * {@link Titles#checkAll}, and only files the manifest names are written (else
+   * INVALID_ARGUMENT). Below the output directory no symbolic link is followed (FAILED_PRECONDITION,
+   * see {@link OutputDir}). Each file is written to a partial file beside its final name, created
+   * exclusively under a random name, and renamed once the daemon has verified its digest and this
+   * client has checked the digest (sha256 or sha512) and size of the bytes it wrote against the
+   * layer descriptor; a mismatch is DATA_LOSS and leaves no file. A link at the final name is
+   * replaced, never written through.
    */
   public PullResult pull(String reference, Options options) throws IOException {
     return pull(PullRequest.newBuilder().setTarget(target(reference, options)).build(), options);
@@ -273,14 +347,16 @@ public final class SatchelClient implements AutoCloseable {
             .setArtifactType(options.artifactType())
             .putAllAnnotations(options.annotations())
             .addAllTags(options.tags());
+    List<String> titles = titles(files, options);
     byte[] buf = null;
-    for (Path file : files) {
+    for (int i = 0; i < files.size(); i++) {
+      Path file = files.get(i);
       if (!Files.isRegularFile(file)) {
         throw new NoSuchFileException(file.toString(), null, "not a regular file");
       }
       FileSpec.Builder f =
           FileSpec.newBuilder()
-              .setName(file.getFileName().toString())
+              .setName(titles.get(i))
               .setMediaType(options.mediaType())
               .setSize(Files.size(file));
       if (options.hashes(f.getSize())) {
@@ -292,6 +368,24 @@ public final class SatchelClient implements AutoCloseable {
       spec.addFiles(f);
     }
     return spec.build();
+  }
+
+  /** The files' titles (options.titles(), else their file names), checked with Titles.checkAll. */
+  private static List<String> titles(List<Path> files, Options options) {
+    List<String> titles = options.titles().orElse(null);
+    if (titles == null) {
+      titles = new ArrayList<>();
+      for (Path file : files) {
+        Path name = file.getFileName();
+        titles.add(name == null ? "" : name.toString());
+      }
+    } else if (titles.size() != files.size()) {
+      throw Status.INVALID_ARGUMENT
+          .withDescription(titles.size() + " titles for " + files.size() + " files")
+          .asRuntimeException();
+    }
+    Titles.checkAll(titles);
+    return titles;
   }
 
   /**
@@ -320,6 +414,7 @@ public final class SatchelClient implements AutoCloseable {
 
   private <Req, Resp> PushResult upload(
       Function<StreamObserver<Resp>, StreamObserver<Req>> start,
+      Deadline deadline,
       Req header,
       Function<FileChunk, Req> wrapChunk,
       Function<Resp, Progress> progressOf,
@@ -344,6 +439,9 @@ public final class SatchelClient implements AutoCloseable {
       }
       call.requests.onCompleted();
       return call.awaitResult();
+    } catch (StatusRuntimeException e) {
+      call.requests.cancel("client failed", e);
+      throw surfaced(e, deadline);
     } catch (IOException | RuntimeException e) {
       call.requests.cancel("client failed", e);
       throw e;
@@ -472,192 +570,25 @@ public final class SatchelClient implements AutoCloseable {
         Status.fromThrowable(t).withCause(t), Status.trailersFromThrowable(t));
   }
 
-  // ---- Pull: files written to temporary names, renamed after the daemon's FileDone.
+  // ---- Pull: see Pull and OutputDir.
 
   private PullResult pull(PullRequest request, Options options) throws IOException {
-    Path base = options.outputDir().toAbsolutePath().normalize();
-    Files.createDirectories(base);
+    Deadline deadline = deadline(options);
     // The call belongs to this context, so leaving early (an I/O error) cancels it.
     Context.CancellableContext context = Context.current().withCancellation();
     Context previous = context.attach();
     Iterator<PullResponse> stream;
     try {
-      stream = blocking.pull(request);
+      stream = withDeadline(blocking, deadline).pull(request);
     } finally {
       context.detach(previous);
     }
-    PulledManifest manifest = null;
-    List<Path> written = new ArrayList<>();
-    PendingFile current = null;
-    try {
-      while (stream.hasNext()) {
-        PullResponse message = stream.next();
-        switch (message.getPayloadCase()) {
-          case MANIFEST -> manifest = message.getManifest();
-          case FILE -> {
-            if (current != null) {
-              throw protocol("a file header arrived before the previous file was done");
-            }
-            current = PendingFile.create(base, message.getFile());
-          }
-          case CHUNK -> {
-            if (current == null) {
-              throw protocol("a chunk arrived outside a file");
-            }
-            current.write(message.getChunk());
-          }
-          case DONE -> {
-            if (current == null) {
-              throw protocol("a file end arrived outside a file");
-            }
-            written.add(current.commit(message.getDone().getDigest()));
-            current = null;
-          }
-          case PROGRESS -> options.progress().accept(message.getProgress());
-          case PAYLOAD_NOT_SET -> {}
-        }
-      }
-      if (current != null) {
-        throw protocol("the stream ended in the middle of a file");
-      }
-      if (manifest == null) {
-        throw protocol("the stream carried no manifest");
-      }
-      return new PullResult(manifest, written);
+    try (Pull pull = new Pull(options)) {
+      return pull.run(stream);
     } catch (StatusRuntimeException e) {
-      throw rethrown(e);
+      throw surfaced(rethrown(e), deadline);
     } finally {
-      if (current != null) {
-        current.discard();
-      }
       context.cancel(null);
-    }
-  }
-
-  /**
-   * Where a pulled file named {@code name} goes under base. Refuses (INVALID_ARGUMENT), before
-   * building any path, names that start with '/', contain a backslash or NUL, or have an empty,
-   * "." or ".." component.
-   */
-  static Path safePath(Path base, String name) {
-    String[] parts = name.split("/", -1);
-    boolean bad = name.startsWith("/") || name.indexOf('\\') >= 0 || name.indexOf('\0') >= 0;
-    for (String part : parts) {
-      bad |= part.isEmpty() || part.equals(".") || part.equals("..");
-    }
-    if (bad) {
-      throw Status.INVALID_ARGUMENT
-          .withDescription("pull: refusing unsafe file name " + name)
-          .asRuntimeException();
-    }
-    Path target = base;
-    for (String part : parts) {
-      target = target.resolve(part);
-    }
-    return target;
-  }
-
-  private static StatusRuntimeException protocol(String what) {
-    return Status.INTERNAL.withDescription("pull: " + what).asRuntimeException();
-  }
-
-  /**
-   * A pulled file on its way to disk: a temporary file beside its final name, renamed only when
-   * the daemon's FileDone digest, the digest of the bytes written and their count all match the
-   * layer descriptor.
-   */
-  static final class PendingFile {
-    private static final SecureRandom RANDOM = new SecureRandom();
-
-    private final Path target;
-    private final Path temp;
-    private final OutputStream out;
-    private final MessageDigest hash;
-    private final String algorithm;
-    private final Descriptor layer;
-    private long size;
-
-    private PendingFile(
-        Path target, Path temp, OutputStream out, MessageDigest hash, String algorithm,
-        Descriptor layer) {
-      this.target = target;
-      this.temp = temp;
-      this.out = out;
-      this.hash = hash;
-      this.algorithm = algorithm;
-      this.layer = layer;
-    }
-
-    static PendingFile create(Path base, FileHeader header) throws IOException {
-      Path target = SatchelClient.safePath(base, header.getName());
-      Descriptor layer = header.getLayer();
-      String algorithm = layer.getDigest().split(":", 2)[0];
-      MessageDigest hash;
-      try {
-        hash =
-            switch (algorithm) {
-              case "sha256" -> MessageDigest.getInstance("SHA-256");
-              case "sha512" -> MessageDigest.getInstance("SHA-512");
-              default -> throw Status.FAILED_PRECONDITION
-                  .withDescription(
-                      header.getName() + ": unsupported digest \"" + layer.getDigest() + "\"")
-                  .asRuntimeException();
-            };
-      } catch (NoSuchAlgorithmException e) {
-        throw new IllegalStateException(e);
-      }
-      Files.createDirectories(target.getParent());
-      byte[] suffix = new byte[6];
-      RANDOM.nextBytes(suffix);
-      Path temp =
-          target.resolveSibling(
-              "." + target.getFileName() + "." + HexFormat.of().formatHex(suffix) + ".part");
-      OutputStream out =
-          Files.newOutputStream(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-      return new PendingFile(target, temp, out, hash, algorithm, layer);
-    }
-
-    void write(ByteString data) throws IOException {
-      data.writeTo(out);
-      hash.update(data.asReadOnlyByteBuffer());
-      size += data.size();
-    }
-
-    Path commit(String doneDigest) throws IOException {
-      out.close();
-      String actual = algorithm + ":" + HexFormat.of().formatHex(hash.digest());
-      String want = layer.getDigest();
-      if (!doneDigest.equals(want) || !actual.equals(want) || size != layer.getSize()) {
-        discard();
-        throw Status.DATA_LOSS
-            .withDescription(
-                String.format(
-                    "%s: expected %s (%d bytes), received %s (%d bytes), the daemon verified %s",
-                    target.getFileName(), want, layer.getSize(), actual, size,
-                    doneDigest.isEmpty() ? "nothing" : doneDigest))
-            .asRuntimeException();
-      }
-      try {
-        Files.move(
-            temp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-      } catch (IOException e) {
-        discard();
-        throw e;
-      }
-      return target;
-    }
-
-    void discard() {
-      try {
-        out.close();
-      } catch (IOException ignored) {
-        // Deleting is what matters.
-      }
-      try {
-        Files.deleteIfExists(temp);
-      } catch (IOException ignored) {
-        // Nothing more to do.
-      }
     }
   }
 }

@@ -189,17 +189,15 @@ class SatchelClientTest {
   @Test
   @Order(9)
   void unsafePulledNamesAreRefused() {
-    Path base = work.resolve("out").toAbsolutePath();
     for (String name :
         List.of(
             "/etc/passwd", "../x", "a/../../x", "", "..", ".", "a/./b", "a//b", "a/", "a\\b",
             "a\0b")) {
       StatusRuntimeException e =
-          assertThrows(
-              StatusRuntimeException.class, () -> SatchelClient.safePath(base, name), name);
+          assertThrows(StatusRuntimeException.class, () -> Titles.check(name), name);
       assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode(), name);
     }
-    assertEquals(base.resolve("a/b.txt"), SatchelClient.safePath(base, "a/b.txt"));
+    Titles.check("a/b.txt");
   }
 
   @Test
@@ -288,7 +286,7 @@ class SatchelClientTest {
             new Object[] {sha256, 5L, ByteString.copyFromUtf8("hellO"), sha256},
             new Object[] {sha256, 6L, hello, sha256});
     for (Object[] c : bad) {
-      SatchelClient.PendingFile file = pending(out, (String) c[0], (long) c[1]);
+      Pull.PendingFile file = pending(out, (String) c[0], (long) c[1]);
       file.write((ByteString) c[2]);
       StatusRuntimeException e =
           assertThrows(StatusRuntimeException.class, () -> file.commit((String) c[3]));
@@ -300,7 +298,7 @@ class SatchelClientTest {
     assertEquals(Status.Code.FAILED_PRECONDITION, e.getStatus().getCode());
     assertEquals(List.of(), list(out));
 
-    SatchelClient.PendingFile file = pending(out, sha512, 5);
+    Pull.PendingFile file = pending(out, sha512, 5);
     file.write(hello);
     assertEquals(out.resolve("f.txt"), file.commit(sha512));
     assertEquals(List.of(out.resolve("f.txt")), list(out));
@@ -352,10 +350,10 @@ class SatchelClientTest {
     assertFalse(never.hashes(1));
   }
 
-  private static SatchelClient.PendingFile pending(Path out, String digest, long size)
+  private static Pull.PendingFile pending(Path out, String digest, long size)
       throws IOException {
-    return SatchelClient.PendingFile.create(
-        out,
+    return Pull.PendingFile.create(
+        OutputDir.open(out),
         FileHeader.newBuilder()
             .setName("f.txt")
             .setLayer(Descriptor.newBuilder().setDigest(digest).setSize(size))
