@@ -2,7 +2,8 @@
 //!
 //! - [`reference`]: image references, normalised as docker does.
 //! - [`digest`]: digest parsing, hashing and streaming verification.
-//! - [`manifest`]: the manifest and index documents, media types, title checks.
+//! - [`manifest`]: the manifest and index documents, media types.
+//! - [`title`]: layer titles as file names, alone and as one artifact's set.
 //! - [`artifact`]: packing files into an artifact manifest.
 //! - [`auth`]: credentials, `WWW-Authenticate` parsing, the token cache.
 //! - [`registry`]: the distribution API client, referrers API and tag schema.
@@ -25,6 +26,7 @@ pub mod manifest;
 pub mod reference;
 pub mod registry;
 pub mod target;
+pub mod title;
 
 pub use error::{Error, ErrorKind, Result};
 pub use reference::Reference;

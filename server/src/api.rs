@@ -409,14 +409,11 @@ impl FileInfo {
 }
 
 fn validate_files(files: &[pb::FileSpec]) -> Result<Vec<FileInfo>, Status> {
-    let mut names = HashSet::new();
+    // All names, alone and against each other, before anything is uploaded.
+    manifest::validate_titles(files.iter().map(|f| f.name.as_str())).map_err(status)?;
     files
         .iter()
         .map(|f| {
-            manifest::validate_title(&f.name).map_err(status)?;
-            if !names.insert(f.name.clone()) {
-                return Err(invalid(format!("file {:?} is listed twice", f.name)));
-            }
             let digest = match f.digest.as_str() {
                 "" => None,
                 d => Some(digest::parse(d).map_err(status)?),
@@ -1031,21 +1028,16 @@ fn children<'a>(
     })
 }
 
-/// The layers a pull writes, by title; refuses unsafe or duplicate names
-/// before a single byte is sent.
+/// The layers a pull writes, by title; refuses unsafe names, two layers
+/// with one name and a name that is a directory of another, before a single
+/// byte is sent.
 fn files_to_pull(manifest: &ImageManifest) -> Result<Vec<(String, Descriptor)>, Status> {
-    let mut names = HashSet::new();
-    let mut out = Vec::new();
-    for layer in &manifest.layers {
-        let Some(title) = layer.title() else {
-            continue;
-        };
-        manifest::validate_title(title).map_err(status)?;
-        if !names.insert(title.to_string()) {
-            return Err(invalid(format!("two layers are both named {title:?}")));
-        }
-        out.push((title.to_string(), layer.clone()));
-    }
+    let out: Vec<(String, Descriptor)> = manifest
+        .layers
+        .iter()
+        .filter_map(|layer| Some((layer.title()?.to_string(), layer.clone())))
+        .collect();
+    manifest::validate_titles(out.iter().map(|(t, _)| t.as_str())).map_err(status)?;
     Ok(out)
 }
 
