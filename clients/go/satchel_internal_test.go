@@ -1,9 +1,14 @@
 package satchel
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Files under HashFirstBelow are hashed before they are sent; larger ones
@@ -50,5 +55,32 @@ func TestPushHashesSmallFilesFirst(t *testing.T) {
 
 	if _, err := fileSpecs([]string{dir}, PushOptions{}); err == nil {
 		t.Errorf("a directory was accepted as a file")
+	}
+}
+
+// The daemon answers a deadline it notices before the client does with
+// CANCELLED ("Timeout expired"); past the call's deadline the caller sees
+// DEADLINE_EXCEEDED. Before it, or for other codes, errors pass unchanged.
+func TestDeadlinePassedSurfacesAsDeadlineExceeded(t *testing.T) {
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	cancelled := status.Error(codes.Canceled, "Timeout expired")
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want codes.Code
+	}{
+		{"cancelled past the deadline", expired, cancelled, codes.DeadlineExceeded},
+		{"cancelled without a deadline", context.Background(), cancelled, codes.Canceled},
+		{"another code past the deadline", expired, status.Error(codes.NotFound, "x"), codes.NotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.err
+			surfaceDeadline(tc.ctx, &err)
+			if code := status.Code(err); code != tc.want {
+				t.Errorf("code %v (%v), want %v", code, err, tc.want)
+			}
+		})
 	}
 }
