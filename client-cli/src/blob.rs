@@ -1,5 +1,7 @@
 //! `satchel blob upload` and `satchel blob download`: the daemon's content
-//! store, resumable by ref.
+//! store, resumable by ref. A download is written under a random temporary
+//! name beside `-o` (created exclusively, never through a link) and renamed
+//! over it once complete, so a link at `-o` is replaced, not written through.
 
 use std::path::PathBuf;
 
@@ -10,6 +12,7 @@ use satchel_client::pb;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use crate::show::esc;
 use crate::TargetFlags;
 
 /// Blob commands.
@@ -113,7 +116,7 @@ async fn upload(
         );
     }
     if start > 0 {
-        eprintln!("Resuming {reference} at byte {start}");
+        eprintln!("Resuming {} at byte {start}", esc(&reference));
     }
     file.seek(std::io::SeekFrom::Start(start)).await?;
     let rate = args.limit_rate;
@@ -126,7 +129,8 @@ async fn upload(
             let n = match file.read(&mut chunk).await {
                 Ok(n) => n,
                 Err(e) => {
-                    eprintln!("Error: cannot read {}: {e}", path.display());
+                    let what = format!("cannot read {}: {e}", path.display());
+                    eprintln!("Error: {}", esc(&what));
                     return;
                 }
             };
@@ -161,7 +165,7 @@ async fn upload(
     }
     match last {
         Some(resp) if resp.committed => {
-            println!("Uploaded {} ({} bytes)", resp.digest, resp.offset);
+            println!("Uploaded {} ({} bytes)", esc(&resp.digest), resp.offset);
             Ok(())
         }
         Some(resp) => bail!(
@@ -205,9 +209,12 @@ async fn download(
         .context("the output needs a file name")?
         .to_string_lossy()
         .into_owned();
-    let temp = dir.join(format!(".{name}.satchel-{}.partial", std::process::id()));
+    let (placement, file) = tokio::task::spawn_blocking(move || {
+        satchel_client::write::OutDir::open(&dir)?.create(&name)
+    })
+    .await??;
     let result: anyhow::Result<u64> = async {
-        let mut out = tokio::fs::File::create(&temp).await?;
+        let mut out = tokio::fs::File::from_std(file);
         let mut hasher = Sha256::new();
         let mut written = 0u64;
         while let Some(msg) = stream.next().await {
@@ -231,16 +238,17 @@ async fn download(
     .await;
     match result {
         Ok(written) => {
-            tokio::fs::rename(&temp, &args.output).await?;
+            tokio::task::spawn_blocking(move || placement.commit()).await??;
+            let to = args.output.display().to_string();
             println!(
                 "Downloaded {} ({written} bytes) to {}",
-                args.digest,
-                args.output.display()
+                esc(&args.digest),
+                esc(&to)
             );
             Ok(())
         }
         Err(e) => {
-            let _ = tokio::fs::remove_file(&temp).await;
+            tokio::task::spawn_blocking(move || placement.discard()).await?;
             Err(e)
         }
     }

@@ -8,6 +8,7 @@ use clap::Args;
 use satchel_client::pb;
 use serde_json::{json, Value};
 
+use crate::show::esc;
 use crate::target;
 use crate::TargetFlags;
 
@@ -84,7 +85,7 @@ fn to_json(resp: &pb::DiscoverResponse) -> Value {
 
 /// The ORAS tree: the subject, then artifact types, then digests.
 fn tree(resp: &pb::DiscoverResponse, verbose: bool) -> String {
-    let mut out = format!("{}\n", resp.reference);
+    let mut out = format!("{}\n", esc(&resp.reference));
     render_level(&mut out, &resp.referrers, "", verbose);
     out
 }
@@ -111,12 +112,13 @@ fn render_level(out: &mut String, referrers: &[pb::Referrer], prefix: &str, verb
     for (gi, (artifact_type, list)) in groups.iter().enumerate() {
         let last_group = gi + 1 == groups.len();
         out.push_str(&format!(
-            "{prefix}{}{artifact_type}\n",
+            "{prefix}{}{}\n",
             if last_group {
                 "└── "
             } else {
                 "├── "
-            }
+            },
+            esc(artifact_type)
         ));
         let group_prefix = format!("{prefix}{}", if last_group { "    " } else { "│   " });
         for (i, r) in list.iter().enumerate() {
@@ -125,14 +127,14 @@ fn render_level(out: &mut String, referrers: &[pb::Referrer], prefix: &str, verb
             out.push_str(&format!(
                 "{group_prefix}{}{}\n",
                 if last { "└── " } else { "├── " },
-                d.digest
+                esc(&d.digest)
             ));
             let child_prefix = format!("{group_prefix}{}", if last { "    " } else { "│   " });
             if verbose && !d.annotations.is_empty() {
                 let mut keys: Vec<_> = d.annotations.iter().collect();
                 keys.sort();
                 for (k, v) in keys {
-                    out.push_str(&format!("{child_prefix}    {k}: {v}\n"));
+                    out.push_str(&format!("{child_prefix}    {}: {}\n", esc(k), esc(v)));
                 }
             }
             render_level(out, &r.referrers, &child_prefix, verbose);
@@ -145,7 +147,11 @@ fn table(resp: &pb::DiscoverResponse) -> String {
     fn walk(out: &mut String, list: &[pb::Referrer]) {
         for r in list {
             let d = r.manifest.clone().unwrap_or_default();
-            out.push_str(&format!("{:<72}  {}\n", d.digest, d.artifact_type));
+            out.push_str(&format!(
+                "{:<72}  {}\n",
+                esc(&d.digest),
+                esc(&d.artifact_type)
+            ));
             walk(out, &r.referrers);
         }
     }
@@ -166,6 +172,28 @@ mod tests {
             }),
             referrers: vec![],
         }
+    }
+
+    #[test]
+    fn tree_and_table_escape_what_a_terminal_would_obey() {
+        let mut hostile = referrer("application/\x1b[2Jx", "sha256:1\u{202e}");
+        if let Some(d) = hostile.manifest.as_mut() {
+            d.annotations
+                .insert("k\x1b]0;t\x07".into(), "v\n\u{9b}31m".into());
+        }
+        let resp = pb::DiscoverResponse {
+            reference: "r/app\x1b[31m@sha256:s".into(),
+            subject: None,
+            referrers: vec![hostile],
+        };
+        let tree = tree(&resp, true);
+        assert!(!tree.contains('\x1b') && !tree.contains('\u{9b}') && !tree.contains('\u{202e}'));
+        assert!(tree.contains("r/app\\x1b[31m@sha256:s"), "{tree}");
+        assert!(tree.contains("k\\x1b]0;t\\x07: v\\n\\u{9b}31m"), "{tree}");
+        assert_eq!(tree.lines().count(), 4, "{tree}");
+        let table = table(&resp);
+        assert!(!table.contains('\x1b') && !table.contains('\u{202e}'));
+        assert!(table.contains("application/\\x1b[2Jx"), "{table}");
     }
 
     #[test]

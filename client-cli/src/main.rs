@@ -8,6 +8,7 @@ mod discover;
 mod progress;
 mod pull;
 mod push;
+mod show;
 mod target;
 
 use std::process::ExitCode;
@@ -143,7 +144,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {}", one_line(&e));
+            eprintln!("Error: {}", show::esc(&one_line(&e)));
             ExitCode::FAILURE
         }
     }
@@ -190,9 +191,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             if args.full_reference {
-                println!("{}", resp.reference);
+                println!("{}", show::esc(&resp.reference));
             } else {
-                println!("{}", resp.manifest.unwrap_or_default().digest);
+                println!("{}", show::esc(&resp.manifest.unwrap_or_default().digest));
             }
             Ok(())
         }
@@ -206,9 +207,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             for warning in &resp.warnings {
-                eprintln!("Warning: {warning}");
+                eprintln!("Warning: {}", show::esc(warning));
             }
-            println!("Deleted {}", resp.reference);
+            println!("Deleted {}", show::esc(&resp.reference));
             Ok(())
         }
         Command::Login(args) => {
@@ -231,7 +232,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .into_inner();
             println!(
                 "Login Succeeded ({} on {}, stored in {})",
-                resp.username, resp.registry, resp.stored_in
+                show::esc(&resp.username),
+                show::esc(&resp.registry),
+                show::esc(&resp.stored_in)
             );
             Ok(())
         }
@@ -244,9 +247,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             if resp.removed {
-                println!("Removed login credentials for {}", args.registry);
+                println!(
+                    "Removed login credentials for {}",
+                    show::esc(&args.registry)
+                );
             } else {
-                println!("Not logged in to {}", args.registry);
+                println!("Not logged in to {}", show::esc(&args.registry));
             }
             Ok(())
         }
@@ -258,7 +264,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .into_inner();
             println!("{:<32}  {:<24}  Stored in", "Registry", "Username");
             for c in resp.credentials {
-                println!("{:<32}  {:<24}  {}", c.registry, c.username, c.source);
+                println!(
+                    "{:<32}  {:<24}  {}",
+                    show::esc(&c.registry),
+                    show::esc(&c.username),
+                    show::esc(&c.source)
+                );
             }
             Ok(())
         }

@@ -54,7 +54,7 @@ impl Progress {
                         )
                         .expect("a valid template"),
                     );
-                    bar.set_message(name.to_string());
+                    bar.set_message(crate::show::esc(name).into_owned());
                     bar
                 });
                 if total > 0 {
@@ -70,7 +70,11 @@ impl Progress {
                 let last = self.quarters.entry(name.to_string()).or_insert(0);
                 if quarter > *last {
                     *last = quarter;
-                    eprintln!("{name}: {}% ({done} of {total} bytes)", quarter * 25);
+                    eprintln!(
+                        "{}: {}% ({done} of {total} bytes)",
+                        crate::show::esc(name),
+                        quarter * 25
+                    );
                 }
             }
         }

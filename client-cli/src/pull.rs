@@ -9,6 +9,7 @@ use clap::Args;
 use satchel_client::{pb, PullEvent};
 
 use crate::progress::Progress;
+use crate::show::esc;
 use crate::target;
 use crate::TargetFlags;
 
@@ -55,7 +56,9 @@ pub async fn pull(
         PullEvent::Progress(p) => progress.update(&p.name, p.done, p.total),
         PullEvent::File(f) => println!(
             "Downloaded {} ({} bytes) {}",
-            f.name, f.layer.size, f.layer.digest
+            esc(&f.name),
+            f.layer.size,
+            esc(&f.layer.digest)
         ),
     })
     .await;
@@ -64,7 +67,7 @@ pub async fn pull(
     if pulled.files.is_empty() {
         eprintln!("Warning: the artifact has no files with a title annotation; nothing written");
     }
-    println!("Pulled {}", pulled.reference);
-    println!("Digest: {}", pulled.manifest.digest);
+    println!("Pulled {}", esc(&pulled.reference));
+    println!("Digest: {}", esc(&pulled.manifest.digest));
     Ok(())
 }

@@ -10,6 +10,7 @@ use clap::Args;
 use satchel_client::{pb, LocalFile};
 
 use crate::progress::Progress;
+use crate::show::esc;
 use crate::target;
 use crate::TargetFlags;
 
@@ -179,7 +180,7 @@ pub async fn attach(
 fn report(verb: &str, resp: &pb::PushResult, format: &str) -> anyhow::Result<()> {
     let manifest = resp.manifest.clone().unwrap_or_default();
     for warning in &resp.warnings {
-        eprintln!("Warning: {warning}");
+        eprintln!("Warning: {}", esc(warning));
     }
     if format == "json" {
         let out = serde_json::json!({
@@ -201,7 +202,12 @@ fn report(verb: &str, resp: &pb::PushResult, format: &str) -> anyhow::Result<()>
             .get("org.opencontainers.image.title")
             .cloned()
             .unwrap_or_default();
-        println!("Uploaded  {name} ({} bytes) {}", layer.size, layer.digest);
+        println!(
+            "Uploaded  {} ({} bytes) {}",
+            esc(&name),
+            layer.size,
+            esc(&layer.digest)
+        );
     }
     match (&resp.subject, verb) {
         (Some(subject), "Attached to") => {
@@ -210,11 +216,11 @@ fn report(verb: &str, resp: &pb::PushResult, format: &str) -> anyhow::Result<()>
                 .split_once('@')
                 .map(|(name, _)| format!("{name}@{}", subject.digest))
                 .unwrap_or_else(|| subject.digest.clone());
-            println!("{verb} {subject_ref}");
+            println!("{verb} {}", esc(&subject_ref));
         }
-        _ => println!("{verb} {}", resp.reference),
+        _ => println!("{verb} {}", esc(&resp.reference)),
     }
-    println!("ArtifactType: {}", manifest.artifact_type);
-    println!("Digest: {}", manifest.digest);
+    println!("ArtifactType: {}", esc(&manifest.artifact_type));
+    println!("Digest: {}", esc(&manifest.digest));
     Ok(())
 }
