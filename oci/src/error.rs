@@ -92,8 +92,10 @@ impl Error {
     }
 
     pub(crate) fn http(context: impl Into<String>, err: reqwest::Error) -> Self {
-        // reqwest errors name the URL, never the Authorization header.
-        Error::new(ErrorKind::Unavailable, context).with_source(err)
+        // reqwest errors name the URL, whose query may hold a signature (a
+        // redirect to blob storage) or upload state: drop it; the context
+        // names the URL without its query.
+        Error::new(ErrorKind::Unavailable, context).with_source(err.without_url())
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`target`]: [`Target`], one interface over a registry and a layout.
 //! - [`locks`]: named async locks for read-modify-write cycles.
 //! - [`content`]: the daemon's bounded, LRU content store and shared downloads.
+//! - [`text`]: echoed input cut short for errors.
 //!
 //! Nothing here reads environment variables or configuration files; the
 //! caller hands in credentials and options.
@@ -26,6 +27,7 @@ pub mod manifest;
 pub mod reference;
 pub mod registry;
 pub mod target;
+pub mod text;
 pub mod title;
 
 pub use error::{Error, ErrorKind, Result};

@@ -11,6 +11,10 @@ use crate::error::{Error, Result};
 pub const DOCKER_HUB: &str = "docker.io";
 /// The host that serves the Docker Hub API.
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
+/// The longest registry host name (DNS's limit). With the limits on
+/// repository, tag and digest, this keeps every reference we print (with a
+/// digest added, `docker.io/library/` spelt out) short enough to parse.
+const MAX_HOST_LEN: usize = 253;
 /// The tag used when a reference names neither tag nor digest.
 pub const DEFAULT_TAG: &str = "latest";
 
@@ -31,7 +35,12 @@ impl Reference {
     /// Parses a reference such as `alpine`, `ghcr.io/org/app:v1` or
     /// `localhost:5000/app@sha256:...`.
     pub fn parse(input: &str) -> Result<Self> {
-        let bad = |why: &str| Error::invalid(format!("invalid reference {input:?}: {why}"));
+        let bad = |why: &str| {
+            Error::invalid(format!(
+                "invalid reference {}: {why}",
+                crate::text::quoted(input)
+            ))
+        };
         if input.is_empty() {
             return Err(bad("empty"));
         }
@@ -129,7 +138,9 @@ impl Reference {
 
     /// The same repository with `tag` and without a digest.
     pub fn with_tag(&self, tag: &str) -> Result<Reference> {
-        validate_tag(tag).map_err(|why| Error::invalid(format!("invalid tag {tag:?}: {why}")))?;
+        validate_tag(tag).map_err(|why| {
+            Error::invalid(format!("invalid tag {}: {why}", crate::text::quoted(tag)))
+        })?;
         Ok(Reference {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
@@ -172,14 +183,25 @@ pub fn validate_tag(tag: &str) -> std::result::Result<(), String> {
     let mut chars = tag.chars();
     match chars.next() {
         None => return Err("empty tag".into()),
-        Some(c) if !word(c) => return Err(format!("tag {tag:?} must start with [A-Za-z0-9_]")),
+        Some(c) if !word(c) => {
+            return Err(format!(
+                "tag {} must start with [A-Za-z0-9_]",
+                crate::text::quoted(tag)
+            ))
+        }
         _ => {}
     }
     if tag.len() > 128 {
-        return Err(format!("tag {tag:?} is longer than 128 characters"));
+        return Err(format!(
+            "tag {} is longer than 128 characters",
+            crate::text::quoted(tag)
+        ));
     }
     if !chars.all(|c| word(c) || c == '.' || c == '-') {
-        return Err(format!("tag {tag:?} may contain only [A-Za-z0-9_.-]"));
+        return Err(format!(
+            "tag {} may contain only [A-Za-z0-9_.-]",
+            crate::text::quoted(tag)
+        ));
     }
     Ok(())
 }
@@ -189,15 +211,21 @@ fn validate_registry(registry: &str) -> std::result::Result<(), String> {
         // [ipv6]:port
         let (h, p) = rest
             .split_once(']')
-            .ok_or_else(|| format!("bad IPv6 registry {registry:?}"))?;
-        if !h.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
-            return Err(format!("bad IPv6 registry {registry:?}"));
+            .ok_or_else(|| format!("bad IPv6 registry {}", crate::text::quoted(registry)))?;
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!(
+                "bad IPv6 registry {}",
+                crate::text::quoted(registry)
+            ));
         }
         return match p {
             "" => Ok(()),
             p => match p.strip_prefix(':').map(str::parse::<u16>) {
-                Some(Ok(_)) => Ok(()),
-                _ => Err(format!("bad port in registry {registry:?}")),
+                Some(Ok(_)) if p[1..].bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+                _ => Err(format!(
+                    "bad port in registry {}",
+                    crate::text::quoted(registry)
+                )),
             },
         };
     } else {
@@ -212,12 +240,19 @@ fn validate_registry(registry: &str) -> std::result::Result<(), String> {
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
-    if host.is_empty() || !host.split('.').all(label_ok) {
-        return Err(format!("bad registry host {host:?}"));
+    if host.len() > MAX_HOST_LEN {
+        return Err(format!(
+            "registry host longer than {MAX_HOST_LEN} characters"
+        ));
+    }
+    // The URL parser must agree: it reads `1.2.3.4.5` or `a.0x5` as a bad
+    // IPv4 address and `xn--` labels as punycode.
+    if host.is_empty() || !host.split('.').all(label_ok) || url::Host::parse(host).is_err() {
+        return Err(format!("bad registry host {}", crate::text::quoted(host)));
     }
     if let Some(p) = port {
-        if p.parse::<u16>().is_err() {
-            return Err(format!("bad port {p:?}"));
+        if p.parse::<u16>().is_err() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("bad port {}", crate::text::quoted(p)));
         }
     }
     Ok(())
@@ -289,6 +324,36 @@ mod tests {
         assert_eq!(r.registry(), "localhost");
         assert_eq!(p("[::1]:5000/app:x").registry(), "[::1]:5000");
         assert_eq!(p("registry.example.com/a/b/c").repository(), "a/b/c");
+    }
+
+    /// Inputs the `reference` fuzz target (oci/fuzz) found accepted though
+    /// the registry client cannot build a URL from them, or whose printed
+    /// form, pinned to a digest, did not parse back.
+    #[test]
+    fn fuzz_regressions() {
+        for bad in [
+            "[2:1]:5000/app:x",
+            "[::1]:+5/app",
+            "host:+5000/app",
+            "1.2.3.4.5/app",
+            "a.0x5/app",
+        ] {
+            assert!(Reference::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let too_long = format!("{}.example/app", "a".repeat(4000));
+        assert!(Reference::parse(&too_long).is_err());
+        // The longest of each part still prints to a reference that parses.
+        let sha512 = format!("sha512:{}", "ab".repeat(64));
+        let longest = format!(
+            "{}.example:65535/{}:{}@{sha512}",
+            "h".repeat(245),
+            "r".repeat(255),
+            "t".repeat(128)
+        );
+        let r = p(&longest);
+        assert_eq!(p(&r.to_string()), r);
+        let pinned = p("alpine").with_digest(&crate::digest::parse(&sha512).unwrap());
+        assert_eq!(p(&pinned.to_string()), pinned);
     }
 
     #[test]

@@ -2,8 +2,13 @@
 //! dance in front of them. Referrers (the API where a registry has it, the
 //! tag schema where it does not) are in [`referrers`].
 
+mod deadline;
 mod referrers;
+mod secrets;
 
+pub use deadline::{DEFAULT_CONNECT, DEFAULT_IDLE, DEFAULT_MAX_IDLE_PER_HOST};
+#[doc(hidden)]
+pub use referrers::{merge_referrers, next_link};
 pub use referrers::{referrers_tag, ReferrersMode};
 
 use std::collections::HashMap;
@@ -81,6 +86,20 @@ pub struct RegistryOptions {
     /// Where chunks are spooled so an interrupted PATCH can resume; `None`
     /// means a failed chunk fails the upload.
     pub spool_dir: Option<std::path::PathBuf>,
+    /// How long a request may make no progress; `None` means
+    /// [`DEFAULT_IDLE`].
+    pub idle_timeout: Option<std::time::Duration>,
+    /// How long connecting may take; `None` means [`DEFAULT_CONNECT`].
+    pub connect_timeout: Option<std::time::Duration>,
+    /// Idle connections kept per host; `None` means
+    /// [`DEFAULT_MAX_IDLE_PER_HOST`].
+    pub max_idle_per_host: Option<usize>,
+}
+
+impl RegistryOptions {
+    fn idle(&self) -> std::time::Duration {
+        self.idle_timeout.unwrap_or(DEFAULT_IDLE)
+    }
 }
 
 /// TLS settings for one registry, as bytes: the caller reads the files.
@@ -143,12 +162,12 @@ impl RegistryClient {
     pub fn new(credentials: Arc<dyn CredentialSource>, options: RegistryOptions) -> Result<Self> {
         // reqwest is built without a default crypto provider; use ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = http_client(None).map_err(|e| {
+        let http = http_client(None, &options).map_err(|e| {
             Error::new(ErrorKind::Internal, "cannot build the HTTP client").with_source(e)
         })?;
         let mut http_by_host = HashMap::new();
         for (registry, tls) in &options.tls {
-            let client = http_client(Some(tls)).map_err(|e| {
+            let client = http_client(Some(tls), &options).map_err(|e| {
                 Error::new(
                     ErrorKind::InvalidArgument,
                     format!("bad TLS settings for {registry}"),
@@ -198,11 +217,15 @@ impl RegistryClient {
         let url = Url::parse(&format!("{scheme}://{host}/v2/"))
             .map_err(|e| Error::invalid(format!("bad registry {registry:?}: {e}")))?;
         let http = self.http_for(host);
-        let probe = http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| Error::http(format!("cannot reach {registry}"), e))?;
+        let idle = self.options.idle();
+        let reach = || format!("cannot reach {registry}");
+        let probe = deadline::within(idle, reach, async {
+            http.get(url.clone())
+                .send()
+                .await
+                .map_err(|e| Error::http(reach(), e))
+        })
+        .await?;
         let status = probe.status();
         let refused = || {
             Error::new(
@@ -225,7 +248,7 @@ impl RegistryClient {
                     .collect();
                 if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
                     let service = bearer.params.get("service").cloned().unwrap_or_default();
-                    self.fetch_token(registry, bearer, &service, "", Some(credential))
+                    self.fetch_token(registry, scheme, bearer, &service, "", Some(credential))
                         .await
                         .map(|_| ())
                         .map_err(|e| match e.kind() {
@@ -233,12 +256,14 @@ impl RegistryClient {
                             _ => e,
                         })
                 } else if let Credential::Basic { username, password } = credential {
-                    let resp = http
-                        .get(url)
-                        .header(header::AUTHORIZATION, basic(username, password.expose()))
-                        .send()
-                        .await
-                        .map_err(|e| Error::http(format!("cannot reach {registry}"), e))?;
+                    let resp = deadline::within(idle, reach, async {
+                        http.get(url)
+                            .header(header::AUTHORIZATION, basic(username, password.expose()))
+                            .send()
+                            .await
+                            .map_err(|e| Error::http(reach(), e))
+                    })
+                    .await?;
                     if resp.status().is_success() {
                         Ok(())
                     } else {
@@ -270,6 +295,7 @@ impl RegistryClient {
     async fn fetch_token(
         &self,
         registry: &str,
+        registry_scheme: &str,
         challenge: &Challenge,
         service: &str,
         scope: &str,
@@ -284,9 +310,10 @@ impl RegistryClient {
         let realm = Url::parse(realm).map_err(|e| {
             Error::new(
                 ErrorKind::Unauthenticated,
-                format!("bad token realm {realm:?}: {e}"),
+                format!("bad token realm {}: {e}", crate::text::quoted(realm)),
             )
         })?;
+        secrets::check_realm(registry, registry_scheme, &realm).await?;
         let request = match credential {
             Some(Credential::IdentityToken(refresh)) => {
                 let mut form = vec![
@@ -327,15 +354,16 @@ impl RegistryClient {
                 }
             }
         };
-        let resp = request.send().await.map_err(|e| {
-            Error::http(
-                format!(
-                    "token request to {} failed",
-                    realm.host_str().unwrap_or("?")
-                ),
-                e,
+        let failed = || {
+            format!(
+                "token request to {} failed",
+                realm.host_str().unwrap_or("?")
             )
-        })?;
+        };
+        let resp = deadline::within(self.options.idle(), failed, async {
+            request.send().await.map_err(|e| Error::http(failed(), e))
+        })
+        .await?;
         let status = resp.status();
         if !status.is_success() {
             let kind = match status {
@@ -358,7 +386,7 @@ impl RegistryClient {
                 ),
             ));
         }
-        let body = read_limited(resp, MAX_ERROR_BODY).await?;
+        let body = read_limited(resp, MAX_ERROR_BODY, self.options.idle()).await?;
         let parsed: crate::auth::TokenResponse = serde_json::from_slice(&body).map_err(|_| {
             Error::new(
                 ErrorKind::Unauthenticated,
@@ -475,6 +503,7 @@ impl Repository {
                         .client
                         .fetch_token(
                             self.name.registry(),
+                            self.scheme,
                             bearer,
                             &service,
                             &scope,
@@ -498,10 +527,30 @@ impl Repository {
         Ok(None)
     }
 
+    /// Whether `url` is on this repository's registry (scheme, host and
+    /// port): only there does a request carry the registry's credentials.
+    fn owns(&self, url: &Url) -> bool {
+        self.url("")
+            .is_ok_and(|base| secrets::same_origin(&base, url))
+    }
+
+    /// The Authorization header for a request to `url`: none for another
+    /// origin (an upload `Location` elsewhere, say).
+    async fn authorization_for(&self, url: &Url, access: &Access) -> Result<Option<HeaderValue>> {
+        if self.owns(url) {
+            return self.authorization(access).await;
+        }
+        tracing::debug!(
+            url = %redact_query(url),
+            "not sending credentials to another origin"
+        );
+        Ok(None)
+    }
+
     /// Sends a request whose body (if any) can be replayed: authenticates
     /// and retries once when the registry answers 401, and retries 408, 429,
-    /// 5xx and connection errors with capped, jittered exponential backoff
-    /// that honours `Retry-After`.
+    /// 5xx, connection errors and stalls with capped, jittered exponential
+    /// backoff that honours `Retry-After`.
     async fn send(
         &self,
         method: Method,
@@ -512,6 +561,7 @@ impl Repository {
     ) -> Result<reqwest::Response> {
         let mut authenticated = false;
         let mut attempt = 0u32;
+        let idle = self.client.options.idle();
         loop {
             let mut req = self
                 .client
@@ -521,26 +571,36 @@ impl Repository {
             if let Some(body) = &body {
                 req = req.body(body.clone());
             }
-            if let Some(auth) = self.authorization(&access).await? {
-                req = req.header(header::AUTHORIZATION, auth);
+            let auth = self.authorization_for(&url, &access).await?;
+            if let Some(auth) = &auth {
+                req = req.header(header::AUTHORIZATION, auth.clone());
             }
             let what = || format!("{method} {} failed", redact_query(&url));
-            let resp = match req.send().await {
+            let failure = match tokio::time::timeout(idle, req.send()).await {
+                Ok(Ok(mut resp)) => {
+                    remember_authorization(&mut resp, auth);
+                    Ok(resp)
+                }
+                Ok(Err(e)) if e.is_connect() || e.is_timeout() || e.is_request() => {
+                    Err(Error::http(what(), e))
+                }
+                Ok(Err(e)) => return Err(Error::http(what(), e)),
+                Err(_) => Err(deadline::stalled(&what(), idle)),
+            };
+            let resp = match failure {
                 Ok(resp) => resp,
-                Err(e)
-                    if attempt + 1 < MAX_ATTEMPTS
-                        && (e.is_connect() || e.is_timeout() || e.is_request()) =>
-                {
+                Err(e) if attempt + 1 < MAX_ATTEMPTS => {
                     tracing::debug!(error = %e, attempt, "retrying after a connection error");
                     tokio::time::sleep(backoff(attempt, None)).await;
                     attempt += 1;
                     continue;
                 }
-                Err(e) => return Err(Error::http(what(), e)),
+                Err(e) => return Err(e),
             };
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED
                 && !authenticated
+                && self.owns(&url)
                 && self.learn_challenge(&resp, &access)
             {
                 authenticated = true;
@@ -567,26 +627,38 @@ impl Repository {
 
     /// Sends a request with a one-shot (streaming) body. Auth must already be
     /// known: callers make a replayable request first (the upload POST).
-    async fn send_once(
+    /// The request fails as stalled when the registry stops taking the body,
+    /// or gives no answer within the idle time after its end.
+    async fn send_once<S>(
         &self,
         method: Method,
         url: Url,
         access: Access,
         headers: HeaderMap,
-        body: reqwest::Body,
-    ) -> Result<reqwest::Response> {
+        body: S,
+    ) -> Result<reqwest::Response>
+    where
+        S: Stream<Item = Result<Bytes>> + Send + 'static,
+    {
+        let activity = deadline::Activity::new();
         let mut req = self
             .client
             .http_for(self.name.api_host())
             .request(method.clone(), url.clone())
             .headers(headers)
-            .body(body);
-        if let Some(auth) = self.authorization(&access).await? {
-            req = req.header(header::AUTHORIZATION, auth);
+            .body(reqwest::Body::wrap_stream(activity.track(body)));
+        let auth = self.authorization_for(&url, &access).await?;
+        if let Some(auth) = &auth {
+            req = req.header(header::AUTHORIZATION, auth.clone());
         }
-        req.send()
-            .await
-            .map_err(|e| Error::http(format!("{method} {} failed", redact_query(&url)), e))
+        let what = || format!("{method} {} failed", redact_query(&url));
+        let idle = self.client.options.idle();
+        let mut resp = tokio::select! {
+            sent = req.send() => sent.map_err(|e| Error::http(what(), e))?,
+            () = activity.idle_for(idle) => return Err(deadline::stalled(&what(), idle)),
+        };
+        remember_authorization(&mut resp, auth);
+        Ok(resp)
     }
 
     /// Records the challenges of a 401; returns whether a retry may help.
@@ -687,7 +759,7 @@ impl Repository {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
-        let body = read_limited(resp, MAX_MANIFEST_BYTES).await?;
+        let body = read_limited(resp, MAX_MANIFEST_BYTES, self.client.options.idle()).await?;
         let digest = match reference.parse::<Digest>() {
             Ok(expected) if reference.contains(':') => {
                 digest::verify(&body, &expected, None)?;
@@ -886,7 +958,6 @@ impl Repository {
                     .append_pair("digest", digest.as_ref());
                 let mut headers = octet();
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-                let body = reqwest::Body::wrap_stream(body);
                 let resp = self
                     .send_once(Method::PUT, location, Access::Push, headers, body)
                     .await?;
@@ -924,7 +995,6 @@ impl Repository {
                 }
             }
             (_, None) => {
-                let body = reqwest::Body::wrap_stream(body);
                 let resp = self
                     .send_once(Method::PATCH, location, Access::Push, octet(), body)
                     .await?;
@@ -989,7 +1059,7 @@ impl Repository {
                 header::CONTENT_RANGE,
                 header_value(&format!("{}-{}", offset + from, offset + len - 1))?,
             );
-            let body = reqwest::Body::wrap_stream(tokio_stream_from_receiver(rx));
+            let body = tokio_stream_from_receiver(rx);
             let patch =
                 self.send_once(Method::PATCH, location.clone(), Access::Push, headers, body);
             let feed = async {
@@ -1092,27 +1162,28 @@ impl Repository {
         Ok(async_stream::try_stream! {
             let mut offset = 0u64;
             let mut resumes = 0u32;
-            let mut body = first.bytes_stream();
+            let idle = repo.client.options.idle();
+            let mut body = deadline::Paced::new(first.bytes_stream(), idle);
             loop {
-                match body.next().await {
-                    Some(Ok(chunk)) => {
+                let failure = match body.next().await {
+                    Ok(Some(chunk)) => {
                         offset += chunk.len() as u64;
                         yield chunk;
+                        continue;
                     }
-                    None => break,
-                    Some(Err(e)) if resumes + 1 < MAX_ATTEMPTS => {
-                        tracing::warn!(%digest, offset, error = %e, "download interrupted; resuming");
-                        tokio::time::sleep(backoff(resumes, None)).await;
-                        resumes += 1;
-                        body = repo.get_blob(&digest, offset).await?.bytes_stream();
-                    }
-                    Some(Err(e)) => {
-                        Err(Error::http(
-                            format!("download of {digest} failed at byte {offset} after {resumes} resumes"),
-                            e,
-                        ))?;
-                    }
+                    Ok(None) => break,
+                    Err(Some(e)) => Error::http(format!("download of {digest} failed at byte {offset}"), e),
+                    Err(None) => deadline::stalled(&format!("download of {digest} at byte {offset}"), idle),
+                };
+                if resumes + 1 >= MAX_ATTEMPTS {
+                    let kind = failure.kind();
+                    Err(Error::new(kind, format!("gave up after {resumes} resumes")).with_source(failure))?;
+                    break;
                 }
+                tracing::warn!(%digest, offset, error = %failure, "download interrupted; resuming");
+                tokio::time::sleep(backoff(resumes, None)).await;
+                resumes += 1;
+                body = deadline::Paced::new(repo.get_blob(&digest, offset).await?.bytes_stream(), idle);
             }
         }
         .boxed())
@@ -1155,8 +1226,16 @@ impl Repository {
     /// Builds the error for an unsuccessful response.
     async fn error(&self, resp: reqwest::Response, what: &str) -> Error {
         let status = resp.status();
-        let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
-        let details = error_details(&body);
+        let sent = resp
+            .extensions()
+            .get::<SentAuthorization>()
+            .map(|s| s.0.clone());
+        let body = read_limited(resp, MAX_ERROR_BODY, self.client.options.idle())
+            .await
+            .unwrap_or_default();
+        // Scrub before cutting, so no fragment of a credential survives.
+        let details = secrets::redact(&error_details(&body), sent.as_ref());
+        let details = crate::text::cut(&details, crate::text::ECHO_MAX * 2);
         let kind = match status {
             StatusCode::NOT_FOUND => ErrorKind::NotFound,
             StatusCode::UNAUTHORIZED => ErrorKind::Unauthenticated,
@@ -1213,8 +1292,24 @@ fn error_details(body: &[u8]) -> String {
     }
 }
 
-/// Reads a response body, failing when it exceeds `limit` bytes.
-async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes> {
+/// The `Authorization` a request carried, kept on its response so an
+/// error built from the answer can scrub it.
+#[derive(Clone)]
+struct SentAuthorization(HeaderValue);
+
+fn remember_authorization(resp: &mut reqwest::Response, auth: Option<HeaderValue>) {
+    if let Some(auth) = auth {
+        resp.extensions_mut().insert(SentAuthorization(auth));
+    }
+}
+
+/// Reads a response body, failing when it exceeds `limit` bytes or stalls
+/// (see [`deadline::Paced`]).
+async fn read_limited(
+    resp: reqwest::Response,
+    limit: usize,
+    idle: std::time::Duration,
+) -> Result<Bytes> {
     if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(Error::new(
             ErrorKind::FailedPrecondition,
@@ -1222,9 +1317,14 @@ async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes> {
         ));
     }
     let mut out = BytesMut::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::http("reading a response failed", e))?;
+    let mut stream = deadline::Paced::new(resp.bytes_stream(), idle);
+    loop {
+        let chunk = match stream.next().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(Some(e)) => return Err(Error::http("reading a response failed", e)),
+            Err(None) => return Err(deadline::stalled("reading a response", idle)),
+        };
         if out.len() + chunk.len() > limit {
             return Err(Error::new(
                 ErrorKind::FailedPrecondition,
@@ -1400,11 +1500,35 @@ impl Drop for Spool {
 }
 
 /// Builds an HTTP client, with a registry's TLS settings if given.
-fn http_client(tls: Option<&RegistryTls>) -> std::result::Result<reqwest::Client, reqwest::Error> {
+/// Every client has the daemon's timeouts and idle-connection cap, and
+/// follows redirects only as far as 10 hops and never from https to http
+/// (reqwest drops `Authorization` whenever a redirect changes origin).
+fn http_client(
+    tls: Option<&RegistryTls>,
+    options: &RegistryOptions,
+) -> std::result::Result<reqwest::Client, reqwest::Error> {
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade = attempt.previous().iter().any(|u| u.scheme() == "https")
+            && attempt.url().scheme() != "https";
+        if downgrade {
+            attempt.error("refusing a redirect from https to http")
+        } else if attempt.previous().len() >= 10 {
+            attempt.error("more than 10 redirects")
+        } else {
+            attempt.follow()
+        }
+    });
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("satchel/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(30))
-        .pool_idle_timeout(std::time::Duration::from_secs(90));
+        .connect_timeout(options.connect_timeout.unwrap_or(DEFAULT_CONNECT))
+        .read_timeout(options.idle())
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_max_idle_per_host(
+            options
+                .max_idle_per_host
+                .unwrap_or(DEFAULT_MAX_IDLE_PER_HOST),
+        )
+        .redirect(redirects);
     if let Some(tls) = tls {
         if let Some(ca) = &tls.ca_pem {
             builder = builder.tls_certs_merge(reqwest::Certificate::from_pem_bundle(ca)?);

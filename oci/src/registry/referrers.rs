@@ -184,7 +184,9 @@ impl Repository {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|ct| ct.starts_with(MEDIA_TYPE_INDEX));
             if page == 0 && status == StatusCode::NOT_FOUND {
-                let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+                let body = read_limited(resp, MAX_ERROR_BODY, self.client.options.idle())
+                    .await
+                    .unwrap_or_default();
                 if error_codes(&body).iter().any(|c| c == "NAME_UNKNOWN") {
                     return Ok(Probe::Unknown);
                 }
@@ -206,7 +208,7 @@ impl Repository {
             }
             self.learn_referrers_mode(ReferrersMode::Api);
             let next = next_link(resp.headers(), resp.url());
-            let body = read_limited(resp, MAX_MANIFEST_BYTES).await?;
+            let body = read_limited(resp, MAX_MANIFEST_BYTES, self.client.options.idle()).await?;
             read += body.len();
             if read > MAX_LISTING_BYTES {
                 return Err(Error::new(
@@ -310,17 +312,7 @@ impl Repository {
         let mut warnings = Vec::new();
         for _ in 0..FALLBACK_ATTEMPTS {
             let (old, index) = self.fallback_index(subject).await?;
-            let mut manifests = index.manifests;
-            if let Some(gone) = remove {
-                manifests.retain(|d| &d.digest != gone);
-            }
-            if let Some(entry) = &add {
-                if !manifests.iter().any(|d| d.digest == entry.digest) {
-                    manifests.push(entry.clone());
-                }
-            }
-            let mut seen = HashSet::new();
-            manifests.retain(|d| seen.insert(d.digest.clone()));
+            let manifests = merge_referrers(index.manifests, add.as_ref(), remove);
             // An index left empty is deleted rather than rewritten, as ORAS
             // does, unless the registry refuses deletes; otherwise the new
             // index is written before the old one goes.
@@ -366,24 +358,92 @@ impl Repository {
     }
 }
 
-/// The `rel="next"` target of a `Link` header, resolved against `base`.
-fn next_link(headers: &HeaderMap, base: &Url) -> Option<Url> {
-    for value in headers.get_all(header::LINK) {
-        let Ok(value) = value.to_str() else { continue };
-        for link in value.split(',') {
-            let mut parts = link.split(';');
-            let target = parts.next()?.trim();
-            let is_next = parts.any(|p| {
-                let p = p.trim().replace(' ', "");
-                p == "rel=\"next\"" || p == "rel=next"
-            });
-            if is_next {
-                let target = target.strip_prefix('<')?.strip_suffix('>')?;
-                return base.join(target).ok();
-            }
+/// The tag-schema index's new list of referrers: `remove` dropped, `add`
+/// appended unless its digest is listed already, and every later entry with
+/// a digest listed before it dropped. Public for the fuzz targets in
+/// `oci/fuzz`.
+#[doc(hidden)]
+pub fn merge_referrers(
+    mut manifests: Vec<Descriptor>,
+    add: Option<&Descriptor>,
+    remove: Option<&Digest>,
+) -> Vec<Descriptor> {
+    if let Some(gone) = remove {
+        manifests.retain(|d| &d.digest != gone);
+    }
+    if let Some(entry) = add {
+        if !manifests.iter().any(|d| d.digest == entry.digest) {
+            manifests.push(entry.clone());
         }
     }
-    None
+    let mut seen = HashSet::new();
+    manifests.retain(|d| seen.insert(d.digest.clone()));
+    manifests
+}
+
+/// The `rel="next"` target of a `Link` header, resolved against `base`.
+/// Public for the fuzz targets in `oci/fuzz`.
+#[doc(hidden)]
+pub fn next_link(headers: &HeaderMap, base: &Url) -> Option<Url> {
+    headers
+        .get_all(header::LINK)
+        .iter()
+        .filter_map(|value| next_target(std::str::from_utf8(value.as_bytes()).ok()?))
+        .next()
+        .and_then(|target| base.join(target).ok())
+}
+
+/// The target of the first link with relation `next` in one `Link` value
+/// (RFC 8288): `<target>` may hold `,` and `;`, parameters are split outside
+/// quotes, and `rel` is a case-insensitive, space-separated list.
+fn next_target(value: &str) -> Option<&str> {
+    let mut rest = value;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        let (target, after) = rest.strip_prefix('<')?.split_once('>')?;
+        let params = split_unquoted(after, ',').next().unwrap_or("");
+        rest = &after[params.len()..];
+        let is_next = split_unquoted(params, ';').any(|param| {
+            param.split_once('=').is_some_and(|(key, value)| {
+                key.trim().eq_ignore_ascii_case("rel")
+                    && value
+                        .trim()
+                        .trim_matches('"')
+                        .split_ascii_whitespace()
+                        .any(|rel| rel.eq_ignore_ascii_case("next"))
+            })
+        });
+        if is_next {
+            return Some(target);
+        }
+        if rest.is_empty() {
+            return None;
+        }
+    }
+}
+
+/// `s` split at every `sep` outside a quoted string.
+fn split_unquoted(s: &str, sep: char) -> impl Iterator<Item = &str> {
+    let (mut quoted, mut escaped, mut start) = (false, false, 0);
+    let mut cuts = s.char_indices().filter_map(move |(i, c)| {
+        let was_escaped = std::mem::take(&mut escaped);
+        match c {
+            '\\' if quoted && !was_escaped => escaped = true,
+            '"' if !was_escaped => quoted = !quoted,
+            c if c == sep && !quoted => return Some(i),
+            _ => {}
+        }
+        None
+    });
+    std::iter::from_fn(move || {
+        if start > s.len() {
+            return None;
+        }
+        let end = cuts.next().unwrap_or(s.len());
+        let piece = &s[start..end];
+        start = end + 1;
+        Some(piece)
+    })
 }
 
 #[cfg(test)]
@@ -409,6 +469,41 @@ mod tests {
             "https://r.example/v2/a/referrers/sha256:x?n=2&last=y"
         );
         assert!(next_link(&HeaderMap::new(), &base).is_none());
+    }
+
+    /// Link values the `link_header` fuzz target (oci/fuzz) found misread
+    /// (no next page, so a listing stopped early without a word): targets
+    /// holding `;`, `,` or UTF-8, and `rel` lists or capitals.
+    #[test]
+    fn link_header_fuzz_regressions() {
+        let base = Url::parse("https://r.example/v2/a/referrers/sha256:x").unwrap();
+        for (value, want) in [
+            ("</;h>; rel=\"next\"", "https://r.example/;h"),
+            (
+                "<=/v2/app/rn=2\u{793}aqt>; rel=\"next\"",
+                "https://r.example/v2/a/referrers/=/v2/app/rn=2%DE%93aqt",
+            ),
+            (
+                "</v2/a/referrers/x?last=a,b;c>; rel=\"next\"",
+                "https://r.example/v2/a/referrers/x?last=a,b;c",
+            ),
+            (
+                "</p>; title=\"a, rel=next\"; rel=prev, </n>; rel=\"last next\"",
+                "https://r.example/n",
+            ),
+            ("</n>; REL=Next", "https://r.example/n"),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::LINK,
+                HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+            );
+            let got = next_link(&h, &base).map(String::from);
+            assert_eq!(got.as_deref(), Some(want), "Link: {value}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(header::LINK, HeaderValue::from_static("</p>; rel=\"prev\""));
+        assert!(next_link(&h, &base).is_none());
     }
 
     #[test]
