@@ -46,6 +46,13 @@ struct Cli {
     #[arg(long, global = true, requires = "tls_cert", env = "SATCHEL_TLS_KEY")]
     tls_key: Option<std::path::PathBuf>,
 
+    /// Give up after this long (e.g. 30s, 5m, 500ms; a bare number is
+    /// seconds): the daemon is told the deadline and stops too. Without it,
+    /// satchel waits as long as the daemon works (the daemon itself gives up
+    /// on a registry that makes no progress).
+    #[arg(long, global = true, env = "SATCHEL_TIMEOUT", value_parser = parse_duration)]
+    timeout: Option<std::time::Duration>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -141,7 +148,19 @@ struct ResolveArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    let outcome = match cli.timeout {
+        Some(limit) => tokio::time::timeout(limit, run(cli))
+            .await
+            .unwrap_or_else(|_| {
+                Err(satchel_client::Error::local(
+                    tonic::Code::DeadlineExceeded,
+                    format!("gave up after {limit:?} (--timeout)"),
+                )
+                .into())
+            }),
+        None => run(cli).await,
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {}", show::esc(&one_line(&e)));
@@ -173,6 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tls_ca_pem: cli.tls_ca.as_deref().map(read).transpose()?,
             identity_pem,
             token,
+            timeout: cli.timeout,
         },
     };
     match cli.command {
@@ -281,7 +301,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// context chain.
 fn one_line(err: &anyhow::Error) -> String {
     let (message, code) = if let Some(status) = err.downcast_ref::<tonic::Status>() {
-        (status.message().to_string(), status.code())
+        (
+            status.message().to_string(),
+            satchel_client::status_code(status),
+        )
     } else if let Some(e) = err.downcast_ref::<satchel_client::Error>() {
         (e.to_string(), e.code())
     } else {
@@ -289,6 +312,33 @@ fn one_line(err: &anyhow::Error) -> String {
     };
     let code = format!("{code:?}");
     format!("{} ({})", message.replace('\n', " "), snake(&code))
+}
+
+/// `30s`, `5m`, `500ms`, `1h` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 30s, 5m or 500ms"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use ms, s, m or h"
+            ))
+        }
+    };
+    if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e9) {
+        return Err(format!("{text:?} is not a positive duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 fn snake(camel: &str) -> String {

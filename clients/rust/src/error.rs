@@ -31,7 +31,7 @@ impl Error {
     /// The gRPC status code: the daemon's, or the one this client chose.
     pub fn code(&self) -> tonic::Code {
         match self {
-            Error::Status(s) => s.code(),
+            Error::Status(s) => status_code(s),
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 tonic::Code::NotFound
             }
@@ -47,10 +47,24 @@ impl Error {
         }
     }
 
-    pub(crate) fn local(code: tonic::Code, message: impl Into<String>) -> Self {
+    /// An error found on this side of the call, with the gRPC code that
+    /// describes it.
+    pub fn local(code: tonic::Code, message: impl Into<String>) -> Self {
         Error::Local {
             code,
             message: message.into(),
         }
+    }
+}
+
+/// The code of a status from the daemon. tonic's server answers a call
+/// whose `grpc-timeout` passed with CANCELLED "Timeout expired"; that is
+/// the deadline, so it reads as DEADLINE_EXCEEDED, as gRPC specifies.
+pub fn status_code(status: &tonic::Status) -> tonic::Code {
+    match status.code() {
+        tonic::Code::Cancelled if status.message() == "Timeout expired" => {
+            tonic::Code::DeadlineExceeded
+        }
+        code => code,
     }
 }

@@ -33,7 +33,7 @@ pub mod title;
 mod transfer;
 pub mod write;
 
-pub use error::Error;
+pub use error::{status_code, Error};
 pub use title::{check_title, check_titles, safe_path};
 pub use tonic::{Code, Status};
 pub use transfer::{
@@ -43,7 +43,10 @@ pub use transfer::{
 
 /// A connected client.
 pub type Client =
-    pb::satchel_service_client::SatchelServiceClient<InterceptedService<Channel, BearerToken>>;
+    pb::satchel_service_client::SatchelServiceClient<InterceptedService<Channel, CallMetadata>>;
+
+/// How long connecting to the daemon may take.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How to reach a daemon beyond its address: TLS material and a token.
 #[derive(Clone, Default)]
@@ -55,6 +58,10 @@ pub struct ConnectOptions {
     pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
     /// The bearer token the daemon requires.
     pub token: Option<String>,
+    /// The deadline of every call, sent to the daemon as `grpc-timeout`
+    /// (the daemon gives up then too) and enforced here; `None` waits as
+    /// long as the daemon works.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for ConnectOptions {
@@ -63,6 +70,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("tls_ca", &self.tls_ca_pem.is_some())
             .field("identity", &self.identity_pem.is_some())
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -83,19 +91,26 @@ impl Daemon {
     }
 }
 
-/// Adds `authorization: Bearer <token>` to every call when a token is set.
+/// Adds `authorization: Bearer <token>` to every call when a token is set,
+/// and the call's deadline when there is one.
 #[derive(Clone)]
-pub struct BearerToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+pub struct CallMetadata {
+    token: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    timeout: Option<std::time::Duration>,
+}
 
-impl tonic::service::Interceptor for BearerToken {
+impl tonic::service::Interceptor for CallMetadata {
     fn call(
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
+        if let Some(value) = &self.token {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());
+        }
+        if let Some(timeout) = self.timeout {
+            request.set_timeout(timeout);
         }
         Ok(request)
     }
@@ -132,6 +147,7 @@ pub async fn connect_with(addr: &str, options: &ConnectOptions) -> anyhow::Resul
         }
         // The URI is a placeholder: the connector ignores it.
         Endpoint::try_from("http://satcheld.local")?
+            .connect_timeout(CONNECT_TIMEOUT)
             .connect_with_connector(tower::service_fn(move |_: Uri| {
                 let path = path.clone();
                 async move {
@@ -148,8 +164,9 @@ pub async fn connect_with(addr: &str, options: &ConnectOptions) -> anyhow::Resul
         } else {
             format!("http://{addr}")
         };
-        let mut endpoint =
-            Endpoint::try_from(uri).with_context(|| format!("bad daemon address {addr:?}"))?;
+        let mut endpoint = Endpoint::try_from(uri)
+            .with_context(|| format!("bad daemon address {addr:?}"))?
+            .connect_timeout(CONNECT_TIMEOUT);
         if addr.starts_with("https://") {
             let mut tls = ClientTlsConfig::new().with_native_roots();
             if let Some(ca) = &options.tls_ca_pem {
@@ -176,7 +193,10 @@ pub async fn connect_with(addr: &str, options: &ConnectOptions) -> anyhow::Resul
     Ok(
         pb::satchel_service_client::SatchelServiceClient::with_interceptor(
             channel,
-            BearerToken(token),
+            CallMetadata {
+                token,
+                timeout: options.timeout,
+            },
         )
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE),
