@@ -10,8 +10,6 @@ pub use deadline::{DEFAULT_CONNECT, DEFAULT_IDLE, DEFAULT_MAX_IDLE_PER_HOST};
 #[doc(hidden)]
 pub use referrers::{merge_referrers, next_link};
 pub use referrers::{referrers_tag, ReferrersMode};
-#[doc(hidden)]
-pub use referrers::{merge_referrers, next_link};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
