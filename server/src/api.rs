@@ -13,7 +13,6 @@ use satchel_oci::artifact::{select_newest, Pack};
 use satchel_oci::auth::{Credential, Secret};
 use satchel_oci::content::ContentStore;
 use satchel_oci::digest::{self, Digest, Verifier};
-use satchel_oci::layout::OciLayout;
 use satchel_oci::locks::KeyedLocks;
 use satchel_oci::manifest::{
     self, Descriptor, ImageManifest, Manifest, ANNOTATION_TITLE, ARTIFACT_TYPE_UNKNOWN,
@@ -126,8 +125,10 @@ impl Api {
                 Some(r.to_string())
             }
         };
+        // Who may name which layout is decided before any file is opened.
+        let layout = crate::callers::open_layout(path, self.layout_locks.clone())?;
         Ok(Resolved {
-            target: Target::Layout(OciLayout::new(path, self.layout_locks.clone())),
+            target: Target::Layout(layout),
             name,
         })
     }

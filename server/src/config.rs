@@ -8,6 +8,10 @@
 //! cache_dir = "/var/cache/satchel"    # pulled blobs, kept for the next pull
 //! cache_max_bytes = 10737418240
 //! concurrency = 4                     # blobs one pull moves at once
+//! upload_expiry_secs = 3600           # uploads and pull ingest idle this long are removed
+//! # OCI layouts that callers other than satcheld's own user may name
+//! # (--socket-group members, TCP callers); none by default.
+//! layout_roots = ["/srv/layouts"]
 //!
 //! [registries."registry.example.com"]
 //! # auto (default), v1.1-referrers-api or v1.1-referrers-tag
@@ -49,6 +53,12 @@ pub struct Config {
     pub cache: Option<(PathBuf, u64)>,
     /// How many blobs one pull moves at once (default 4).
     pub concurrency: Option<usize>,
+    /// Directories under which callers other than the daemon's own user
+    /// may name OCI layouts (none by default: only the owner may).
+    pub layout_roots: Vec<PathBuf>,
+    /// How long an upload or a pull's ingest file may sit idle before it is
+    /// removed (default [`satchel_oci::content::UPLOAD_EXPIRY`]).
+    pub upload_expiry: Option<std::time::Duration>,
 }
 
 /// The default bound of the content cache: 10 GiB.
@@ -98,6 +108,11 @@ struct File {
     cache_max_bytes: Option<u64>,
     /// How many blobs one pull moves at once.
     concurrency: Option<usize>,
+    /// Seconds an upload or pull ingest file may sit idle before removal.
+    upload_expiry_secs: Option<u64>,
+    /// Where callers other than the daemon's own user may name layouts.
+    #[serde(default)]
+    layout_roots: Vec<PathBuf>,
     #[serde(default)]
     registries: BTreeMap<String, RegistryEntry>,
 }
@@ -184,6 +199,8 @@ impl Config {
             registry,
             cache,
             concurrency: file.concurrency,
+            layout_roots: file.layout_roots.iter().map(|r| base.join(r)).collect(),
+            upload_expiry: file.upload_expiry_secs.map(std::time::Duration::from_secs),
             ..Config::default()
         })
     }
@@ -208,5 +225,9 @@ mod tests {
         );
         assert!(Config::parse("[registries.x]\nreferrers = \"nope\"").is_err());
         assert!(Config::parse("unknown = 1").is_err());
+        let cfg =
+            Config::parse("layout_roots = [\"/srv/layouts\"]\nupload_expiry_secs = 5").unwrap();
+        assert_eq!(cfg.layout_roots, vec![PathBuf::from("/srv/layouts")]);
+        assert_eq!(cfg.upload_expiry, Some(std::time::Duration::from_secs(5)));
     }
 }

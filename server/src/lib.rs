@@ -6,15 +6,21 @@
 //! - [`api`]: the `satchel.v1.SatchelService` gRPC service, a thin layer over `satchel_oci`.
 //! - [`status`]: the one mapping from OCI errors to gRPC status codes.
 //! - [`access`]: who may call: the bearer-token check (health stays open).
+//! - [`callers`]: who is calling (`SO_PEERCRED`) and which OCI layouts they
+//!   may name (`layout_roots`).
+//! - [`spool`]: each daemon's own spool directory, removed when it stops;
+//!   spools of daemons that are gone are removed at start.
 //! - [`config`]: the daemon's settings and their TOML file.
 //! - [`credentials`]: docker `config.json` and credential helpers: lookup,
 //!   login storage, logout, listing.
 
 pub mod access;
 pub mod api;
+pub mod callers;
 pub mod config;
 pub mod credentials;
 pub mod listener;
+pub mod spool;
 pub mod status;
 
 use std::future::Future;
@@ -25,27 +31,6 @@ use satchel_proto::v1::satchel_service_server::SatchelServiceServer;
 
 pub use config::Config;
 pub use listener::Listener;
-
-/// Where upload chunks are spooled for resuming: `<cache>/spool`, else a
-/// private directory under the system's temporary directory. Leftovers of
-/// an earlier run are removed.
-fn spool_dir(cache: Option<&std::path::Path>) -> anyhow::Result<std::path::PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = match cache {
-        Some(cache) => cache.join("spool"),
-        None => std::env::temp_dir().join(format!("satcheld-spool-{}", std::process::id())),
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
-    for entry in std::fs::read_dir(&dir)?.flatten() {
-        if entry.file_name().to_string_lossy().starts_with("spool-") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-    Ok(dir)
-}
 
 /// Messages may carry a 1 MiB chunk or a 4 MiB manifest plus framing.
 const MAX_MESSAGE: usize = 8 << 20;
@@ -59,19 +44,31 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let credentials = Arc::new(credentials::DockerCredentials::new(config.docker_config));
+    let roots = callers::LayoutRoots::new(&config.layout_roots)?;
+    let cache = match &config.cache {
+        Some((dir, max)) => {
+            let expiry = config
+                .upload_expiry
+                .unwrap_or(satchel_oci::content::UPLOAD_EXPIRY);
+            let store = satchel_oci::content::ContentStore::open(dir, *max)?
+                .with_upload_expiry(expiry);
+            let store = Arc::new(store);
+            tokio::spawn(sweep(Arc::downgrade(&store)));
+            Some(store)
+        }
+        None => None,
+    };
     let mut registry_options = config.registry;
+    // Dropped when `run` returns, which removes this daemon's spool.
+    let mut _spool = None;
     if registry_options.spool_dir.is_none() {
-        registry_options.spool_dir =
-            Some(spool_dir(config.cache.as_ref().map(|(d, _)| d.as_path()))?);
+        let parent = spool::parent_dir(config.cache.as_ref().map(|(d, _)| d.as_path()));
+        let own = spool::Spool::create(&parent)?;
+        registry_options.spool_dir = Some(own.dir().to_path_buf());
+        _spool = Some(own);
     }
     let registry = Arc::new(RegistryClient::new(credentials.clone(), registry_options)?);
     let check = access::TokenCheck::new(config.auth_token.as_ref().map(|t| t.expose()));
-    let cache = match &config.cache {
-        Some((dir, max)) => Some(Arc::new(satchel_oci::content::ContentStore::open(
-            dir, *max,
-        )?)),
-        None => None,
-    };
     let api = api::Api::new(registry, credentials, cache)
         .with_concurrency(config.concurrency.unwrap_or(api::DEFAULT_CONCURRENCY));
     let api = SatchelServiceServer::new(api)
@@ -106,6 +103,7 @@ pub async fn run(
         server = server.tls_config(tls_config)?;
     }
     let router = server
+        .layer(callers::CallerLayer::new(roots))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -128,4 +126,22 @@ pub async fn run(
     }
     tracing::info!("satcheld stopped");
     Ok(())
+}
+
+/// Sweeps the content store's abandoned ingest files every quarter of the
+/// expiry (between one second and five minutes) while the store lives.
+async fn sweep(store: std::sync::Weak<satchel_oci::content::ContentStore>) {
+    let every = match store.upgrade() {
+        Some(s) => (s.upload_expiry() / 4).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(300),
+        ),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(store) = store.upgrade() else { return };
+        let kept = tokio::task::spawn_blocking(move || store.sweep()).await;
+        tracing::debug!(ingest_bytes = ?kept.ok(), "swept the content store");
+    }
 }

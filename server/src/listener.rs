@@ -1,5 +1,5 @@
 //! Binding the daemon's listener: a Unix socket (mode 0600, the default) or
-//! a TCP address.
+//! a TCP address. Only a stale socket at the Unix path is ever removed.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -80,18 +80,7 @@ fn bind_unix(path: &Path, group: Option<&str>) -> anyhow::Result<Listener> {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         }
     }
-    if path.exists() {
-        // A socket nobody answers on is left over from a crash; a live one
-        // belongs to another daemon.
-        match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => bail!(
-                "another satcheld is already listening on {}",
-                path.display()
-            ),
-            Err(_) => std::fs::remove_file(path)
-                .with_context(|| format!("cannot remove stale socket {}", path.display()))?,
-        }
-    }
+    remove_stale_socket(path)?;
     let listener =
         UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
     let guard = SocketGuard(path.to_path_buf());
@@ -107,6 +96,38 @@ fn bind_unix(path: &Path, group: Option<&str>) -> anyhow::Result<Listener> {
         }
     }
     Ok(Listener::Unix(listener, guard))
+}
+
+/// Removes a socket left over from a crash (one nobody accepts on). Anything
+/// else at `path` stays: a live socket belongs to another daemon, and a
+/// regular file, directory or link is not ours to delete.
+fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", path.display())),
+    };
+    if !meta.file_type().is_socket() {
+        bail!(
+            "{} exists and is not a socket; refusing to replace it (remove it or choose another --listen path)",
+            path.display()
+        );
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => bail!(
+            "another satcheld is already listening on {}",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display())),
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "cannot tell whether the socket {} is in use; leaving it",
+                path.display()
+            )
+        }),
+    }
 }
 
 /// Looks a group up in /etc/group by name (or takes a numeric id).

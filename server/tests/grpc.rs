@@ -19,15 +19,6 @@ async fn start() -> Server {
     start_with(satcheld::Config::default()).await
 }
 
-/// A daemon with a content store in `dir`.
-async fn start_with_store(dir: &std::path::Path) -> Server {
-    start_with(satcheld::Config {
-        cache: Some((dir.to_path_buf(), 1 << 30)),
-        ..Default::default()
-    })
-    .await
-}
-
 async fn start_with(config: satcheld::Config) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
@@ -196,9 +187,14 @@ fn target(reference: &str, layout: &str) -> Option<pb::Target> {
 
 #[tokio::test]
 async fn bad_requests_get_the_right_codes() {
-    let server = start().await;
-    let mut client = SatchelServiceClient::new(server.channel().await);
     let dir = tempfile::tempdir().unwrap();
+    // A TCP caller may name layouts only under a layout root.
+    let server = start_with(satcheld::Config {
+        layout_roots: vec![dir.path().to_path_buf()],
+        ..Default::default()
+    })
+    .await;
+    let mut client = SatchelServiceClient::new(server.channel().await);
     let layout = dir.path().join("layout");
 
     let resolve = |t| pb::ResolveRequest { target: t };
@@ -371,7 +367,13 @@ async fn a_required_token_guards_everything_but_health() {
 #[tokio::test]
 async fn push_names_a_blob_uploaded_before() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_with_store(&dir.path().join("store")).await;
+    // A TCP caller may name layouts only under a layout root.
+    let server = start_with(satcheld::Config {
+        cache: Some((dir.path().join("store"), 1 << 30)),
+        layout_roots: vec![dir.path().to_path_buf()],
+        ..Default::default()
+    })
+    .await;
     let mut client = SatchelServiceClient::new(server.channel().await);
     let data = b"provenance, uploaded once".to_vec();
     let digest = format!("sha256:{}", sha256_hex(&data));
