@@ -40,7 +40,9 @@ scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
 echo "==> cargo fuzz build (${targets[*]})"
-if ! cargo fuzz build "${flags[@]}" "${targets[@]}" >"$scratch/build.log" 2>&1; then
+build=()
+[ "$#" -eq 1 ] && build=("$1") # else all targets, in one cargo run
+if ! cargo fuzz build "${flags[@]}" "${build[@]}" >"$scratch/build.log" 2>&1; then
   grep -v '^ *Compiling ' "$scratch/build.log" | tail -n 40 >&2
   echo "fuzz: cargo fuzz build failed" >&2
   exit 1
