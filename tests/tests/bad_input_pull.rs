@@ -203,6 +203,31 @@ fn no_partials(dir: &Path) {
     assert!(left.is_empty(), "partial files left behind: {left:?}");
 }
 
+/// The last process id the kernel handed out: the old writers named their
+/// partial files after the next ones.
+fn last_pid() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .map(|s| s.trim().parse().unwrap_or(1))
+        .unwrap_or(1)
+}
+
+/// The rows of a table test: each runs even when an earlier one failed,
+/// and the test fails naming every failed row.
+#[derive(Default)]
+struct Rows(Vec<String>);
+
+impl Rows {
+    fn check(&mut self, name: &str, row: impl FnOnce()) {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(row)).is_err() {
+            self.0.push(name.to_string());
+        }
+    }
+
+    fn all_passed(self) {
+        assert!(self.0.is_empty(), "failed rows: {:?}", self.0);
+    }
+}
+
 fn vectors() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -217,6 +242,7 @@ fn planted_link_vectors_from_titles_json_never_write_outside() {
     let vectors = vectors();
     let cases = vectors["planted_links"].as_array().unwrap();
     assert!(cases.len() >= 5);
+    let mut rows = Rows::default();
     for (i, case) in cases.iter().enumerate() {
         let name = case["name"].as_str().unwrap();
         let title = case["title"].as_str().unwrap();
@@ -241,35 +267,38 @@ fn planted_link_vectors_from_titles_json_never_write_outside() {
         }
         let outside_before = snapshot(&outside);
         let out_before = snapshot(&out);
-        let result = env.pull(&format!("planted:{tag}"), &out);
-        assert_eq!(
-            snapshot(&outside),
-            outside_before,
-            "{name}: outside changed"
-        );
-        no_partials(&out);
-        match case["expect"].as_str().unwrap() {
-            "replaced" => {
-                assert!(
-                    result.status.success(),
-                    "{name}: {}",
-                    String::from_utf8_lossy(&result.stderr)
-                );
-                let meta = out.join(title).symlink_metadata().unwrap();
-                assert!(meta.is_file(), "{name}: the link is still there");
-                assert_eq!(std::fs::read(out.join(title)).unwrap(), data, "{name}");
+        rows.check(name, || {
+            let result = env.pull(&format!("planted:{tag}"), &out);
+            assert_eq!(
+                snapshot(&outside),
+                outside_before,
+                "{name}: outside changed"
+            );
+            no_partials(&out);
+            match case["expect"].as_str().unwrap() {
+                "replaced" => {
+                    assert!(
+                        result.status.success(),
+                        "{name}: {}",
+                        String::from_utf8_lossy(&result.stderr)
+                    );
+                    let meta = out.join(title).symlink_metadata().unwrap();
+                    assert!(meta.is_file(), "{name}: the link is still there");
+                    assert_eq!(std::fs::read(out.join(title)).unwrap(), data, "{name}");
+                }
+                "refused" => {
+                    assert_code(&result, "FAILED_PRECONDITION");
+                    assert_eq!(
+                        snapshot(&out),
+                        out_before,
+                        "{name}: the output directory changed"
+                    );
+                }
+                other => panic!("{name}: unknown expectation {other}"),
             }
-            "refused" => {
-                assert_code(&result, "FAILED_PRECONDITION");
-                assert_eq!(
-                    snapshot(&out),
-                    out_before,
-                    "{name}: the output directory changed"
-                );
-            }
-            other => panic!("{name}: unknown expectation {other}"),
-        }
+        });
     }
+    rows.all_passed();
 }
 
 #[test]
@@ -287,9 +316,7 @@ fn links_planted_at_partial_looking_names_are_untouched() {
     std::fs::write(outside.join("victim"), b"precious").unwrap();
     // The names the old writer would have used, for the next few thousand
     // process ids, and a plain file at one.
-    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
-        .map(|s| s.trim().parse().unwrap_or(1))
-        .unwrap_or(1);
+    let last = last_pid();
     for pid in last + 1..last + 3000 {
         symlink(
             outside.join("victim"),
@@ -369,6 +396,7 @@ fn hostile_title_sets() -> Vec<(&'static str, Vec<String>)> {
 #[test]
 fn hostile_title_sets_are_refused_at_pull_before_a_byte() {
     let env = Env::start();
+    let mut rows = Rows::default();
     for (i, (name, titles)) in hostile_title_sets().into_iter().enumerate() {
         let layers: Vec<(&str, &[u8])> = titles
             .iter()
@@ -378,19 +406,18 @@ fn hostile_title_sets_are_refused_at_pull_before_a_byte() {
         env.hostile("hostile", &tag, &layers);
         let root = env.dir(&format!("set{i}"));
         let out = root.join("out");
-        let result = env.pull(&format!("hostile:{tag}"), &out);
-        assert_code(&result, "INVALID_ARGUMENT");
-        assert!(
-            snapshot(&root).is_empty(),
-            "{name}: something was written: {:?}",
-            snapshot(&root)
-        );
+        rows.check(name, || {
+            let result = env.pull(&format!("hostile:{tag}"), &out);
+            assert_code(&result, "INVALID_ARGUMENT");
+            assert!(snapshot(&root).is_empty(), "written: {:?}", snapshot(&root));
+        });
     }
+    rows.all_passed();
 }
 
 /// Runs a push through the client crate with `names` as titles for files
-/// holding `data`; returns the code.
-fn push_with_names(env: &Env, repo_tag: &str, names: &[String]) -> satchel_client::Code {
+/// of their own; returns the code it failed with, `None` if it succeeded.
+fn push_with_names(env: &Env, repo_tag: &str, names: &[String]) -> Option<satchel_client::Code> {
     let src = env.dir("push-src");
     let reference = env.reference(repo_tag);
     let addr = env.daemon.addr.clone();
@@ -416,19 +443,22 @@ fn push_with_names(env: &Env, repo_tag: &str, names: &[String]) -> satchel_clien
             };
             satchel_client::push(&mut client, target, Default::default(), files, |_| {})
                 .await
-                .map(|_| ())
-                .unwrap_err()
-                .code()
+                .err()
+                .map(|e| e.code())
         })
 }
 
 #[test]
 fn hostile_title_sets_are_refused_at_push_before_an_upload() {
     let env = Env::start();
+    let mut rows = Rows::default();
     for (i, (name, titles)) in hostile_title_sets().into_iter().enumerate() {
-        let code = push_with_names(&env, &format!("pushed:set{i}"), &titles);
-        assert_eq!(code, satchel_client::Code::InvalidArgument, "{name}");
+        rows.check(name, || {
+            let code = push_with_names(&env, &format!("pushed:set{i}"), &titles);
+            assert_eq!(code, Some(satchel_client::Code::InvalidArgument));
+        });
     }
+    rows.all_passed();
     // Nothing reached the registry: no tag, no blob of any file.
     let (status, body) =
         satchel_tests::http_get(&env.registry.addr, "/v2/pushed/tags/list").unwrap();
@@ -490,6 +520,16 @@ fn blob_download_replaces_a_link_at_the_output_and_spares_its_target() {
     let out = root.join("out");
     std::fs::create_dir(&out).unwrap();
     symlink(root.join("victim"), out.join("blob")).unwrap();
+    // The names the old writer would have used for its partial file.
+    let last = last_pid();
+    for pid in last + 1..last + 3000 {
+        symlink(
+            root.join("victim"),
+            out.join(format!(".blob.satchel-{pid}.partial")),
+        )
+        .unwrap();
+    }
+    let planted = snapshot(&out).len();
     let result = env.daemon.satchel(&[
         "blob",
         "download",
@@ -505,7 +545,15 @@ fn blob_download_replaces_a_link_at_the_output_and_spares_its_target() {
     assert_eq!(std::fs::read(root.join("victim")).unwrap(), b"precious");
     assert!(out.join("blob").symlink_metadata().unwrap().is_file());
     assert_eq!(std::fs::read(out.join("blob")).unwrap(), b"blob bytes");
-    no_partials(&root);
+    let after = snapshot(&out);
+    assert_eq!(
+        after.len(),
+        planted,
+        "a partial file was left or a planted one removed"
+    );
+    assert!(after
+        .iter()
+        .all(|(k, v)| k == "blob" || v.starts_with("link to")));
 }
 
 #[test]
@@ -621,17 +669,32 @@ fn pull_prints_titles_with_bidi_and_c1_characters_escaped() {
 #[test]
 fn error_lines_never_carry_a_raw_escape() {
     let env = Env::start();
+    let src = env.dir("src");
+    std::fs::write(src.join("subject.txt"), b"subject").unwrap();
+    let subject = env.reference("err:v1");
+    env.daemon.ok(&[
+        "push",
+        "--plain-http",
+        &subject,
+        src.join("subject.txt").to_str().unwrap(),
+    ]);
     let out = env.dir("out");
-    // A reference the daemon refuses, quoting it back.
+    // The daemon's NOT_FOUND quotes the artifact type as given.
     let result = env.daemon.satchel(&[
         "pull",
         "--plain-http",
-        &env.reference("x\u{1b}[31m:v1"),
+        "--subject",
+        &subject,
+        "--artifact-type",
+        "application/x\u{1b}[2J\u{1b}]0;owned\u{7}",
         "-o",
         out.to_str().unwrap(),
     ]);
-    assert_code(&result, "INVALID_ARGUMENT");
+    assert_code(&result, "NOT_FOUND");
     let err = String::from_utf8_lossy(&result.stderr);
-    assert!(err.contains("\\x1b") || err.contains("\\u{1b}"), "{err}");
+    assert!(
+        err.contains("application/x\\x1b[2J\\x1b]0;owned\\x07"),
+        "{err}"
+    );
     assert!(snapshot(&out).is_empty());
 }
