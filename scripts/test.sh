@@ -39,6 +39,9 @@ echo "==> cargo build (binaries the end-to-end tests run)"
 cargo build --workspace --bins --locked
 echo "==> cargo test"
 cargo test --workspace --locked
+# A short pass of every fuzz target (oci/fuzz) on its committed seed corpus;
+# a crash fails the run. scripts/fuzz.sh installs cargo-fuzz if missing.
+scripts/fuzz.sh 15
 
 # Each generated client against a live satcheld and docker-registry.
 for client in python typescript go java; do
