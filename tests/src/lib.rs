@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod faulty;
+pub mod hostile;
 pub mod image;
 
 use std::io::{Read, Write};
