@@ -581,9 +581,8 @@ impl Repository {
                     remember_authorization(&mut resp, auth);
                     Ok(resp)
                 }
-                Ok(Err(e)) if e.is_connect() || e.is_timeout() || e.is_request() => {
-                    Err(Error::http(what(), e))
-                }
+                Ok(Err(e)) if e.is_timeout() => Err(deadline::stalled(&what(), idle)),
+                Ok(Err(e)) if e.is_connect() || e.is_request() => Err(Error::http(what(), e)),
                 Ok(Err(e)) => return Err(Error::http(what(), e)),
                 Err(_) => Err(deadline::stalled(&what(), idle)),
             };
