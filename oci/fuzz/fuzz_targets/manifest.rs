@@ -1,12 +1,14 @@
 //! Manifest and index JSON (`satchel_oci::manifest`: `sniff_media_type`,
 //! `Manifest::parse`, the title checks and `referrer_descriptor`), as pull,
-//! discover and the layout store read documents from registries and disks.
+//! discover and the layout store read documents from registries and disks,
+//! and `title::validate_titles` over each manifest's layer titles.
 //! Invariants: nothing panics; a parsed document serialises to bytes that
 //! parse back to the same value and serialise to the same bytes; the sniffed
 //! type of those bytes is the document's own; and a title the checks accept
 //! is a relative path of plain components.
 #![no_main]
 
+use std::collections::HashSet;
 use std::path::{Component, Path};
 
 use libfuzzer_sys::fuzz_target;
@@ -15,6 +17,7 @@ use satchel_oci::manifest::{
     referrer_descriptor, sniff_media_type, validate_title, Descriptor, ImageIndex, ImageManifest,
     Manifest, MANIFEST_MEDIA_TYPES, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
 };
+use satchel_oci::title::{validate_titles, COMPONENT_MAX_BYTES, TOTAL_MAX_BYTES};
 
 fn check_title(title: &str) {
     if validate_title(title).is_err() {
@@ -33,6 +36,23 @@ fn check_title(title: &str) {
         "accepted title {title:?} has an empty, . or .. component"
     );
     assert!(!title.contains(['\0', '\\']), "accepted title {title:?}");
+    assert!(!title.chars().any(|c| c.is_ascii_control()), "{title:?}");
+    assert!(title.len() <= TOTAL_MAX_BYTES);
+    assert!(title.split('/').all(|c| c.len() <= COMPONENT_MAX_BYTES));
+}
+
+/// A set the checks accept names no file twice and no file as a directory.
+fn check_titles(titles: &[&str]) {
+    if validate_titles(titles.iter().copied()).is_err() {
+        return;
+    }
+    let set: HashSet<&str> = titles.iter().copied().collect();
+    assert_eq!(set.len(), titles.len(), "accepted duplicates in {titles:?}");
+    for title in titles {
+        for (i, _) in title.match_indices('/') {
+            assert!(!set.contains(&title[..i]), "accepted {titles:?}");
+        }
+    }
 }
 
 fn check_image(m: &ImageManifest) {
@@ -42,11 +62,9 @@ fn check_image(m: &ImageManifest) {
     assert_eq!(back.to_bytes(), bytes);
     let own = m.media_type.as_deref().unwrap_or(MEDIA_TYPE_MANIFEST);
     assert_eq!(sniff_media_type(&bytes).expect("our bytes sniff"), own);
-    for layer in &m.layers {
-        if let Some(title) = layer.title() {
-            check_title(title);
-        }
-    }
+    let titles: Vec<&str> = m.layers.iter().filter_map(Descriptor::title).collect();
+    titles.iter().for_each(|t| check_title(t));
+    check_titles(&titles);
 }
 
 fn check_index(i: &ImageIndex) {
