@@ -432,6 +432,10 @@ fn tcp_listener_needs_tls_and_a_token_or_client_certificate() {
     let layout = dir.path().join("layout");
     satchel_tests::subject_layout(&layout, "latest");
     let subject = format!("{}:latest", layout.display());
+    // TCP callers are remote: they may name only layouts under a root.
+    let config = dir.path().join("satcheld.toml");
+    std::fs::write(&config, format!("layout_roots = [{:?}]\n", dir.path())).unwrap();
+    let cfg = config.to_str().unwrap();
     let (c, k, ca, t) = (
         cert.to_str().unwrap(),
         key.to_str().unwrap(),
@@ -441,7 +445,16 @@ fn tcp_listener_needs_tls_and_a_token_or_client_certificate() {
     let ca = ca.to_str().unwrap();
 
     // TLS and a bearer token.
-    let (mut daemon, addr) = tcp_daemon(&["--tls-cert", c, "--tls-key", k, "--auth-token-file", t]);
+    let (mut daemon, addr) = tcp_daemon(&[
+        "--tls-cert",
+        c,
+        "--tls-key",
+        k,
+        "--auth-token-file",
+        t,
+        "--config",
+        cfg,
+    ]);
     let ok = satchel_at(
         &addr,
         &["--tls-ca", ca, "--token-file", t],
@@ -462,7 +475,16 @@ fn tcp_listener_needs_tls_and_a_token_or_client_certificate() {
     daemon.wait().unwrap();
 
     // mTLS: a client certificate from the CA, or no connection.
-    let (mut daemon, addr) = tcp_daemon(&["--tls-cert", c, "--tls-key", k, "--tls-client-ca", ca]);
+    let (mut daemon, addr) = tcp_daemon(&[
+        "--tls-cert",
+        c,
+        "--tls-key",
+        k,
+        "--tls-client-ca",
+        ca,
+        "--config",
+        cfg,
+    ]);
     let ok = satchel_at(
         &addr,
         &[
