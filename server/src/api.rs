@@ -139,7 +139,7 @@ impl Api {
         resolved: Resolved,
         subject_ref: Option<String>,
         artifact: pb::ArtifactSpec,
-        mut inbound: S,
+        inbound: S,
         events: &mpsc::Sender<Result<pb::PushResponse, Status>>,
     ) -> Result<pb::PushResult, Status>
     where
@@ -161,6 +161,16 @@ impl Api {
             None => None,
         };
         let files = validate_files(&artifact.files)?;
+        // A chunk for a file the header does not declare is the caller's
+        // mistake, not a short file.
+        let declared = files.len();
+        let mut inbound = inbound.map(move |chunk| match chunk {
+            Ok(c) if c.file_index as usize >= declared => Err(invalid(format!(
+                "a chunk for file {} of a push that declares {declared}",
+                c.file_index
+            ))),
+            other => other,
+        });
         let mut layers = Vec::with_capacity(files.len());
         let mut skipped = 0u32;
         let mut pending: Option<pb::FileChunk> = None;

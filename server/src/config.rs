@@ -12,6 +12,9 @@
 //! # OCI layouts that callers other than satcheld's own user may name
 //! # (--socket-group members, TCP callers); none by default.
 //! layout_roots = ["/srv/layouts"]
+//! registry_idle_timeout_secs = 30     # no progress for this long fails a request
+//! registry_connect_timeout_secs = 10
+//! registry_max_idle_connections = 8   # kept open per registry host
 //!
 //! [registries."registry.example.com"]
 //! # auto (default), v1.1-referrers-api or v1.1-referrers-tag
@@ -113,6 +116,12 @@ struct File {
     /// Where callers other than the daemon's own user may name layouts.
     #[serde(default)]
     layout_roots: Vec<PathBuf>,
+    /// Seconds a registry request may make no progress before it fails.
+    registry_idle_timeout_secs: Option<f64>,
+    /// Seconds connecting to a registry may take.
+    registry_connect_timeout_secs: Option<f64>,
+    /// Idle connections kept per registry host.
+    registry_max_idle_connections: Option<usize>,
     #[serde(default)]
     registries: BTreeMap<String, RegistryEntry>,
 }
@@ -154,6 +163,15 @@ impl Config {
         let mut registry = RegistryOptions {
             monolithic_max: file.upload_monolithic_max,
             chunk_size: file.upload_chunk_size,
+            idle_timeout: seconds(
+                file.registry_idle_timeout_secs,
+                "registry_idle_timeout_secs",
+            )?,
+            connect_timeout: seconds(
+                file.registry_connect_timeout_secs,
+                "registry_connect_timeout_secs",
+            )?,
+            max_idle_per_host: file.registry_max_idle_connections,
             ..RegistryOptions::default()
         };
         for (host, entry) in file.registries {
@@ -203,6 +221,17 @@ impl Config {
             upload_expiry: file.upload_expiry_secs.map(std::time::Duration::from_secs),
             ..Config::default()
         })
+    }
+}
+
+/// A positive number of seconds from the TOML file, as a duration.
+fn seconds(value: Option<f64>, key: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    match value {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => {
+            Ok(Some(std::time::Duration::from_secs_f64(s)))
+        }
+        Some(s) => anyhow::bail!("{key} must be a positive number of seconds, not {s}"),
     }
 }
 

@@ -50,8 +50,8 @@ pub async fn run(
             let expiry = config
                 .upload_expiry
                 .unwrap_or(satchel_oci::content::UPLOAD_EXPIRY);
-            let store = satchel_oci::content::ContentStore::open(dir, *max)?
-                .with_upload_expiry(expiry);
+            let store =
+                satchel_oci::content::ContentStore::open(dir, *max)?.with_upload_expiry(expiry);
             let store = Arc::new(store);
             tokio::spawn(sweep(Arc::downgrade(&store)));
             Some(store)
@@ -104,6 +104,7 @@ pub async fn run(
     }
     let router = server
         .layer(callers::CallerLayer::new(roots))
+        .layer(status::CapStatusLayer)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
