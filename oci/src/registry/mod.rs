@@ -155,6 +155,12 @@ pub struct RegistryClient {
     /// it once; distribution 2.8 can lose a blob link when the same blob is
     /// committed twice at once.
     blob_locks: KeyedLocks,
+    /// The credentials this client has used, per registry, in the forms of
+    /// an `Authorization` value: scrubbed from whatever that registry sends
+    /// back, whichever request it answers (a registry that is also its own
+    /// token realm has seen the password, and may quote it to a caller who
+    /// must not see it).
+    used_secrets: Mutex<HashMap<String, Vec<crate::auth::Secret>>>,
 }
 
 impl RegistryClient {
@@ -188,7 +194,41 @@ impl RegistryClient {
             token_locks: KeyedLocks::default(),
             blob_homes: Mutex::new(HashMap::new()),
             blob_locks: KeyedLocks::default(),
+            used_secrets: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Notes `credential` as used for `registry`, for [`Self::scrub`].
+    fn remember_secret(&self, registry: &str, credential: Option<&Credential>) {
+        let value = match credential {
+            Some(Credential::Basic { username, password }) => basic(username, password.expose()),
+            Some(Credential::IdentityToken(token)) => token.expose().to_string(),
+            None => return,
+        };
+        let mut used = self.used_secrets.lock().expect("used secrets lock");
+        let known = used.entry(registry.to_string()).or_default();
+        if !known.iter().any(|k| k.expose() == value) {
+            known.push(crate::auth::Secret::new(value));
+        }
+    }
+
+    /// `text` from `registry` scrubbed of `sent` and of every credential
+    /// used for that registry.
+    fn scrub(&self, registry: &str, text: &str, sent: Option<&HeaderValue>) -> String {
+        let mut secrets: Vec<String> = sent
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .into_iter()
+            .collect();
+        if let Some(known) = self
+            .used_secrets
+            .lock()
+            .expect("used secrets lock")
+            .get(registry)
+        {
+            secrets.extend(known.iter().map(|k| k.expose().to_string()));
+        }
+        secrets::redact(text, &secrets)
     }
 
     /// The HTTP client for `host` (`host[:port]`).
@@ -499,6 +539,8 @@ impl Repository {
                 Some(token) => token,
                 None => {
                     let credential = self.client.credentials.get(self.name.registry()).await?;
+                    self.client
+                        .remember_secret(self.name.registry(), credential.as_ref());
                     let (token, lifetime) = self
                         .client
                         .fetch_token(
@@ -519,6 +561,8 @@ impl Repository {
             return header_value(&format!("Bearer {}", token.expose())).map(Some);
         }
         let credential = self.client.credentials.get(self.name.registry()).await?;
+        self.client
+            .remember_secret(self.name.registry(), credential.as_ref());
         if challenges.iter().any(|c| c.scheme == "basic") {
             if let Some(Credential::Basic { username, password }) = credential {
                 return header_value(&basic(&username, password.expose())).map(Some);
@@ -1233,7 +1277,9 @@ impl Repository {
             .await
             .unwrap_or_default();
         // Scrub before cutting, so no fragment of a credential survives.
-        let details = secrets::redact(&error_details(&body), sent.as_ref());
+        let details = self
+            .client
+            .scrub(self.name.registry(), &error_details(&body), sent.as_ref());
         let details = crate::text::cut(&details, crate::text::ECHO_MAX * 2);
         let kind = match status {
             StatusCode::NOT_FOUND => ErrorKind::NotFound,
