@@ -178,7 +178,10 @@ async fn malformed_unary_requests_are_refused_with_short_messages() {
 
     for (what, registry_name) in [
         ("an empty registry", String::new()),
-        ("a registry with an escape", "bad\u{1b}[2Jhost:5000".to_string()),
+        (
+            "a registry with an escape",
+            "bad\u{1b}[2Jhost:5000".to_string(),
+        ),
         ("a 10 KB registry", "r".repeat(10_000)),
     ] {
         let status = client
@@ -240,7 +243,7 @@ fn chunk(index: u32, data: &[u8]) -> pb::FileChunk {
 async fn malformed_pushes_are_refused_and_push_nothing() {
     let registry = Registry::start();
     let daemon = Daemon::start();
-    let mut client = satchel_client::connect(&daemon.addr).await.unwrap();
+    let client = satchel_client::connect(&daemon.addr).await.unwrap();
     let data = b"hello, bad input";
     let good = satchel_tests::sha256(data);
     let other = satchel_tests::sha256(b"something else");
