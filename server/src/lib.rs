@@ -5,6 +5,8 @@
 //! - [`listener`]: binding Unix and TCP listeners, socket modes.
 //! - [`api`]: the `satchel.v1.SatchelService` gRPC service, a thin layer over `satchel_oci`.
 //! - [`status`]: the one mapping from OCI errors to gRPC status codes.
+//! - [`answers`]: what every answer passes on its way out: capped status
+//!   messages, the caller's deadline for the whole call.
 //! - [`access`]: who may call: the bearer-token check (health stays open).
 //! - [`callers`]: who is calling (`SO_PEERCRED`) and which OCI layouts they
 //!   may name (`layout_roots`).
@@ -15,6 +17,7 @@
 //!   login storage, logout, listing.
 
 pub mod access;
+pub mod answers;
 pub mod api;
 pub mod callers;
 pub mod config;
@@ -104,7 +107,7 @@ pub async fn run(
     }
     let router = server
         .layer(callers::CallerLayer::new(roots))
-        .layer(status::CapStatusLayer)
+        .layer(answers::AnswersLayer)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

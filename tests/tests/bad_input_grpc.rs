@@ -330,3 +330,54 @@ async fn malformed_pushes_are_refused_and_push_nothing() {
         nothing_pushed(&registry, &format!("bad/{repo}"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_ends_a_stream_that_already_started() {
+    // tonic's client enforces a deadline itself only until the answer's
+    // headers; what ends this stream is the daemon's DEADLINE_EXCEEDED
+    // (tonic's server alone would let it run).
+    use satchel_tests::hostile::{Action, HostileRegistry, Response};
+    let registry = Registry::start();
+    let daemon = Daemon::start();
+    let file = daemon.scratch().join("slow.bin");
+    std::fs::write(&file, vec![7u8; 64 << 10]).unwrap();
+    let reference = format!("{}/demo/slow:v1", registry.addr);
+    daemon.ok(&["push", "--plain-http", &reference, file.to_str().unwrap()]);
+    // The blob comes at 2 KiB a second: steady enough for the daemon's
+    // patience, far too slow for the caller's.
+    let upstream = registry.addr.clone();
+    let front = HostileRegistry::start(move |req| {
+        if req.method == "GET" && req.path.contains("/blobs/sha256:") {
+            return Action::Trickle(
+                Response::new(200, &[], vec![7u8; 64 << 10]),
+                std::time::Duration::from_micros(500),
+            );
+        }
+        Action::Forward {
+            upstream: upstream.clone(),
+            tamper: Box::new(|_| {}),
+        }
+    });
+    let daemon = Daemon::start_with(&["--no-cache"]);
+    let mut client = satchel_client::connect(&daemon.addr).await.unwrap();
+    let mut request = tonic::Request::new(pb::PullRequest {
+        target: target(&format!("{}/demo/slow:v1", front.addr)),
+        ..Default::default()
+    });
+    request.set_timeout(std::time::Duration::from_secs(2));
+    let mut stream = client
+        .pull(request)
+        .await
+        .expect("the pull starts")
+        .into_inner();
+    let mut messages = 0;
+    let status = loop {
+        match stream.message().await {
+            Ok(Some(_)) => messages += 1,
+            Ok(None) => panic!("the slow pull finished within its deadline"),
+            Err(status) => break status,
+        }
+    };
+    assert!(messages > 0, "the stream never started");
+    check("a stream past its deadline", status, Code::DeadlineExceeded);
+}

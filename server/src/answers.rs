@@ -1,0 +1,217 @@
+//! What every answer goes through on its way out, for every service:
+//!
+//! - its status, in headers (an error before any message) or in stream
+//!   trailers, passes through [`crate::status::outgoing`]: messages cut to
+//!   1 KiB, OUT_OF_RANGE for an oversize message made RESOURCE_EXHAUSTED.
+//!   This covers the statuses tonic makes itself.
+//! - the caller's deadline (`grpc-timeout`) holds for the whole call,
+//!   streamed answers included, and ends it with DEADLINE_EXCEEDED. tonic
+//!   alone would answer CANCELLED "Timeout expired", and only until the
+//!   first response headers.
+
+use std::future::Future as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+use tonic::{Code, Status};
+
+use crate::status::outgoing;
+
+/// The layer; see the module docs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AnswersLayer;
+
+impl<S> tower::Layer<S> for AnswersLayer {
+    type Service = Answers<S>;
+    fn layer(&self, inner: S) -> Answers<S> {
+        Answers { inner }
+    }
+}
+
+/// The service [`AnswersLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct Answers<S> {
+    inner: S,
+}
+
+impl<S, ReqBody> tower::Service<http::Request<ReqBody>> for Answers<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        let deadline = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map(|t| Instant::now() + ahead_of_tonic(t));
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let answer = match deadline {
+                Some(at) => match tokio::time::timeout_at(at, answer).await {
+                    Ok(answer) => answer?,
+                    Err(_) => return Ok(expired().into_http()),
+                },
+                None => answer.await?,
+            };
+            let (mut parts, body) = answer.into_parts();
+            cap_headers(&mut parts.headers);
+            let body = tonic::body::Body::new(AnswerBody {
+                inner: body,
+                deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+                ended: false,
+            });
+            Ok(http::Response::from_parts(parts, body))
+        })
+    }
+}
+
+/// The caller's deadline, a little early (a tenth, at most 100 ms): tonic's
+/// own timer, set a moment before ours, must not fire first, and the
+/// answer should reach the caller before its own timer gives up.
+fn ahead_of_tonic(timeout: Duration) -> Duration {
+    timeout.saturating_sub((timeout / 10).min(Duration::from_millis(100)))
+}
+
+fn expired() -> Status {
+    Status::deadline_exceeded("the caller's deadline passed")
+}
+
+/// A `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let split = value.len().checked_sub(1)?;
+    let (digits, unit) = value.split_at(split);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Rewrites the status in `headers`, if there is one to rewrite.
+fn cap_headers(headers: &mut http::HeaderMap) {
+    let Some(status) = Status::from_header_map(headers) else {
+        return;
+    };
+    let Some(capped) = outgoing(&status) else {
+        return;
+    };
+    set_status(headers, &capped);
+}
+
+fn set_status(headers: &mut http::HeaderMap, status: &Status) {
+    for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+        headers.remove(name);
+    }
+    if status.add_header(headers).is_err() {
+        headers.insert(
+            "grpc-status",
+            http::HeaderValue::from(Code::Internal as i32),
+        );
+    }
+}
+
+/// A response body whose trailers go through [`cap_headers`], and which
+/// ends with DEADLINE_EXCEEDED trailers when the caller's deadline passes
+/// (dropping the handler's stream, which stops its work).
+struct AnswerBody {
+    inner: tonic::body::Body,
+    deadline: Option<Pin<Box<Sleep>>>,
+    ended: bool,
+}
+
+impl http_body::Body for AnswerBody {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let passed = self
+            .deadline
+            .as_mut()
+            .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+        if passed {
+            self.ended = true;
+            self.inner = tonic::body::Body::empty();
+            let mut trailers = http::HeaderMap::new();
+            set_status(&mut trailers, &expired());
+            return Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
+        }
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        polled.map(|frame| {
+            frame.map(|frame| {
+                frame.map(|frame| match frame.into_trailers() {
+                    Ok(mut trailers) => {
+                        cap_headers(&mut trailers);
+                        http_body::Frame::trailers(trailers)
+                    }
+                    Err(frame) => frame,
+                })
+            })
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_in_headers_are_capped() {
+        let mut headers = http::HeaderMap::new();
+        Status::invalid_argument("x".repeat(10_000))
+            .add_header(&mut headers)
+            .unwrap();
+        cap_headers(&mut headers);
+        let back = Status::from_header_map(&headers).unwrap();
+        assert_eq!(back.code(), Code::InvalidArgument);
+        assert!(back.message().len() <= crate::status::MAX_MESSAGE_BYTES);
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_as_the_spec_writes_them() {
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        for bad in ["", "S", "5", "123456789S", "5s", "-5S", "5.0S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+        assert!(ahead_of_tonic(Duration::from_secs(1)) < Duration::from_secs(1));
+    }
+}
