@@ -191,7 +191,7 @@ fn next_credential(text: &str) -> Option<(usize, usize)> {
 fn looks_like_credential(scheme: &str, value: &str) -> bool {
     if scheme.starts_with("basic") {
         use base64::Engine as _;
-        return value.len() % 4 == 0
+        return value.len().is_multiple_of(4)
             && base64::engine::general_purpose::STANDARD
                 .decode(value)
                 .is_ok_and(|d| d.contains(&b':'));
