@@ -432,3 +432,30 @@ fn percent_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A token issuer accepting the canary credential, and a docker-registry
+/// that trusts it.
+pub fn token_world(scratch: &Path) -> (TokenIssuer, crate::Registry) {
+    let issuer = TokenIssuer::start(&scratch.join("issuer"), USER, CANARY_PASSWORD);
+    let registry = crate::Registry::start_with(crate::RegistrySetup {
+        token: Some((
+            issuer.realm.clone(),
+            issuer.service.clone(),
+            issuer.issuer.clone(),
+            issuer.cert.clone(),
+        )),
+        ..Default::default()
+    });
+    (issuer, registry)
+}
+
+/// A docker-registry with htpasswd auth for the canary credential, its
+/// password file in `dir`.
+pub fn htpasswd_registry(dir: &Path) -> crate::Registry {
+    let pw = dir.join("htpasswd");
+    htpasswd(&pw, USER, CANARY_PASSWORD);
+    crate::Registry::start_with(crate::RegistrySetup {
+        htpasswd: Some(pw),
+        ..Default::default()
+    })
+}

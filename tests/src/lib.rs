@@ -16,6 +16,7 @@ pub mod auth;
 pub mod faulty;
 pub mod hostile;
 pub mod image;
+pub mod leaks;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

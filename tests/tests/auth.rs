@@ -4,10 +4,9 @@
 //! and mTLS guards. Every output and log is grepped for the canary password.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use satchel_tests::auth::{htpasswd, Pki, TokenIssuer, TokenMode, CANARY_PASSWORD, USER};
+use satchel_tests::auth::{htpasswd, token_world, Pki, TokenMode, CANARY_PASSWORD, USER};
 use satchel_tests::{bin, free_port, wait_for, Daemon, Registry, RegistrySetup};
 
 fn text(out: &Output) -> String {
@@ -142,21 +141,6 @@ fn htpasswd_registry_over_tls_with_a_private_ca() {
     assert!(digest.starts_with("sha256:"));
     no_canary("the daemon log", &daemon.log());
     no_canary("the other daemon's log", &untrusting.log());
-}
-
-/// Starts a token issuer and a docker-registry that trusts it.
-fn token_world(scratch: &Path) -> (TokenIssuer, Registry) {
-    let issuer = TokenIssuer::start(&scratch.join("issuer"), USER, CANARY_PASSWORD);
-    let registry = Registry::start_with(RegistrySetup {
-        token: Some((
-            issuer.realm.clone(),
-            issuer.service.clone(),
-            issuer.issuer.clone(),
-            issuer.cert.clone(),
-        )),
-        ..Default::default()
-    });
-    (issuer, registry)
 }
 
 #[test]

@@ -8,22 +8,14 @@
 //! Every case asserts the exact gRPC code and that no canary secret shows
 //! up in the CLI's output, the daemon's debug log or its content store.
 
-use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
-use satchel_tests::auth::{htpasswd, Pki, TokenIssuer, CANARY_PASSWORD, USER};
+use satchel_tests::auth::{htpasswd_registry, Pki, TokenIssuer, CANARY_PASSWORD, USER};
 use satchel_tests::hostile::{Action, HostileRegistry, Request, Response};
+use satchel_tests::leaks::{basic_b64, cli_code as code, kept_secret as no_secret};
 use satchel_tests::{Daemon, Registry, RegistrySetup};
-
-/// The gRPC code at the end of a CLI error line.
-fn code(err: &str) -> &str {
-    let line = err.trim_end();
-    line.rsplit_once('(')
-        .and_then(|(_, c)| c.strip_suffix(')'))
-        .unwrap_or(line)
-}
 
 fn text(out: &Output) -> String {
     format!(
@@ -31,38 +23,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// Fails if `needle` is in any file under `dir` (but `docker/`, where
-/// login keeps credentials on purpose).
-fn absent_from_tree(dir: &Path, needle: &str) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.file_name().is_some_and(|n| n == "docker") {
-            continue;
-        }
-        let meta = std::fs::symlink_metadata(&path).unwrap();
-        if meta.is_dir() {
-            absent_from_tree(&path, needle);
-        } else if meta.is_file() {
-            let bytes = std::fs::read(&path).unwrap_or_default();
-            let found = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
-            assert!(!found, "{needle:?} leaked into {}", path.display());
-        }
-    }
-}
-
-/// Asserts that none of `secrets` is in `out`, the daemon's log or its
-/// files.
-fn no_secret(daemon: &Daemon, out: &str, secrets: &[&str]) {
-    for secret in secrets {
-        assert!(!out.contains(secret), "{secret:?} leaked into: {out}");
-        assert!(
-            !daemon.log().contains(secret),
-            "{secret:?} leaked into the daemon log"
-        );
-        absent_from_tree(daemon.scratch(), secret);
-    }
 }
 
 fn login(daemon: &Daemon, registry: &str) -> Output {
@@ -79,25 +39,10 @@ fn login(daemon: &Daemon, registry: &str) -> Output {
     )
 }
 
-fn basic_b64() -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{CANARY_PASSWORD}"))
-}
-
 fn small_file(daemon: &Daemon, name: &str) -> String {
     let path = daemon.scratch().join(name);
     std::fs::write(&path, format!("content of {name}")).unwrap();
     path.display().to_string()
-}
-
-/// A real docker-registry with htpasswd auth.
-fn htpasswd_registry(dir: &Path) -> Registry {
-    let pw = dir.join("htpasswd");
-    htpasswd(&pw, USER, CANARY_PASSWORD);
-    Registry::start_with(RegistrySetup {
-        htpasswd: Some(pw),
-        ..Default::default()
-    })
 }
 
 /// A proxy that forwards everything to `upstream` untouched.

@@ -4,12 +4,11 @@
 //! the CLI's output where the CLI is involved, the daemon's debug log and
 //! every file the daemon keeps (its content store included).
 
-use std::path::Path;
-
 use satchel_client::{pb, Code};
-use satchel_tests::auth::{htpasswd, TokenIssuer, CANARY_PASSWORD, USER};
+use satchel_tests::auth::{htpasswd_registry, token_world, CANARY_PASSWORD, USER};
 use satchel_tests::hostile::{Action, HostileRegistry, Request, Response};
-use satchel_tests::{Daemon, Registry, RegistrySetup};
+use satchel_tests::leaks::{basic_b64, kept_secret};
+use satchel_tests::{Daemon, Registry};
 
 /// A signature in a presigned blob-storage URL.
 const CANARY_SIGNATURE: &str = "canary-sig-0d9e8f7a6b";
@@ -18,55 +17,6 @@ fn target(reference: &str) -> Option<pb::Target> {
     Some(pb::Target {
         reference: reference.to_string(),
         plain_http: true,
-        ..Default::default()
-    })
-}
-
-fn basic_b64() -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{CANARY_PASSWORD}"))
-}
-
-/// Fails if `needle` is in any file under `dir` but `docker/` (where
-/// login keeps credentials on purpose).
-fn absent_from_tree(dir: &Path, needle: &str) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.file_name().is_some_and(|n| n == "docker") {
-            continue;
-        }
-        let meta = std::fs::symlink_metadata(&path).unwrap();
-        if meta.is_dir() {
-            absent_from_tree(&path, needle);
-        } else if meta.is_file() {
-            let bytes = std::fs::read(&path).unwrap_or_default();
-            let found = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
-            assert!(!found, "{needle:?} leaked into {}", path.display());
-        }
-    }
-}
-
-/// None of `secrets` in `answer` (a gRPC answer or CLI output, as text),
-/// the daemon's log or its files.
-fn kept_secret(daemon: &Daemon, answer: &str, secrets: &[&str]) {
-    for secret in secrets {
-        assert!(
-            !answer.contains(secret),
-            "{secret:?} leaked into the answer: {answer}"
-        );
-        assert!(
-            !daemon.log().contains(secret),
-            "{secret:?} leaked into the daemon log"
-        );
-        absent_from_tree(daemon.scratch(), secret);
-    }
-}
-
-fn htpasswd_registry(dir: &Path) -> Registry {
-    let pw = dir.join("htpasswd");
-    htpasswd(&pw, USER, CANARY_PASSWORD);
-    Registry::start_with(RegistrySetup {
-        htpasswd: Some(pw),
         ..Default::default()
     })
 }
@@ -190,21 +140,6 @@ async fn an_echoed_basic_credential_is_scrubbed_from_the_grpc_status() {
         &format!("{status:?}"),
         &[CANARY_PASSWORD, &basic_b64()],
     );
-}
-
-/// A token issuer and a docker-registry that trusts it, behind `front`.
-fn token_world(scratch: &Path) -> (TokenIssuer, Registry) {
-    let issuer = TokenIssuer::start(&scratch.join("issuer"), USER, CANARY_PASSWORD);
-    let registry = Registry::start_with(RegistrySetup {
-        token: Some((
-            issuer.realm.clone(),
-            issuer.service.clone(),
-            issuer.issuer.clone(),
-            issuer.cert.clone(),
-        )),
-        ..Default::default()
-    });
-    (issuer, registry)
 }
 
 /// The bearer tokens `front` saw.
