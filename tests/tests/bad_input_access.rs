@@ -186,18 +186,39 @@ impl Access {
 
 // ---- the Unix socket path -------------------------------------------------
 
+/// Starts satcheld on `socket`, which must fail: returns its stderr. A
+/// daemon that starts instead is killed and the case fails (not hangs).
 fn start_failure(dir: &Path, socket: &Path) -> String {
-    let out = Command::new(bin("satcheld"))
+    let log = dir.join("failed-start.log");
+    let mut child = Command::new(bin("satcheld"))
         .arg("--listen")
         .arg(format!("unix://{}", socket.display()))
         .arg("--cache-dir")
         .arg(dir.join("cache"))
         .env("DOCKER_CONFIG", dir.join("docker"))
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success(), "satcheld should not have started");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let mut status = None;
+    let exited = (0..1500).any(|_| {
+        status = child.try_wait().unwrap();
+        status.is_some() || {
+            std::thread::sleep(Duration::from_millis(20));
+            false
+        }
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("satcheld started on {}", socket.display());
+    }
+    assert!(
+        !status.unwrap().success(),
+        "satcheld should not have started"
+    );
+    std::fs::read_to_string(&log).unwrap()
 }
 
 #[test]
@@ -371,6 +392,28 @@ fn a_group_member_gets_no_byte_of_a_blob_linked_to_a_root_only_file() {
     let result = access.pull_as_member(&reference, &out);
     assert_code(&result, "PERMISSION_DENIED");
     assert_no_secret(&result);
+    assert_empty(&out);
+}
+
+#[test]
+fn a_group_member_gets_no_byte_of_a_blob_whose_file_holds_other_bytes() {
+    let access = Access::start();
+    let dir = access.roots.join("swapped");
+    let big = access.base.join("big.bin");
+    write_random_file(&big, 8 << 20, 21);
+    let reference = format!("{}:v1", dir.display());
+    access
+        .daemon
+        .ok(&["push", "--oci-layout", &reference, big.to_str().unwrap()]);
+    // The blob's file now holds other bytes of the same size.
+    let blob = dir
+        .join("blobs/sha256")
+        .join(&satchel_tests::sha256_file(&big)[7..]);
+    write_random_file(&blob, 8 << 20, 22);
+    let out = access.out("out-swapped");
+    let result = access.pull_as_member(&reference, &out);
+    // One error line and no progress line before it: not a byte arrived.
+    assert_code(&result, "DATA_LOSS");
     assert_empty(&out);
 }
 
