@@ -1487,10 +1487,10 @@ impl Spool {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .read(true)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .await
             .map_err(|e| Error::io(format!("cannot create spool {}", path.display()), e))?;
