@@ -196,9 +196,11 @@ impl Manifest {
         let bad = |e: serde_json::Error| {
             Error::new(
                 ErrorKind::FailedPrecondition,
-                format!("malformed {media_type} document"),
+                format!(
+                    "malformed {media_type} document: {}",
+                    crate::text::json_failure(&e)
+                ),
             )
-            .with_source(e)
         };
         match media_type {
             MEDIA_TYPE_MANIFEST | MEDIA_TYPE_DOCKER_MANIFEST => serde_json::from_slice(data)
@@ -209,7 +211,10 @@ impl Manifest {
                 .map_err(bad),
             other => Err(Error::new(
                 ErrorKind::FailedPrecondition,
-                format!("unsupported manifest media type {other:?}"),
+                format!(
+                    "unsupported manifest media type {}",
+                    crate::text::quoted(other)
+                ),
             )),
         }
     }
@@ -251,9 +256,11 @@ pub fn sniff_media_type(data: &[u8]) -> Result<String> {
     let probe: Probe = serde_json::from_slice(data).map_err(|e| {
         Error::new(
             ErrorKind::FailedPrecondition,
-            "content is not a JSON manifest",
+            format!(
+                "content is not a JSON manifest: {}",
+                crate::text::json_failure(&e)
+            ),
         )
-        .with_source(e)
     })?;
     Ok(match (probe.media_type, probe.manifests) {
         (Some(mt), _) => mt,

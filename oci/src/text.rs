@@ -17,6 +17,18 @@ pub fn cut(s: &str, max: usize) -> String {
     format!("{}… ({} bytes in all)", &s[..end], s.len())
 }
 
+/// Where and how a JSON document failed to parse, without serde's own
+/// message, which quotes the document's values (a hostile registry's text).
+pub fn json_failure(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "not of the expected shape",
+        serde_json::error::Category::Eof => "cut short",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
+}
+
 /// `s` quoted as Rust's `{:?}` does, cut to [`ECHO_MAX`] bytes first.
 pub fn quoted(s: &str) -> String {
     format!("{:?}", cut(s, ECHO_MAX))

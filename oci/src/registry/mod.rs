@@ -40,6 +40,8 @@ pub const MONOLITHIC_MAX: u64 = 256 << 20;
 pub const CHUNK: u64 = 256 << 20;
 /// How many blob locations the client remembers for mounting.
 const MAX_BLOB_HOMES: usize = 4096;
+/// How many credentials per registry are remembered for scrubbing.
+const MAX_REMEMBERED_SECRETS: usize = 64;
 /// How many times a replayable request is tried before giving up.
 const MAX_ATTEMPTS: u32 = 5;
 /// The longest single wait between attempts.
@@ -131,6 +133,11 @@ pub struct RegistryClient {
     http: reqwest::Client,
     /// A client (and pool) per registry with TLS settings of its own.
     http_by_host: HashMap<String, reqwest::Client>,
+    /// The same two, following no redirect: for token requests, whose
+    /// credentials (a password, a refresh token in the body) must reach the
+    /// realm that was checked and nowhere else.
+    token_http: reqwest::Client,
+    token_http_by_host: HashMap<String, reqwest::Client>,
     /// Where credentials come from; asked on every token fetch.
     credentials: Arc<dyn CredentialSource>,
     /// Challenges learned from 401s, per API host, so later requests
@@ -168,23 +175,28 @@ impl RegistryClient {
     pub fn new(credentials: Arc<dyn CredentialSource>, options: RegistryOptions) -> Result<Self> {
         // reqwest is built without a default crypto provider; use ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = http_client(None, &options).map_err(|e| {
-            Error::new(ErrorKind::Internal, "cannot build the HTTP client").with_source(e)
-        })?;
+        let built = |tls: Option<&RegistryTls>, redirects: bool| {
+            http_client(tls, &options, redirects).map_err(|e| {
+                Error::new(ErrorKind::InvalidArgument, "bad TLS settings").with_source(e)
+            })
+        };
+        let http = built(None, true)?;
+        let token_http = built(None, false)?;
         let mut http_by_host = HashMap::new();
+        let mut token_http_by_host = HashMap::new();
         for (registry, tls) in &options.tls {
-            let client = http_client(Some(tls), &options).map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!("bad TLS settings for {registry}"),
-                )
-                .with_source(e)
-            })?;
-            http_by_host.insert(crate::reference::api_host_of(registry).to_string(), client);
+            let host = crate::reference::api_host_of(registry).to_string();
+            let bad = |e: Error| {
+                Error::new(e.kind(), format!("bad TLS settings for {registry}")).with_source(e)
+            };
+            http_by_host.insert(host.clone(), built(Some(tls), true).map_err(bad)?);
+            token_http_by_host.insert(host, built(Some(tls), false).map_err(bad)?);
         }
         Ok(RegistryClient {
             http,
             http_by_host,
+            token_http,
+            token_http_by_host,
             credentials,
             challenges: Mutex::new(HashMap::new()),
             tokens: TokenCache::default(),
@@ -200,16 +212,42 @@ impl RegistryClient {
 
     /// Notes `credential` as used for `registry`, for [`Self::scrub`].
     fn remember_secret(&self, registry: &str, credential: Option<&Credential>) {
-        let value = match credential {
-            Some(Credential::Basic { username, password }) => basic(username, password.expose()),
-            Some(Credential::IdentityToken(token)) => token.expose().to_string(),
-            None => return,
-        };
+        match credential {
+            Some(Credential::Basic { username, password }) => {
+                self.remember_value(registry, basic(username, password.expose()))
+            }
+            Some(Credential::IdentityToken(token)) => {
+                self.remember_value(registry, token.expose().to_string())
+            }
+            None => {}
+        }
+    }
+
+    /// Notes an `Authorization` value (or a bare token) as used for
+    /// `registry`; the newest [`MAX_REMEMBERED_SECRETS`] are kept.
+    fn remember_value(&self, registry: &str, value: String) {
         let mut used = self.used_secrets.lock().expect("used secrets lock");
         let known = used.entry(registry.to_string()).or_default();
-        if !known.iter().any(|k| k.expose() == value) {
-            known.push(crate::auth::Secret::new(value));
+        known.retain(|k| k.expose() != value);
+        known.push(crate::auth::Secret::new(value));
+        if known.len() > MAX_REMEMBERED_SECRETS {
+            known.remove(0);
         }
+    }
+
+    /// `text` scrubbed of every credential this client has used for any
+    /// registry, and of anything credential-shaped: for text that may
+    /// quote any registry, such as a status on its way to a caller.
+    pub fn scrub_any(&self, text: &str) -> String {
+        let known: Vec<String> = self
+            .used_secrets
+            .lock()
+            .expect("used secrets lock")
+            .values()
+            .flatten()
+            .map(|k| k.expose().to_string())
+            .collect();
+        secrets::redact(text, &known)
     }
 
     /// `text` from `registry` scrubbed of `sent` and of every credential
@@ -234,6 +272,13 @@ impl RegistryClient {
     /// The HTTP client for `host` (`host[:port]`).
     fn http_for(&self, host: &str) -> &reqwest::Client {
         self.http_by_host.get(host).unwrap_or(&self.http)
+    }
+
+    /// The client for token requests to `host`: it follows no redirect.
+    fn token_http_for(&self, host: &str) -> &reqwest::Client {
+        self.token_http_by_host
+            .get(host)
+            .unwrap_or(&self.token_http)
     }
 
     /// Drops every cached token for `registry` (after a logout).
@@ -350,10 +395,10 @@ impl RegistryClient {
         let realm = Url::parse(realm).map_err(|e| {
             Error::new(
                 ErrorKind::Unauthenticated,
-                format!("bad token realm {}: {e}", crate::text::quoted(realm)),
+                format!("{registry} named a token realm that is not a URL ({e})"),
             )
         })?;
-        secrets::check_realm(registry, registry_scheme, &realm).await?;
+        secrets::check_realm(registry, registry_scheme, &realm, self.options.idle()).await?;
         let request = match credential {
             Some(Credential::IdentityToken(refresh)) => {
                 let mut form = vec![
@@ -368,7 +413,7 @@ impl RegistryClient {
                 let body = url::form_urlencoded::Serializer::new(String::new())
                     .extend_pairs(form)
                     .finish();
-                self.http_for(&authority(&realm))
+                self.token_http_for(&authority(&realm))
                     .post(realm.clone())
                     .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                     .body(body)
@@ -385,7 +430,7 @@ impl RegistryClient {
                         q.append_pair("scope", one);
                     }
                 }
-                let req = self.http_for(&authority(&realm)).get(url);
+                let req = self.token_http_for(&authority(&realm)).get(url);
                 match other {
                     Some(Credential::Basic { username, password }) => {
                         req.header(header::AUTHORIZATION, basic(username, password.expose()))
@@ -555,6 +600,8 @@ impl Repository {
                     self.client
                         .tokens
                         .put(&host, &service, &scope, token.clone(), lifetime);
+                    self.client
+                        .remember_value(self.name.registry(), format!("Bearer {}", token.expose()));
                     token
                 }
             };
@@ -644,6 +691,7 @@ impl Repository {
             if status == StatusCode::UNAUTHORIZED
                 && !authenticated
                 && self.owns(&url)
+                && self.owns(resp.url())
                 && self.learn_challenge(&resp, &access)
             {
                 authenticated = true;
@@ -1276,10 +1324,14 @@ impl Repository {
         let body = read_limited(resp, MAX_ERROR_BODY, self.client.options.idle())
             .await
             .unwrap_or_default();
-        // Scrub before cutting, so no fragment of a credential survives.
-        let details = self
-            .client
-            .scrub(self.name.registry(), &error_details(&body), sent.as_ref());
+        // Scrub the whole body before taking its first line or cutting it,
+        // so no fragment of a credential survives.
+        let body = self.client.scrub(
+            self.name.registry(),
+            &String::from_utf8_lossy(&body),
+            sent.as_ref(),
+        );
+        let details = error_details(body.as_bytes());
         let details = crate::text::cut(&details, crate::text::ECHO_MAX * 2);
         let kind = match status {
             StatusCode::NOT_FOUND => ErrorKind::NotFound,
@@ -1545,14 +1597,21 @@ impl Drop for Spool {
 }
 
 /// Builds an HTTP client, with a registry's TLS settings if given.
-/// Every client has the daemon's timeouts and idle-connection cap, and
+/// Every client has the daemon's timeouts and idle-connection cap,
+/// resolves names to no link-local address ([`secrets::NoLinkLocal`]), and
 /// follows redirects only as far as 10 hops and never from https to http
-/// (reqwest drops `Authorization` whenever a redirect changes origin).
+/// (reqwest drops `Authorization` whenever a redirect changes origin); a
+/// token client (`follow_redirects` false) follows none.
 fn http_client(
     tls: Option<&RegistryTls>,
     options: &RegistryOptions,
+    follow_redirects: bool,
 ) -> std::result::Result<reqwest::Client, reqwest::Error> {
-    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        if !follow_redirects {
+            // The 3xx itself is the answer: not a token.
+            return attempt.stop();
+        }
         let downgrade = attempt.previous().iter().any(|u| u.scheme() == "https")
             && attempt.url().scheme() != "https";
         if downgrade {
@@ -1573,7 +1632,8 @@ fn http_client(
                 .max_idle_per_host
                 .unwrap_or(DEFAULT_MAX_IDLE_PER_HOST),
         )
-        .redirect(redirects);
+        .redirect(redirects)
+        .dns_resolver(secrets::NoLinkLocal);
     if let Some(tls) = tls {
         if let Some(ca) = &tls.ca_pem {
             builder = builder.tls_certs_merge(reqwest::Certificate::from_pem_bundle(ca)?);

@@ -217,7 +217,13 @@ impl Repository {
                 ));
             }
             let index: ImageIndex = serde_json::from_slice(&body).map_err(|e| {
-                Error::new(ErrorKind::Unavailable, "malformed referrers response").with_source(e)
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "malformed referrers response: {}",
+                        crate::text::json_failure(&e)
+                    ),
+                )
             })?;
             out.extend(index.manifests);
             match next {
@@ -282,9 +288,11 @@ impl Repository {
                 let index: ImageIndex = serde_json::from_slice(&body).map_err(|e| {
                     Error::new(
                         ErrorKind::FailedPrecondition,
-                        format!("malformed referrers index {tag}"),
+                        format!(
+                            "malformed referrers index {tag}: {}",
+                            crate::text::json_failure(&e)
+                        ),
                     )
-                    .with_source(e)
                 })?;
                 Ok((Some(desc.digest), index))
             }

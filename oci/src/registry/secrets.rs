@@ -27,7 +27,12 @@ pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
 /// reached over `registry_scheme`: a TLS registry's realm must use TLS
 /// too, and no realm may sit on a link-local address (where cloud metadata
 /// services live), by name or by number.
-pub(crate) async fn check_realm(registry: &str, registry_scheme: &str, realm: &Url) -> Result<()> {
+pub(crate) async fn check_realm(
+    registry: &str,
+    registry_scheme: &str,
+    realm: &Url,
+    idle: std::time::Duration,
+) -> Result<()> {
     let refuse = |why: String| {
         Error::new(
             ErrorKind::FailedPrecondition,
@@ -55,13 +60,39 @@ pub(crate) async fn check_realm(registry: &str, registry_scheme: &str, realm: &U
     };
     let port = realm.port_or_known_default().unwrap_or(443);
     // A name that resolves to a link-local address is refused too. A name
-    // that does not resolve fails later, in the request, as unreachable.
-    if let Ok(addrs) = tokio::net::lookup_host((host.as_str(), port)).await {
+    // that does not resolve fails later, in the request, as unreachable;
+    // one that later resolves elsewhere meets [`NoLinkLocal`].
+    let lookup = tokio::time::timeout(idle, tokio::net::lookup_host((host.as_str(), port))).await;
+    if let Ok(Ok(addrs)) = lookup {
         for addr in addrs {
             refuse_link_local(addr.ip()).map_err(refuse)?;
         }
     }
     Ok(())
+}
+
+/// The HTTP clients' resolver: the system's, less link-local addresses,
+/// so no name (a token realm's or a redirect's, even one that resolves
+/// anew between a check and the request) leads a credential to a cloud
+/// metadata service.
+pub(crate) struct NoLinkLocal;
+
+impl reqwest::dns::Resolve for NoLinkLocal {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let kept: Vec<std::net::SocketAddr> = found
+                .into_iter()
+                .filter(|a| refuse_link_local(a.ip()).is_ok())
+                .collect();
+            if kept.is_empty() {
+                return Err(format!("{host} resolves to no address but link-local ones").into());
+            }
+            Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 fn refuse_link_local(ip: IpAddr) -> std::result::Result<(), String> {
@@ -79,10 +110,12 @@ fn refuse_link_local(ip: IpAddr) -> std::result::Result<(), String> {
     }
 }
 
-/// The realm as shown in messages: scheme, host, port and path, no query.
+/// The realm as shown in messages: its origin and path, without user
+/// information or query.
 fn shown_realm(realm: &Url) -> String {
     let mut shown = realm.clone();
     shown.set_query(None);
+    shown.set_fragment(None);
     let _ = shown.set_password(None);
     let _ = shown.set_username("");
     crate::text::cut(shown.as_str(), 200)
@@ -173,13 +206,18 @@ fn next_credential(text: &str) -> Option<(usize, usize)> {
             from = value_at;
         }
     }
-    if let Some(jwt) = lower.find("eyj") {
+    for (jwt, _) in lower.match_indices("eyj") {
+        if best.is_some_and(|(b, _)| b <= jwt) {
+            break;
+        }
+        let starts_token = jwt == 0 || !lower.as_bytes()[jwt - 1].is_ascii_alphanumeric();
         let looks_like_jwt = text[jwt..]
             .split(|c: char| !is_token_char(c))
             .next()
             .is_some_and(|t| t.matches('.').count() >= 2 && t.len() >= 20);
-        if looks_like_jwt && best.is_none_or(|(b, _)| jwt < b) {
+        if starts_token && looks_like_jwt {
             best = Some((jwt, 0));
+            break;
         }
     }
     best
@@ -243,6 +281,7 @@ mod tests {
         );
         let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
         assert_eq!(redact(&format!("token={jwt};"), &[]), "token=[redacted];");
+        assert_eq!(redact(&format!("heyjoe {jwt}"), &[]), "heyjoe [redacted]");
         // Plain words survive.
         assert_eq!(
             redact("Basic authentication required; bearer token needed", &[]),
@@ -268,6 +307,8 @@ mod tests {
         ));
     }
 
+    const IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
     #[tokio::test]
     async fn realms_that_would_leak_a_password_are_refused() {
         let u = |s: &str| Url::parse(s).unwrap();
@@ -279,7 +320,9 @@ mod tests {
             ("https", "https://[::ffff:169.254.169.254]/token"),
             ("https", "ftp://auth.example/token"),
         ] {
-            let err = check_realm("r.io", scheme, &u(realm)).await.unwrap_err();
+            let err = check_realm("r.io", scheme, &u(realm), IDLE)
+                .await
+                .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{realm}");
             assert!(err.to_string().contains("refusing token realm"), "{err}");
         }
@@ -287,7 +330,7 @@ mod tests {
             ("https", "https://127.0.0.1:1/token"),
             ("http", "http://127.0.0.1:1/token"),
         ] {
-            check_realm("r.io", scheme, &u(realm)).await.unwrap();
+            check_realm("r.io", scheme, &u(realm), IDLE).await.unwrap();
         }
     }
 }
