@@ -35,6 +35,8 @@ use beneath::Dir;
 
 const LAYOUT_FILE: &str = "oci-layout";
 const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+/// The largest `index.json` read (about 200,000 entries).
+const MAX_INDEX_BYTES: u64 = 64 << 20;
 
 /// An OCI image layout on the local filesystem.
 #[derive(Clone)]
@@ -138,17 +140,30 @@ impl OciLayout {
             .map_err(|e| fs_error(not_layout(), e))?;
         let data = tokio::task::spawn_blocking(move || {
             let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut file, &mut data).map(|_| data)
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(&mut file, MAX_INDEX_BYTES + 1),
+                &mut data,
+            )
+            .map(|_| data)
         })
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("reading index.json: {e}")))?
         .map_err(|e| Error::io(not_layout(), e))?;
+        if data.len() as u64 > MAX_INDEX_BYTES {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("{} is larger than {MAX_INDEX_BYTES} bytes", path.display()),
+            ));
+        }
         serde_json::from_slice(&data).map_err(|e| {
             Error::new(
                 ErrorKind::FailedPrecondition,
-                format!("malformed {}", path.display()),
+                format!(
+                    "malformed {}: {}",
+                    path.display(),
+                    crate::text::json_failure(&e)
+                ),
             )
-            .with_source(e)
         })
     }
 
@@ -448,10 +463,23 @@ fn fs_error(context: impl Into<String>, e: std::io::Error) -> Error {
 
 /// Hashes `file` from its start and hands it back, rewound, only if it
 /// holds the blob `digest`: DATA_LOSS otherwise, before any byte is served.
+/// A file with other hard links is refused first: it may be a file of
+/// someone else's, linked in where links are not followed.
 async fn verified(file: std::fs::File, digest: Digest) -> Result<std::fs::File> {
     tokio::task::spawn_blocking(move || {
         use std::io::{Read, Seek};
+        use std::os::unix::fs::MetadataExt;
         let mut file = file;
+        let links = file
+            .metadata()
+            .map_err(|e| Error::io("reading a blob failed", e))?
+            .nlink();
+        if links > 1 {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("the layout's file for blob {digest} has {links} hard links; it is not served to this caller"),
+            ));
+        }
         let mut hasher = Hasher::for_digest(&digest)?;
         let mut buf = vec![0u8; 256 << 10];
         loop {
