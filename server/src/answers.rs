@@ -1,9 +1,11 @@
 //! What every answer goes through on its way out, for every service:
 //!
 //! - its status, in headers (an error before any message) or in stream
-//!   trailers, passes through [`crate::status::outgoing`]: messages cut to
-//!   1 KiB, OUT_OF_RANGE for an oversize message made RESOURCE_EXHAUSTED.
-//!   This covers the statuses tonic makes itself.
+//!   trailers, is scrubbed of every registry credential the daemon has
+//!   used (the last line of defence, behind the registry client's own
+//!   scrubbing) and passes through [`crate::status::outgoing`]: messages
+//!   cut to 1 KiB, OUT_OF_RANGE for an oversize message made
+//!   RESOURCE_EXHAUSTED. This covers the statuses tonic makes itself.
 //! - the caller's deadline (`grpc-timeout`) holds for the whole call,
 //!   streamed answers included, and ends it with DEADLINE_EXCEEDED. tonic
 //!   alone would answer CANCELLED "Timeout expired", and only until the
@@ -11,6 +13,7 @@
 
 use std::future::Future as _;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,21 +22,37 @@ use tonic::{Code, Status};
 
 use crate::status::outgoing;
 
+/// Scrubs secrets out of a status message.
+pub type Scrub = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
 /// The layer; see the module docs.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AnswersLayer;
+#[derive(Clone)]
+pub struct AnswersLayer {
+    scrub: Scrub,
+}
+
+impl AnswersLayer {
+    /// A layer that runs every status message through `scrub`.
+    pub fn new(scrub: Scrub) -> Self {
+        AnswersLayer { scrub }
+    }
+}
 
 impl<S> tower::Layer<S> for AnswersLayer {
     type Service = Answers<S>;
     fn layer(&self, inner: S) -> Answers<S> {
-        Answers { inner }
+        Answers {
+            inner,
+            scrub: self.scrub.clone(),
+        }
     }
 }
 
 /// The service [`AnswersLayer`] makes.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Answers<S> {
     inner: S,
+    scrub: Scrub,
 }
 
 impl<S, ReqBody> tower::Service<http::Request<ReqBody>> for Answers<S>
@@ -57,6 +76,7 @@ where
             .and_then(parse_grpc_timeout)
             .map(|t| Instant::now() + ahead_of_tonic(t));
         let answer = self.inner.call(req);
+        let scrub = self.scrub.clone();
         Box::pin(async move {
             let answer = match deadline {
                 Some(at) => match tokio::time::timeout_at(at, answer).await {
@@ -66,9 +86,10 @@ where
                 None => answer.await?,
             };
             let (mut parts, body) = answer.into_parts();
-            cap_headers(&mut parts.headers);
+            cap_headers(&mut parts.headers, &scrub);
             let body = tonic::body::Body::new(AnswerBody {
                 inner: body,
+                scrub,
                 deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
                 ended: false,
             });
@@ -108,14 +129,21 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 }
 
 /// Rewrites the status in `headers`, if there is one to rewrite.
-fn cap_headers(headers: &mut http::HeaderMap) {
+fn cap_headers(headers: &mut http::HeaderMap, scrub: &Scrub) {
     let Some(status) = Status::from_header_map(headers) else {
         return;
     };
-    let Some(capped) = outgoing(&status) else {
+    if status.code() == Code::Ok {
         return;
-    };
-    set_status(headers, &capped);
+    }
+    let scrubbed = scrub(status.message());
+    let changed = scrubbed != status.message();
+    let status = Status::new(status.code(), scrubbed);
+    match outgoing(&status) {
+        Some(capped) => set_status(headers, &capped),
+        None if changed => set_status(headers, &status),
+        None => {}
+    }
 }
 
 fn set_status(headers: &mut http::HeaderMap, status: &Status) {
@@ -135,6 +163,7 @@ fn set_status(headers: &mut http::HeaderMap, status: &Status) {
 /// (dropping the handler's stream, which stops its work).
 struct AnswerBody {
     inner: tonic::body::Body,
+    scrub: Scrub,
     deadline: Option<Pin<Box<Sleep>>>,
     ended: bool,
 }
@@ -161,12 +190,13 @@ impl http_body::Body for AnswerBody {
             set_status(&mut trailers, &expired());
             return Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
         }
+        let scrub = self.scrub.clone();
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         polled.map(|frame| {
             frame.map(|frame| {
                 frame.map(|frame| match frame.into_trailers() {
                     Ok(mut trailers) => {
-                        cap_headers(&mut trailers);
+                        cap_headers(&mut trailers, &scrub);
                         http_body::Frame::trailers(trailers)
                     }
                     Err(frame) => frame,
@@ -194,10 +224,19 @@ mod tests {
         Status::invalid_argument("x".repeat(10_000))
             .add_header(&mut headers)
             .unwrap();
-        cap_headers(&mut headers);
+        let scrub: Scrub = Arc::new(|m: &str| m.replace("hunter2", "[redacted]"));
+        cap_headers(&mut headers, &scrub);
         let back = Status::from_header_map(&headers).unwrap();
         assert_eq!(back.code(), Code::InvalidArgument);
         assert!(back.message().len() <= crate::status::MAX_MESSAGE_BYTES);
+
+        let mut headers = http::HeaderMap::new();
+        Status::not_found("no hunter2 here")
+            .add_header(&mut headers)
+            .unwrap();
+        cap_headers(&mut headers, &scrub);
+        let back = Status::from_header_map(&headers).unwrap();
+        assert_eq!(back.message(), "no [redacted] here");
     }
 
     #[test]

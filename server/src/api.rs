@@ -29,6 +29,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::credentials::DockerCredentials;
 use crate::status::{invalid, status};
+use crate::task_stream;
 
 /// How many blobs one pull moves at once unless configured.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -504,8 +505,7 @@ impl Api {
         artifact: pb::ArtifactSpec,
         chunks: Pin<Box<dyn Stream<Item = Result<pb::FileChunk, Status>> + Send>>,
     ) -> PushEvents {
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
+        Box::pin(task_stream::spawn(16, |tx| async move {
             let result = self
                 .push_artifact(resolved, subject_ref, artifact, chunks, &tx)
                 .await
@@ -513,8 +513,7 @@ impl Api {
                     event: Some(pb::push_response::Event::Result(r)),
                 });
             let _ = tx.send(result).await;
-        });
-        Box::pin(ReceiverStream::new(rx))
+        }))
     }
 }
 
@@ -664,7 +663,6 @@ impl pb::satchel_service_server::SatchelService for Api {
             }
         };
         let files = files_to_pull(&manifest)?;
-        let (tx, rx) = mpsc::channel(4);
         let cache = match &target {
             Target::Registry(_) => self.cache.clone(),
             Target::Layout(_) => None,
@@ -672,7 +670,7 @@ impl pb::satchel_service_server::SatchelService for Api {
         if let Some(cache) = &cache {
             prefetch(cache, &target, &files, self.concurrency);
         }
-        tokio::spawn(async move {
+        let answer = task_stream::spawn(4, |tx| async move {
             let first = pb::PullResponse {
                 payload: Some(pb::pull_response::Payload::Manifest(pb::PulledManifest {
                     reference: target.reference_for(&desc.digest),
@@ -691,7 +689,7 @@ impl pb::satchel_service_server::SatchelService for Api {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(answer)))
     }
 
     async fn resolve(
@@ -789,14 +787,13 @@ impl pb::satchel_service_server::SatchelService for Api {
     ) -> Result<Response<Self::UploadBlobStream>, Status> {
         let store = self.store()?.clone();
         let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
+        let answer = task_stream::spawn(16, |tx| async move {
             let result = receive_upload(&store, &mut inbound, &tx).await;
             if let Err(e) = result {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(answer)))
     }
 
     async fn upload_status(

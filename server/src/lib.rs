@@ -7,6 +7,7 @@
 //! - [`status`]: the one mapping from OCI errors to gRPC status codes.
 //! - [`answers`]: what every answer passes on its way out: capped status
 //!   messages, the caller's deadline for the whole call.
+//! - [`task_stream`]: streamed answers made by a task that ends with them.
 //! - [`access`]: who may call: the bearer-token check (health stays open).
 //! - [`callers`]: who is calling (`SO_PEERCRED`) and which OCI layouts they
 //!   may name (`layout_roots`).
@@ -25,6 +26,7 @@ pub mod credentials;
 pub mod listener;
 pub mod spool;
 pub mod status;
+pub mod task_stream;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -71,6 +73,10 @@ pub async fn run(
         _spool = Some(own);
     }
     let registry = Arc::new(RegistryClient::new(credentials.clone(), registry_options)?);
+    let scrub: answers::Scrub = {
+        let registry = registry.clone();
+        Arc::new(move |message: &str| registry.scrub_any(message))
+    };
     let check = access::TokenCheck::new(config.auth_token.as_ref().map(|t| t.expose()));
     let api = api::Api::new(registry, credentials, cache)
         .with_concurrency(config.concurrency.unwrap_or(api::DEFAULT_CONCURRENCY));
@@ -107,7 +113,7 @@ pub async fn run(
     }
     let router = server
         .layer(callers::CallerLayer::new(roots))
-        .layer(answers::AnswersLayer)
+        .layer(answers::AnswersLayer::new(scrub))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
