@@ -33,7 +33,8 @@ pub struct OutDir {
 }
 
 /// A temporary file inside its final directory, waiting for
-/// [`Placement::commit`] or [`Placement::discard`].
+/// [`Placement::commit`] or [`Placement::discard`]; dropped any other way
+/// (a cancelled pull), it removes the temporary file too.
 #[derive(Debug)]
 pub struct Placement {
     /// The directory holding both names.
@@ -42,6 +43,8 @@ pub struct Placement {
     name: String,
     /// The final path, for messages and callers.
     path: PathBuf,
+    /// Set once the temporary file has its final name.
+    committed: bool,
 }
 
 fn io(what: String, errno: Errno) -> Error {
@@ -110,6 +113,7 @@ impl OutDir {
             temp,
             name: base.to_string(),
             path,
+            committed: false,
         };
         Ok((placement, File::from(fd)))
     }
@@ -177,26 +181,32 @@ impl Placement {
 
     /// Moves the temporary file to its final name, replacing a file or a
     /// link there. On failure the temporary file is removed.
-    pub fn commit(self) -> Result<PathBuf, Error> {
+    pub fn commit(mut self) -> Result<PathBuf, Error> {
         match rustix::fs::renameat(&self.dir, self.temp.as_str(), &self.dir, self.name.as_str()) {
-            Ok(()) => Ok(self.path),
-            Err(e) => {
-                let err = match e {
-                    Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST => refused(format!(
-                        "cannot write {}: a directory is in the way",
-                        self.path.display()
-                    )),
-                    e => io(format!("cannot move {} into place", self.path.display()), e),
-                };
-                self.discard();
-                Err(err)
+            Ok(()) => {
+                self.committed = true;
+                Ok(std::mem::take(&mut self.path))
             }
+            // Dropping `self` removes the temporary file.
+            Err(e) => Err(match e {
+                Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST => refused(format!(
+                    "cannot write {}: a directory is in the way",
+                    self.path.display()
+                )),
+                e => io(format!("cannot move {} into place", self.path.display()), e),
+            }),
         }
     }
 
     /// Removes the temporary file.
-    pub fn discard(self) {
-        let _ = rustix::fs::unlinkat(&self.dir, self.temp.as_str(), AtFlags::empty());
+    pub fn discard(self) {}
+}
+
+impl Drop for Placement {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = rustix::fs::unlinkat(&self.dir, self.temp.as_str(), AtFlags::empty());
+        }
     }
 }
 
