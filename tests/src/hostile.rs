@@ -102,6 +102,8 @@ pub enum Action {
     Silence,
     /// Close the connection without an answer.
     Hangup,
+    /// Wait this long, then do the action.
+    Later(Duration, Box<Action>),
 }
 
 type Handler = dyn Fn(&Request) -> Action + Send + Sync;
@@ -175,7 +177,12 @@ fn serve(
     let mut out = conn;
     while let Some(req) = read_request(&mut reader) {
         seen.lock().unwrap().push(req.clone());
-        let written = match handler(&req) {
+        let mut action = handler(&req);
+        while let Action::Later(wait, then) = action {
+            std::thread::sleep(wait);
+            action = *then;
+        }
+        let written = match action {
             Action::Reply(resp) => write_response(&mut out, &resp),
             Action::Forward { upstream, tamper } => {
                 let mut resp = forward(&upstream, &req);
@@ -201,7 +208,7 @@ fn serve(
                 held.lock().unwrap().push(out);
                 return;
             }
-            Action::Hangup => return,
+            Action::Hangup | Action::Later(..) => return,
         };
         if written.is_err() {
             return;

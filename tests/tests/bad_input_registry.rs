@@ -520,3 +520,133 @@ fn idle_connections_per_registry_are_capped() {
         || connections_to(port) <= 2,
     );
 }
+
+/// A registry that challenges for a Bearer token at `realm`.
+fn bearer_challenge(realm: &str) -> Response {
+    let challenge = format!("Bearer realm=\"{realm}\",service=\"hostile\"");
+    Response::new(
+        401,
+        &[("WWW-Authenticate", challenge.as_str())],
+        json_error("authentication required"),
+    )
+}
+
+#[test]
+fn a_challenge_from_a_redirect_target_cannot_steer_the_password() {
+    // The registry redirects a blob download to storage that answers 401
+    // with a token realm of its own choosing: the daemon must not take that
+    // challenge for the registry's and send the registry's password there.
+    let scratch = tempfile::tempdir().unwrap();
+    let registry = htpasswd_registry(scratch.path());
+    let thief = HostileRegistry::start(|_| Action::Reply(Response::new(500, &[], "")));
+    let realm = format!("http://{}/token", thief.addr);
+    let storage = HostileRegistry::start(move |_| Action::Reply(bearer_challenge(&realm)));
+    let storage_addr = storage.addr.clone();
+    let upstream = registry.addr.clone();
+    let front = HostileRegistry::start(move |req| {
+        if req.method == "GET" && req.path.contains("/blobs/sha256:") {
+            let location = format!("http://{storage_addr}/bucket/blob");
+            return Action::Reply(Response::new(307, &[("Location", location.as_str())], ""));
+        }
+        Action::Forward {
+            upstream: upstream.clone(),
+            tamper: Box::new(|_| {}),
+        }
+    });
+    let daemon = Daemon::start();
+    assert!(login(&daemon, &front.addr).status.success());
+    let reference = format!("{}/demo/steer:v1", front.addr);
+    let file = small_file(&daemon, "s.txt");
+    daemon.ok(&["push", "--plain-http", &reference, &file]);
+    let fresh = Daemon::start();
+    assert!(login(&fresh, &front.addr).status.success());
+    let out = fresh.scratch().join("out");
+    let err = fresh.fails(&[
+        "pull",
+        "--plain-http",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&err), "UNAUTHENTICATED", "{err}");
+    assert!(!storage.seen().is_empty(), "the redirect was not followed");
+    assert!(
+        thief.seen().is_empty(),
+        "the storage's realm was asked for a token: {:?}",
+        thief
+            .seen()
+            .iter()
+            .map(|r| r.header("authorization"))
+            .collect::<Vec<_>>()
+    );
+    no_secret(&fresh, &err, &[CANARY_PASSWORD, &basic_b64()]);
+}
+
+#[test]
+fn a_token_realm_that_redirects_gets_no_second_chance_at_the_password() {
+    let elsewhere = HostileRegistry::start(|_| Action::Reply(Response::new(500, &[], "")));
+    let target = format!("http://{}/token", elsewhere.addr);
+    let realm_server = HostileRegistry::start(move |_| {
+        Action::Reply(Response::new(307, &[("Location", target.as_str())], ""))
+    });
+    let realm = format!("http://{}/token", realm_server.addr);
+    let registry = HostileRegistry::start(move |_| Action::Reply(bearer_challenge(&realm)));
+    let daemon = Daemon::start();
+    let out = login(&daemon, &registry.addr);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(code(&err), "UNAUTHENTICATED", "{err}");
+    assert!(!realm_server.seen().is_empty(), "the realm was never asked");
+    assert!(
+        elsewhere.seen().is_empty(),
+        "the token request followed a redirect"
+    );
+    no_secret(&daemon, &err, &[CANARY_PASSWORD, &basic_b64()]);
+}
+
+#[test]
+fn a_push_whose_caller_gave_up_is_not_finished_behind_its_back() {
+    let registry = Registry::start();
+    let upstream = registry.addr.clone();
+    let front = HostileRegistry::start(move |req| {
+        let forward = Action::Forward {
+            upstream: upstream.clone(),
+            tamper: Box::new(|_| {}),
+        };
+        if req.method == "POST" && req.path.contains("/blobs/uploads/") {
+            return Action::Later(Duration::from_secs(3), Box::new(forward));
+        }
+        forward
+    });
+    let daemon = Daemon::start();
+    let file = small_file(&daemon, "late.txt");
+    let err = bounded(
+        &daemon,
+        &[
+            "--timeout",
+            "1s",
+            "push",
+            "--plain-http",
+            &format!("{}/demo/late:v1", front.addr),
+            &file,
+        ],
+    );
+    assert_eq!(code(&err), "DEADLINE_EXCEEDED", "{err}");
+    // Long enough for every delayed upload to go through, and for a push
+    // still running to tag its manifest.
+    std::thread::sleep(Duration::from_secs(6));
+    let (status, body) =
+        satchel_tests::http_get(&registry.addr, "/v2/demo/late/tags/list").unwrap();
+    let body = String::from_utf8_lossy(&body).to_string();
+    assert!(
+        status == 404 || !body.contains("v1"),
+        "the push went on after its caller gave up: {status} {body}"
+    );
+    assert!(
+        !front
+            .seen()
+            .iter()
+            .any(|r| r.method == "PUT" && r.path.contains("/manifests/")),
+        "a manifest was pushed after the deadline"
+    );
+}
