@@ -163,6 +163,29 @@ pub fn verify(data: &[u8], expected: &Digest, size: Option<u64>) -> Result<()> {
     v.finish().map(|_| ())
 }
 
+/// What a caller knows of a blob before its bytes arrive: its digest, its
+/// size, both or neither. The more it knows, the less a push has to do: a
+/// digest and a size allow one PUT for small blobs; a size alone still
+/// allows resumable chunked PATCHes, with the digest computed as the bytes
+/// stream by.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Expected<'a> {
+    /// The digest the bytes must have.
+    pub digest: Option<&'a Digest>,
+    /// The number of bytes.
+    pub size: Option<u64>,
+}
+
+impl<'a> Expected<'a> {
+    /// Both digest and size.
+    pub fn exactly(digest: &'a Digest, size: u64) -> Self {
+        Expected {
+            digest: Some(digest),
+            size: Some(size),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

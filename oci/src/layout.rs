@@ -287,7 +287,7 @@ impl OciLayout {
             )
             .with_source(e)
         })?;
-        let max = crate::registry::MAX_MANIFEST_BYTES as u64;
+        let max = crate::manifest::MAX_MANIFEST_BYTES as u64;
         let data = tokio::task::spawn_blocking(move || {
             let mut data = Vec::new();
             std::io::Read::read_to_end(&mut std::io::Read::take(file, max + 1), &mut data)

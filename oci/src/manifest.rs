@@ -14,6 +14,10 @@ use crate::digest::{self, Digest};
 use crate::error::{Error, ErrorKind, Result};
 pub use crate::title::{validate_title, validate_titles};
 
+/// The largest manifest read, from a registry or a layout (distribution
+/// 2.8 caps them at 4 MiB).
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
 /// OCI image manifest.
 pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// OCI image index.

@@ -127,7 +127,7 @@ impl Repository {
 
     /// Lists the referrers of `subject`; `artifact_type` is passed to the
     /// API as a hint, and the caller filters either way.
-    pub async fn referrers(
+    pub(crate) async fn referrers(
         &self,
         subject: &Digest,
         artifact_type: Option<&str>,
@@ -246,7 +246,7 @@ impl Repository {
     /// Whether a manifest pushed with `subject` needs the tag schema kept
     /// up to date by us. `indexed` says the registry answered the push with
     /// `OCI-Subject`. Probes the API at most once per repository.
-    pub async fn needs_fallback(&self, subject: &Digest, indexed: bool) -> Result<bool> {
+    pub(crate) async fn needs_fallback(&self, subject: &Digest, indexed: bool) -> Result<bool> {
         Ok(match self.known_mode() {
             ReferrersMode::Api => false,
             ReferrersMode::TagSchema => true,
@@ -305,7 +305,7 @@ impl Repository {
     /// `subject`, holding a per-subject lock, and reads the index back to
     /// check the change landed (retrying when another writer overtook us).
     /// Returns warnings, e.g. an old index the registry would not delete.
-    pub async fn update_fallback(
+    pub(crate) async fn update_fallback(
         &self,
         subject: &Digest,
         add: Option<Descriptor>,

@@ -1,0 +1,157 @@
+//! Blobs: existence, cross-repository mounts, downloads that resume with
+//! `Range` and read at a pace.
+
+use super::*;
+
+impl Repository {
+    /// Waits until no other task of this process is uploading `digest` to
+    /// this repository; hold the guard across the existence check and the
+    /// upload.
+    pub(crate) async fn lock_blob(&self, digest: &Digest) -> tokio::sync::OwnedMutexGuard<()> {
+        self.client
+            .blob_locks
+            .lock(&format!("{}@{digest}", self.name.name()))
+            .await
+    }
+
+    /// Remembers that this repository has `digest`.
+    pub(super) fn saw_blob(&self, digest: &Digest) {
+        let mut homes = self.client.blob_homes.lock().expect("blob homes");
+        if homes.len() >= MAX_BLOB_HOMES {
+            homes.clear();
+        }
+        homes.insert(
+            digest.clone(),
+            (
+                self.name.registry().to_string(),
+                self.name.repository().to_string(),
+            ),
+        );
+    }
+
+    /// Mounts `digest` from another repository of this registry where it
+    /// was seen, if any (`POST ?mount=&from=`). `false` means nothing was
+    /// mounted and the blob must be uploaded; a refused mount is not an error.
+    pub(crate) async fn try_mount(&self, digest: &Digest) -> Result<bool> {
+        let from = {
+            let homes = self.client.blob_homes.lock().expect("blob homes");
+            match homes.get(digest) {
+                Some((registry, repo))
+                    if registry == self.name.registry() && repo != self.name.repository() =>
+                {
+                    repo.clone()
+                }
+                _ => return Ok(false),
+            }
+        };
+        let mut url = self.url("blobs/uploads/")?;
+        url.query_pairs_mut()
+            .append_pair("mount", digest.as_ref())
+            .append_pair("from", &from);
+        let resp = self
+            .send(
+                Method::POST,
+                url,
+                Access::MountFrom(from.clone()),
+                HeaderMap::new(),
+                Some(Bytes::new()),
+            )
+            .await?;
+        // 202 means the registry opened an upload session instead; it is
+        // left to expire, and the blob goes up the usual way.
+        let mounted = resp.status() == StatusCode::CREATED;
+        if mounted {
+            tracing::debug!(%digest, %from, to = self.name.repository(), "mounted blob");
+            self.saw_blob(digest);
+        }
+        Ok(mounted)
+    }
+
+    /// Whether the repository has the blob.
+    pub(crate) async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
+        let url = self.url(&format!("blobs/{digest}"))?;
+        let resp = self
+            .send(Method::HEAD, url, Access::Pull, HeaderMap::new(), None)
+            .await?;
+        match resp.status() {
+            s if s.is_success() => {
+                self.saw_blob(digest);
+                Ok(true)
+            }
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.error(resp, &format!("blob {digest}")).await),
+        }
+    }
+
+    /// Streams a blob's bytes, unverified ([`crate::Target`] verifies).
+    /// When the connection drops mid-body, the download resumes where it
+    /// stopped with a `Range` request, a few times at most.
+    pub(crate) async fn fetch_blob(&self, digest: &Digest) -> Result<ByteStream> {
+        let first = self.get_blob(digest, 0).await?;
+        self.saw_blob(digest);
+        let repo = self.clone();
+        let digest = digest.clone();
+        Ok(async_stream::try_stream! {
+            let mut offset = 0u64;
+            let mut resumes = 0u32;
+            let idle = repo.client.options.idle();
+            let mut body = deadline::Paced::new(first.bytes_stream(), idle);
+            loop {
+                let failure = match body.next().await {
+                    Ok(Some(chunk)) => {
+                        offset += chunk.len() as u64;
+                        yield chunk;
+                        continue;
+                    }
+                    Ok(None) => break,
+                    Err(Some(e)) => Error::http(format!("download of {digest} failed at byte {offset}"), e),
+                    Err(None) => deadline::stalled(&format!("download of {digest} at byte {offset}"), idle),
+                };
+                if resumes + 1 >= MAX_ATTEMPTS {
+                    let kind = failure.kind();
+                    Err(Error::new(kind, format!("gave up after {resumes} resumes")).with_source(failure))?;
+                    break;
+                }
+                tracing::warn!(%digest, offset, error = %failure, "download interrupted; resuming");
+                tokio::time::sleep(backoff(resumes, None)).await;
+                resumes += 1;
+                body = deadline::Paced::new(repo.get_blob(&digest, offset).await?.bytes_stream(), idle);
+            }
+        }
+        .boxed())
+    }
+
+    /// GETs a blob from `offset` on. reqwest follows redirects to blob
+    /// storage and drops `Authorization` when the host changes.
+    pub(super) async fn get_blob(&self, digest: &Digest, offset: u64) -> Result<reqwest::Response> {
+        let url = self.url(&format!("blobs/{digest}"))?;
+        let mut headers = HeaderMap::new();
+        if offset > 0 {
+            headers.insert(header::RANGE, header_value(&format!("bytes={offset}-"))?);
+        }
+        let resp = self
+            .send(Method::GET, url, Access::Pull, headers, None)
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.error(resp, &format!("blob {digest}")).await);
+        }
+        if offset > 0 {
+            let resumes_here = resp.status() == StatusCode::PARTIAL_CONTENT
+                && resp
+                    .headers()
+                    .get(header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|r| r.starts_with(&format!("bytes {offset}-")));
+            if !resumes_here {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "{}: cannot resume {digest} at byte {offset}: no usable Range support",
+                        self.name.registry()
+                    ),
+                ));
+            }
+        }
+        Ok(resp)
+    }
+}

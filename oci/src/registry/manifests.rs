@@ -1,0 +1,144 @@
+//! Manifests: resolve by tag or digest, fetch, push and delete.
+
+use super::*;
+
+impl Repository {
+    /// A HEAD or GET of a manifest, accepting every manifest type we read.
+    pub(super) async fn manifest_request(
+        &self,
+        method: Method,
+        reference: &str,
+    ) -> Result<reqwest::Response> {
+        let url = self.url(&format!("manifests/{reference}"))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            header_value(&MANIFEST_MEDIA_TYPES.join(", "))?,
+        );
+        self.send(method, url, Access::Pull, headers, None).await
+    }
+
+    /// Resolves a tag or digest to the manifest's descriptor.
+    /// A HEAD request answers with the digest, type and size; registries
+    /// that leave any out get a GET instead.
+    pub(crate) async fn resolve(&self, reference: &str) -> Result<Descriptor> {
+        let resp = self.manifest_request(Method::HEAD, reference).await?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => {
+                return Err(Error::not_found(format!(
+                    "{}: manifest {reference} not found",
+                    self.name.registry()
+                )))
+            }
+            // Registries that do not do HEAD on manifests get a GET below.
+            s if s.is_success()
+                || s == StatusCode::METHOD_NOT_ALLOWED
+                || s == StatusCode::NOT_IMPLEMENTED
+                || s == StatusCode::BAD_REQUEST => {}
+            _ => return Err(self.error(resp, &format!("manifest {reference}")).await),
+        }
+        if resp.status().is_success() {
+            let h = resp.headers();
+            let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+            let digest = text("docker-content-digest").and_then(|d| digest::parse(d).ok());
+            let media_type = text("content-type")
+                .map(|ct| ct.split(';').next().unwrap_or(ct).trim())
+                .filter(|ct| MANIFEST_MEDIA_TYPES.contains(ct));
+            let size = resp.content_length().filter(|n| *n > 0);
+            // A digest reference must come back as itself.
+            let consistent = match (reference.parse::<Digest>(), &digest) {
+                (Ok(asked), Some(got)) => &asked == got,
+                _ => true,
+            };
+            if let (Some(digest), Some(media_type), Some(size), true) =
+                (digest, media_type, size, consistent)
+            {
+                return Ok(Descriptor {
+                    media_type: media_type.to_string(),
+                    digest,
+                    size,
+                    artifact_type: None,
+                    annotations: Default::default(),
+                });
+            }
+        }
+        let (desc, _) = self.fetch_manifest(reference).await?;
+        Ok(desc)
+    }
+
+    /// Fetches a manifest by tag or digest; the bytes are verified against
+    /// the digest when the reference is one.
+    pub(crate) async fn fetch_manifest(&self, reference: &str) -> Result<(Descriptor, Bytes)> {
+        let resp = self.manifest_request(Method::GET, reference).await?;
+        if !resp.status().is_success() {
+            return Err(self.error(resp, &format!("manifest {reference}")).await);
+        }
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
+        let body = read_limited(resp, MAX_MANIFEST_BYTES, self.client.options.idle()).await?;
+        let digest = match reference.parse::<Digest>() {
+            Ok(expected) if reference.contains(':') => {
+                digest::verify(&body, &expected, None)?;
+                expected
+            }
+            _ => digest::sha256(&body),
+        };
+        let media_type = match content_type {
+            Some(ct) if MANIFEST_MEDIA_TYPES.contains(&ct.as_str()) => ct,
+            _ => sniff_media_type(&body)?,
+        };
+        Ok((
+            Descriptor {
+                media_type,
+                digest,
+                size: body.len() as u64,
+                artifact_type: None,
+                annotations: Default::default(),
+            },
+            body,
+        ))
+    }
+
+    /// Pushes a manifest under `reference` (a tag or its digest). Returns
+    /// its descriptor and whether the registry sent `OCI-Subject`, which
+    /// proves it indexed the subject itself.
+    pub(crate) async fn push_manifest(
+        &self,
+        reference: &str,
+        media_type: &str,
+        content: Bytes,
+    ) -> Result<(Descriptor, bool)> {
+        let desc = Descriptor::for_bytes(media_type, &content);
+        let url = self.url(&format!("manifests/{reference}"))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, header_value(media_type)?);
+        let resp = self
+            .send(Method::PUT, url, Access::Push, headers, Some(content))
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.error(resp, &format!("manifest {reference}")).await);
+        }
+        let subject_indexed = resp.headers().contains_key("oci-subject");
+        if subject_indexed {
+            self.learn_referrers_mode(ReferrersMode::Api);
+        }
+        Ok((desc, subject_indexed))
+    }
+
+    /// Deletes a manifest by digest.
+    pub(crate) async fn delete_manifest(&self, digest: &Digest) -> Result<()> {
+        let url = self.url(&format!("manifests/{digest}"))?;
+        let resp = self
+            .send(Method::DELETE, url, Access::Delete, HeaderMap::new(), None)
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self
+                .error(resp, &format!("delete of manifest {digest}"))
+                .await);
+        }
+        Ok(())
+    }
+}
