@@ -9,7 +9,7 @@
 //! which the callers' retries treat like a dropped connection.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,12 +53,16 @@ pub(crate) async fn within<T>(
 
 /// When a streamed request body last moved, so a request whose body the
 /// registry stops reading, or whose answer never comes after the body
-/// ends, is given up after the idle time.
+/// ends, is given up after the idle time. Time spent waiting for the
+/// body's own source (a caller that sends slowly) is not the registry's
+/// and does not count.
 #[derive(Clone)]
 pub(crate) struct Activity {
     started: Instant,
     /// Milliseconds after `started` of the last piece taken.
     last_ms: Arc<AtomicU64>,
+    /// Whether the HTTP client is waiting for the source of the body.
+    on_source: Arc<AtomicBool>,
 }
 
 impl Activity {
@@ -66,6 +70,7 @@ impl Activity {
         Activity {
             started: Instant::now(),
             last_ms: Arc::new(AtomicU64::new(0)),
+            on_source: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -74,21 +79,32 @@ impl Activity {
         self.last_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
-    /// `body`, marking activity each time the HTTP client takes a piece.
+    /// `body`, marking activity each time the HTTP client takes a piece,
+    /// and noting when it waits for the body's source.
     pub(crate) fn track<S>(&self, body: S) -> impl Stream<Item = Result<Bytes>> + Send + 'static
     where
         S: Stream<Item = Result<Bytes>> + Send + 'static,
     {
         let activity = self.clone();
-        body.map(move |piece| {
-            activity.touch();
-            piece
+        let mut body = Box::pin(body);
+        futures::stream::poll_fn(move |cx| {
+            let polled = body.as_mut().poll_next(cx);
+            let waiting = polled.is_pending();
+            activity.on_source.store(waiting, Ordering::Relaxed);
+            if !waiting {
+                activity.touch();
+            }
+            polled
         })
     }
 
-    /// Resolves once nothing has moved for `idle`.
+    /// Resolves once nothing has moved for `idle` while the registry, not
+    /// the body's source, was the one to wait for.
     pub(crate) async fn idle_for(&self, idle: Duration) {
         loop {
+            if self.on_source.load(Ordering::Relaxed) {
+                self.touch();
+            }
             let last = self.started + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
             let due = last + idle;
             if Instant::now() >= due {
@@ -206,5 +222,27 @@ mod tests {
         tokio::join!(body, activity.idle_for(idle));
         // Twenty seconds of pieces, then five idle.
         assert_eq!(start.elapsed().as_secs(), 25);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_source_is_not_the_registry_stalling() {
+        let activity = Activity::new();
+        let idle = Duration::from_secs(5);
+        // The source yields a piece every 8 s, longer than the idle time;
+        // the HTTP client takes each at once.
+        let source = futures::stream::iter(0..3).then(|_| async {
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            Ok(Bytes::from_static(b"x"))
+        });
+        let mut body = Box::pin(activity.track(source));
+        let start = Instant::now();
+        let drained = async {
+            while body.next().await.is_some() {}
+            start.elapsed()
+        };
+        tokio::select! {
+            took = drained => assert_eq!(took.as_secs(), 24),
+            () = activity.idle_for(idle) => panic!("a slow source counted as a stall"),
+        }
     }
 }
