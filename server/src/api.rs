@@ -20,6 +20,7 @@ use satchel_oci::manifest::{
 };
 use satchel_oci::registry::{ReferrersMode, RegistryClient, Repository};
 use satchel_oci::target::Expected;
+use satchel_oci::ErrorKind;
 use satchel_oci::{Reference, Target};
 use satchel_proto::v1 as pb;
 use satchel_proto::MAX_CHUNK;
@@ -28,7 +29,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::credentials::DockerCredentials;
-use crate::status::{invalid, status};
+use crate::status::{invalid, refuse, status};
 use crate::task_stream;
 
 /// How many blobs one pull moves at once unless configured.
@@ -208,7 +209,10 @@ impl Api {
                         annotations: Default::default(),
                     };
                     let body = self.store()?.get(&desc).await.ok_or_else(|| {
-                        Status::not_found(format!("{d} is not in the content store"))
+                        refuse(
+                            ErrorKind::NotFound,
+                            format!("{d} is not in the content store"),
+                        )
                     })?;
                     target
                         .push_blob(Expected::exactly(&d, size), body)
@@ -275,10 +279,10 @@ impl Api {
                     .await?
                     .is_some()
                 {
-                    return Err(Status::data_loss(format!(
-                        "file {:?} has more bytes than its declared size",
-                        file.name
-                    )));
+                    return Err(refuse(
+                        ErrorKind::DataLoss,
+                        format!("file {:?} has more bytes than its declared size", file.name),
+                    ));
                 }
                 stored
             };
@@ -656,10 +660,13 @@ impl pb::satchel_service_server::SatchelService for Api {
         let manifest = match Manifest::parse(&desc.media_type, &content).map_err(status)? {
             Manifest::Image(m) => m,
             Manifest::Index(_) => {
-                return Err(Status::failed_precondition(format!(
-                    "{} is an index; pull one of its manifests by digest",
-                    target.reference_for(&desc.digest)
-                )))
+                return Err(refuse(
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "{} is an index; pull one of its manifests by digest",
+                        target.reference_for(&desc.digest)
+                    ),
+                ))
             }
         };
         let files = files_to_pull(&manifest)?;
@@ -832,10 +839,13 @@ impl pb::satchel_service_server::SatchelService for Api {
             Some(body) => body,
             None => {
                 let Some(source) = req.source else {
-                    return Err(Status::not_found(format!(
-                        "{} is not in the content store; name a source to fetch it from",
-                        desc.digest
-                    )));
+                    return Err(refuse(
+                        ErrorKind::NotFound,
+                        format!(
+                            "{} is not in the content store; name a source to fetch it from",
+                            desc.digest
+                        ),
+                    ));
                 };
                 if req.size == 0 {
                     return Err(invalid("give the blob's size with a source"));
@@ -853,7 +863,10 @@ impl pb::satchel_service_server::SatchelService for Api {
                     .read_range(&desc, req.offset, req.length)
                     .await
                     .ok_or_else(|| {
-                        Status::unavailable("the blob left the content store at once; retry")
+                        refuse(
+                            ErrorKind::Unavailable,
+                            "the blob left the content store at once; retry",
+                        )
                     })?
             }
         };
@@ -891,7 +904,10 @@ impl Api {
     /// The content store, which the blob calls need.
     fn store(&self) -> Result<&Arc<ContentStore>, Status> {
         self.cache.as_ref().ok_or_else(|| {
-            Status::failed_precondition("satcheld runs without a content store (--no-cache)")
+            refuse(
+                ErrorKind::FailedPrecondition,
+                "satcheld runs without a content store (--no-cache)",
+            )
         })
     }
 }

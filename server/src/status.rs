@@ -22,6 +22,12 @@ pub fn status(err: Error) -> Status {
     Status::new(code(err.kind()), err.to_string())
 }
 
+/// The status for an error of `kind` that the service layer finds itself,
+/// coded by the same mapping as every OCI error.
+pub fn refuse(kind: ErrorKind, message: impl Into<String>) -> Status {
+    status(Error::new(kind, message))
+}
+
 /// An INVALID_ARGUMENT status.
 pub fn invalid(message: impl Into<String>) -> Status {
     Status::invalid_argument(message)
