@@ -650,3 +650,28 @@ fn a_push_whose_caller_gave_up_is_not_finished_behind_its_back() {
         "a manifest was pushed after the deadline"
     );
 }
+
+#[test]
+fn a_login_probe_redirected_elsewhere_sends_the_password_nowhere() {
+    let thief = HostileRegistry::start(|_| Action::Reply(Response::new(500, &[], "")));
+    let realm = format!("http://{}/token", thief.addr);
+    let elsewhere = HostileRegistry::start(move |_| Action::Reply(bearer_challenge(&realm)));
+    let target = format!("http://{}/v2/", elsewhere.addr);
+    let registry = HostileRegistry::start(move |_| {
+        Action::Reply(Response::new(307, &[("Location", target.as_str())], ""))
+    });
+    let daemon = Daemon::start();
+    let out = login(&daemon, &registry.addr);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(code(&err), "FAILED_PRECONDITION", "{err}");
+    assert!(
+        !elsewhere.seen().is_empty(),
+        "the redirect was not followed"
+    );
+    assert!(
+        thief.seen().is_empty(),
+        "the redirect target's realm was asked"
+    );
+    no_secret(&daemon, &err, &[CANARY_PASSWORD, &basic_b64()]);
+}

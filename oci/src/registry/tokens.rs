@@ -29,6 +29,14 @@ impl RegistryClient {
                 .map_err(|e| Error::http(reach(), e))
         })
         .await?;
+        // Only the registry itself may say how to authenticate to it: a
+        // challenge from wherever a redirect led could name any realm.
+        if !secrets::same_origin(probe.url(), &url) {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("{registry}/v2/ redirected to another origin; not logging in there"),
+            ));
+        }
         let status = probe.status();
         let refused = || {
             Error::new(
