@@ -8,6 +8,7 @@
 //! - [`answers`]: what every answer passes on its way out: capped status
 //!   messages, the caller's deadline for the whole call.
 //! - [`task_stream`]: streamed answers made by a task that ends with them.
+//! - [`framing`]: file bytes as gRPC messages, both ways.
 //! - [`access`]: who may call: the bearer-token check (health stays open).
 //! - [`callers`]: who is calling (`SO_PEERCRED`) and which OCI layouts they
 //!   may name (`layout_roots`).
@@ -23,6 +24,7 @@ pub mod api;
 pub mod callers;
 pub mod config;
 pub mod credentials;
+pub mod framing;
 pub mod listener;
 pub mod spool;
 pub mod status;
