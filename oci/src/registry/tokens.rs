@@ -4,6 +4,16 @@
 
 use super::*;
 
+/// The challenges in an answer's `WWW-Authenticate` headers.
+fn challenges_of(resp: &reqwest::Response) -> Vec<Challenge> {
+    resp.headers()
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(parse_challenges)
+        .collect()
+}
+
 impl RegistryClient {
     /// Checks `credential` against `registry` the way `docker login` does:
     /// basic auth on `/v2/`, or a token from the realm the registry names.
@@ -50,13 +60,7 @@ impl RegistryClient {
         let result = match status {
             s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED => {
-                let challenges: Vec<Challenge> = probe
-                    .headers()
-                    .get_all(header::WWW_AUTHENTICATE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .flat_map(parse_challenges)
-                    .collect();
+                let challenges = challenges_of(&probe);
                 if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
                     let service = bearer.params.get("service").cloned().unwrap_or_default();
                     self.fetch_token(registry, scheme, bearer, &service, "", Some(credential))
@@ -304,13 +308,7 @@ impl Repository {
 
     /// Records the challenges of a 401; returns whether a retry may help.
     pub(super) fn learn_challenge(&self, resp: &reqwest::Response, access: &Access) -> bool {
-        let challenges: Vec<Challenge> = resp
-            .headers()
-            .get_all(header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(parse_challenges)
-            .collect();
+        let challenges = challenges_of(resp);
         if challenges.is_empty() {
             return false;
         }
