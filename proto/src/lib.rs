@@ -16,6 +16,10 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// The largest chunk of file bytes one message carries (1 MiB).
 pub const MAX_CHUNK: usize = 1 << 20;
 
+/// The largest message either side sends or accepts: a 1 MiB chunk or a
+/// 4 MiB manifest plus framing (8 MiB).
+pub const MAX_MESSAGE: usize = 8 << 20;
+
 /// The daemon's default socket, the same for `satcheld` and its clients:
 /// `$XDG_RUNTIME_DIR/satchel/satcheld.sock`, else
 /// `$TMPDIR/satchel-<uid>/satcheld.sock`.

@@ -56,6 +56,8 @@ pub struct Api {
     cache: Option<Arc<ContentStore>>,
     /// How many blobs one pull moves at once.
     concurrency: usize,
+    /// What ServerInfo tells clients to hash before pushing.
+    hash_first_below: u64,
 }
 
 impl Api {
@@ -71,6 +73,7 @@ impl Api {
             credentials,
             cache,
             concurrency: DEFAULT_CONCURRENCY,
+            hash_first_below: satchel_oci::registry::MONOLITHIC_MAX,
             layout_locks: Arc::new(KeyedLocks::default()),
         }
     }
@@ -78,6 +81,12 @@ impl Api {
     /// Sets how many blobs one pull moves at once (at least 1).
     pub fn with_concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Sets the size below which ServerInfo tells clients to hash first.
+    pub fn with_hash_first_below(mut self, size: u64) -> Self {
+        self.hash_first_below = size;
         self
     }
 
@@ -844,6 +853,19 @@ impl pb::satchel_service_server::SatchelService for Api {
             .map_err(status)
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn server_info(
+        &self,
+        _request: Request<pb::ServerInfoRequest>,
+    ) -> Result<Response<pb::ServerInfoResponse>, Status> {
+        Ok(Response::new(pb::ServerInfoResponse {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            max_chunk_bytes: MAX_CHUNK as u32,
+            max_message_bytes: satchel_proto::MAX_MESSAGE as u32,
+            hash_first_below: self.hash_first_below,
+            content_store: self.cache.is_some(),
+        }))
     }
 
     async fn list_credentials(

@@ -39,8 +39,7 @@ use satchel_proto::v1::satchel_service_server::SatchelServiceServer;
 pub use config::Config;
 pub use listener::Listener;
 
-/// Messages may carry a 1 MiB chunk or a 4 MiB manifest plus framing.
-const MAX_MESSAGE: usize = 8 << 20;
+use satchel_proto::MAX_MESSAGE;
 
 /// Serves the Satchel API, health and reflection on `listener` until
 /// `shutdown` resolves; then stops accepting, lets calls in flight finish
@@ -74,6 +73,9 @@ pub async fn run(
         registry_options.spool_dir = Some(own.dir().to_path_buf());
         _spool = Some(own);
     }
+    let hash_first_below = registry_options
+        .monolithic_max
+        .unwrap_or(satchel_oci::registry::MONOLITHIC_MAX);
     let registry = Arc::new(RegistryClient::new(credentials.clone(), registry_options)?);
     let scrub: answers::Scrub = {
         let registry = registry.clone();
@@ -81,7 +83,8 @@ pub async fn run(
     };
     let check = access::TokenCheck::new(config.auth_token.as_ref().map(|t| t.expose()));
     let api = api::Api::new(registry, credentials, cache)
-        .with_concurrency(config.concurrency.unwrap_or(api::DEFAULT_CONCURRENCY));
+        .with_concurrency(config.concurrency.unwrap_or(api::DEFAULT_CONCURRENCY))
+        .with_hash_first_below(hash_first_below);
     let api = SatchelServiceServer::new(api)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);

@@ -2722,6 +2722,129 @@ func (x *DownloadBlobResponse) GetOffset() uint64 {
 	return 0
 }
 
+type ServerInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerInfoRequest) Reset() {
+	*x = ServerInfoRequest{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerInfoRequest) ProtoMessage() {}
+
+func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerInfoRequest.ProtoReflect.Descriptor instead.
+func (*ServerInfoRequest) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39}
+}
+
+type ServerInfoResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The daemon's version, for example "0.1.0".
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The most data bytes one FileChunk, UploadBlobRequest or answer chunk
+	// may carry.
+	MaxChunkBytes uint32 `protobuf:"varint,2,opt,name=max_chunk_bytes,json=maxChunkBytes,proto3" json:"max_chunk_bytes,omitempty"`
+	// The largest encoded message the daemon sends or accepts; a client's
+	// receive limit must be at least this.
+	MaxMessageBytes uint32 `protobuf:"varint,3,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
+	// Files smaller than this are best hashed before a push (digest and size
+	// in the FileSpec): the daemon then skips a blob the target already has
+	// and uploads the rest in one request. Larger files are streamed
+	// unhashed and uploaded in chunks; the daemon's config sets the size.
+	HashFirstBelow uint64 `protobuf:"varint,4,opt,name=hash_first_below,json=hashFirstBelow,proto3" json:"hash_first_below,omitempty"`
+	// Whether the daemon keeps a content store, which UploadBlob,
+	// UploadStatus, DownloadBlob and FileSpec.from_content_store need.
+	ContentStore  bool `protobuf:"varint,5,opt,name=content_store,json=contentStore,proto3" json:"content_store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerInfoResponse) Reset() {
+	*x = ServerInfoResponse{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerInfoResponse) ProtoMessage() {}
+
+func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerInfoResponse.ProtoReflect.Descriptor instead.
+func (*ServerInfoResponse) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ServerInfoResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ServerInfoResponse) GetMaxChunkBytes() uint32 {
+	if x != nil {
+		return x.MaxChunkBytes
+	}
+	return 0
+}
+
+func (x *ServerInfoResponse) GetMaxMessageBytes() uint32 {
+	if x != nil {
+		return x.MaxMessageBytes
+	}
+	return 0
+}
+
+func (x *ServerInfoResponse) GetHashFirstBelow() uint64 {
+	if x != nil {
+		return x.HashFirstBelow
+	}
+	return 0
+}
+
+func (x *ServerInfoResponse) GetContentStore() bool {
+	if x != nil {
+		return x.ContentStore
+	}
+	return false
+}
+
 var File_satchel_v1_satchel_proto protoreflect.FileDescriptor
 
 const file_satchel_v1_satchel_proto_rawDesc = "" +
@@ -2902,11 +3025,18 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\x06length\x18\x05 \x01(\x04R\x06length\"B\n" +
 	"\x14DownloadBlobResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x16\n" +
-	"\x06offset\x18\x02 \x01(\x04R\x06offset*_\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\"\x13\n" +
+	"\x11ServerInfoRequest\"\xd1\x01\n" +
+	"\x12ServerInfoResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12&\n" +
+	"\x0fmax_chunk_bytes\x18\x02 \x01(\rR\rmaxChunkBytes\x12*\n" +
+	"\x11max_message_bytes\x18\x03 \x01(\rR\x0fmaxMessageBytes\x12(\n" +
+	"\x10hash_first_below\x18\x04 \x01(\x04R\x0ehashFirstBelow\x12#\n" +
+	"\rcontent_store\x18\x05 \x01(\bR\fcontentStore*_\n" +
 	"\rReferrersMode\x12\x1e\n" +
 	"\x1aREFERRERS_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REFERRERS_MODE_API\x10\x01\x12\x16\n" +
-	"\x12REFERRERS_MODE_TAG\x10\x022\x89\a\n" +
+	"\x12REFERRERS_MODE_TAG\x10\x022\xd6\a\n" +
 	"\x0eSatchelService\x12=\n" +
 	"\x04Push\x12\x17.satchel.v1.PushRequest\x1a\x18.satchel.v1.PushResponse(\x010\x01\x12C\n" +
 	"\x06Attach\x12\x19.satchel.v1.AttachRequest\x1a\x1a.satchel.v1.AttachResponse(\x010\x01\x12E\n" +
@@ -2920,7 +3050,9 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\n" +
 	"UploadBlob\x12\x1d.satchel.v1.UploadBlobRequest\x1a\x1e.satchel.v1.UploadBlobResponse(\x010\x01\x12Q\n" +
 	"\fUploadStatus\x12\x1f.satchel.v1.UploadStatusRequest\x1a .satchel.v1.UploadStatusResponse\x12S\n" +
-	"\fDownloadBlob\x12\x1f.satchel.v1.DownloadBlobRequest\x1a .satchel.v1.DownloadBlobResponse0\x01BQ\n" +
+	"\fDownloadBlob\x12\x1f.satchel.v1.DownloadBlobRequest\x1a .satchel.v1.DownloadBlobResponse0\x01\x12K\n" +
+	"\n" +
+	"ServerInfo\x12\x1d.satchel.v1.ServerInfoRequest\x1a\x1e.satchel.v1.ServerInfoResponseBQ\n" +
 	"\x0edev.satchel.v1P\x01Z=github.com/satchel-oci/satchel/clients/go/satchelv1;satchelv1b\x06proto3"
 
 var (
@@ -2936,7 +3068,7 @@ func file_satchel_v1_satchel_proto_rawDescGZIP() []byte {
 }
 
 var file_satchel_v1_satchel_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_satchel_v1_satchel_proto_goTypes = []any{
 	(ReferrersMode)(0),              // 0: satchel.v1.ReferrersMode
 	(*Target)(nil),                  // 1: satchel.v1.Target
@@ -2978,15 +3110,17 @@ var file_satchel_v1_satchel_proto_goTypes = []any{
 	(*UploadStatusResponse)(nil),    // 37: satchel.v1.UploadStatusResponse
 	(*DownloadBlobRequest)(nil),     // 38: satchel.v1.DownloadBlobRequest
 	(*DownloadBlobResponse)(nil),    // 39: satchel.v1.DownloadBlobResponse
-	nil,                             // 40: satchel.v1.Descriptor.AnnotationsEntry
-	nil,                             // 41: satchel.v1.FileSpec.AnnotationsEntry
-	nil,                             // 42: satchel.v1.ArtifactSpec.AnnotationsEntry
+	(*ServerInfoRequest)(nil),       // 40: satchel.v1.ServerInfoRequest
+	(*ServerInfoResponse)(nil),      // 41: satchel.v1.ServerInfoResponse
+	nil,                             // 42: satchel.v1.Descriptor.AnnotationsEntry
+	nil,                             // 43: satchel.v1.FileSpec.AnnotationsEntry
+	nil,                             // 44: satchel.v1.ArtifactSpec.AnnotationsEntry
 }
 var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	0,  // 0: satchel.v1.Target.referrers_mode:type_name -> satchel.v1.ReferrersMode
-	40, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
-	41, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
-	42, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
+	42, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
+	43, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
+	44, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
 	3,  // 4: satchel.v1.ArtifactSpec.files:type_name -> satchel.v1.FileSpec
 	4,  // 5: satchel.v1.ArtifactSpec.config:type_name -> satchel.v1.ConfigSpec
 	1,  // 6: satchel.v1.PushHeader.target:type_name -> satchel.v1.Target
@@ -3035,20 +3169,22 @@ var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	34, // 49: satchel.v1.SatchelService.UploadBlob:input_type -> satchel.v1.UploadBlobRequest
 	36, // 50: satchel.v1.SatchelService.UploadStatus:input_type -> satchel.v1.UploadStatusRequest
 	38, // 51: satchel.v1.SatchelService.DownloadBlob:input_type -> satchel.v1.DownloadBlobRequest
-	12, // 52: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
-	13, // 53: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
-	17, // 54: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
-	22, // 55: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
-	24, // 56: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
-	26, // 57: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
-	28, // 58: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
-	30, // 59: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
-	33, // 60: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
-	35, // 61: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
-	37, // 62: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
-	39, // 63: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
-	52, // [52:64] is the sub-list for method output_type
-	40, // [40:52] is the sub-list for method input_type
+	40, // 52: satchel.v1.SatchelService.ServerInfo:input_type -> satchel.v1.ServerInfoRequest
+	12, // 53: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
+	13, // 54: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
+	17, // 55: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
+	22, // 56: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
+	24, // 57: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
+	26, // 58: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
+	28, // 59: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
+	30, // 60: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
+	33, // 61: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
+	35, // 62: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
+	37, // 63: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
+	39, // 64: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
+	41, // 65: satchel.v1.SatchelService.ServerInfo:output_type -> satchel.v1.ServerInfoResponse
+	53, // [53:66] is the sub-list for method output_type
+	40, // [40:53] is the sub-list for method input_type
 	40, // [40:40] is the sub-list for extension type_name
 	40, // [40:40] is the sub-list for extension extendee
 	0,  // [0:40] is the sub-list for field type_name
@@ -3090,7 +3226,7 @@ func file_satchel_v1_satchel_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_satchel_v1_satchel_proto_rawDesc), len(file_satchel_v1_satchel_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   42,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

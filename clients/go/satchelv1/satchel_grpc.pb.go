@@ -46,6 +46,7 @@ const (
 	SatchelService_UploadBlob_FullMethodName      = "/satchel.v1.SatchelService/UploadBlob"
 	SatchelService_UploadStatus_FullMethodName    = "/satchel.v1.SatchelService/UploadStatus"
 	SatchelService_DownloadBlob_FullMethodName    = "/satchel.v1.SatchelService/DownloadBlob"
+	SatchelService_ServerInfo_FullMethodName      = "/satchel.v1.SatchelService/ServerInfo"
 )
 
 // SatchelServiceClient is the client API for SatchelService service.
@@ -105,6 +106,11 @@ type SatchelServiceClient interface {
 	// DownloadBlob streams a blob, or a range of it, from the content store,
 	// fetching it from a registry or layout first when the store lacks it.
 	DownloadBlob(ctx context.Context, in *DownloadBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadBlobResponse], error)
+	// ServerInfo tells a client the daemon's version and the limits it
+	// works to, so clients read them instead of keeping copies: the largest
+	// chunk and message it accepts, and the size below which a client should
+	// hash a file before pushing it.
+	ServerInfo(ctx context.Context, in *ServerInfoRequest, opts ...grpc.CallOption) (*ServerInfoResponse, error)
 }
 
 type satchelServiceClient struct {
@@ -262,6 +268,16 @@ func (c *satchelServiceClient) DownloadBlob(ctx context.Context, in *DownloadBlo
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SatchelService_DownloadBlobClient = grpc.ServerStreamingClient[DownloadBlobResponse]
 
+func (c *satchelServiceClient) ServerInfo(ctx context.Context, in *ServerInfoRequest, opts ...grpc.CallOption) (*ServerInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ServerInfoResponse)
+	err := c.cc.Invoke(ctx, SatchelService_ServerInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SatchelServiceServer is the server API for SatchelService service.
 // All implementations must embed UnimplementedSatchelServiceServer
 // for forward compatibility.
@@ -319,6 +335,11 @@ type SatchelServiceServer interface {
 	// DownloadBlob streams a blob, or a range of it, from the content store,
 	// fetching it from a registry or layout first when the store lacks it.
 	DownloadBlob(*DownloadBlobRequest, grpc.ServerStreamingServer[DownloadBlobResponse]) error
+	// ServerInfo tells a client the daemon's version and the limits it
+	// works to, so clients read them instead of keeping copies: the largest
+	// chunk and message it accepts, and the size below which a client should
+	// hash a file before pushing it.
+	ServerInfo(context.Context, *ServerInfoRequest) (*ServerInfoResponse, error)
 	mustEmbedUnimplementedSatchelServiceServer()
 }
 
@@ -364,6 +385,9 @@ func (UnimplementedSatchelServiceServer) UploadStatus(context.Context, *UploadSt
 }
 func (UnimplementedSatchelServiceServer) DownloadBlob(*DownloadBlobRequest, grpc.ServerStreamingServer[DownloadBlobResponse]) error {
 	return status.Error(codes.Unimplemented, "method DownloadBlob not implemented")
+}
+func (UnimplementedSatchelServiceServer) ServerInfo(context.Context, *ServerInfoRequest) (*ServerInfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ServerInfo not implemented")
 }
 func (UnimplementedSatchelServiceServer) mustEmbedUnimplementedSatchelServiceServer() {}
 func (UnimplementedSatchelServiceServer) testEmbeddedByValue()                        {}
@@ -555,6 +579,24 @@ func _SatchelService_DownloadBlob_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SatchelService_DownloadBlobServer = grpc.ServerStreamingServer[DownloadBlobResponse]
 
+func _SatchelService_ServerInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ServerInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SatchelServiceServer).ServerInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SatchelService_ServerInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SatchelServiceServer).ServerInfo(ctx, req.(*ServerInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SatchelService_ServiceDesc is the grpc.ServiceDesc for SatchelService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -589,6 +631,10 @@ var SatchelService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UploadStatus",
 			Handler:    _SatchelService_UploadStatus_Handler,
+		},
+		{
+			MethodName: "ServerInfo",
+			Handler:    _SatchelService_ServerInfo_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

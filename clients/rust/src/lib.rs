@@ -116,8 +116,7 @@ impl tonic::service::Interceptor for CallMetadata {
     }
 }
 
-/// Messages may carry a 1 MiB chunk or a 4 MiB manifest plus framing.
-const MAX_MESSAGE: usize = 8 << 20;
+use satchel_proto::MAX_MESSAGE;
 
 /// The address clients use when none is given: the `SATCHEL_ADDR`
 /// environment variable, else the daemon's default socket.

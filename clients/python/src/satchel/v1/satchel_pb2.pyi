@@ -408,3 +408,21 @@ class DownloadBlobResponse(_message.Message):
     data: bytes
     offset: int
     def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class ServerInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ServerInfoResponse(_message.Message):
+    __slots__ = ("version", "max_chunk_bytes", "max_message_bytes", "hash_first_below", "content_store")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIRST_BELOW_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_STORE_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    max_chunk_bytes: int
+    max_message_bytes: int
+    hash_first_below: int
+    content_store: bool
+    def __init__(self, version: _Optional[str] = ..., max_chunk_bytes: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., hash_first_below: _Optional[int] = ..., content_store: _Optional[bool] = ...) -> None: ...

@@ -96,6 +96,11 @@ class SatchelServiceStub:
                 request_serializer=satchel_dot_v1_dot_satchel__pb2.DownloadBlobRequest.SerializeToString,
                 response_deserializer=satchel_dot_v1_dot_satchel__pb2.DownloadBlobResponse.FromString,
                 _registered_method=True)
+        self.ServerInfo = channel.unary_unary(
+                '/satchel.v1.SatchelService/ServerInfo',
+                request_serializer=satchel_dot_v1_dot_satchel__pb2.ServerInfoRequest.SerializeToString,
+                response_deserializer=satchel_dot_v1_dot_satchel__pb2.ServerInfoResponse.FromString,
+                _registered_method=True)
 
 
 class SatchelServiceServicer:
@@ -213,6 +218,16 @@ class SatchelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ServerInfo(self, request, context):
+        """ServerInfo tells a client the daemon's version and the limits it
+        works to, so clients read them instead of keeping copies: the largest
+        chunk and message it accepts, and the size below which a client should
+        hash a file before pushing it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SatchelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -275,6 +290,11 @@ def add_SatchelServiceServicer_to_server(servicer, server):
                     servicer.DownloadBlob,
                     request_deserializer=satchel_dot_v1_dot_satchel__pb2.DownloadBlobRequest.FromString,
                     response_serializer=satchel_dot_v1_dot_satchel__pb2.DownloadBlobResponse.SerializeToString,
+            ),
+            'ServerInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.ServerInfo,
+                    request_deserializer=satchel_dot_v1_dot_satchel__pb2.ServerInfoRequest.FromString,
+                    response_serializer=satchel_dot_v1_dot_satchel__pb2.ServerInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -603,6 +623,33 @@ class SatchelService:
             '/satchel.v1.SatchelService/DownloadBlob',
             satchel_dot_v1_dot_satchel__pb2.DownloadBlobRequest.SerializeToString,
             satchel_dot_v1_dot_satchel__pb2.DownloadBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ServerInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satchel.v1.SatchelService/ServerInfo',
+            satchel_dot_v1_dot_satchel__pb2.ServerInfoRequest.SerializeToString,
+            satchel_dot_v1_dot_satchel__pb2.ServerInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

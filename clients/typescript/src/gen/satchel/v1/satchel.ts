@@ -606,6 +606,36 @@ export interface DownloadBlobResponse {
   offset: bigint;
 }
 
+export interface ServerInfoRequest {
+}
+
+export interface ServerInfoResponse {
+  /** The daemon's version, for example "0.1.0". */
+  version: string;
+  /**
+   * The most data bytes one FileChunk, UploadBlobRequest or answer chunk
+   * may carry.
+   */
+  maxChunkBytes: number;
+  /**
+   * The largest encoded message the daemon sends or accepts; a client's
+   * receive limit must be at least this.
+   */
+  maxMessageBytes: number;
+  /**
+   * Files smaller than this are best hashed before a push (digest and size
+   * in the FileSpec): the daemon then skips a blob the target already has
+   * and uploads the rest in one request. Larger files are streamed
+   * unhashed and uploaded in chunks; the daemon's config sets the size.
+   */
+  hashFirstBelow: bigint;
+  /**
+   * Whether the daemon keeps a content store, which UploadBlob,
+   * UploadStatus, DownloadBlob and FileSpec.from_content_store need.
+   */
+  contentStore: boolean;
+}
+
 function createBaseTarget(): Target {
   return { reference: "", ociLayout: "", plainHttp: false, referrersMode: 0 };
 }
@@ -3982,6 +4012,157 @@ export const DownloadBlobResponse: MessageFns<DownloadBlobResponse> = {
   },
 };
 
+function createBaseServerInfoRequest(): ServerInfoRequest {
+  return {};
+}
+
+export const ServerInfoRequest: MessageFns<ServerInfoRequest> = {
+  encode(_: ServerInfoRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServerInfoRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServerInfoRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ServerInfoRequest>): ServerInfoRequest {
+    return ServerInfoRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<ServerInfoRequest>): ServerInfoRequest {
+    const message = createBaseServerInfoRequest();
+    return message;
+  },
+};
+
+function createBaseServerInfoResponse(): ServerInfoResponse {
+  return { version: "", maxChunkBytes: 0, maxMessageBytes: 0, hashFirstBelow: 0n, contentStore: false };
+}
+
+export const ServerInfoResponse: MessageFns<ServerInfoResponse> = {
+  encode(message: ServerInfoResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== "") {
+      writer.uint32(10).string(message.version);
+    }
+    if (message.maxChunkBytes !== 0) {
+      writer.uint32(16).uint32(message.maxChunkBytes);
+    }
+    if (message.maxMessageBytes !== 0) {
+      writer.uint32(24).uint32(message.maxMessageBytes);
+    }
+    if (message.hashFirstBelow !== 0n) {
+      if (BigInt.asUintN(64, message.hashFirstBelow) !== message.hashFirstBelow) {
+        throw new globalThis.Error("value provided for field message.hashFirstBelow of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.hashFirstBelow);
+    }
+    if (message.contentStore !== false) {
+      writer.uint32(40).bool(message.contentStore);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServerInfoResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServerInfoResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxChunkBytes = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxMessageBytes = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.hashFirstBelow = reader.uint64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.contentStore = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ServerInfoResponse>): ServerInfoResponse {
+    return ServerInfoResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServerInfoResponse>): ServerInfoResponse {
+    const message = createBaseServerInfoResponse();
+    message.version = object.version ?? "";
+    message.maxChunkBytes = object.maxChunkBytes ?? 0;
+    message.maxMessageBytes = object.maxMessageBytes ?? 0;
+    message.hashFirstBelow = (object.hashFirstBelow !== undefined && object.hashFirstBelow !== null)
+      ? BigInt(object.hashFirstBelow)
+      : 0n;
+    message.contentStore = object.contentStore ?? false;
+    return message;
+  },
+};
+
 /**
  * Satchel moves OCI artifacts between its callers and registries or local
  * OCI image layouts.
@@ -4160,6 +4341,21 @@ export const SatchelServiceService = {
       Buffer.from(DownloadBlobResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DownloadBlobResponse => DownloadBlobResponse.decode(value),
   },
+  /**
+   * ServerInfo tells a client the daemon's version and the limits it
+   * works to, so clients read them instead of keeping copies: the largest
+   * chunk and message it accepts, and the size below which a client should
+   * hash a file before pushing it.
+   */
+  serverInfo: {
+    path: "/satchel.v1.SatchelService/ServerInfo" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ServerInfoRequest): Buffer => Buffer.from(ServerInfoRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ServerInfoRequest => ServerInfoRequest.decode(value),
+    responseSerialize: (value: ServerInfoResponse): Buffer => Buffer.from(ServerInfoResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ServerInfoResponse => ServerInfoResponse.decode(value),
+  },
 } as const;
 
 export interface SatchelServiceServer extends UntypedServiceImplementation {
@@ -4233,6 +4429,13 @@ export interface SatchelServiceServer extends UntypedServiceImplementation {
    * fetching it from a registry or layout first when the store lacks it.
    */
   downloadBlob: handleServerStreamingCall<DownloadBlobRequest, DownloadBlobResponse>;
+  /**
+   * ServerInfo tells a client the daemon's version and the limits it
+   * works to, so clients read them instead of keeping copies: the largest
+   * chunk and message it accepts, and the size below which a client should
+   * hash a file before pushing it.
+   */
+  serverInfo: handleUnaryCall<ServerInfoRequest, ServerInfoResponse>;
 }
 
 export interface SatchelServiceClient extends Client {
@@ -4422,6 +4625,27 @@ export interface SatchelServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<DownloadBlobResponse>;
+  /**
+   * ServerInfo tells a client the daemon's version and the limits it
+   * works to, so clients read them instead of keeping copies: the largest
+   * chunk and message it accepts, and the size below which a client should
+   * hash a file before pushing it.
+   */
+  serverInfo(
+    request: ServerInfoRequest,
+    callback: (error: ServiceError | null, response: ServerInfoResponse) => void,
+  ): ClientUnaryCall;
+  serverInfo(
+    request: ServerInfoRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ServerInfoResponse) => void,
+  ): ClientUnaryCall;
+  serverInfo(
+    request: ServerInfoRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ServerInfoResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const SatchelServiceClient = makeGenericClientConstructor(
