@@ -11,8 +11,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Files under HashFirstBelow are hashed before they are sent; larger ones
-// go with their size only, unless HashFirst asks for a digest too.
+// Files under the threshold (here the fallback HashFirstBelow) are hashed
+// before they are sent; larger ones go with their size only, unless
+// HashFirst asks for a digest too.
 func TestPushHashesSmallFilesFirst(t *testing.T) {
 	dir := t.TempDir()
 	small := filepath.Join(dir, "small.txt")
@@ -34,7 +35,7 @@ func TestPushHashesSmallFilesFirst(t *testing.T) {
 		zeroDigest = "sha256:a6d72ac7690f53be6ae46ba88506bd97302a093f7108472bd9efc3cefda06484"
 	)
 
-	specs, err := fileSpecs([]string{small, big}, PushOptions{})
+	specs, err := fileSpecs([]string{small, big}, []string{"small.txt", "big.bin"}, PushOptions{}, HashFirstBelow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func TestPushHashesSmallFilesFirst(t *testing.T) {
 		t.Errorf("large file spec = %v, want size %d and no digest", s, HashFirstBelow)
 	}
 
-	specs, err = fileSpecs([]string{big}, PushOptions{HashFirst: true})
+	specs, err = fileSpecs([]string{big}, []string{"big.bin"}, PushOptions{HashFirst: true}, HashFirstBelow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func TestPushHashesSmallFilesFirst(t *testing.T) {
 		t.Errorf("large file spec with HashFirst = %v, want digest %s", s, zeroDigest)
 	}
 
-	if _, err := fileSpecs([]string{dir}, PushOptions{}); err == nil {
+	if _, err := fileSpecs([]string{dir}, []string{"d"}, PushOptions{}, HashFirstBelow); err == nil {
 		t.Errorf("a directory was accepted as a file")
 	}
 }

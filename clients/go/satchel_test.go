@@ -28,6 +28,8 @@ var (
 	registry   string
 	// registryBlobs is where docker-registry keeps blob files.
 	registryBlobs string
+	// envDir is testenv's directory (its pid files and logs).
+	envDir string
 )
 
 // TestMain starts a registry and a satcheld with ../testenv.sh for the
@@ -43,6 +45,7 @@ func runWithEnv(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	envDir = dir
 	testenv, err := filepath.Abs(filepath.Join("..", "testenv.sh"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
