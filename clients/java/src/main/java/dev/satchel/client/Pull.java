@@ -93,16 +93,17 @@ final class Pull implements AutoCloseable {
     if (titles == null) {
       throw protocol("a file arrived before the manifest");
     }
-    if (!titles.remove(header.getName())) {
-      throw Status.INVALID_ARGUMENT
-          .withDescription(
-              "pull: refusing file "
-                  + Titles.shown(header.getName())
-                  + ": not a title of the manifest, or sent twice")
-          .asRuntimeException();
-    }
+    // The output directory is made when the first file starts (clients/conformance/README.md).
     if (out == null) {
       out = OutputDir.open(dir);
+    }
+    if (!titles.remove(header.getName())) {
+      // The manifest's titles were all checked; a header for another name (or the same twice) is
+      // the daemon breaking the protocol, and nothing is written for it.
+      throw protocol(
+          "refusing file "
+              + Titles.shown(header.getName())
+              + ": not a title of the manifest, or sent twice");
     }
     return PendingFile.create(out, header);
   }
