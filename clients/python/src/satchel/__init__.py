@@ -3,7 +3,7 @@ pull and resolve OCI artifacts over gRPC.
 
     from satchel import Client
 
-    with Client("unix:///run/user/1000/satchel/satcheld.sock") as c:
+    with Client() as c:  # $SATCHEL_ADDR, else the daemon's default socket
         c.attach("registry.example/app:v1", ["sbom.json"],
                  artifact_type="application/vnd.cyclonedx+json")
 
@@ -13,27 +13,27 @@ pull and resolve OCI artifacts over gRPC.
 """
 
 from satchel.client import (
-    HASH_FIRST_BELOW,
+    RECEIVE_LIMIT_BYTES,
+    SERVER_INFO_DEFAULTS,
     Client,
-    Descriptor,
-    PulledFile,
-    PullResult,
-    PushResult,
-    Referrer,
-    SatchelError,
     default_addr,
 )
+from satchel.errors import MissingFileError, SatchelError
+from satchel.results import Descriptor, PulledFile, PullResult, PushResult, Referrer, ServerInfo
 from satchel.titles import check_title, check_titles
 
 __all__ = [
-    "HASH_FIRST_BELOW",
+    "RECEIVE_LIMIT_BYTES",
+    "SERVER_INFO_DEFAULTS",
     "Client",
     "Descriptor",
+    "MissingFileError",
     "PulledFile",
     "PullResult",
     "PushResult",
     "Referrer",
     "SatchelError",
+    "ServerInfo",
     "check_title",
     "check_titles",
     "default_addr",

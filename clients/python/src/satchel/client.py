@@ -1,41 +1,47 @@
 """A thin, typed wrapper over the generated ``satchel.v1`` stubs.
 
-Files go up in 1 MiB chunks read from disk as gRPC asks for them, and come
-down in 1 MiB chunks written to a temporary file that takes its final name
-only once the daemon has verified the layer's digest (and this module has
+Files go up in chunks of the daemon's ``max_chunk_bytes`` (its ServerInfo,
+asked once per client), read from disk as gRPC asks for them, and come down
+in chunks written to a temporary file that takes its final name only once
+the daemon has verified the layer's digest (and ``satchel._pull`` has
 checked it again). No method holds a whole file in memory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import tempfile
+import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import grpc
 
-from satchel._files import OutputDir, PartialFile
-from satchel.errors import SatchelError
-from satchel.titles import check_title, check_titles, manifest_layers
+from satchel._pull import pull_stream as _pull
+from satchel.errors import MissingFileError, SatchelError, rpc_error as _error
+from satchel.results import Descriptor, PulledFile, PullResult, PushResult, Referrer, ServerInfo
+from satchel.titles import check_titles
 from satchel.v1 import satchel_pb2 as pb
 from satchel.v1 import satchel_pb2_grpc as pb_grpc
 
-CHUNK = 1 << 20
-"""The largest chunk one message carries (the API's limit)."""
-
 DEFAULT_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 
-MAX_MESSAGE = 16 << 20
-"""The largest message this client accepts."""
+SERVER_INFO_DEFAULTS = ServerInfo(max_chunk_bytes=1 << 20, max_message_bytes=8 << 20, hash_first_below=256 << 20)
+"""What a daemon too old for ServerInfo (UNIMPLEMENTED) is taken to answer:
+clients/conformance/limits.json's ``server_info_defaults``, which is also
+what a daemon with the default config answers."""
 
-HASH_FIRST_BELOW = 256 << 20
-"""Files smaller than this are hashed before they are sent, as the satchel
-CLI does: with a digest the daemon can skip a blob the registry already has.
-Larger files stream at once and the daemon hashes them on the way."""
+RECEIVE_LIMIT_BYTES = 8 << 20
+"""The largest message this client accepts (clients/conformance/limits.json's
+``client_receive_limit_bytes``): at least the daemon's ``max_message_bytes``,
+and more than gRPC's default 4 MiB, for a pulled manifest may be 4 MiB plus
+its descriptor."""
+
+_READ = 1 << 20
+"""How much of a file is read at once to hash it."""
 
 FileArg = Union[
     str,
@@ -51,91 +57,13 @@ ProgressCallback = Callable[[str, int, int], None]
 """Called with (file name, bytes done, bytes in all or 0 when unknown)."""
 
 
-@dataclass(frozen=True)
-class Descriptor:
-    """Content by media type, digest and size, as in the OCI image spec."""
-
-    media_type: str
-    digest: str
-    size: int
-    artifact_type: str = ""
-    annotations: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def _from_pb(cls, d: pb.Descriptor) -> "Descriptor":
-        return cls(d.media_type, d.digest, d.size, d.artifact_type, dict(d.annotations))
-
-
-@dataclass(frozen=True)
-class Referrer(Descriptor):
-    """A manifest that refers to a subject, with its own referrers when
-    discover was asked for depth > 1."""
-
-    referrers: Sequence["Referrer"] = ()
-
-    @classmethod
-    def _from_referrer(cls, r: pb.Referrer) -> "Referrer":
-        d = r.manifest
-        return cls(
-            d.media_type,
-            d.digest,
-            d.size,
-            d.artifact_type,
-            dict(d.annotations),
-            tuple(cls._from_referrer(x) for x in r.referrers),
-        )
-
-
-@dataclass(frozen=True)
-class PushResult:
-    """A pushed or attached artifact."""
-
-    manifest: Descriptor
-    reference: str
-    """The manifest's canonical reference by digest."""
-    layers: Sequence[Descriptor]
-    tags: Sequence[str]
-    subject: Optional[Descriptor]
-    warnings: Sequence[str]
-    blobs_skipped: int
-    """Layers the target already had, so their bytes were checked but not
-    uploaded (only files sent with a digest can be skipped)."""
-
-    @classmethod
-    def _from_pb(cls, r: pb.PushResult) -> "PushResult":
-        return cls(
-            Descriptor._from_pb(r.manifest),
-            r.reference,
-            tuple(Descriptor._from_pb(d) for d in r.layers),
-            tuple(r.tags),
-            Descriptor._from_pb(r.subject) if r.HasField("subject") else None,
-            tuple(r.warnings),
-            r.blobs_skipped,
-        )
-
-
-@dataclass(frozen=True)
-class PulledFile:
-    """A file written by pull: where it is and the layer it came from."""
-
-    path: Path
-    descriptor: Descriptor
-
-
-@dataclass(frozen=True)
-class PullResult:
-    """A pulled artifact: its manifest and the files written."""
-
-    manifest: Descriptor
-    reference: str
-    files: Sequence[PulledFile]
-
-
 class Client:
     """A connection to satcheld.
 
-    ``addr`` is ``unix:///path/to/satcheld.sock`` or ``host:port``; without
-    it, ``$SATCHEL_ADDR`` or the daemon's default socket. ``token`` is sent as
+    ``addr`` is ``unix:///path/to/satcheld.sock``, a bare absolute path (a
+    Unix socket too), ``host:port`` or ``http://host:port``; when it is
+    ``None`` or empty, ``$SATCHEL_ADDR`` if set and not empty, else the
+    daemon's default socket (``default_addr()``). ``token`` is sent as
     a bearer token to daemons started with ``--auth-token-file`` (give
     ``credentials`` too: a token is only sent over TLS). ``timeout`` is the
     default deadline of every call in seconds (``None``: none); each method's
@@ -152,10 +80,12 @@ class Client:
         timeout: Optional[float] = None,
     ):
         self.timeout = timeout
+        self._info: Optional[ServerInfo] = None
+        self._info_lock = threading.Lock()
         addr = addr or os.environ.get("SATCHEL_ADDR") or default_addr()
-        # A pulled manifest may be 4 MiB plus its descriptor: allow more than
-        # gRPC's default 4 MiB per message.
-        options = [("grpc.max_receive_message_length", MAX_MESSAGE)]
+        if addr.startswith("/"):
+            addr = "unix://" + addr
+        options = [("grpc.max_receive_message_length", RECEIVE_LIMIT_BYTES)]
         if addr.startswith("unix:"):
             # grpc-core sends a Unix socket's path as :authority, which the
             # daemon's HTTP/2 server refuses as malformed; name a host instead.
@@ -183,6 +113,25 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def server_info(self, *, timeout: Optional[float] = None) -> ServerInfo:
+        """The daemon's version and limits, asked once per client and kept;
+        ``SERVER_INFO_DEFAULTS`` for a daemon too old to answer. Push and
+        attach use its chunk size and hash-first threshold."""
+        with self._info_lock:
+            if self._info is None:
+                try:
+                    answer = _call(self._stub.ServerInfo, pb.ServerInfoRequest(), self._timeout(timeout))
+                    info = ServerInfo._from_pb(answer)
+                    if info.max_chunk_bytes == 0:
+                        # Not a limit anyone means: the chunk size is unset.
+                        info = dataclasses.replace(info, max_chunk_bytes=SERVER_INFO_DEFAULTS.max_chunk_bytes)
+                except SatchelError as e:
+                    if e.code != grpc.StatusCode.UNIMPLEMENTED:
+                        raise
+                    info = SERVER_INFO_DEFAULTS
+                self._info = info
+            return self._info
+
     def push(
         self,
         reference: str,
@@ -200,18 +149,21 @@ class Client:
         repository for ``latest``), like ``satchel push``.
 
         ``hash_first`` decides which files are hashed before they are sent:
-        ``None`` those under ``HASH_FIRST_BELOW``, ``True`` all, ``False``
-        none. Hashing reads a file twice but lets the daemon skip a blob the
-        registry already has (see ``PushResult.blobs_skipped``)."""
-        specs, paths = _file_specs(files, hash_first)
-        header = pb.PushHeader(
-            target=_target(reference, plain_http),
-            artifact=_artifact(artifact_type, annotations, specs, tags),
+        ``None`` those under the daemon's ``hash_first_below`` (see
+        ``server_info``), ``True`` all, ``False`` none. Hashing reads a file
+        twice but lets the daemon skip a blob the registry already has (see
+        ``PushResult.blobs_skipped``). A file that is not there raises
+        ``MissingFileError`` (INVALID_ARGUMENT, a ``FileNotFoundError``)
+        before any call."""
+        named = _named_files(files)
+
+        def header(specs: list[pb.FileSpec]) -> pb.PushRequest:
+            artifact = _artifact(artifact_type, annotations, specs, tags)
+            return pb.PushRequest(header=pb.PushHeader(target=_target(reference, plain_http), artifact=artifact))
+
+        return self._upload(
+            self._stub.Push, named, header, lambda c: pb.PushRequest(chunk=c), hash_first, on_progress, timeout
         )
-        requests = _Requests(pb.PushRequest(header=header), paths, lambda c: pb.PushRequest(chunk=c))
-        timeout = self._timeout(timeout)
-        call = self._stub.Push(iter(requests), timeout=timeout)
-        return _follow(call, requests, on_progress, _deadline(timeout))
 
     def attach(
         self,
@@ -226,19 +178,30 @@ class Client:
         timeout: Optional[float] = None,
     ) -> PushResult:
         """Attaches files as an artifact of ``artifact_type`` to the subject
-        manifest ``reference``, like ``satchel attach``. ``hash_first`` is as
-        for ``push``."""
+        manifest ``reference``, like ``satchel attach``. ``hash_first`` and a
+        missing file are as for ``push``."""
         if not artifact_type:
             raise ValueError("attach needs an artifact_type")
-        specs, paths = _file_specs(files, hash_first)
-        header = pb.AttachHeader(
-            subject=_target(reference, plain_http),
-            artifact=_artifact(artifact_type, annotations, specs, ()),
+        named = _named_files(files)
+
+        def header(specs: list[pb.FileSpec]) -> pb.AttachRequest:
+            artifact = _artifact(artifact_type, annotations, specs, ())
+            return pb.AttachRequest(header=pb.AttachHeader(subject=_target(reference, plain_http), artifact=artifact))
+
+        return self._upload(
+            self._stub.Attach, named, header, lambda c: pb.AttachRequest(chunk=c), hash_first, on_progress, timeout
         )
-        requests = _Requests(pb.AttachRequest(header=header), paths, lambda c: pb.AttachRequest(chunk=c))
+
+    def _upload(self, method, named, header, wrap, hash_first, on_progress, timeout) -> PushResult:
+        """A Push or Attach call: the daemon's limits, the files' specs (hashed
+        or not), then the header and the files' bytes in chunks."""
         timeout = self._timeout(timeout)
-        call = self._stub.Attach(iter(requests), timeout=timeout)
-        return _follow(call, requests, on_progress, _deadline(timeout))
+        deadline = _deadline(timeout)
+        info = self.server_info(timeout=timeout)
+        specs, paths = _file_specs(named, hash_first, info.hash_first_below)
+        requests = _Requests(header(specs), paths, wrap, info.max_chunk_bytes)
+        call = method(iter(requests), timeout=_left(deadline))
+        return _follow(call, requests, on_progress, deadline)
 
     def discover(
         self,
@@ -275,8 +238,9 @@ class Client:
         on_progress: Optional[ProgressCallback] = None,
         timeout: Optional[float] = None,
     ) -> PullResult:
-        """Pulls the files of the artifact ``reference`` into ``output_dir``
-        (made if missing).
+        """Pulls the files of the artifact ``reference`` into ``output_dir``,
+        made (if missing) when the first file starts: a pull that fails
+        before, or an artifact without files, makes no directory.
 
         Every title of the artifact is checked (``satchel.titles``) before
         the first byte is written, and no file is written through a link the
@@ -319,17 +283,9 @@ def _deadline(timeout: Optional[float]) -> Optional[float]:
     return None if timeout is None else time.monotonic() + timeout
 
 
-def _error(e: grpc.RpcError, deadline: Optional[float] = None) -> SatchelError:
-    # Call errors carry code() and details(); a bare RpcError does not.
-    code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
-    details = e.details() if hasattr(e, "details") else str(e)
-    # satcheld (tonic) ends a call whose deadline it saw pass with
-    # CANCELLED "Timeout expired", often just before grpc's own timer fires:
-    # that is the deadline, not a cancel.
-    expired = deadline is not None and (details == "Timeout expired" or time.monotonic() >= deadline)
-    if code == grpc.StatusCode.CANCELLED and expired:
-        code = grpc.StatusCode.DEADLINE_EXCEEDED
-    return SatchelError(code, details or "")
+def _left(deadline: Optional[float]) -> Optional[float]:
+    """The seconds until ``deadline``, for a call that comes after another."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 def _target(reference: str, plain_http: bool) -> pb.Target:
@@ -350,10 +306,10 @@ def _artifact(
     )
 
 
-def _file_specs(
-    files: Iterable[FileArg], hash_first: Optional[bool]
-) -> tuple[list[pb.FileSpec], list[Path]]:
-    specs, paths = [], []
+def _named_files(files: Iterable[FileArg]) -> list[tuple[Path, str, str]]:
+    """Each file as (path, media type, title), after the checks that need
+    no daemon: every title against the rules and each other, then every path
+    a regular file (else ``MissingFileError``)."""
     # The layer's title is the file's name, as the CLI records it, unless
     # the caller names it.
     named = []
@@ -367,13 +323,25 @@ def _file_specs(
     # The titles first: a name the daemon would refuse fails before any
     # file is read.
     check_titles(name for _, _, name in named)
-    for path, media_type, name in named:
+    for path, _, _ in named:
+        if not path.exists():
+            raise MissingFileError(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: not a file")
+            raise MissingFileError(path, "not a regular file")
+    return named
+
+
+def _file_specs(
+    named: list[tuple[Path, str, str]], hash_first: Optional[bool], hash_first_below: int
+) -> tuple[list[pb.FileSpec], list[Path]]:
+    """The FileSpecs of the files, hashed first as ``hash_first`` says (or,
+    when it is None, those smaller than ``hash_first_below``)."""
+    specs, paths = [], []
+    for path, media_type, name in named:
         # The daemon hashes the bytes as they arrive and checks them
         # against a digest sent here.
         size = path.stat().st_size
-        hash_it = size < HASH_FIRST_BELOW if hash_first is None else hash_first
+        hash_it = size < hash_first_below if hash_first is None else hash_first
         digest = _sha256_file(path) if hash_it else ""
         specs.append(pb.FileSpec(name=name, media_type=media_type, size=size, digest=digest))
         paths.append(path)
@@ -383,18 +351,19 @@ def _file_specs(
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
+        while chunk := f.read(_READ):
             h.update(chunk)
     return "sha256:" + h.hexdigest()
 
 
 class _Requests:
-    """The messages of a Push or Attach call, read from disk lazily: gRPC
-    pulls the next one only when flow control lets it send. A read error is
-    kept, to be reported instead of gRPC's generic one."""
+    """The messages of a Push or Attach call, read from disk lazily, in
+    chunks of ``chunk`` bytes: gRPC pulls the next one only when flow control
+    lets it send. A read error is kept, to be reported instead of gRPC's
+    generic one."""
 
-    def __init__(self, first, paths: list[Path], wrap):
-        self.first, self.paths, self.wrap = first, paths, wrap
+    def __init__(self, first, paths: list[Path], wrap, chunk: int):
+        self.first, self.paths, self.wrap, self.chunk = first, paths, wrap, chunk
         self.error: Optional[OSError] = None
 
     def __iter__(self) -> Iterator:
@@ -402,7 +371,7 @@ class _Requests:
         for index, path in enumerate(self.paths):
             try:
                 with open(path, "rb") as f:
-                    while data := f.read(CHUNK):
+                    while data := f.read(self.chunk):
                         yield self.wrap(pb.FileChunk(file_index=index, data=data))
             except OSError as e:
                 self.error = e
@@ -429,119 +398,3 @@ def _follow(
         # must not go on without us. A finished call ignores this.
         call.cancel()
     raise SatchelError(grpc.StatusCode.INTERNAL, "the daemon ended the call without a result")
-
-
-class _Receiving:
-    """A pulled file on its way: written to a PartialFile, hashed as it
-    grows, checked against its layer and the daemon's FileDone."""
-
-    def __init__(self, out: OutputDir, name: str, descriptor: Descriptor):
-        algorithm = descriptor.digest.partition(":")[0]
-        if algorithm not in ("sha256", "sha512"):
-            raise SatchelError(grpc.StatusCode.FAILED_PRECONDITION, f"{name!r}: unsupported digest {descriptor.digest}")
-        self.name = name
-        self.descriptor = descriptor
-        self.hash = hashlib.new(algorithm)
-        self.size = 0
-        self.file = PartialFile(out, name.split("/"))
-
-    def write(self, data: bytes) -> None:
-        self.file.write(data)
-        self.hash.update(data)
-        self.size += len(data)
-
-    def commit(self, digest: str) -> PulledFile:
-        got = f"{self.hash.name}:{self.hash.hexdigest()}"
-        want = self.descriptor
-        if digest != want.digest or got != want.digest or self.size != want.size:
-            self.file.discard()
-            raise SatchelError(
-                grpc.StatusCode.DATA_LOSS,
-                f"{self.name!r}: expected {want.digest} ({want.size} bytes), "
-                f"received {got} ({self.size} bytes), the daemon verified {digest or 'nothing'}",
-            )
-        self.file.commit()
-        return PulledFile(self.file.path, want)
-
-
-def _expected_files(manifest: pb.PulledManifest) -> dict[str, str]:
-    """The files the pulled manifest names, title to layer digest, after
-    checking its content against its digest and every title against the
-    rules and each other (before anything is written)."""
-    want = manifest.manifest.digest
-    algorithm = want.partition(":")[0]
-    if algorithm not in ("sha256", "sha512"):
-        raise SatchelError(grpc.StatusCode.FAILED_PRECONDITION, f"manifest: unsupported digest {want}")
-    got = f"{algorithm}:{hashlib.new(algorithm, manifest.content).hexdigest()}"
-    if got != want:
-        raise SatchelError(grpc.StatusCode.DATA_LOSS, f"manifest content is {got}, not {want}")
-    layers = manifest_layers(manifest.content)
-    check_titles(title for title, _ in layers)
-    return dict(layers)
-
-
-def _start_file(header: pb.FileHeader, expected: dict[str, str], out: OutputDir) -> _Receiving:
-    """Opens the file a FileHeader announces, if the manifest named it and
-    it has not been written yet."""
-    check_title(header.name)
-    digest = expected.pop(header.name, None)
-    if digest is None:
-        raise SatchelError(
-            grpc.StatusCode.INTERNAL, f"the daemon sent {header.name!r}, which the manifest names not or only once"
-        )
-    if header.layer.digest != digest:
-        raise SatchelError(
-            grpc.StatusCode.INTERNAL,
-            f"{header.name!r}: the daemon sent {header.layer.digest}, the manifest names {digest}",
-        )
-    return _Receiving(out, header.name, Descriptor._from_pb(header.layer))
-
-
-def _pull(
-    call, root: Path, on_progress: Optional[ProgressCallback], deadline: Optional[float] = None
-) -> PullResult:
-    manifest: Optional[pb.PulledManifest] = None
-    expected: dict[str, str] = {}
-    out: Optional[OutputDir] = None
-    current: Optional[_Receiving] = None
-    written: list[PulledFile] = []
-    try:
-        out = OutputDir(root)
-        for message in call:
-            kind = message.WhichOneof("payload")
-            if kind == "manifest":
-                if manifest is not None:
-                    raise SatchelError(grpc.StatusCode.INTERNAL, "the daemon sent a second manifest")
-                manifest = message.manifest
-                expected = _expected_files(manifest)
-            elif kind == "file":
-                if manifest is None:
-                    raise SatchelError(grpc.StatusCode.INTERNAL, "a file started before the manifest")
-                if current is not None:
-                    raise SatchelError(grpc.StatusCode.INTERNAL, "a file started before the last one ended")
-                current = _start_file(message.file, expected, out)
-            elif kind == "chunk":
-                if current is None:
-                    raise SatchelError(grpc.StatusCode.INTERNAL, "file bytes arrived outside a file")
-                current.write(message.chunk)
-            elif kind == "done":
-                if current is None:
-                    raise SatchelError(grpc.StatusCode.INTERNAL, "a file ended that never started")
-                done, current = current, None
-                written.append(done.commit(message.done.digest))
-            elif kind == "progress" and on_progress is not None:
-                p = message.progress
-                on_progress(p.name, p.done, p.total)
-        if current is not None:
-            raise SatchelError(grpc.StatusCode.INTERNAL, f"the daemon ended the pull inside {current.name!r}")
-    except grpc.RpcError as e:
-        raise _error(e, deadline) from None
-    finally:
-        call.cancel()
-        if current is not None:
-            current.file.discard()
-        if out is not None:
-            out.close()
-    if manifest is None:
-        raise SatchelError(grpc.StatusCode.INTERNAL, "the daemon sent no manifest")
-    return PullResult(Descriptor._from_pb(manifest.manifest), manifest.reference, tuple(written))
