@@ -21,7 +21,8 @@ import (
 type PullOptions struct {
 	TargetOptions
 	// OutputDir is the directory to write files into (default "."); it is
-	// created if missing.
+	// created, if missing, when the first file starts (a pull that fails
+	// before, or an artifact without files, makes none).
 	OutputDir string
 	// OnProgress, when set, is called (in the caller's goroutine) with the
 	// daemon's progress events. If it panics, the call is cancelled and the
@@ -52,11 +53,13 @@ type PulledFile struct {
 }
 
 // Pull writes the files of the artifact ref names (tag or digest) into
-// opts.OutputDir, which it creates if missing.
+// opts.OutputDir, which it creates if missing when the first file starts.
 //
 // Before the first byte is written, every title of the manifest is checked
 // with CheckTitles (codes.InvalidArgument), and a file the daemon sends
-// must be one of them (codes.InvalidArgument again). Below OutputDir no
+// must be one of them, once (else the daemon broke the protocol:
+// codes.Internal, as for a stream out of order or one that ends inside a
+// file). Below OutputDir no
 // symbolic link is followed: a link (or a file) where a title needs a
 // directory fails with codes.FailedPrecondition, as does a directory at a
 // file's final name. Each file is streamed into a partial file created
@@ -79,6 +82,7 @@ func (c *Client) PullAttachment(ctx context.Context, subject, artifactType strin
 	return c.pull(ctx, &pb.PullRequest{Subject: opts.target(subject), ArtifactType: artifactType}, opts)
 }
 
+// pull makes the Pull call and writes what it answers.
 func (c *Client) pull(ctx context.Context, req *pb.PullRequest, opts PullOptions) (_ *PullResult, err error) {
 	dir := opts.OutputDir
 	if dir == "" {
@@ -91,10 +95,19 @@ func (c *Client) pull(ctx context.Context, req *pb.PullRequest, opts PullOptions
 	if err != nil {
 		return nil, err
 	}
+	return consumePull(stream.Recv, dir, opts)
+}
+
+// consumePull runs a pull's state machine (a puller) over the daemon's
+// answer: next returns each message in turn, then io.EOF if the answer
+// ended with OK, or the status error it ended with. The stream's Recv is
+// one such source; the tests feed clients/conformance/pull_streams.json
+// through it (export_test.go).
+func consumePull(next func() (*pb.PullResponse, error), dir string, opts PullOptions) (*PullResult, error) {
 	p := &puller{dirPath: dir, opts: opts}
 	defer p.close()
 	for {
-		msg, err := stream.Recv()
+		msg, err := next()
 		if err == io.EOF {
 			break
 		}
@@ -181,20 +194,15 @@ func (p *puller) manifest(m *pb.PulledManifest) error {
 	return nil
 }
 
+// startFile begins a file. The first file header after the manifest makes
+// the output directory (as pull_streams.json expects, even of a header the
+// checks below then refuse). The header's name must pass CheckTitle
+// (codes.InvalidArgument) and be a title of the manifest not pulled yet:
+// else the daemon broke the protocol (codes.Internal).
 func (p *puller) startFile(header *pb.FileHeader) error {
 	name := header.GetName()
 	if p.titles == nil {
 		return protocolError("a file before the manifest")
-	}
-	if !p.titles[name] {
-		return status.Errorf(codes.InvalidArgument,
-			"satchel: refusing file %s: not a title of the manifest, or sent twice", shownTitle(name))
-	}
-	delete(p.titles, name)
-	desc := descriptor(header.GetLayer())
-	h, ok := newHash(desc.Digest)
-	if !ok {
-		return status.Errorf(codes.FailedPrecondition, "satchel: %s: unsupported layer digest %q (want sha256 or sha512)", shownTitle(name), desc.Digest)
 	}
 	if p.out == nil {
 		out, err := openOutputDir(p.dirPath)
@@ -202,6 +210,18 @@ func (p *puller) startFile(header *pb.FileHeader) error {
 			return err
 		}
 		p.out = out
+	}
+	if err := CheckTitle(name); err != nil {
+		return err
+	}
+	if !p.titles[name] {
+		return protocolError(fmt.Sprintf("file %s is not a title of the manifest, or was sent twice", shownTitle(name)))
+	}
+	delete(p.titles, name)
+	desc := descriptor(header.GetLayer())
+	h, ok := newHash(desc.Digest)
+	if !ok {
+		return status.Errorf(codes.FailedPrecondition, "satchel: %s: unsupported layer digest %q (want sha256 or sha512)", shownTitle(name), desc.Digest)
 	}
 	s, err := p.out.walk(name)
 	if err != nil {

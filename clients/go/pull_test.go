@@ -126,8 +126,10 @@ func TestPullChecksEveryFile(t *testing.T) {
 		// The daemon refuses these titles itself; the client must too.
 		{"unsafe title in the manifest", []*pb.PullResponse{manifestMsg(manifestJSON("../a.txt")), fileMsg("../a.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.InvalidArgument},
 		{"a file and a directory of one name", []*pb.PullResponse{manifestMsg(manifestJSON("x", "x/y")), fileMsg("x", d256, n), chunkMsg(data), doneMsg(d256)}, codes.InvalidArgument},
-		{"a file the manifest does not name", []*pb.PullResponse{m, fileMsg("b.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.InvalidArgument},
-		{"one file sent twice", []*pb.PullResponse{m, fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(d256), fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.InvalidArgument},
+		// A header the manifest does not name is the daemon breaking the
+		// protocol (pull_streams.json), not an unsafe title.
+		{"a file the manifest does not name", []*pb.PullResponse{m, fileMsg("b.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.Internal},
+		{"one file sent twice", []*pb.PullResponse{m, fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(d256), fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.Internal},
 		{"a file before the manifest", []*pb.PullResponse{fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(d256), m}, codes.Internal},
 		{"a manifest that is not JSON", []*pb.PullResponse{manifestMsg([]byte("not json")), fileMsg("a.txt", d256, n), chunkMsg(data), doneMsg(d256)}, codes.InvalidArgument},
 		{"a corrupt file leaves no directory made for it", []*pb.PullResponse{noDir, fileMsg("d/a.txt", d256, n), chunkMsg(data), doneMsg(other)}, codes.DataLoss},
