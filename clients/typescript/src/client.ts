@@ -1,15 +1,11 @@
 // A thin, typed wrapper over the generated grpc-js client: file paths in,
 // files on disk out, Promises for results and SatchelError for failures.
 
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { mkdir, stat } from "node:fs/promises";
 import * as path from "node:path";
 
 import {
   type CallOptions,
   type ChannelCredentials,
-  type ClientDuplexStream,
   type ClientOptions,
   credentials as grpcCredentials,
   Metadata,
@@ -17,11 +13,8 @@ import {
 } from "@grpc/grpc-js";
 
 import { malformed, SatchelError } from "./errors";
-import { pullInto } from "./pull";
-
 import {
   type AttachRequest,
-  type AttachResponse,
   type ConfigSpec,
   type Descriptor,
   type DiscoverResponse,
@@ -31,31 +24,19 @@ import {
   type PullRequest,
   type PullResponse,
   type PushRequest,
-  type PushResponse,
   type PushResult,
   ReferrersMode,
   type ResolveResponse,
   SatchelServiceClient,
+  type ServerInfoResponse,
   type Target,
 } from "./gen/satchel/v1/satchel";
-import { checkTitle, checkTitles } from "./titles";
+import { CLIENT_RECEIVE_LIMIT_BYTES, grpcTarget, SERVER_INFO_DEFAULTS } from "./limits";
+import { pullInto } from "./pull";
+import { type FileInput, fileSpecs, localFiles, type Sending, upload } from "./push";
+import { checkTitle } from "./titles";
 
-export { SatchelError };
-
-/** The most file bytes one message carries (the API's limit). */
-export const CHUNK_SIZE = 1 << 20;
-
-/**
- * The size (256 MiB) under which push and attach hash a file before sending
- * it, as the satchel CLI and the Go client do. See PushOptions.hashFirst.
- */
-export const HASH_FIRST_BELOW = 256 << 20;
-
-/**
- * The largest message the client accepts: a pulled manifest may be 4 MiB
- * plus its descriptor, more than grpc-js's default of 4 MiB.
- */
-export const MAX_MESSAGE_SIZE = 16 << 20;
+export { type FileInput, SatchelError };
 
 /**
  * When a call gives up. The first of callOptions.deadline, deadline and
@@ -81,19 +62,6 @@ export interface TargetOptions extends TimeoutOptions {
   referrersMode?: ReferrersMode;
 }
 
-/** A file to push: a path, or a path with a name, media type and annotations. */
-export type FileInput =
-  | string
-  | {
-      path: string;
-      /** The name recorded in the layer's title; default: the path's base name. */
-      name?: string;
-      /** The layer media type; default: the daemon's. */
-      mediaType?: string;
-      /** Extra annotations on the layer descriptor. */
-      annotations?: Record<string, string>;
-    };
-
 export interface PushOptions extends TargetOptions {
   /** The manifest's artifactType. Push defaults it; attach requires it. */
   artifactType?: string;
@@ -110,8 +78,8 @@ export interface PushOptions extends TargetOptions {
    * streamed bytes) and counts them in the result's `blobsSkipped`. The cost
    * is reading each hashed file twice.
    *
-   * - undefined (the default): hash files smaller than HASH_FIRST_BELOW
-   *   (256 MiB); larger ones are sent with their size only, read once, and
+   * - undefined (the default): hash files smaller than the daemon's
+   *   ServerInfo hashFirstBelow (256 MiB by default); larger ones are sent with their size only, read once, and
    *   hashed by the daemon on the way (like the CLI without --hash-first);
    * - true: hash every file (like the CLI's --hash-first);
    * - false: hash none; nothing is skipped.
@@ -173,26 +141,25 @@ export interface SatchelClientOptions {
   timeoutMs?: number;
 }
 
-type Upload<Req> = ClientDuplexStream<Req, PushResponse | AttachResponse>;
-
 /**
- * A client of satcheld. `address` is `unix:///path/to/satcheld.sock`,
- * `host:port` or `http://host:port`.
+ * A client of satcheld. `address` is `unix:///path/to/satcheld.sock`, a
+ * bare absolute path (a Unix socket), `host:port` or `http://host:port`;
+ * empty or left out, it is $SATCHEL_ADDR when that is set and not empty,
+ * else the daemon's default socket (see defaultAddress).
  */
 export class SatchelClient {
   /** The generated grpc-js client, for the calls this class does not wrap. */
   readonly raw: SatchelServiceClient;
   /** The default timeout of every call in milliseconds, if any. */
   readonly timeoutMs?: number;
+  /** The daemon's ServerInfo, asked once (see serverInfo). */
+  private info?: Promise<ServerInfoResponse>;
 
-  constructor(address: string, options: SatchelClientOptions = {}) {
+  constructor(address?: string, options: SatchelClientOptions = {}) {
     this.timeoutMs = options.timeoutMs;
     const creds = options.credentials ?? grpcCredentials.createInsecure();
-    // grpc-js wants a bare host:port; the daemon's own listen syntax and the
-    // other clients also accept http://host:port.
-    if (address.startsWith("http://")) address = address.slice("http://".length);
-    this.raw = new SatchelServiceClient(address, creds, {
-      "grpc.max_receive_message_length": MAX_MESSAGE_SIZE,
+    this.raw = new SatchelServiceClient(grpcTarget(address), creds, {
+      "grpc.max_receive_message_length": CLIENT_RECEIVE_LIMIT_BYTES,
       ...options.channelOptions,
     });
   }
@@ -211,25 +178,61 @@ export class SatchelClient {
   }
 
   /**
+   * The daemon's version and limits: the largest chunk it accepts (push
+   * sends chunks of that size), its largest message, and the size below
+   * which push and attach hash a file first. Asked once per client, on
+   * first use, and cached; a daemon too old to answer (UNIMPLEMENTED) is
+   * taken to have SERVER_INFO_DEFAULTS (with version ""). Any other
+   * failure is not cached: the next call asks again.
+   */
+  serverInfo(options: TimeoutOptions = {}): Promise<ServerInfoResponse> {
+    return this.askServerInfo(this.callOptions(options));
+  }
+
+  private askServerInfo(callOptions: Partial<CallOptions>): Promise<ServerInfoResponse> {
+    if (this.info) return this.info;
+    const asked = new Promise<ServerInfoResponse>((resolve, reject) => {
+      this.raw.serverInfo({}, metadataless(), callOptions, (err, res) =>
+        err ? reject(SatchelError.fromCall(err, deadlineMs(callOptions))) : resolve(res),
+      );
+    }).then(usable, (err: SatchelError) => {
+      if (err.code === status.UNIMPLEMENTED) return { version: "", contentStore: false, ...SERVER_INFO_DEFAULTS };
+      throw err;
+    });
+    this.info = asked;
+    asked.catch(() => {
+      if (this.info === asked) this.info = undefined;
+    });
+    return asked;
+  }
+
+  /**
    * Pushes files as a standalone artifact; a tag in the reference tags it.
-   * Each file is streamed from disk in chunks of CHUNK_SIZE; files under
-   * HASH_FIRST_BELOW are hashed first (see PushOptions.hashFirst), so blobs
-   * the target already has are not uploaded again. The result's
-   * `blobsSkipped` counts those.
+   * Each file is streamed from disk in chunks of the daemon's
+   * maxChunkBytes; files under its hashFirstBelow are hashed first (see
+   * PushOptions.hashFirst), so blobs the target already has are not
+   * uploaded again. The result's `blobsSkipped` counts those. A missing
+   * file (or one that is not a regular file) is INVALID_ARGUMENT, before
+   * any call.
    */
   async push(reference: string, files: FileInput[], options: PushOptions = {}): Promise<PushResult> {
-    const { specs, paths } = await fileSpecs(files, options.hashFirst);
+    const local = await localFiles(files);
+    const callOptions = this.callOptions(options);
+    const info = await this.askServerInfo(callOptions);
+    const specs = await fileSpecs(local, options.hashFirst, info.hashFirstBelow, info.maxChunkBytes);
     const header: PushRequest = {
       payload: {
         $case: "header",
         header: { target: target(reference, options), artifact: artifactSpec(specs, options) },
       },
     };
-    const callOptions = this.callOptions(options);
+    const sending: Sending<PushRequest> = {
+      chunkBytes: info.maxChunkBytes,
+      chunk: (fileIndex, data) => ({ payload: { $case: "chunk", chunk: { fileIndex, data } } }),
+    };
     const call = this.raw.push(callOptions);
-    return upload<PushRequest>(call, deadlineMs(callOptions), header, paths, (fileIndex, data) => ({
-      payload: { $case: "chunk", chunk: { fileIndex, data } },
-    }), options.onProgress);
+    const paths = local.inputs.map((file) => file.path);
+    return upload(call, deadlineMs(callOptions), header, paths, sending, options.onProgress);
   }
 
   /**
@@ -238,18 +241,23 @@ export class SatchelClient {
    * in the result counts the blobs the target already had.
    */
   async attach(subject: string, files: FileInput[], options: AttachOptions): Promise<PushResult> {
-    const { specs, paths } = await fileSpecs(files, options.hashFirst);
+    const local = await localFiles(files);
+    const callOptions = this.callOptions(options);
+    const info = await this.askServerInfo(callOptions);
+    const specs = await fileSpecs(local, options.hashFirst, info.hashFirstBelow, info.maxChunkBytes);
     const header: AttachRequest = {
       payload: {
         $case: "header",
         header: { subject: target(subject, options), artifact: artifactSpec(specs, options) },
       },
     };
-    const callOptions = this.callOptions(options);
+    const sending: Sending<AttachRequest> = {
+      chunkBytes: info.maxChunkBytes,
+      chunk: (fileIndex, data) => ({ payload: { $case: "chunk", chunk: { fileIndex, data } } }),
+    };
     const call = this.raw.attach(callOptions);
-    return upload<AttachRequest>(call, deadlineMs(callOptions), header, paths, (fileIndex, data) => ({
-      payload: { $case: "chunk", chunk: { fileIndex, data } },
-    }), options.onProgress);
+    const paths = local.inputs.map((file) => file.path);
+    return upload(call, deadlineMs(callOptions), header, paths, sending, options.onProgress);
   }
 
   /** Lists the referrers of a subject manifest. */
@@ -312,12 +320,20 @@ export class SatchelClient {
    * Pulls an artifact's files into outputDir. Each file is written to a
    * temporary file next to its final name and renamed only once the daemon
    * has verified its digest; nothing is left under a final name on failure.
+   * outputDir (made if missing) is made only when the first file starts: a
+   * pull that fails before, or an artifact without files, leaves no
+   * directory behind.
    */
   async pull(reference: string, options: PullOptions = {}): Promise<PullResult> {
     const outputDir = path.resolve(options.outputDir ?? ".");
-    await mkdir(outputDir, { recursive: true });
     return pullInto(this.pullStream(reference, options), outputDir, options.onProgress);
   }
+}
+
+/** A ServerInfo answer checked to be one push can work with. */
+function usable(info: ServerInfoResponse): ServerInfoResponse {
+  if (info.maxChunkBytes <= 0) throw malformed(`the daemon's ServerInfo names a chunk of ${info.maxChunkBytes} bytes`);
+  return info;
 }
 
 /** No metadata: the overloads with call options want a Metadata first. */
@@ -349,160 +365,6 @@ function artifactSpec(files: FileSpec[], options: PushOptions) {
 
 function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-}
-
-/**
- * Describes the files: name, media type, annotations and size, and for the
- * files hashFirst selects (see PushOptions.hashFirst) the sha256 digest, so
- * the daemon can verify the bytes and skip blobs the target already has.
- * The others go without a digest: the daemon hashes them as they arrive.
- */
-async function fileSpecs(
-  files: FileInput[],
-  hashFirst: boolean | undefined,
-): Promise<{ specs: FileSpec[]; paths: string[] }> {
-  const inputs = files.map((input) => (typeof input === "string" ? { path: input } : input));
-  // The titles first: a name the daemon would refuse fails before any file is read.
-  checkTitles(inputs.map((file) => file.name ?? path.basename(file.path)));
-  const specs: FileSpec[] = [];
-  const paths: string[] = [];
-  for (const file of inputs) {
-    const { size, digest } = await sizeAndDigest(file.path, hashFirst);
-    specs.push({
-      name: file.name ?? path.basename(file.path),
-      mediaType: file.mediaType ?? "",
-      size,
-      digest,
-      annotations: { ...file.annotations },
-      fromContentStore: false,
-    });
-    paths.push(file.path);
-  }
-  return { specs, paths };
-}
-
-/**
- * The size of a regular file and, if hashFirst selects it, its digest
- * ("sha256:<hex>", else ""). The file is hashed by streaming it in chunks
- * of CHUNK_SIZE, never held in memory whole; the size is then the number
- * of bytes hashed, so size and digest describe the same bytes.
- */
-async function sizeAndDigest(
-  file: string,
-  hashFirst: boolean | undefined,
-): Promise<{ size: bigint; digest: string }> {
-  try {
-    const info = await stat(file);
-    if (!info.isFile()) throw new SatchelError(status.INVALID_ARGUMENT, `${file} is not a regular file`);
-    if (!(hashFirst ?? info.size < HASH_FIRST_BELOW)) return { size: BigInt(info.size), digest: "" };
-    const hash = createHash("sha256");
-    let size = 0;
-    const stream = createReadStream(file, { highWaterMark: CHUNK_SIZE });
-    try {
-      for await (const data of stream as AsyncIterable<Buffer>) {
-        hash.update(data);
-        size += data.length;
-      }
-    } finally {
-      stream.destroy();
-    }
-    return { size: BigInt(size), digest: `sha256:${hash.digest("hex")}` };
-  } catch (err) {
-    throw SatchelError.from(err);
-  }
-}
-
-/**
- * Sends the header and every file in chunks of at most CHUNK_SIZE, waiting
- * for 'drain' whenever grpc-js's buffer is full, while collecting the
- * daemon's progress events and result. Whatever stops the upload early (a
- * file that cannot be read, a throwing onProgress) cancels the call.
- */
-async function upload<Req>(
-  call: Upload<Req>,
-  deadline: number | undefined,
-  header: Req,
-  paths: string[],
-  chunk: (fileIndex: number, data: Buffer) => Req,
-  onProgress?: (progress: Progress) => void,
-): Promise<PushResult> {
-  // Set once the call is over or abandoned: nothing more is sent then, and
-  // `answer` says how it ended. Messages still buffered after the status
-  // (the result, say) are read unless the call was abandoned.
-  let over = false;
-  let abandoned = false;
-  const answer = new Promise<PushResult>((resolve, reject) => {
-    let result: PushResult | undefined;
-    call.on("data", (res: PushResponse | AttachResponse) => {
-      if (abandoned) return;
-      const event = res.event;
-      try {
-        if (event?.$case === "progress") onProgress?.(event.progress);
-        else if (event?.$case === "result") result = event.result;
-      } catch (err) {
-        // The caller's callback failed: give up the call, report its error.
-        over = abandoned = true;
-        reject(SatchelError.from(err));
-        call.cancel();
-      }
-    });
-    call.on("error", (err) => {
-      over = true;
-      reject(SatchelError.fromCall(err, deadline));
-    });
-    call.on("status", () => {
-      over = true;
-    });
-    call.on("end", () => {
-      over = true;
-      if (result) resolve(result);
-      else reject(malformed("the daemon ended the call without a result"));
-    });
-  });
-  // A rejection is handled by the await at the end; keep Node from calling
-  // it unhandled while the files are still being sent.
-  answer.catch(() => undefined);
-
-  // Resolves on 'drain', or once the call is over in any way.
-  const settles = ["drain", "error", "status", "end", "close"] as const;
-  const writable = () =>
-    new Promise<void>((resolve) => {
-      const settle = () => {
-        for (const event of settles) call.off(event, settle);
-        resolve();
-      };
-      for (const event of settles) call.once(event, settle);
-    });
-  /** Sends one message; false once the call is over. */
-  const send = async (msg: Req): Promise<boolean> => {
-    if (over) return false;
-    if (!call.write(msg)) await writable();
-    return !over;
-  };
-
-  try {
-    let sending = await send(header);
-    for (const [index, file] of paths.entries()) {
-      if (!sending) break;
-      const stream = createReadStream(file, { highWaterMark: CHUNK_SIZE });
-      try {
-        for await (const data of stream as AsyncIterable<Buffer>) {
-          if (!(sending = await send(chunk(index, data)))) break;
-        }
-      } finally {
-        stream.destroy();
-      }
-    }
-    if (sending) call.end();
-  } catch (err) {
-    // Our own failure (e.g. a file became unreadable): cancel the call.
-    if (!over) {
-      over = abandoned = true;
-      call.cancel();
-      throw SatchelError.from(err);
-    }
-  }
-  return await answer;
 }
 
 /** A grpc-js deadline as milliseconds since the epoch, if there is one. */

@@ -56,6 +56,21 @@ export function isNodeError(err: unknown): err is NodeJS.ErrnoException {
   return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === "string";
 }
 
+/**
+ * A local file the caller named to push or attach that cannot be read as
+ * one: INVALID_ARGUMENT naming the path when it is missing or not a
+ * regular file (the caller's argument, never NOT_FOUND, which means a
+ * manifest, blob or repository the registry lacks); other errors as from().
+ * Node's own error stays reachable as the cause.
+ */
+export function localFileError(file: string, err: unknown): SatchelError {
+  if (err instanceof SatchelError) return err;
+  if (isNodeError(err) && (err.code === "ENOENT" || err.code === "ENOTDIR")) {
+    return new SatchelError(status.INVALID_ARGUMENT, `no such file to push: ${file}`, { cause: err });
+  }
+  return SatchelError.from(err);
+}
+
 /** A stream that does not follow the API: the daemon's or the wire's fault. */
 export function malformed(message: string): SatchelError {
   return new SatchelError(status.INTERNAL, message);

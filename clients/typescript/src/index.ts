@@ -1,8 +1,5 @@
 export {
   type AttachOptions,
-  CHUNK_SIZE,
-  HASH_FIRST_BELOW,
-  MAX_MESSAGE_SIZE,
   type DiscoverOptions,
   type FileInput,
   type PulledFile,
@@ -18,6 +15,7 @@ export {
   type TargetOptions,
   type TimeoutOptions,
 } from "./client";
+export { CLIENT_RECEIVE_LIMIT_BYTES, defaultAddress, SERVER_INFO_DEFAULTS } from "./limits";
 export { checkTitle, checkTitles, COMPONENT_MAX_BYTES, TOTAL_MAX_BYTES } from "./titles";
 export { status } from "@grpc/grpc-js";
 export * from "./gen/satchel/v1/satchel";

@@ -3,6 +3,7 @@
 // moved to its final name only after the daemon's done and a local check.
 
 import { createHash, type Hash } from "node:crypto";
+import { mkdir } from "node:fs/promises";
 
 import { status } from "@grpc/grpc-js";
 
@@ -72,8 +73,13 @@ class Receiving {
 }
 
 /**
- * Writes the files of a Pull stream into outputDir (which exists). Leaving
- * early (any throw) cancels the call through the iterator's return.
+ * The pull state machine: writes the files of a Pull stream (any async
+ * iterable of PullResponse, the daemon's call or a recorded answer) into
+ * outputDir, which it makes (with its parents) when the first file header
+ * arrives, not before. A stream that breaks the protocol is INTERNAL, a
+ * file whose bytes do not match its layer DATA_LOSS, an error the iterable
+ * throws passes through. Leaving early (any throw) cancels the call through
+ * the iterator's return.
  */
 export async function pullInto(
   events: AsyncIterable<PullResponse>,
@@ -97,6 +103,7 @@ export async function pullInto(
         case "file":
           if (!manifest) throw malformed("a file started before the manifest");
           if (current) throw malformed(`file ${current.name} ended without a done message`);
+          await mkdir(outputDir, { recursive: true });
           current = await Receiving.start(outputDir, payload.file, expected);
           break;
         case "chunk":

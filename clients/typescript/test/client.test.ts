@@ -4,17 +4,20 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createReadStream, createWriteStream, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 
-import { HASH_FIRST_BELOW, type Progress, SatchelClient, SatchelError, safeJoin, status } from "../src/index";
+import { type Progress, SatchelClient, SatchelError, safeJoin, status } from "../src/index";
 
 const run = promisify(execFile);
+const BEHAVIOUR = JSON.parse(
+  readFileSync(path.resolve(__dirname, "..", "..", "..", "conformance", "behaviour.json"), "utf8"),
+);
 // Compiled to dist/test/, so the package root is two levels up.
 const testenv = path.resolve(__dirname, "..", "..", "..", "testenv.sh");
 
@@ -188,14 +191,27 @@ test("a malformed reference fails with INVALID_ARGUMENT", async () => {
   await rejectsWith(client.resolve("UPPER/Case:!!bad", { plainHttp: true }), status.INVALID_ARGUMENT);
 });
 
-test("pull of a missing artifact fails with NOT_FOUND before creating any file", async () => {
+test("pull of a missing artifact fails with NOT_FOUND and makes no output directory", async () => {
   const out = path.join(work, "missing");
   await rejectsWith(client.pull(`${repo}:no-such-tag`, { plainHttp: true, outputDir: out }), status.NOT_FOUND);
-  assert.deepEqual(await readdir(out), []);
+  await assert.rejects(stat(out), { code: "ENOENT" }, "the failed pull made its output directory");
 });
 
-test("push of a missing file fails before calling the daemon", async () => {
-  await rejectsWith(client.push(`${repo}:v2`, [path.join(work, "nope")], { plainHttp: true }), status.NOT_FOUND);
+test("push and attach of a missing file are INVALID_ARGUMENT naming the path (behaviour.json)", async () => {
+  const missing = path.join(work, "nope");
+  const pushed = await rejectsWith(client.push(`${repo}:v2`, [missing], { plainHttp: true }), status.INVALID_ARGUMENT);
+  const attached = await rejectsWith(
+    client.attach(`${repo}:v1`, [missing], { plainHttp: true, artifactType: SBOM }),
+    status.INVALID_ARGUMENT,
+  );
+  for (const err of [pushed, attached]) {
+    assert.ok(err.details.includes(missing), `the message does not name the path: ${err.details}`);
+    // Node's own not-found error stays reachable.
+    assert.equal((err.cause as NodeJS.ErrnoException | undefined)?.code, "ENOENT");
+  }
+  assert.equal(BEHAVIOUR.errors.missing_local_file.code, status[status.INVALID_ARGUMENT]);
+  // A directory is not a file to push either.
+  await rejectsWith(client.push(`${repo}:v2`, [work], { plainHttp: true }), status.INVALID_ARGUMENT);
 });
 
 test("attach without an artifact type fails with INVALID_ARGUMENT", async () => {
@@ -260,7 +276,8 @@ test("a throwing progress callback fails the push and cancels the upload", async
 });
 
 test("a file the repository already has is hashed first and its blob skipped", async () => {
-  assert.equal(HASH_FIRST_BELOW, 256 * MiB);
+  // The testenv daemon's default: a 1 MiB file is hashed first.
+  assert.equal((await client.serverInfo()).hashFirstBelow, 256n * BigInt(MiB));
   const file = path.join(work, "skip.bin");
   const digest = await randomFile(file, MiB);
   const skipRepo = `${registry}/typescript/skip`;
