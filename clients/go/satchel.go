@@ -78,9 +78,10 @@ func surfaceDeadline(ctx context.Context, err *error) {
 	}
 }
 
-// Dial connects to satcheld at addr: "unix:///abs/path/satcheld.sock",
-// "host:port" or "http://host:port". An empty addr means $SATCHEL_ADDR, or
-// when that is unset too, the daemon's default socket (DefaultAddr).
+// Dial connects to satcheld at addr: "unix:///abs/path/satcheld.sock" (or
+// the bare absolute path), "host:port" or "http://host:port". An empty addr
+// means $SATCHEL_ADDR, or when that is unset or empty too, the daemon's
+// default socket (DefaultAddr), as clients/conformance/behaviour.json says.
 // The connection is plain (no TLS) and accepts messages up to
 // MaxReceiveSize unless opts say otherwise; opts are passed to
 // grpc.NewClient after these defaults, so they win.
@@ -94,6 +95,9 @@ func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
 		addr = DefaultAddr()
 	}
 	addr = strings.TrimPrefix(addr, "http://")
+	if strings.HasPrefix(addr, "/") {
+		addr = "unix://" + addr
+	}
 	all := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxReceiveSize)),
