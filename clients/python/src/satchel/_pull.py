@@ -26,6 +26,7 @@ from satchel.titles import check_title, check_titles, manifest_layers
 from satchel.v1 import satchel_pb2 as pb
 
 ProgressCallback = Callable[[str, int, int], None]
+"""Called with (file name, bytes done, bytes in all or 0 when unknown)."""
 
 
 def _broken(why: str) -> SatchelError:

@@ -16,10 +16,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import grpc
 
+from satchel._pull import ProgressCallback
 from satchel._pull import pull_stream as _pull
 from satchel.errors import MissingFileError, SatchelError, rpc_error as _error
 from satchel.results import Descriptor, PulledFile, PullResult, PushResult, Referrer, ServerInfo
@@ -53,8 +54,6 @@ FileArg = Union[
 name)``; ``name`` is the layer's title (default: the file's name) and may be
 a relative ``/``-separated path (see ``satchel.titles``)."""
 
-ProgressCallback = Callable[[str, int, int], None]
-"""Called with (file name, bytes done, bytes in all or 0 when unknown)."""
 
 
 class Client:
