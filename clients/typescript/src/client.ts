@@ -328,6 +328,17 @@ export class SatchelClient {
     const outputDir = path.resolve(options.outputDir ?? ".");
     return pullInto(this.pullStream(reference, options), outputDir, options.onProgress);
   }
+
+  /**
+   * Pulls the newest artifact of artifactType attached to the subject
+   * manifest, in one call (like `satchel pull --subject REF --artifact-type
+   * T`); the same as pull(subject, { ...options, artifactType }). No
+   * attachment of that type is NOT_FOUND.
+   */
+  async pullAttachment(subject: string, artifactType: string, options: PullOptions = {}): Promise<PullResult> {
+    if (!artifactType) throw new SatchelError(status.INVALID_ARGUMENT, "pullAttachment needs an artifact type");
+    return this.pull(subject, { ...options, artifactType });
+  }
 }
 
 /** A ServerInfo answer checked to be one push can work with. */
