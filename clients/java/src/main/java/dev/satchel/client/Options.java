@@ -99,8 +99,8 @@ public final class Options {
 
   /**
    * Whether push and attach hash files before sending them (see {@link Builder#hashFirst}): empty
-   * when unset (automatic: files smaller than {@link SatchelClient#HASH_FIRST_BELOW}), true for
-   * every file, false for none.
+   * when unset (automatic: files smaller than the daemon's {@code hash_first_below}, see {@link
+   * SatchelClient#serverInfo()}), true for every file, false for none.
    */
   public Optional<Boolean> hashFirst() {
     return Optional.ofNullable(hashFirst);
@@ -119,9 +119,20 @@ public final class Options {
     return Optional.ofNullable(titles);
   }
 
-  /** Whether push and attach hash a file of {@code size} bytes before sending it. */
+  /**
+   * Whether push and attach hash a file of {@code size} bytes before sending it to a daemon older
+   * than ServerInfo (threshold {@link SatchelClient#HASH_FIRST_BELOW}).
+   */
   boolean hashes(long size) {
-    return hashFirst != null ? hashFirst : size < SatchelClient.HASH_FIRST_BELOW;
+    return hashes(size, SatchelClient.HASH_FIRST_BELOW);
+  }
+
+  /**
+   * Whether push and attach hash a file of {@code size} bytes before sending it, when the daemon
+   * says files below {@code hashFirstBelow} bytes are best hashed first.
+   */
+  boolean hashes(long size, long hashFirstBelow) {
+    return hashFirst != null ? hashFirst : size < hashFirstBelow;
   }
 
   /** Builds {@link Options}. */
@@ -202,8 +213,10 @@ public final class Options {
      * the cost of reading the file twice. A file sent without a digest is read once and hashed by
      * the daemon on the way, and always uploaded.
      *
-     * <p>Unset (the default), files smaller than {@link SatchelClient#HASH_FIRST_BELOW} (256 MiB)
-     * are hashed first and larger ones are not; true hashes every file; false hashes none.
+     * <p>Unset (the default), files smaller than the daemon's {@code hash_first_below} (its
+     * ServerInfo answer, 256 MiB by default; {@link SatchelClient#HASH_FIRST_BELOW} for a daemon
+     * older than ServerInfo) are hashed first and larger ones are not; true hashes every file;
+     * false hashes none.
      */
     public Builder hashFirst(boolean hashFirst) {
       this.hashFirst = hashFirst;

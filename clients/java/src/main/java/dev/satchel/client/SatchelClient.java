@@ -19,19 +19,15 @@ import dev.satchel.v1.PushResult;
 import dev.satchel.v1.ResolveRequest;
 import dev.satchel.v1.ResolveResponse;
 import dev.satchel.v1.SatchelServiceGrpc;
+import dev.satchel.v1.ServerInfoRequest;
+import dev.satchel.v1.ServerInfoResponse;
 import dev.satchel.v1.Target;
 import io.grpc.Channel;
-import io.grpc.ChannelCredentials;
 import io.grpc.Context;
 import io.grpc.Deadline;
-import io.grpc.Grpc;
-import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.TlsChannelCredentials;
-import io.grpc.stub.ClientCallStreamObserver;
-import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.io.InputStream;
@@ -53,8 +49,9 @@ import java.util.function.Function;
  * A client for satcheld. Methods mirror the CLI: {@code satchel push REF FILE...} is {@link
  * #push(String, List, Options)}, and so on.
  *
- * <p>Files are streamed from disk in 1 MiB chunks, honouring gRPC flow control, and pulled files
- * are streamed to disk; no call holds a whole file in memory.
+ * <p>Files are streamed from disk in chunks of the daemon's {@code max_chunk_bytes} (1 MiB by
+ * default; see {@link #serverInfo()}), honouring gRPC flow control, and pulled files are streamed
+ * to disk; no call holds a whole file in memory.
  *
  * <p>Errors the daemon reports surface as {@link StatusRuntimeException}; {@code
  * e.getStatus().getCode()} is the gRPC status code (for example {@code NOT_FOUND} for a missing
@@ -62,29 +59,58 @@ import java.util.function.Function;
  * codes: INVALID_ARGUMENT for a file name {@link Titles} refuses, FAILED_PRECONDITION for a link or
  * file in the output directory where a pulled file needs a directory, or a directory at its name,
  * DATA_LOSS for pulled bytes that do not match their layer, DEADLINE_EXCEEDED for a call past its
- * deadline ({@link #connect(String, Duration)}, {@link Options.Builder#deadline}). Local file system
- * failures are {@link IOException}s.
+ * deadline ({@link #connect(String, Duration)}, {@link Options.Builder#deadline}), INVALID_ARGUMENT
+ * naming the path for a file to push or attach that is missing (its {@link NoSuchFileException} is
+ * the cause). Other local file system failures are {@link IOException}s.
  */
 public final class SatchelClient implements AutoCloseable {
-  /** The largest chunk the API allows. */
+  /**
+   * The chunk size (1 MiB) push and attach send when the daemon's {@link #serverInfo()} names none
+   * (a daemon older than ServerInfo): clients/conformance/limits.json's {@code
+   * server_info_defaults.max_chunk_bytes}. Otherwise the daemon's {@code max_chunk_bytes} is used.
+   */
   public static final int CHUNK_SIZE = 1 << 20;
 
   /**
-   * The size (256 MiB) under which push and attach hash a file before sending it, as the CLI does,
-   * unless {@link Options.Builder#hashFirst(boolean)} says otherwise. A file sent with its sha256
-   * digest and size lets the daemon skip uploading a blob the registry already has; larger files
-   * are by default streamed straight away, read once, and hashed by the daemon.
+   * The size (256 MiB) under which push and attach hash a file before sending it when the daemon's
+   * {@link #serverInfo()} names none (a daemon older than ServerInfo): limits.json's {@code
+   * server_info_defaults.hash_first_below}. Otherwise the daemon's {@code hash_first_below} (its
+   * {@code upload_monolithic_max}) is the threshold, unless {@link Options.Builder#hashFirst}
+   * says otherwise. A file sent with its sha256 digest and size lets the daemon skip uploading a
+   * blob the registry already has; larger files are by default streamed straight away, read once,
+   * and hashed by the daemon.
    */
   public static final long HASH_FIRST_BELOW = 256L << 20;
 
-  /** The largest message accepted: a pulled manifest may be 4 MiB plus its descriptor. */
-  public static final int MAX_MESSAGE_SIZE = 16 << 20;
+  /**
+   * The largest message a daemon older than ServerInfo sends (8 MiB): limits.json's {@code
+   * server_info_defaults.max_message_bytes}.
+   */
+  public static final int DEFAULT_MAX_MESSAGE_BYTES = 8 << 20;
+
+  /**
+   * The largest message this client accepts (8 MiB: a pulled manifest may be 4 MiB plus its
+   * descriptor), limits.json's {@code client_receive_limit_bytes}; at least the daemon's {@code
+   * max_message_bytes}.
+   */
+  public static final int MAX_MESSAGE_SIZE = 8 << 20;
+
+  /** What a daemon older than ServerInfo (UNIMPLEMENTED) is taken to answer. */
+  static final ServerInfoResponse SERVER_INFO_DEFAULTS =
+      ServerInfoResponse.newBuilder()
+          .setMaxChunkBytes(CHUNK_SIZE)
+          .setMaxMessageBytes(DEFAULT_MAX_MESSAGE_BYTES)
+          .setHashFirstBelow(HASH_FIRST_BELOW)
+          .build();
 
   private final ManagedChannel ownedChannel;
   private final SatchelServiceGrpc.SatchelServiceBlockingStub blocking;
   private final SatchelServiceGrpc.SatchelServiceStub async;
   /** The deadline of calls whose options set none; null for none. */
   private final Duration defaultDeadline;
+  /** The daemon's ServerInfo answer, asked once (see {@link #serverInfo()}); null until then. */
+  private volatile ServerInfoResponse serverInfo;
+  private final Object serverInfoLock = new Object();
 
   /**
    * Uses a channel the caller manages; {@link #close()} then leaves it open.
@@ -114,8 +140,12 @@ public final class SatchelClient implements AutoCloseable {
 
   /**
    * Connects to satcheld at an address as the CLI's {@code --addr} takes it: {@code
-   * unix:///path/to.sock}, {@code http://host:port}, {@code https://host:port} (TLS with the
-   * system's trust store) or a bare {@code host:port} (plain text).
+   * unix:///path/to.sock} or a bare absolute path {@code /path/to.sock} (a Unix socket), {@code
+   * http://host:port}, {@code https://host:port} (TLS with the system's trust store) or a bare
+   * {@code host:port} (plain text). An empty address means {@code $SATCHEL_ADDR} when that is set
+   * and not empty, else the daemon's default socket ({@code
+   * $XDG_RUNTIME_DIR/satchel/satcheld.sock}, else {@code $TMPDIR/satchel-<uid>/satcheld.sock}).
+   * Connecting is lazy: a daemon that is not there shows as UNAVAILABLE on the first call.
    */
   public static SatchelClient connect(String address) {
     return open(address, null);
@@ -138,24 +168,8 @@ public final class SatchelClient implements AutoCloseable {
   }
 
   private static SatchelClient open(String address, Duration defaultDeadline) {
-    ChannelCredentials credentials = InsecureChannelCredentials.create();
-    String target = address;
-    if (address.startsWith("http://")) {
-      target = stripSlash(address.substring("http://".length()));
-    } else if (address.startsWith("https://")) {
-      target = stripSlash(address.substring("https://".length()));
-      credentials = TlsChannelCredentials.create();
-    }
-    var builder =
-        Grpc.newChannelBuilder(target, credentials)
-            // Pull manifests travel in one message; leave room above the 4 MiB default.
-            .maxInboundMessageSize(MAX_MESSAGE_SIZE);
-    if (target.startsWith("unix:")) {
-      // grpc-java would send the socket path as :authority, which the daemon's HTTP/2 stack
-      // rejects (PROTOCOL_ERROR); any valid host name will do.
-      builder.overrideAuthority("localhost");
-    }
-    ManagedChannel channel = builder.build();
+    ManagedChannel channel =
+        Channels.open(Channels.resolve(address, System.getenv()), MAX_MESSAGE_SIZE);
     return new SatchelClient(channel, channel, defaultDeadline);
   }
 
@@ -183,10 +197,6 @@ public final class SatchelClient implements AutoCloseable {
     return e;
   }
 
-  private static String stripSlash(String s) {
-    return s.endsWith("/") ? s.substring(0, s.length() - 1) : s;
-  }
-
   /** The generated blocking stub, for the RPCs this class does not wrap. */
   public SatchelServiceGrpc.SatchelServiceBlockingStub blockingStub() {
     return blocking;
@@ -195,6 +205,52 @@ public final class SatchelClient implements AutoCloseable {
   /** The generated asynchronous stub, for the RPCs this class does not wrap. */
   public SatchelServiceGrpc.SatchelServiceStub asyncStub() {
     return async;
+  }
+
+  /**
+   * The daemon's version and limits, asked with the ServerInfo RPC on first use and kept for the
+   * client's lifetime (one call per client, however many threads ask at once). Push and attach
+   * use its {@code max_chunk_bytes} as their chunk size and its {@code hash_first_below} as the
+   * automatic hash-first threshold. A daemon older than ServerInfo (UNIMPLEMENTED) is taken to
+   * answer clients/conformance/limits.json's {@code server_info_defaults} ({@link #CHUNK_SIZE},
+   * {@link #DEFAULT_MAX_MESSAGE_BYTES}, {@link #HASH_FIRST_BELOW}, no version). Other errors are
+   * thrown, and the next call asks again.
+   */
+  public ServerInfoResponse serverInfo() {
+    return serverInfo(deadline(Options.DEFAULTS));
+  }
+
+  private ServerInfoResponse serverInfo(Deadline deadline) {
+    ServerInfoResponse known = serverInfo;
+    if (known != null) {
+      return known;
+    }
+    synchronized (serverInfoLock) {
+      if (serverInfo == null) {
+        try {
+          serverInfo =
+              withDeadline(blocking, deadline).serverInfo(ServerInfoRequest.getDefaultInstance());
+        } catch (StatusRuntimeException e) {
+          if (e.getStatus().getCode() != Status.Code.UNIMPLEMENTED) {
+            throw surfaced(e, deadline);
+          }
+          serverInfo = SERVER_INFO_DEFAULTS;
+        }
+      }
+      return serverInfo;
+    }
+  }
+
+  /** The chunk size of uploads: the daemon's max_chunk_bytes, or CHUNK_SIZE if it names none. */
+  static int chunkSize(ServerInfoResponse info) {
+    // Capped at half this client's receive limit, to bound the buffer a push holds.
+    long max = Integer.toUnsignedLong(info.getMaxChunkBytes());
+    return max == 0 ? CHUNK_SIZE : (int) Math.min(max, MAX_MESSAGE_SIZE / 2);
+  }
+
+  /** The automatic hash-first threshold: the daemon's hash_first_below, else HASH_FIRST_BELOW. */
+  static long hashFirstBelow(ServerInfoResponse info) {
+    return info.getHashFirstBelow() == 0 ? HASH_FIRST_BELOW : info.getHashFirstBelow();
   }
 
   /** Pushes files as an artifact with default options. */
@@ -207,19 +263,21 @@ public final class SatchelClient implements AutoCloseable {
    * a layer titled with its file name. Uses artifactType, annotations, mediaType, tags, plainHttp,
    * ociLayout, hashFirst and progress from the options.
    *
-   * <p>Files smaller than {@link #HASH_FIRST_BELOW} (by default; see {@link
-   * Options.Builder#hashFirst(boolean)}) are read once to hash them before the call starts, so
-   * that the daemon can skip blobs the registry already has; {@link PushResult#getBlobsSkipped()}
-   * counts them.
+   * <p>Files smaller than the daemon's {@code hash_first_below} ({@link #serverInfo()}; by
+   * default, see {@link Options.Builder#hashFirst(boolean)}) are read once to hash them before the
+   * call starts, so that the daemon can skip blobs the registry already has; {@link
+   * PushResult#getBlobsSkipped()} counts them. A file that is missing or not a regular file is
+   * INVALID_ARGUMENT naming its path, with the {@link NoSuchFileException} as the cause.
    */
   public PushResult push(String reference, List<Path> files, Options options) throws IOException {
     Deadline deadline = deadline(options);
+    Plan plan = plan(files, options, deadline);
     PushRequest header =
         PushRequest.newBuilder()
             .setHeader(
                 PushHeader.newBuilder()
                     .setTarget(target(reference, options))
-                    .setArtifact(spec(files, options)))
+                    .setArtifact(plan.spec()))
             .build();
     return upload(
         withDeadline(async, deadline)::push,
@@ -229,6 +287,7 @@ public final class SatchelClient implements AutoCloseable {
         r -> r.hasProgress() ? r.getProgress() : null,
         r -> r.hasResult() ? r.getResult() : null,
         files,
+        plan.chunkSize(),
         options);
   }
 
@@ -239,12 +298,13 @@ public final class SatchelClient implements AutoCloseable {
    */
   public PushResult attach(String subject, List<Path> files, Options options) throws IOException {
     Deadline deadline = deadline(options);
+    Plan plan = plan(files, options, deadline);
     AttachRequest header =
         AttachRequest.newBuilder()
             .setHeader(
                 AttachHeader.newBuilder()
                     .setSubject(target(subject, options))
-                    .setArtifact(spec(files, options)))
+                    .setArtifact(plan.spec()))
             .build();
     return upload(
         withDeadline(async, deadline)::attach,
@@ -254,6 +314,7 @@ public final class SatchelClient implements AutoCloseable {
         r -> r.hasProgress() ? r.getProgress() : null,
         r -> r.hasResult() ? r.getResult() : null,
         files,
+        plan.chunkSize(),
         options);
   }
 
@@ -341,33 +402,76 @@ public final class SatchelClient implements AutoCloseable {
         .build();
   }
 
-  private static ArtifactSpec spec(List<Path> files, Options options) throws IOException {
+  /** What push and attach send: the artifact's spec and the chunk size. */
+  private record Plan(ArtifactSpec spec, int chunkSize) {}
+
+  /**
+   * Checks the titles and that every file is there before asking the daemon's {@link
+   * #serverInfo()}, then hashes the files below its threshold (as the options say).
+   */
+  private Plan plan(List<Path> files, Options options, Deadline deadline) throws IOException {
+    List<String> titles = titles(files, options);
+    List<Long> sizes = new ArrayList<>();
+    for (Path file : files) {
+      sizes.add(size(file));
+    }
+    ServerInfoResponse info = serverInfo(deadline);
+    long hashBelow = hashFirstBelow(info);
     ArtifactSpec.Builder spec =
         ArtifactSpec.newBuilder()
             .setArtifactType(options.artifactType())
             .putAllAnnotations(options.annotations())
             .addAllTags(options.tags());
-    List<String> titles = titles(files, options);
     byte[] buf = null;
     for (int i = 0; i < files.size(); i++) {
-      Path file = files.get(i);
-      if (!Files.isRegularFile(file)) {
-        throw new NoSuchFileException(file.toString(), null, "not a regular file");
-      }
       FileSpec.Builder f =
           FileSpec.newBuilder()
               .setName(titles.get(i))
               .setMediaType(options.mediaType())
-              .setSize(Files.size(file));
-      if (options.hashes(f.getSize())) {
+              .setSize(sizes.get(i));
+      if (options.hashes(f.getSize(), hashBelow)) {
         if (buf == null) {
           buf = new byte[CHUNK_SIZE];
         }
-        hash(file, f, buf);
+        hash(files.get(i), f, buf);
       }
       spec.addFiles(f);
     }
-    return spec.build();
+    return new Plan(spec.build(), chunkSize(info));
+  }
+
+  /** A file's size; INVALID_ARGUMENT if it is missing or not a regular file. */
+  private static long size(Path file) throws IOException {
+    try {
+      if (!Files.isRegularFile(file)) {
+        throw new NoSuchFileException(file.toString(), null, "not a regular file");
+      }
+      return Files.size(file);
+    } catch (NoSuchFileException e) {
+      throw missingFile(file, e);
+    }
+  }
+
+  /**
+   * A file the caller named that is not there: INVALID_ARGUMENT (the caller's argument, not
+   * NOT_FOUND, which means something the registry lacks), naming the path, with the {@link
+   * NoSuchFileException} as the cause (clients/conformance/behaviour.json).
+   */
+  static StatusRuntimeException missingFile(Path file, NoSuchFileException cause) {
+    String why = cause.getReason() == null ? "no such file" : cause.getReason();
+    return Status.INVALID_ARGUMENT
+        .withDescription(file + ": " + why)
+        .withCause(cause)
+        .asRuntimeException();
+  }
+
+  /** Opens a file to read; INVALID_ARGUMENT if it is gone. */
+  private static InputStream read(Path file) throws IOException {
+    try {
+      return Files.newInputStream(file);
+    } catch (NoSuchFileException e) {
+      throw missingFile(file, e);
+    }
   }
 
   /** The files' titles (options.titles(), else their file names), checked with Titles.checkAll. */
@@ -400,7 +504,7 @@ public final class SatchelClient implements AutoCloseable {
       throw new IllegalStateException(e);
     }
     long size = 0;
-    try (InputStream in = Files.newInputStream(file)) {
+    try (InputStream in = read(file)) {
       int n;
       while ((n = in.read(buf)) > 0) {
         sha.update(buf, 0, n);
@@ -420,15 +524,16 @@ public final class SatchelClient implements AutoCloseable {
       Function<Resp, Progress> progressOf,
       Function<Resp, PushResult> resultOf,
       List<Path> files,
+      int chunkSize,
       Options options)
       throws IOException {
     Upload<Req, Resp> call = new Upload<>(progressOf, resultOf, options);
     start.apply(call);
     try {
       call.send(header);
-      byte[] buf = new byte[CHUNK_SIZE];
+      byte[] buf = new byte[chunkSize];
       for (int i = 0; i < files.size(); i++) {
-        try (InputStream in = Files.newInputStream(files.get(i))) {
+        try (InputStream in = read(files.get(i))) {
           int n;
           while ((n = in.readNBytes(buf, 0, buf.length)) > 0) {
             FileChunk chunk =
@@ -452,124 +557,6 @@ public final class SatchelClient implements AutoCloseable {
     }
   }
 
-  private static final class Upload<Req, Resp> implements ClientResponseObserver<Req, Resp> {
-    private final Function<Resp, Progress> progressOf;
-    private final Function<Resp, PushResult> resultOf;
-    private final Options options;
-    private final Object lock = new Object();
-    private ClientCallStreamObserver<Req> requests;
-    private PushResult result;
-    private Throwable error;
-    private RuntimeException callbackError;
-    private boolean completed;
-
-    Upload(Function<Resp, Progress> progressOf, Function<Resp, PushResult> resultOf, Options options) {
-      this.progressOf = progressOf;
-      this.resultOf = resultOf;
-      this.options = options;
-    }
-
-    @Override
-    public void beforeStart(ClientCallStreamObserver<Req> requests) {
-      this.requests = requests;
-      requests.setOnReadyHandler(
-          () -> {
-            synchronized (lock) {
-              lock.notifyAll();
-            }
-          });
-    }
-
-    @Override
-    public void onNext(Resp response) {
-      Progress progress = progressOf.apply(response);
-      if (progress != null) {
-        try {
-          options.progress().accept(progress);
-        } catch (RuntimeException e) {
-          // Stop the upload now, and hand the caller its callback's own exception.
-          synchronized (lock) {
-            if (callbackError == null) {
-              callbackError = e;
-            }
-            lock.notifyAll();
-          }
-          requests.cancel("progress callback failed", e);
-          return;
-        }
-      }
-      PushResult r = resultOf.apply(response);
-      if (r != null) {
-        synchronized (lock) {
-          result = r;
-        }
-      }
-    }
-
-    @Override
-    public void onError(Throwable t) {
-      synchronized (lock) {
-        error = t;
-        lock.notifyAll();
-      }
-    }
-
-    @Override
-    public void onCompleted() {
-      synchronized (lock) {
-        completed = true;
-        lock.notifyAll();
-      }
-    }
-
-    /** Sends a message once the transport can take it; fails fast if the call has ended. */
-    void send(Req message) throws InterruptedException {
-      synchronized (lock) {
-        while (!requests.isReady() && error == null && callbackError == null && !completed) {
-          lock.wait();
-        }
-        if (callbackError != null) {
-          throw callbackError;
-        }
-        if (error != null) {
-          throw rethrown(error);
-        }
-        if (completed) {
-          throw Status.INTERNAL
-              .withDescription("the daemon ended the call before all files were sent")
-              .asRuntimeException();
-        }
-      }
-      requests.onNext(message);
-    }
-
-    PushResult awaitResult() throws InterruptedException {
-      synchronized (lock) {
-        while (error == null && callbackError == null && !completed) {
-          lock.wait();
-        }
-        if (callbackError != null) {
-          throw callbackError;
-        }
-        if (error != null) {
-          throw rethrown(error);
-        }
-        if (result == null) {
-          throw Status.INTERNAL
-              .withDescription("the daemon ended the call without a result")
-              .asRuntimeException();
-        }
-        return result;
-      }
-    }
-  }
-
-  /** The call's status, rethrown on the caller's thread (so its stack trace points there). */
-  private static StatusRuntimeException rethrown(Throwable t) {
-    return new StatusRuntimeException(
-        Status.fromThrowable(t).withCause(t), Status.trailersFromThrowable(t));
-  }
-
   // ---- Pull: see Pull and OutputDir.
 
   private PullResult pull(PullRequest request, Options options) throws IOException {
@@ -586,7 +573,7 @@ public final class SatchelClient implements AutoCloseable {
     try (Pull pull = new Pull(options)) {
       return pull.run(stream);
     } catch (StatusRuntimeException e) {
-      throw surfaced(rethrown(e), deadline);
+      throw surfaced(Upload.rethrown(e), deadline);
     } finally {
       context.cancel(null);
     }
