@@ -77,21 +77,17 @@ func runIn(t *testing.T, dir string, env []string, name string, args ...string) 
 	return stdout.String()
 }
 
-// The README as a new user follows it: its install steps (the sh block) in
-// a fresh module, with its Go blocks (each a whole main.go) written where
-// the steps say; the require must then be in go.mod. The programs are
-// built and run in order against the test daemon ($SATCHEL_ADDR) and
-// registry (for localhost:5000), each printing exactly the text block after
-// it.
-func TestReadmeInstallStepsAndProgramsWork(t *testing.T) {
+// readmeProgram is one of README.md's Go blocks and the text block after
+// it: what the program prints.
+type readmeProgram struct{ source, output string }
+
+// readmeParts returns README.md's install steps (its one sh block) and its
+// Go programs, each of which must be a whole main package.
+func readmeParts(t *testing.T) (string, []readmeProgram) {
+	t.Helper()
 	fences := readFences(t)
-	checkout, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var install string
-	type program struct{ source, output string }
-	var programs []program
+	var programs []readmeProgram
 	for i, f := range fences {
 		switch f.lang {
 		case "sh":
@@ -103,7 +99,7 @@ func TestReadmeInstallStepsAndProgramsWork(t *testing.T) {
 			if !strings.HasPrefix(f.text, "package main\n") {
 				t.Fatalf("README.md's Go block %d is not a whole program (package main):\n%s", len(programs)+1, f.text)
 			}
-			p := program{source: f.text}
+			p := readmeProgram{source: f.text}
 			if i+1 < len(fences) && fences[i+1].lang == "text" {
 				p.output = fences[i+1].text
 			}
@@ -113,7 +109,21 @@ func TestReadmeInstallStepsAndProgramsWork(t *testing.T) {
 	if install == "" || len(programs) == 0 {
 		t.Fatalf("README.md: install steps %q, %d Go programs", install, len(programs))
 	}
+	return install, programs
+}
 
+// The README as a new user follows it: its install steps (the sh block) in
+// a fresh module, with its Go blocks (each a whole main.go) written where
+// the steps say; the require must then be in go.mod. The programs are
+// built and run in order against the test daemon ($SATCHEL_ADDR) and
+// registry (for localhost:5000), each printing exactly the text block after
+// it.
+func TestReadmeInstallStepsAndProgramsWork(t *testing.T) {
+	install, programs := readmeParts(t)
+	checkout, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
 	mod := t.TempDir()
 	env := goEnv(t)
 	runIn(t, mod, env, "go", "mod", "init", "example.com/readme")
