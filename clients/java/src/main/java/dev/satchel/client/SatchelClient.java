@@ -42,6 +42,7 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 
@@ -168,8 +169,12 @@ public final class SatchelClient implements AutoCloseable {
   }
 
   private static SatchelClient open(String address, Duration defaultDeadline) {
-    ManagedChannel channel =
-        Channels.open(Channels.resolve(address, System.getenv()), MAX_MESSAGE_SIZE);
+    return open(address, defaultDeadline, System.getenv());
+  }
+
+  /** {@link #connect(String)} with {@code env} standing for the process's environment. */
+  static SatchelClient open(String address, Duration defaultDeadline, Map<String, String> env) {
+    ManagedChannel channel = Channels.open(Channels.resolve(address, env), MAX_MESSAGE_SIZE);
     return new SatchelClient(channel, channel, defaultDeadline);
   }
 

@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
@@ -22,7 +23,7 @@ final class TestEnv implements AutoCloseable {
   final Path work;
   final Map<String, String> vars;
   private final Path envDir;
-  private Process daemon;
+  private final List<Process> daemons = new ArrayList<>();
 
   private TestEnv(Path work) throws IOException, InterruptedException {
     this.work = work;
@@ -66,7 +67,8 @@ final class TestEnv implements AutoCloseable {
     }
     pb.environment().put("NO_PROXY", "127.0.0.1,localhost");
     pb.environment().put("no_proxy", "127.0.0.1,localhost");
-    daemon = pb.start();
+    Process daemon = pb.start();
+    daemons.add(daemon);
     // Readiness, not a timed assert: up to 30 s for the socket, as testenv.sh waits.
     for (int i = 0; i < 300 && !Files.exists(socket); i++) {
       assertTrue(daemon.isAlive(), "satcheld exited: " + Files.readString(dir.resolve("satcheld.log")));
@@ -104,7 +106,7 @@ final class TestEnv implements AutoCloseable {
 
   @Override
   public void close() throws IOException, InterruptedException {
-    if (daemon != null) {
+    for (Process daemon : daemons) {
       daemon.destroy();
       daemon.waitFor(10, TimeUnit.SECONDS);
       daemon.destroyForcibly();
