@@ -168,6 +168,12 @@ test("pull the newest attachment of a type from the subject", async () => {
   assert.equal(await sha256File(path.join(out, "sbom.bin")), bigDigest);
 });
 
+test("pullAttachment needs an artifact type and makes no directory without one", async () => {
+  const out = path.join(work, "no-type");
+  await rejectsWith(client.pullAttachment(`${repo}:v1`, "", { plainHttp: true, outputDir: out }), status.INVALID_ARGUMENT);
+  await assert.rejects(stat(out), { code: "ENOENT" });
+});
+
 test("pullStream yields the manifest, then header, chunks and done", async () => {
   const kinds: string[] = [];
   let bytes = "";
