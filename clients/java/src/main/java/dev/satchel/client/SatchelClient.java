@@ -355,10 +355,11 @@ public final class SatchelClient implements AutoCloseable {
   }
 
   /**
-   * Pulls an artifact's files into options.outputDir() (created if missing), like {@code satchel
+   * Pulls an artifact's files into options.outputDir() (made when the first file starts, so a pull
+   * that fails before, for a missing tag or an unsafe title, leaves none), like {@code satchel
    * pull -o DIR REF}. Before the first byte is written every title of the manifest is checked with
-   * {@link Titles#checkAll}, and only files the manifest names are written (else
-   * INVALID_ARGUMENT). Below the output directory no symbolic link is followed (FAILED_PRECONDITION,
+   * {@link Titles#checkAll} (INVALID_ARGUMENT), and only files the manifest names are written, each
+   * once (a header for another name is the daemon breaking the protocol: INTERNAL). Below the output directory no symbolic link is followed (FAILED_PRECONDITION,
    * see {@link OutputDir}). Each file is written to a partial file beside its final name, created
    * exclusively under a random name, and renamed once the daemon has verified its digest and this
    * client has checked the digest (sha256 or sha512) and size of the bytes it wrote against the
