@@ -209,6 +209,7 @@ class SatchelClientTest {
         assertThrows(StatusRuntimeException.class, () -> client.pull(repo + ":nope", options));
     assertEquals(Status.Code.NOT_FOUND, e.getStatus().getCode());
     assertEquals(List.of(), list(out));
+    assertFalse(Files.exists(out), "no output directory is made before the first file");
   }
 
   @Test
