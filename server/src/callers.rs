@@ -8,21 +8,17 @@
 //! layouts under `layout_roots`, checked on the canonical path before any
 //! file is opened, and gets layouts opened [`OciLayout::confined`].
 //!
-//! [`CallerLayer`] learns the caller from the connection and runs the call
-//! inside a task-local scope, so [`open_layout`] can ask without every
-//! handler passing the request down.
+//! The gRPC layer ([`crate::grpc::peer`]) learns the caller from the
+//! connection and runs the call inside [`scope`], a task-local scope, so
+//! [`open_layout`] can ask without every handler passing the request down.
 
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use satchel_oci::layout::OciLayout;
 use satchel_oci::locks::KeyedLocks;
-use tonic::codegen::http;
-use tonic::transport::server::UdsConnectInfo;
-use tonic::Status;
+use satchel_oci::{Error, ErrorKind};
 
 /// Who a call comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,14 +33,12 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// The caller of a connection, from what tonic put in the request.
-    fn of(extensions: &http::Extensions) -> Caller {
-        match extensions.get::<UdsConnectInfo>() {
-            Some(info) => match info.peer_cred.map(|c| c.uid()) {
-                Some(uid) if uid == rustix::process::geteuid().as_raw() => Caller::Owner,
-                uid => Caller::OtherUser(uid),
-            },
-            None => Caller::Remote,
+    /// The caller on a Unix socket whose peer has `uid` (`None` when the
+    /// socket did not tell).
+    pub fn local(uid: Option<u32>) -> Caller {
+        match uid {
+            Some(uid) if uid == rustix::process::geteuid().as_raw() => Caller::Owner,
+            uid => Caller::OtherUser(uid),
         }
     }
 }
@@ -85,6 +79,15 @@ tokio::task_local! {
     static SCOPE: Scope;
 }
 
+/// Runs `call` as a call of `caller`, bound by `roots`.
+pub fn scope<F: Future>(
+    caller: Caller,
+    roots: Arc<LayoutRoots>,
+    call: F,
+) -> impl Future<Output = F::Output> {
+    SCOPE.scope(Scope { caller, roots }, call)
+}
+
 /// The caller of the call this task serves; [`Caller::Remote`] outside a
 /// call, so code that cannot tell is held to the stricter rule.
 pub fn current() -> Caller {
@@ -96,14 +99,18 @@ pub fn current() -> Caller {
 /// Opens the layout at the absolute `path` for the current caller: its own
 /// user anywhere, anyone else only under the layout roots (and confined).
 /// PERMISSION_DENIED otherwise, before any file of the layout is opened.
-pub fn open_layout(path: &Path, locks: Arc<KeyedLocks>) -> Result<OciLayout, Status> {
+pub fn open_layout(path: &Path, locks: Arc<KeyedLocks>) -> Result<OciLayout, Error> {
     let (caller, roots) = SCOPE
         .try_with(|s| (s.caller.clone(), s.roots.clone()))
         .unwrap_or_else(|_| (Caller::Remote, Arc::default()));
     let canonical = canonical(path);
     if caller == Caller::Owner {
-        let canonical = canonical
-            .map_err(|e| Status::invalid_argument(format!("oci_layout {}: {e}", path.display())))?;
+        let canonical = canonical.map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("oci_layout {}: {e}", path.display()),
+            )
+        })?;
         return Ok(OciLayout::new(canonical, locks));
     }
     match canonical {
@@ -111,7 +118,7 @@ pub fn open_layout(path: &Path, locks: Arc<KeyedLocks>) -> Result<OciLayout, Sta
             Ok(OciLayout::new(canonical, locks).confined())
         }
         // Neither whether the path exists nor where its links lead is told.
-        _ => Err(Status::permission_denied(format!(
+        _ => Err(Error::new(ErrorKind::PermissionDenied, format!(
             "oci_layout {} is not under a layout root this caller may use (layout_roots in satcheld's config; only the daemon's own user may name other layouts)",
             path.display()
         ))),
@@ -143,61 +150,6 @@ fn canonical(path: &Path) -> Result<PathBuf, String> {
     }
 }
 
-/// Runs every call inside a scope naming its caller.
-#[derive(Clone, Debug)]
-pub struct CallerLayer {
-    roots: Arc<LayoutRoots>,
-}
-
-impl CallerLayer {
-    /// Calls will be bound by `roots`.
-    pub fn new(roots: LayoutRoots) -> Self {
-        CallerLayer {
-            roots: Arc::new(roots),
-        }
-    }
-}
-
-impl<S> tower::Layer<S> for CallerLayer {
-    type Service = Scoped<S>;
-
-    fn layer(&self, inner: S) -> Scoped<S> {
-        Scoped {
-            inner,
-            roots: self.roots.clone(),
-        }
-    }
-}
-
-/// A service whose calls run inside a caller scope.
-#[derive(Clone, Debug)]
-pub struct Scoped<S> {
-    inner: S,
-    roots: Arc<LayoutRoots>,
-}
-
-impl<S, B> tower::Service<http::Request<B>> for Scoped<S>
-where
-    S: tower::Service<http::Request<B>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let scope = Scope {
-            caller: Caller::of(request.extensions()),
-            roots: self.roots.clone(),
-        };
-        Box::pin(SCOPE.scope(scope, self.inner.call(request)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,13 +176,13 @@ mod tests {
             let locks = locks.clone();
             let path = base.join("layout");
             SCOPE.sync_scope(Scope { caller, roots }, move || {
-                open_layout(&path, locks).map(|_| ()).map_err(|s| s.code())
+                open_layout(&path, locks).map(|_| ()).map_err(|e| e.kind())
             })
         };
         assert_eq!(check(Caller::Owner, Arc::default()), Ok(()));
         assert_eq!(
             check(Caller::OtherUser(Some(65534)), Arc::default()),
-            Err(tonic::Code::PermissionDenied)
+            Err(ErrorKind::PermissionDenied)
         );
         assert_eq!(check(Caller::Remote, allowed.clone()), Ok(()));
         assert_eq!(check(Caller::OtherUser(None), allowed), Ok(()));

@@ -1,4 +1,5 @@
-//! The one place where OCI errors become gRPC statuses.
+//! The one place where OCI errors become gRPC statuses, and what every
+//! status becomes on its way out.
 
 use satchel_oci::{Error, ErrorKind};
 use tonic::{Code, Status};
@@ -18,14 +19,20 @@ pub fn code(kind: ErrorKind) -> Code {
 }
 
 /// Converts an OCI error into a status whose message is the whole chain.
+/// A status the caller's own stream failed with, carried through the
+/// service as the error's source, comes back as it was.
 pub fn status(err: Error) -> Status {
+    let source = std::error::Error::source(&err);
+    if let Some(passed) = source.and_then(|s| s.downcast_ref::<Status>()) {
+        return passed.clone();
+    }
     Status::new(code(err.kind()), err.to_string())
 }
 
-/// The status for an error of `kind` that the service layer finds itself,
-/// coded by the same mapping as every OCI error.
-pub fn refuse(kind: ErrorKind, message: impl Into<String>) -> Status {
-    status(Error::new(kind, message))
+/// A status the caller's stream failed with, as an error the service can
+/// carry back to [`status`] unchanged.
+pub fn carried(status: Status) -> Error {
+    Error::new(ErrorKind::Internal, "the caller's stream failed").with_source(status)
 }
 
 /// An INVALID_ARGUMENT status.

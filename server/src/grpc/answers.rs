@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 use tonic::{Code, Status};
 
-use crate::status::outgoing;
+use super::status::outgoing;
 
 /// Scrubs secrets out of a status message.
 pub type Scrub = Arc<dyn Fn(&str) -> String + Send + Sync>;
@@ -228,7 +228,7 @@ mod tests {
         cap_headers(&mut headers, &scrub);
         let back = Status::from_header_map(&headers).unwrap();
         assert_eq!(back.code(), Code::InvalidArgument);
-        assert!(back.message().len() <= crate::status::MAX_MESSAGE_BYTES);
+        assert!(back.message().len() <= super::super::status::MAX_MESSAGE_BYTES);
 
         let mut headers = http::HeaderMap::new();
         Status::not_found("no hunter2 here")

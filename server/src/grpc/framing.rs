@@ -1,0 +1,165 @@
+//! The gRPC framing of file bytes, in both directions: a Push's and an
+//! UploadBlob's messages taken apart into the service's (file, bytes)
+//! pieces, a blob regrouped into messages of at most 1 MiB, and a pulled
+//! file sent as header, chunks, progress and FileDone. The only place that
+//! knows the chunk limit and how often progress is told.
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use satchel_oci::manifest::Descriptor;
+use satchel_proto::v1 as pb;
+use satchel_proto::MAX_CHUNK;
+use tokio::sync::mpsc;
+use tonic::{Status, Streaming};
+
+use super::convert::descriptor;
+use super::status::{carried, status};
+use crate::service::blobs::UploadPart;
+use crate::service::pull::PullPlan;
+
+/// A Pull reports progress after every this many bytes of a file.
+pub(crate) const PROGRESS_EVERY: u64 = 4 << 20;
+/// Pieces of a download are sent once this many bytes have gathered.
+pub(crate) const FLUSH_AT: usize = 256 << 10;
+
+/// A failure of the request's bytes themselves, INVALID_ARGUMENT.
+fn refused(message: &str) -> satchel_oci::Error {
+    satchel_oci::Error::new(satchel_oci::ErrorKind::InvalidArgument, message)
+}
+
+/// The chunks after a Push or Attach header, as (file index, bytes).
+pub(crate) fn file_chunks<M, F>(
+    inbound: Streaming<M>,
+    chunk: F,
+    what: &'static str,
+) -> impl Stream<Item = satchel_oci::Result<(u32, Bytes)>> + Send + Unpin
+where
+    M: Send + 'static,
+    F: Fn(M) -> Option<pb::FileChunk> + Send + 'static,
+{
+    inbound.map(move |m| {
+        let c = chunk(m.map_err(carried)?).ok_or_else(|| refused(what))?;
+        if c.data.len() > MAX_CHUNK {
+            return Err(refused("a chunk is larger than 1 MiB"));
+        }
+        Ok((c.file_index, c.data))
+    })
+}
+
+/// The messages of an UploadBlob call as the service's parts.
+pub(crate) fn upload_parts(
+    inbound: Streaming<pb::UploadBlobRequest>,
+) -> impl Stream<Item = satchel_oci::Result<UploadPart>> + Send + Unpin {
+    inbound.map(|m| {
+        let m = m.map_err(carried)?;
+        if m.data.len() > MAX_CHUNK {
+            return Err(refused("a chunk is larger than 1 MiB"));
+        }
+        Ok(UploadPart {
+            r#ref: m.r#ref,
+            offset: m.offset,
+            data: m.data,
+            commit: m.commit,
+            expected_digest: m.expected_digest,
+            expected_size: m.expected_size,
+        })
+    })
+}
+
+/// A push's progress as messages of type `M`, dropped when the caller
+/// reads slowly (progress is advisory).
+pub(crate) fn push_progress<M: Send + 'static>(
+    events: mpsc::Sender<Result<M, Status>>,
+    wrap: impl Fn(pb::Progress) -> M + Send + Sync,
+) -> impl Fn(&str, u64, Option<u64>) + Send + Sync {
+    move |name, done, total| {
+        let progress = pb::Progress {
+            name: name.to_string(),
+            done,
+            total: total.unwrap_or(0),
+        };
+        let _ = events.try_send(Ok(wrap(progress)));
+    }
+}
+
+/// Regroups a byte stream into pieces of at most 1 MiB, flushing at 256 KiB.
+pub(crate) fn rechunk(
+    body: satchel_oci::ByteStream,
+) -> impl Stream<Item = satchel_oci::Result<Bytes>> + Send {
+    async_stream::try_stream! {
+        let mut body = body;
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            buf.extend_from_slice(&chunk?);
+            while buf.len() >= FLUSH_AT {
+                yield buf.split_to(buf.len().min(MAX_CHUNK)).freeze();
+            }
+        }
+        if !buf.is_empty() {
+            yield buf.freeze();
+        }
+    }
+}
+
+/// Sends a pull: the manifest, then each file as header, chunks of at
+/// most 1 MiB with progress, and a FileDone once its digest has been
+/// checked. Stops at the first error, which ends the stream.
+pub(crate) async fn send_pull(plan: PullPlan, tx: mpsc::Sender<Result<pb::PullResponse, Status>>) {
+    use pb::pull_response::Payload;
+    let first = Payload::Manifest(pb::PulledManifest {
+        reference: plan.reference.clone(),
+        manifest: Some(descriptor(&plan.manifest)),
+        content: plan.content.clone(),
+    });
+    let send = |p: Payload| tx.send(Ok(pb::PullResponse { payload: Some(p) }));
+    if send(first).await.is_err() {
+        return;
+    }
+    for (name, layer) in &plan.files {
+        if let Err(e) = send_file(&plan, name, layer, &tx).await {
+            tracing::warn!(file = %name, error = %e.message(), "pull failed");
+            let _ = tx.send(Err(e)).await;
+            return;
+        }
+    }
+}
+
+/// Streams one file of a pull.
+async fn send_file(
+    plan: &PullPlan,
+    name: &str,
+    layer: &Descriptor,
+    tx: &mpsc::Sender<Result<pb::PullResponse, Status>>,
+) -> Result<(), Status> {
+    use pb::pull_response::Payload;
+    let gone = |_| Status::cancelled("the caller went away");
+    let send = |p: Payload| tx.send(Ok(pb::PullResponse { payload: Some(p) }));
+    let header = pb::FileHeader {
+        name: name.to_string(),
+        layer: Some(descriptor(layer)),
+    };
+    send(Payload::File(header)).await.map_err(gone)?;
+    let body = plan.body(layer).await.map_err(status)?;
+    // Coalesce the registry's small reads into chunks of up to 1 MiB, and
+    // send the first bytes early so the caller sees progress.
+    let mut pieces = Box::pin(rechunk(body));
+    let (mut done, mut reported) = (0u64, 0u64);
+    while let Some(piece) = pieces.next().await {
+        let piece = piece.map_err(status)?;
+        done += piece.len() as u64;
+        send(Payload::Chunk(piece)).await.map_err(gone)?;
+        if done - reported >= PROGRESS_EVERY || done == layer.size {
+            reported = done;
+            let progress = pb::Progress {
+                name: name.to_string(),
+                done,
+                total: layer.size,
+            };
+            send(Payload::Progress(progress)).await.map_err(gone)?;
+        }
+    }
+    let done = pb::FileDone {
+        digest: layer.digest.to_string(),
+    };
+    send(Payload::Done(done)).await.map_err(gone)
+}

@@ -1,0 +1,305 @@
+//! The `satchel.v1.SatchelService` handlers: each decodes its request
+//! ([`super::convert`]), calls one function of the service core
+//! ([`crate::service`]), encodes the answer, and maps an error through
+//! [`super::status::status`]. Streamed answers come from a task of their
+//! own ([`crate::task_stream`]) that stops when the caller goes away.
+
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use satchel_proto::v1 as pb;
+use satchel_proto::{MAX_CHUNK, MAX_MESSAGE};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::{self, descriptor};
+use super::framing::{file_chunks, push_progress, rechunk, send_pull, upload_parts};
+use super::status::{invalid, status};
+use crate::service::push::PushJob;
+use crate::service::Service;
+use crate::task_stream;
+
+/// The gRPC face of the [`Service`].
+#[derive(Clone)]
+pub struct Api {
+    service: Service,
+}
+
+impl Api {
+    /// Serves `service`.
+    pub fn new(service: Service) -> Self {
+        Api { service }
+    }
+}
+
+type Answer<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The first message of a Push or Attach stream, which must be its header.
+async fn header<M, H>(
+    inbound: &mut Streaming<M>,
+    take: fn(M) -> Option<H>,
+    what: &str,
+) -> Result<H, Status>
+where
+    M: Send + 'static,
+{
+    match inbound.next().await {
+        Some(Ok(m)) => {
+            take(m).ok_or_else(|| invalid(format!("the first {what} message must be a header")))
+        }
+        Some(Err(e)) => Err(e),
+        None => Err(invalid(format!(
+            "the first {what} message must be a header"
+        ))),
+    }
+}
+
+impl Api {
+    /// Runs a push job in its own task: progress events as the bytes
+    /// arrive, then the result or the error.
+    fn run_push<M, R>(
+        &self,
+        job: PushJob,
+        inbound: Streaming<M>,
+        chunk: fn(M) -> Option<pb::FileChunk>,
+        wrap: fn(pb::push_response::Event) -> R,
+    ) -> Answer<R>
+    where
+        M: Send + 'static,
+        R: Send + 'static,
+    {
+        let service = self.service.clone();
+        Box::pin(task_stream::spawn(16, move |tx| async move {
+            let chunks = file_chunks(inbound, chunk, "only chunks may follow the header");
+            let progress = push_progress(tx.clone(), move |p| {
+                wrap(pb::push_response::Event::Progress(p))
+            });
+            let result = job.run(&service, chunks, &progress).await;
+            let answer = result.map(|r| wrap(pb::push_response::Event::Result(convert::pushed(r))));
+            let _ = tx.send(answer.map_err(status)).await;
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::satchel_service_server::SatchelService for Api {
+    type PushStream = Answer<pb::PushResponse>;
+
+    async fn push(
+        &self,
+        request: Request<Streaming<pb::PushRequest>>,
+    ) -> Result<Response<Self::PushStream>, Status> {
+        use pb::push_request::Payload;
+        let mut inbound = request.into_inner();
+        let take = |m: pb::PushRequest| match m.payload {
+            Some(Payload::Header(h)) => Some(h),
+            _ => None,
+        };
+        let h = header(&mut inbound, take, "Push").await?;
+        let job = self
+            .service
+            .push(convert::target(h.target)?, convert::artifact(h.artifact));
+        let chunk = |m: pb::PushRequest| match m.payload {
+            Some(Payload::Chunk(c)) => Some(c),
+            _ => None,
+        };
+        let wrap = |e| pb::PushResponse { event: Some(e) };
+        Ok(Response::new(self.run_push(
+            job.map_err(status)?,
+            inbound,
+            chunk,
+            wrap,
+        )))
+    }
+
+    type AttachStream = Answer<pb::AttachResponse>;
+
+    async fn attach(
+        &self,
+        request: Request<Streaming<pb::AttachRequest>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        use pb::attach_request::Payload;
+        let mut inbound = request.into_inner();
+        let take = |m: pb::AttachRequest| match m.payload {
+            Some(Payload::Header(h)) => Some(h),
+            _ => None,
+        };
+        let h = header(&mut inbound, take, "Attach").await?;
+        let artifact = convert::artifact(h.artifact);
+        let job = self.service.attach(convert::target(h.subject)?, artifact);
+        let chunk = |m: pb::AttachRequest| match m.payload {
+            Some(Payload::Chunk(c)) => Some(c),
+            _ => None,
+        };
+        let wrap = |e| pb::AttachResponse::from(pb::PushResponse { event: Some(e) });
+        Ok(Response::new(self.run_push(
+            job.map_err(status)?,
+            inbound,
+            chunk,
+            wrap,
+        )))
+    }
+
+    async fn discover(
+        &self,
+        request: Request<pb::DiscoverRequest>,
+    ) -> Result<Response<pb::DiscoverResponse>, Status> {
+        let req = request.into_inner();
+        let filter = (!req.artifact_type.is_empty()).then_some(req.artifact_type.as_str());
+        let subject = convert::target(req.subject)?;
+        let found = self.service.discover(subject, filter, req.depth).await;
+        let found = found.map_err(status)?;
+        Ok(Response::new(pb::DiscoverResponse {
+            reference: found.subject.reference,
+            subject: Some(descriptor(&found.subject.descriptor)),
+            referrers: convert::referrers(found.referrers),
+        }))
+    }
+
+    type PullStream = Answer<pb::PullResponse>;
+
+    async fn pull(
+        &self,
+        request: Request<pb::PullRequest>,
+    ) -> Result<Response<Self::PullStream>, Status> {
+        let spec = convert::pull(request.into_inner())?;
+        let plan = self.service.pull(spec).await.map_err(status)?;
+        let answer = task_stream::spawn(4, move |tx| send_pull(plan, tx));
+        Ok(Response::new(Box::pin(answer)))
+    }
+
+    async fn resolve(
+        &self,
+        request: Request<pb::ResolveRequest>,
+    ) -> Result<Response<pb::ResolveResponse>, Status> {
+        let target = convert::target(request.into_inner().target)?;
+        let named = self.service.resolve(target).await.map_err(status)?;
+        Ok(Response::new(pb::ResolveResponse {
+            reference: named.reference,
+            manifest: Some(descriptor(&named.descriptor)),
+        }))
+    }
+
+    async fn delete_manifest(
+        &self,
+        request: Request<pb::DeleteManifestRequest>,
+    ) -> Result<Response<pb::DeleteManifestResponse>, Status> {
+        let target = convert::target(request.into_inner().target)?;
+        let deleted = self.service.delete(target).await.map_err(status)?;
+        Ok(Response::new(pb::DeleteManifestResponse {
+            deleted: Some(descriptor(&deleted.manifest.descriptor)),
+            reference: deleted.manifest.reference,
+            warnings: deleted.warnings,
+        }))
+    }
+
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let r = request.into_inner();
+        let done = self
+            .service
+            .login(&r.registry, r.username, r.password, r.plain_http);
+        let done = done.await.map_err(status)?;
+        Ok(Response::new(pb::LoginResponse {
+            registry: done.registry,
+            username: done.username,
+            stored_in: done.stored_in,
+        }))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let registry = request.into_inner().registry;
+        let removed = self.service.logout(&registry).await.map_err(status)?;
+        Ok(Response::new(pb::LogoutResponse { removed }))
+    }
+
+    async fn list_credentials(
+        &self,
+        _request: Request<pb::ListCredentialsRequest>,
+    ) -> Result<Response<pb::ListCredentialsResponse>, Status> {
+        let listed = self.service.credentials().await.map_err(status)?;
+        let credentials = listed
+            .into_iter()
+            .map(|l| pb::StoredCredential {
+                registry: l.registry,
+                username: l.username,
+                source: l.source,
+            })
+            .collect();
+        Ok(Response::new(pb::ListCredentialsResponse { credentials }))
+    }
+
+    type UploadBlobStream = Answer<pb::UploadBlobResponse>;
+
+    async fn upload_blob(
+        &self,
+        request: Request<Streaming<pb::UploadBlobRequest>>,
+    ) -> Result<Response<Self::UploadBlobStream>, Status> {
+        self.service.store_needed().map_err(status)?;
+        let parts = upload_parts(request.into_inner());
+        let service = self.service.clone();
+        let answer = task_stream::spawn(16, move |tx| async move {
+            if let Err(e) = service.upload(parts, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        let answer = answer.map(|ack| {
+            ack.map(|a| pb::UploadBlobResponse {
+                r#ref: a.r#ref,
+                offset: a.offset,
+                committed: a.digest.is_some(),
+                digest: a.digest.unwrap_or_default(),
+            })
+            .map_err(status)
+        });
+        Ok(Response::new(Box::pin(answer)))
+    }
+
+    async fn upload_status(
+        &self,
+        request: Request<pb::UploadStatusRequest>,
+    ) -> Result<Response<pb::UploadStatusResponse>, Status> {
+        let r#ref = request.into_inner().r#ref;
+        let offset = self.service.upload_offset(&r#ref).await.map_err(status)?;
+        Ok(Response::new(pb::UploadStatusResponse {
+            offset: offset.unwrap_or(0),
+            exists: offset.is_some(),
+        }))
+    }
+
+    type DownloadBlobStream = Answer<pb::DownloadBlobResponse>;
+
+    async fn download_blob(
+        &self,
+        request: Request<pb::DownloadBlobRequest>,
+    ) -> Result<Response<Self::DownloadBlobStream>, Status> {
+        let req = request.into_inner();
+        let mut offset = req.offset;
+        let body = self.service.download(convert::download(req)?).await;
+        let stream = rechunk(body.map_err(status)?).map(move |piece| {
+            let data = piece.map_err(status)?;
+            let at = offset;
+            offset += data.len() as u64;
+            Ok(pb::DownloadBlobResponse { data, offset: at })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn server_info(
+        &self,
+        _request: Request<pb::ServerInfoRequest>,
+    ) -> Result<Response<pb::ServerInfoResponse>, Status> {
+        let info = self.service.info();
+        Ok(Response::new(pb::ServerInfoResponse {
+            version: info.version.to_string(),
+            max_chunk_bytes: MAX_CHUNK as u32,
+            max_message_bytes: MAX_MESSAGE as u32,
+            hash_first_below: info.hash_first_below,
+            content_store: info.content_store,
+        }))
+    }
+}

@@ -1,0 +1,102 @@
+//! The gRPC layer: the only code that names tonic or prost. It decodes
+//! each request, calls the service core ([`crate::service`]), encodes the
+//! answer and maps errors in one place ([`status`]).
+//!
+//! - [`serve`]: the API, health and reflection on a listener, with TLS and
+//!   the layers every call passes: [`peer`] (who is calling), [`access`]
+//!   (the bearer token), [`answers`] (scrubbed, capped statuses; the
+//!   caller's deadline for the whole call).
+//! - [`handlers`]: one short handler per RPC.
+//! - [`convert`]: proto messages to core types and back.
+//! - [`framing`]: file bytes as messages, both ways; progress.
+//! - [`status`]: OCI error kinds to gRPC codes; what a status becomes on
+//!   its way out.
+
+pub mod access;
+pub mod answers;
+pub mod convert;
+pub mod framing;
+pub mod handlers;
+pub mod peer;
+pub mod status;
+
+use std::future::Future;
+
+use satchel_proto::v1::satchel_service_server::SatchelServiceServer;
+use satchel_proto::MAX_MESSAGE;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::config::Config;
+use crate::daemon::Daemon;
+use crate::listener::Listener;
+
+/// Serves the Satchel API, health and reflection on `listener` until
+/// `shutdown` resolves; then stops accepting, lets calls in flight finish
+/// and returns.
+pub async fn serve(
+    listener: Listener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let daemon = Daemon::start(&config)?;
+    let scrub: answers::Scrub = {
+        let registry = daemon.registry.clone();
+        std::sync::Arc::new(move |message: &str| registry.scrub_any(message))
+    };
+    let check = access::TokenCheck::new(config.auth_token.as_ref().map(|t| t.expose()));
+    let api = SatchelServiceServer::new(handlers::Api::new(daemon.service.clone()))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<SatchelServiceServer<handlers::Api>>()
+        .await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(satchel_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let mut server = Server::builder();
+    if let Some(tls) = &config.tls {
+        let mut tls_config =
+            ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+        if let Some(ca) = &tls.client_ca_pem {
+            tls_config = tls_config.client_ca_root(Certificate::from_pem(ca));
+        }
+        server = server.tls_config(tls_config)?;
+    }
+    let router = server
+        .layer(peer::CallerLayer::new(daemon.roots.clone()))
+        .layer(answers::AnswersLayer::new(scrub))
+        .add_service(health)
+        .add_service(InterceptedService::new(
+            reflection().build_v1()?,
+            check.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            reflection().build_v1alpha()?,
+            check.clone(),
+        ))
+        .add_service(InterceptedService::new(api, check));
+    tracing::info!(address = %listener.describe(), "satcheld serving");
+    match listener {
+        Listener::Unix(l, guard) => {
+            let incoming = tokio_stream::wrappers::UnixListenerStream::new(l);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?;
+            drop(guard);
+        }
+        Listener::Tcp(l) => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?;
+        }
+    }
+    tracing::info!("satcheld stopped");
+    // The daemon (and its spool) goes only once every call has finished.
+    drop(daemon);
+    Ok(())
+}

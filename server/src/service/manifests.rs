@@ -1,0 +1,163 @@
+//! Manifests by name: resolve a tag or digest, delete a manifest (and its
+//! entry in a referrers index), and the referrer tree of discover.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
+use satchel_oci::digest::Digest;
+use satchel_oci::manifest::Descriptor;
+use satchel_oci::{Result, Target};
+
+use super::target::TargetSpec;
+use super::{invalid, Service};
+
+/// The deepest discover a caller may ask for.
+pub const MAX_DEPTH: u32 = 16;
+/// How many referrer listings one discover fetches at once.
+const DISCOVER_CONCURRENCY: usize = 8;
+
+/// A manifest and its canonical reference by digest.
+#[derive(Debug, Clone)]
+pub struct Named {
+    /// The manifest by digest.
+    pub reference: String,
+    /// Its descriptor.
+    pub descriptor: Descriptor,
+}
+
+/// What a delete removed.
+#[derive(Debug, Clone)]
+pub struct Deleted {
+    /// The deleted manifest.
+    pub manifest: Named,
+    /// What went wrong after the delete (a referrers index left stale).
+    pub warnings: Vec<String>,
+}
+
+/// A referrer and the referrers below it.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The referrer's manifest.
+    pub manifest: Descriptor,
+    /// Its own referrers, as deep as asked.
+    pub referrers: Vec<Node>,
+}
+
+/// A discover's answer.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    /// The subject.
+    pub subject: Named,
+    /// Its referrers.
+    pub referrers: Vec<Node>,
+}
+
+impl Service {
+    /// The descriptor of the manifest `spec` names (`latest` when none).
+    pub async fn resolve(&self, spec: TargetSpec) -> Result<Named> {
+        Ok(self.resolve_in(spec).await?.1)
+    }
+
+    /// Deletes the manifest `spec` names by tag or digest.
+    pub async fn delete(&self, spec: TargetSpec) -> Result<Deleted> {
+        let resolved = self.target(spec)?;
+        let Some(name) = resolved.name.as_deref() else {
+            return Err(invalid("name the manifest to delete by digest or tag"));
+        };
+        let deleted = resolved.target.delete_manifest(name).await?;
+        let reference = resolved.target.reference_for(&deleted.descriptor.digest);
+        for warning in &deleted.warnings {
+            tracing::warn!(%warning, "delete finished with a warning");
+        }
+        tracing::info!(%reference, "deleted manifest");
+        Ok(Deleted {
+            manifest: Named {
+                reference,
+                descriptor: deleted.descriptor,
+            },
+            warnings: deleted.warnings,
+        })
+    }
+
+    /// The referrers of the manifest `spec` names, `depth` levels deep
+    /// (clamped to 1..=[`MAX_DEPTH`]); `artifact_type` filters the first
+    /// level only.
+    pub async fn discover(
+        &self,
+        spec: TargetSpec,
+        artifact_type: Option<&str>,
+        depth: u32,
+    ) -> Result<Discovered> {
+        let (target, named) = self.resolve_in(spec).await?;
+        let depth = depth.clamp(1, MAX_DEPTH);
+        let referrers =
+            referrer_tree(&target, &named.descriptor.digest, artifact_type, depth).await?;
+        Ok(Discovered {
+            subject: named,
+            referrers,
+        })
+    }
+
+    /// The target `spec` names and the manifest it resolves to.
+    async fn resolve_in(&self, spec: TargetSpec) -> Result<(Target, Named)> {
+        let resolved = self.target(spec)?;
+        let descriptor = resolved.target.resolve(&resolved.name_or_latest()).await?;
+        let reference = resolved.target.reference_for(&descriptor.digest);
+        Ok((
+            resolved.target,
+            Named {
+                reference,
+                descriptor,
+            },
+        ))
+    }
+}
+
+/// The referrers of `root`, `depth` levels deep. `filter` applies to the
+/// first level only; a visited set stops cycles and repeats.
+async fn referrer_tree(
+    target: &Target,
+    root: &Digest,
+    filter: Option<&str>,
+    depth: u32,
+) -> Result<Vec<Node>> {
+    let visited = Mutex::new(HashSet::from([root.clone()]));
+    let first = target.referrers(root, filter).await?;
+    children(target, first, depth - 1, &visited).await
+}
+
+/// Turns `list` into nodes, fetching `depth` more levels below each,
+/// skipping manifests already seen.
+fn children<'a>(
+    target: &'a Target,
+    list: Vec<Descriptor>,
+    depth: u32,
+    visited: &'a Mutex<HashSet<Digest>>,
+) -> BoxFuture<'a, Result<Vec<Node>>> {
+    Box::pin(async move {
+        let fresh: Vec<Descriptor> = {
+            let mut seen = visited.lock().expect("visited set");
+            list.into_iter()
+                .filter(|d| seen.insert(d.digest.clone()))
+                .collect()
+        };
+        futures::stream::iter(fresh)
+            .map(|d| async move {
+                let referrers = if depth == 0 {
+                    Vec::new()
+                } else {
+                    let list = target.referrers(&d.digest, None).await?;
+                    children(target, list, depth - 1, visited).await?
+                };
+                Ok::<_, satchel_oci::Error>(Node {
+                    manifest: d,
+                    referrers,
+                })
+            })
+            .buffered(DISCOVER_CONCURRENCY)
+            .try_collect()
+            .await
+    })
+}
