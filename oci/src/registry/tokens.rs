@@ -69,7 +69,9 @@ impl RegistryClient {
             if let Some(value) = authorization {
                 req = req.header(header::AUTHORIZATION, value);
             }
-            req.send().await.map_err(|e| Error::http(reach(), e))
+            req.send()
+                .await
+                .map_err(|e| send_error(reach(), registry, e))
         })
         .await
     }
