@@ -20,19 +20,20 @@ fn source(data: &'static [u8]) -> ByteStream {
     futures::stream::iter([Ok(Bytes::from_static(data))]).boxed()
 }
 
+/// Fetches `data` through the store, from a source that serves it, and
+/// reads the answer whole.
+async fn pull(store: &Arc<ContentStore>, data: &'static [u8]) -> Vec<u8> {
+    let d = desc(data);
+    let stream = store.fetch_through(&d, async { Ok(source(data)) });
+    read(stream.await.unwrap()).await.unwrap()
+}
+
 #[tokio::test]
 async fn stores_evicts_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(ContentStore::open(dir.path(), 10).unwrap());
     let (a, b) = (desc(b"aaaaaa"), desc(b"bbbbbb"));
-    let got = read(
-        store
-            .fetch_through(&a, async { Ok(source(b"aaaaaa")) })
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let got = pull(&store, b"aaaaaa").await;
     assert_eq!(got, b"aaaaaa");
     // A hit does not call the source.
     let hit = store
@@ -41,14 +42,7 @@ async fn stores_evicts_and_verifies() {
         .unwrap();
     assert_eq!(read(hit).await.unwrap(), b"aaaaaa");
     // b does not fit beside a: a goes.
-    read(
-        store
-            .fetch_through(&b, async { Ok(source(b"bbbbbb")) })
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    pull(&store, b"bbbbbb").await;
     assert_eq!(store.total_bytes(), 6);
     assert!(store.get(&a).await.is_none());
     // A damaged copy is not served as good.
@@ -107,11 +101,6 @@ async fn uploads_are_pinned_against_eviction() {
         up.write(0, data).await.unwrap();
         store.commit_upload(up, None, None).await.unwrap().0
     }
-    async fn pull(store: &Arc<ContentStore>, data: &'static [u8]) {
-        let d = desc(data);
-        let stream = store.fetch_through(&d, async { Ok(source(data)) });
-        read(stream.await.unwrap()).await.unwrap();
-    }
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(ContentStore::open(dir.path(), 10).unwrap());
     let uploaded = upload(&store, b"uploaded").await;
@@ -159,15 +148,7 @@ async fn store_files_are_private_in_a_wide_directory() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let store = Arc::new(ContentStore::open(dir.path(), 1 << 20).unwrap());
-    let a = desc(b"pulled");
-    read(
-        store
-            .fetch_through(&a, async { Ok(source(b"pulled")) })
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    pull(&store, b"pulled").await;
     let mut up = store.open_upload("u").await.unwrap();
     up.write(0, b"uploaded").await.unwrap();
     store.commit_upload(up, None, None).await.unwrap();
@@ -196,14 +177,7 @@ async fn abandoned_uploads_count_and_expire() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(ContentStore::open(dir.path(), 10).unwrap());
     let a = desc(b"aaaa");
-    read(
-        store
-            .fetch_through(&a, async { Ok(source(b"aaaa")) })
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    pull(&store, b"aaaa").await;
     let mut up = store.open_upload("abandoned").await.unwrap();
     up.write(0, b"123456789").await.unwrap();
     drop(up);
