@@ -131,6 +131,18 @@ impl OciLayout {
         Ok(dir)
     }
 
+    /// Replaces index.json with `index`, atomically. The caller holds the
+    /// root's lock across its read of the index and this write.
+    async fn write_index(&self, index: &ImageIndex) -> Result<()> {
+        write_atomically(
+            &self.dir(false)?,
+            &self.root,
+            "index.json",
+            &index.to_bytes(),
+        )
+        .await
+    }
+
     async fn read_index(&self) -> Result<ImageIndex> {
         let path = self.root.join("index.json");
         let not_layout = || format!("{} is not an OCI image layout", self.root.display());
@@ -384,13 +396,7 @@ impl OciLayout {
             }
         }
         index.manifests.push(entry);
-        write_atomically(
-            &self.dir(false)?,
-            &self.root,
-            "index.json",
-            &index.to_bytes(),
-        )
-        .await
+        self.write_index(&index).await
     }
 
     /// Removes a manifest from index.json (its blob stays, as with
@@ -406,13 +412,7 @@ impl OciLayout {
                 self.root.display()
             )));
         }
-        write_atomically(
-            &self.dir(false)?,
-            &self.root,
-            "index.json",
-            &index.to_bytes(),
-        )
-        .await
+        self.write_index(&index).await
     }
 
     /// The manifests in index.json whose subject is `subject`.

@@ -26,6 +26,7 @@ mod upload;
 use tokens::basic;
 use transport::{
     authority, backoff, error_codes, header_value, http_client, read_limited, redact_query,
+    send_error,
 };
 
 pub use deadline::{DEFAULT_CONNECT, DEFAULT_IDLE, DEFAULT_MAX_IDLE_PER_HOST};

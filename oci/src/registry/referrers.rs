@@ -64,6 +64,14 @@ enum Probe {
     Unknown,
 }
 
+/// What one page of a referrers listing gave.
+enum Page {
+    /// The probe is decided without a listing.
+    Verdict(Probe),
+    /// A listing page, and the next page's URL if the registry named one.
+    Listing { next: Option<Url>, body: Bytes },
+}
+
 /// The referrers tag schema's tag for `digest`: `<alg>-<hex>`, the
 /// algorithm cut to 32 and the hex to 64 characters, other characters
 /// replaced by `-`.
@@ -172,43 +180,10 @@ impl Repository {
                     format!("the referrers listing of {subject} has more than {MAX_PAGES} pages"),
                 ));
             }
-            let mut headers = HeaderMap::new();
-            headers.insert(header::ACCEPT, HeaderValue::from_static(MEDIA_TYPE_INDEX));
-            let resp = self
-                .send(Method::GET, url.clone(), Access::Pull, headers, None)
-                .await?;
-            let status = resp.status();
-            let is_index = resp
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| ct.starts_with(MEDIA_TYPE_INDEX));
-            if page == 0 && status == StatusCode::NOT_FOUND {
-                let body = read_limited(resp, MAX_ERROR_BODY, self.client.options.idle())
-                    .await
-                    .unwrap_or_default();
-                if error_codes(&body).iter().any(|c| c == "NAME_UNKNOWN") {
-                    return Ok(Probe::Unknown);
-                }
-                self.learn_referrers_mode(ReferrersMode::TagSchema);
-                return Ok(Probe::Unsupported);
-            }
-            if status != StatusCode::OK || !is_index {
-                let what = format!("referrers of {subject}");
-                return Err(match status {
-                    StatusCode::OK => Error::new(
-                        ErrorKind::Unavailable,
-                        format!(
-                            "{}: {what}: the answer is not an OCI index",
-                            self.name.registry()
-                        ),
-                    ),
-                    _ => self.error(resp, &what).await,
-                });
-            }
-            self.learn_referrers_mode(ReferrersMode::Api);
-            let next = next_link(resp.headers(), resp.url());
-            let body = read_limited(resp, MAX_MANIFEST_BYTES, self.client.options.idle()).await?;
+            let (next, body) = match self.referrers_page(&url, page == 0, subject).await? {
+                Page::Verdict(probe) => return Ok(probe),
+                Page::Listing { next, body } => (next, body),
+            };
             read += body.len();
             if read > MAX_LISTING_BYTES {
                 return Err(Error::new(
@@ -241,6 +216,50 @@ impl Repository {
             }
         }
         Ok(Probe::Supported(out))
+    }
+
+    /// One page of a referrers listing. On the `first` page, a 404 is the
+    /// verdict: `Unknown` for `NAME_UNKNOWN`, else `Unsupported` (recorded).
+    /// An OCI index records the API as supported.
+    async fn referrers_page(&self, url: &Url, first: bool, subject: &Digest) -> Result<Page> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static(MEDIA_TYPE_INDEX));
+        let resp = self
+            .send(Method::GET, url.clone(), Access::Pull, headers, None)
+            .await?;
+        let status = resp.status();
+        let is_index = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with(MEDIA_TYPE_INDEX));
+        if first && status == StatusCode::NOT_FOUND {
+            let body = read_limited(resp, MAX_ERROR_BODY, self.client.options.idle())
+                .await
+                .unwrap_or_default();
+            if error_codes(&body).iter().any(|c| c == "NAME_UNKNOWN") {
+                return Ok(Page::Verdict(Probe::Unknown));
+            }
+            self.learn_referrers_mode(ReferrersMode::TagSchema);
+            return Ok(Page::Verdict(Probe::Unsupported));
+        }
+        if status != StatusCode::OK || !is_index {
+            let what = format!("referrers of {subject}");
+            return Err(match status {
+                StatusCode::OK => Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "{}: {what}: the answer is not an OCI index",
+                        self.name.registry()
+                    ),
+                ),
+                _ => self.error(resp, &what).await,
+            });
+        }
+        self.learn_referrers_mode(ReferrersMode::Api);
+        let next = next_link(resp.headers(), resp.url());
+        let body = read_limited(resp, MAX_MANIFEST_BYTES, self.client.options.idle()).await?;
+        Ok(Page::Listing { next, body })
     }
 
     /// Whether a manifest pushed with `subject` needs the tag schema kept

@@ -29,16 +29,7 @@ impl RegistryClient {
         let scheme = if plain_http { "http" } else { "https" };
         let url = Url::parse(&format!("{scheme}://{host}/v2/"))
             .map_err(|e| Error::invalid(format!("bad registry {registry:?}: {e}")))?;
-        let http = self.http_for(host);
-        let idle = self.options.idle();
-        let reach = || format!("cannot reach {registry}");
-        let probe = deadline::within(idle, reach, async {
-            http.get(url.clone())
-                .send()
-                .await
-                .map_err(|e| Error::http(reach(), e))
-        })
-        .await?;
+        let probe = self.login_get(registry, &url, None).await?;
         // Only the registry itself may say how to authenticate to it: a
         // challenge from wherever a redirect led could name any realm.
         if !secrets::same_origin(probe.url(), &url) {
@@ -47,51 +38,11 @@ impl RegistryClient {
                 format!("{registry}/v2/ redirected to another origin; not logging in there"),
             ));
         }
-        let status = probe.status();
-        let refused = || {
-            Error::new(
-                ErrorKind::Unauthenticated,
-                format!(
-                    "{registry} rejected the credentials for {}",
-                    credential.username()
-                ),
-            )
-        };
-        let result = match status {
+        let result = match probe.status() {
             s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED => {
-                let challenges = challenges_of(&probe);
-                if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
-                    let service = bearer.params.get("service").cloned().unwrap_or_default();
-                    self.fetch_token(registry, scheme, bearer, &service, "", Some(credential))
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| match e.kind() {
-                            ErrorKind::Unauthenticated => refused(),
-                            _ => e,
-                        })
-                } else if let Credential::Basic { username, password } = credential {
-                    let resp = deadline::within(idle, reach, async {
-                        http.get(url)
-                            .header(header::AUTHORIZATION, basic(username, password.expose()))
-                            .send()
-                            .await
-                            .map_err(|e| Error::http(reach(), e))
-                    })
-                    .await?;
-                    if resp.status().is_success() {
-                        Ok(())
-                    } else {
-                        Err(refused())
-                    }
-                } else {
-                    Err(Error::new(
-                        ErrorKind::Unauthenticated,
-                        format!(
-                            "{registry} asks for basic auth; an identity token cannot answer it"
-                        ),
-                    ))
-                }
+                self.answer_login_challenge(registry, scheme, &url, &probe, credential)
+                    .await
             }
             other => Err(Error::new(
                 ErrorKind::Unavailable,
@@ -102,6 +53,73 @@ impl RegistryClient {
             self.tokens.evict_registry(host);
         }
         result
+    }
+
+    /// A GET of the login probe's `url`, with `authorization` if given.
+    async fn login_get(
+        &self,
+        registry: &str,
+        url: &Url,
+        authorization: Option<String>,
+    ) -> Result<reqwest::Response> {
+        let http = self.http_for(crate::reference::api_host_of(registry));
+        let reach = || format!("cannot reach {registry}");
+        deadline::within(self.options.idle(), reach, async {
+            let mut req = http.get(url.clone());
+            if let Some(value) = authorization {
+                req = req.header(header::AUTHORIZATION, value);
+            }
+            req.send()
+                .await
+                .map_err(|e| send_error(reach(), registry, e))
+        })
+        .await
+    }
+
+    /// Answers the 401 of the login probe: a token from the Bearer
+    /// challenge's realm, else basic auth on `/v2/` again.
+    async fn answer_login_challenge(
+        &self,
+        registry: &str,
+        scheme: &str,
+        url: &Url,
+        probe: &reqwest::Response,
+        credential: &Credential,
+    ) -> Result<()> {
+        let refused = || {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                format!(
+                    "{registry} rejected the credentials for {}",
+                    credential.username()
+                ),
+            )
+        };
+        let challenges = challenges_of(probe);
+        if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
+            let service = bearer.params.get("service").cloned().unwrap_or_default();
+            return self
+                .fetch_token(registry, scheme, bearer, &service, "", Some(credential))
+                .await
+                .map(|_| ())
+                .map_err(|e| match e.kind() {
+                    ErrorKind::Unauthenticated => refused(),
+                    _ => e,
+                });
+        }
+        let Credential::Basic { username, password } = credential else {
+            return Err(Error::new(
+                ErrorKind::Unauthenticated,
+                format!("{registry} asks for basic auth; an identity token cannot answer it"),
+            ));
+        };
+        let authorization = basic(username, password.expose());
+        let resp = self.login_get(registry, url, Some(authorization)).await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(refused())
+        }
     }
 
     /// Trades credentials (or nothing) for a bearer token at the
@@ -116,59 +134,9 @@ impl RegistryClient {
         scope: &str,
         credential: Option<&Credential>,
     ) -> Result<(crate::auth::Secret, std::time::Duration)> {
-        let realm = challenge.params.get("realm").ok_or_else(|| {
-            Error::new(
-                ErrorKind::Unauthenticated,
-                format!("{} sent a Bearer challenge without a realm", registry),
-            )
-        })?;
-        let realm = Url::parse(realm).map_err(|e| {
-            Error::new(
-                ErrorKind::Unauthenticated,
-                format!("{registry} named a token realm that is not a URL ({e})"),
-            )
-        })?;
+        let realm = realm_of(registry, challenge)?;
         secrets::check_realm(registry, registry_scheme, &realm, self.options.idle()).await?;
-        let request = match credential {
-            Some(Credential::IdentityToken(refresh)) => {
-                let mut form = vec![
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", refresh.expose()),
-                    ("service", service),
-                    ("client_id", "satchel"),
-                ];
-                if !scope.is_empty() {
-                    form.push(("scope", scope));
-                }
-                let body = url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(form)
-                    .finish();
-                self.token_http_for(&authority(&realm))
-                    .post(realm.clone())
-                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(body)
-            }
-            other => {
-                let mut url = realm.clone();
-                {
-                    let mut q = url.query_pairs_mut();
-                    if !service.is_empty() {
-                        q.append_pair("service", service);
-                    }
-                    // Several scopes go as several parameters.
-                    for one in scope.split(' ').filter(|s| !s.is_empty()) {
-                        q.append_pair("scope", one);
-                    }
-                }
-                let req = self.token_http_for(&authority(&realm)).get(url);
-                match other {
-                    Some(Credential::Basic { username, password }) => {
-                        req.header(header::AUTHORIZATION, basic(username, password.expose()))
-                    }
-                    _ => req,
-                }
-            }
-        };
+        let request = self.token_request(&realm, service, scope, credential);
         let failed = || {
             format!(
                 "token request to {} failed",
@@ -181,25 +149,7 @@ impl RegistryClient {
         .await?;
         let status = resp.status();
         if !status.is_success() {
-            let kind = match status {
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorKind::Unauthenticated,
-                s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
-                    ErrorKind::Unavailable
-                }
-                _ => ErrorKind::Unauthenticated,
-            };
-            return Err(Error::new(
-                kind,
-                format!(
-                    "{} refused a token for {scope}: HTTP {status}{}",
-                    registry,
-                    if credential.is_none() {
-                        " (no credentials configured)"
-                    } else {
-                        " (check the credentials)"
-                    }
-                ),
-            ));
+            return Err(token_refused(registry, scope, status, credential.is_some()));
         }
         let body = read_limited(resp, MAX_ERROR_BODY, self.options.idle()).await?;
         let parsed: crate::auth::TokenResponse = serde_json::from_slice(&body).map_err(|_| {
@@ -215,6 +165,93 @@ impl RegistryClient {
             )
         })
     }
+
+    /// The token request to `realm`: an OAuth2 form POST for an identity
+    /// token, else a GET with `service` and each scope as parameters, with
+    /// basic auth when the credential is a password.
+    fn token_request(
+        &self,
+        realm: &Url,
+        service: &str,
+        scope: &str,
+        credential: Option<&Credential>,
+    ) -> reqwest::RequestBuilder {
+        let http = self.token_http_for(&authority(realm));
+        if let Some(Credential::IdentityToken(refresh)) = credential {
+            let mut form = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.expose()),
+                ("service", service),
+                ("client_id", "satchel"),
+            ];
+            if !scope.is_empty() {
+                form.push(("scope", scope));
+            }
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form)
+                .finish();
+            return http
+                .post(realm.clone())
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(body);
+        }
+        let mut url = realm.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            if !service.is_empty() {
+                q.append_pair("service", service);
+            }
+            // Several scopes go as several parameters.
+            for one in scope.split(' ').filter(|s| !s.is_empty()) {
+                q.append_pair("scope", one);
+            }
+        }
+        let req = http.get(url);
+        match credential {
+            Some(Credential::Basic { username, password }) => {
+                req.header(header::AUTHORIZATION, basic(username, password.expose()))
+            }
+            _ => req,
+        }
+    }
+}
+
+/// The realm a Bearer challenge names, as a URL.
+fn realm_of(registry: &str, challenge: &Challenge) -> Result<Url> {
+    let realm = challenge.params.get("realm").ok_or_else(|| {
+        Error::new(
+            ErrorKind::Unauthenticated,
+            format!("{} sent a Bearer challenge without a realm", registry),
+        )
+    })?;
+    Url::parse(realm).map_err(|e| {
+        Error::new(
+            ErrorKind::Unauthenticated,
+            format!("{registry} named a token realm that is not a URL ({e})"),
+        )
+    })
+}
+
+/// The error for a token endpoint's refusal: Unavailable for a server
+/// error or 429 (worth retrying later), Unauthenticated otherwise.
+fn token_refused(registry: &str, scope: &str, status: StatusCode, had_credentials: bool) -> Error {
+    let kind = match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorKind::Unauthenticated,
+        s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => ErrorKind::Unavailable,
+        _ => ErrorKind::Unauthenticated,
+    };
+    Error::new(
+        kind,
+        format!(
+            "{} refused a token for {scope}: HTTP {status}{}",
+            registry,
+            if had_credentials {
+                " (check the credentials)"
+            } else {
+                " (no credentials configured)"
+            }
+        ),
+    )
 }
 
 impl Repository {

@@ -40,8 +40,10 @@ impl Repository {
                     Ok(resp)
                 }
                 Ok(Err(e)) if e.is_timeout() => Err(deadline::stalled(&what(), idle)),
-                Ok(Err(e)) if e.is_connect() || e.is_request() => Err(Error::http(what(), e)),
-                Ok(Err(e)) => return Err(Error::http(what(), e)),
+                Ok(Err(e)) if e.is_connect() || e.is_request() => {
+                    Err(send_error(what(), self.name.registry(), e))
+                }
+                Ok(Err(e)) => return Err(send_error(what(), self.name.registry(), e)),
                 Err(_) => Err(deadline::stalled(&what(), idle)),
             };
             let resp = match failure {
@@ -112,7 +114,7 @@ impl Repository {
         let what = || format!("{method} {} failed", redact_query(&url));
         let idle = self.client.options.idle();
         let mut resp = tokio::select! {
-            sent = req.send() => sent.map_err(|e| Error::http(what(), e))?,
+            sent = req.send() => sent.map_err(|e| send_error(what(), self.name.registry(), e))?,
             () = activity.idle_for(idle) => return Err(deadline::stalled(&what(), idle)),
         };
         remember_authorization(&mut resp, auth);
@@ -313,6 +315,46 @@ pub(super) fn http_client(
 }
 
 /// `host[:port]` of a URL.
+/// The error for a request to `registry` that got no answer. A TLS
+/// handshake answered in plain HTTP (rustls's "received corrupt message of
+/// type InvalidContentType") says instead what to set: the registry speaks
+/// plain HTTP and nothing asked for it. Unavailable either way.
+pub(super) fn send_error(context: String, registry: &str, err: reqwest::Error) -> Error {
+    if !answered_in_plain_http(&err) {
+        return Error::http(context, err);
+    }
+    Error::new(
+        ErrorKind::Unavailable,
+        format!(
+            "{context}: {registry} speaks plain HTTP, not TLS; to use plain HTTP, set the \
+             target's plain_http (satchel --plain-http), or list it in the daemon config \
+             as [registries.\"{registry}\"] plain_http = true"
+        ),
+    )
+}
+
+/// Whether `err` is a TLS handshake that got a plain-HTTP answer: rustls
+/// read a record whose content type is not TLS's.
+fn answered_in_plain_http(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) =
+            e.downcast_ref::<rustls::Error>()
+        {
+            return true;
+        }
+        // An io::Error's source() skips the error it wraps: step into it.
+        source = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    false
+}
+
 pub(super) fn authority(url: &Url) -> String {
     match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),

@@ -24,6 +24,37 @@ impl Repository {
     where
         S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
     {
+        let (location, min_chunk) = self.start_upload().await?;
+        let monolithic_max = self.client.options.monolithic_max.unwrap_or(MONOLITHIC_MAX);
+        let (location, digest) = match (expected.digest, expected.size) {
+            (Some(digest), Some(size)) if size <= monolithic_max => {
+                return self.put_whole(location, digest, size, body).await;
+            }
+            (digest, Some(size)) => {
+                let location = self
+                    .patch_chunks(location, body, size, min_chunk)
+                    .await
+                    .map_err(|e| {
+                        let what = digest.map_or("a blob".to_string(), |d| format!("blob {d}"));
+                        Error::new(e.kind(), format!("upload of {what}")).with_source(e)
+                    })?;
+                let digest = match digest {
+                    Some(d) => d.clone(),
+                    None => digest_of()?,
+                };
+                (location, digest)
+            }
+            (_, None) => {
+                let location = self.patch_stream(location, body).await?;
+                (location, digest_of()?)
+            }
+        };
+        self.close_upload(location, &digest).await
+    }
+
+    /// Opens an upload session with a POST: its location and the
+    /// registry's `OCI-Chunk-Min-Length` (0 when it names none).
+    async fn start_upload(&self) -> Result<(Url, u64)> {
         let start = self.url("blobs/uploads/")?;
         let resp = self
             .send(
@@ -43,71 +74,85 @@ impl Repository {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        let mut location = self.location(&resp)?;
-        let octet = || {
-            let mut h = HeaderMap::new();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            h
-        };
-        let digest = match (expected.digest, expected.size) {
-            (Some(digest), Some(size))
-                if size <= self.client.options.monolithic_max.unwrap_or(MONOLITHIC_MAX) =>
-            {
-                location
-                    .query_pairs_mut()
-                    .append_pair("digest", digest.as_ref());
-                let mut headers = octet();
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-                let resp = self
-                    .send_once(Method::PUT, location, Access::Push, headers, body)
-                    .await?;
-                if resp.status() != StatusCode::CREATED {
-                    return Err(self.error(resp, &format!("upload of blob {digest}")).await);
-                }
-                self.saw_blob(digest);
-                return Ok(());
-            }
-            (digest, Some(size)) => {
-                let chunk = self
-                    .client
-                    .options
-                    .chunk_size
-                    .unwrap_or(CHUNK)
-                    .max(min_chunk)
-                    .max(1);
-                let mut input = body;
-                let mut leftover: Option<Bytes> = None;
-                let mut offset = 0u64;
-                while offset < size {
-                    let len = chunk.min(size - offset);
-                    location = self
-                        .patch_chunk(&mut input, &mut leftover, location, offset, len)
-                        .await
-                        .map_err(|e| {
-                            let what = digest.map_or("a blob".to_string(), |d| format!("blob {d}"));
-                            Error::new(e.kind(), format!("upload of {what}")).with_source(e)
-                        })?;
-                    offset += len;
-                }
-                match digest {
-                    Some(d) => d.clone(),
-                    None => digest_of()?,
-                }
-            }
-            (_, None) => {
-                let resp = self
-                    .send_once(Method::PATCH, location, Access::Push, octet(), body)
-                    .await?;
-                if resp.status() != StatusCode::ACCEPTED {
-                    return Err(self.error(resp, "blob upload").await);
-                }
-                location = self.location(&resp)?;
-                digest_of()?
-            }
-        };
+        Ok((self.location(&resp)?, min_chunk))
+    }
+
+    /// The whole blob in one PUT that names its digest.
+    async fn put_whole<S>(
+        &self,
+        mut location: Url,
+        digest: &Digest,
+        size: u64,
+        body: S,
+    ) -> Result<()>
+    where
+        S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
+    {
+        location
+            .query_pairs_mut()
+            .append_pair("digest", digest.as_ref());
+        let mut headers = octet_stream();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        let resp = self
+            .send_once(Method::PUT, location, Access::Push, headers, body)
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(self.error(resp, &format!("upload of blob {digest}")).await);
+        }
+        self.saw_blob(digest);
+        Ok(())
+    }
+
+    /// `size` bytes of `body` as PATCHes of [`CHUNK`] bytes (or the
+    /// configured chunk size, or `min_chunk` if larger); returns the
+    /// location to close the upload at.
+    async fn patch_chunks<S>(
+        &self,
+        mut location: Url,
+        body: S,
+        size: u64,
+        min_chunk: u64,
+    ) -> Result<Url>
+    where
+        S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
+    {
+        let chunk = self
+            .client
+            .options
+            .chunk_size
+            .unwrap_or(CHUNK)
+            .max(min_chunk)
+            .max(1);
+        let mut input = body;
+        let mut leftover: Option<Bytes> = None;
+        let mut offset = 0u64;
+        while offset < size {
+            let len = chunk.min(size - offset);
+            location = self
+                .patch_chunk(&mut input, &mut leftover, location, offset, len)
+                .await?;
+            offset += len;
+        }
+        Ok(location)
+    }
+
+    /// A body of unknown size as one streamed PATCH; returns the location
+    /// to close the upload at.
+    async fn patch_stream<S>(&self, location: Url, body: S) -> Result<Url>
+    where
+        S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
+    {
+        let resp = self
+            .send_once(Method::PATCH, location, Access::Push, octet_stream(), body)
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(self.error(resp, "blob upload").await);
+        }
+        self.location(&resp)
+    }
+
+    /// The closing PUT, naming the blob's digest.
+    async fn close_upload(&self, mut location: Url, digest: &Digest) -> Result<()> {
         location
             .query_pairs_mut()
             .append_pair("digest", digest.as_ref());
@@ -123,7 +168,7 @@ impl Repository {
         if resp.status() != StatusCode::CREATED {
             return Err(self.error(resp, &format!("upload of blob {digest}")).await);
         }
-        self.saw_blob(&digest);
+        self.saw_blob(digest);
         Ok(())
     }
 
@@ -152,11 +197,7 @@ impl Repository {
         let mut attempt = 0u32;
         loop {
             let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(4);
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
+            let mut headers = octet_stream();
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len - from));
             headers.insert(
                 header::CONTENT_RANGE,
@@ -253,6 +294,16 @@ impl Repository {
             .join(loc)
             .map_err(|e| Error::new(ErrorKind::Unavailable, format!("bad upload Location: {e}")))
     }
+}
+
+/// Headers saying the body is `application/octet-stream`.
+fn octet_stream() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h
 }
 
 /// A stream over a channel's receiving end.
