@@ -7,7 +7,9 @@ pub enum Error {
     /// The daemon, or the channel to it, failed the call.
     #[error("{}", .0.message())]
     Status(#[from] tonic::Status),
-    /// A local file could not be read or written.
+    /// A local file could not be read or written (a missing one is
+    /// INVALID_ARGUMENT); the message names it, the `source()` is the
+    /// operating system's error.
     #[error("{what}: {source}")]
     Io {
         /// What was being done, naming the file.
@@ -32,8 +34,11 @@ impl Error {
     pub fn code(&self) -> tonic::Code {
         match self {
             Error::Status(s) => status_code(s),
+            // A local path that is not there is the caller's argument
+            // (clients/conformance/behaviour.json), never NOT_FOUND, which
+            // is a manifest, blob or repository the registry lacks.
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                tonic::Code::NotFound
+                tonic::Code::InvalidArgument
             }
             Error::Io { .. } => tonic::Code::Unknown,
             Error::Local { code, .. } => *code,
