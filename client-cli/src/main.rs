@@ -186,8 +186,8 @@ fn one_line(err: &anyhow::Error) -> String {
     } else {
         return format!("{err:#}").replace('\n', " ");
     };
-    let code = format!("{code:?}");
-    format!("{} ({})", message.replace('\n', " "), snake(&code))
+    let code = satchel_client::code_name(code);
+    format!("{} ({code})", message.replace('\n', " "))
 }
 
 /// `30s`, `5m`, `500ms`, `1h` or a bare number of seconds.
@@ -215,15 +215,4 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{text:?} is not a positive duration"));
     }
     Ok(std::time::Duration::from_secs_f64(seconds))
-}
-
-fn snake(camel: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
 }

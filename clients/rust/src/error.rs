@@ -73,3 +73,37 @@ pub fn status_code(status: &tonic::Status) -> tonic::Code {
         code => code,
     }
 }
+
+/// A code's name as gRPC writes it, `NOT_FOUND` for [`tonic::Code::NotFound`]
+/// (the CLI shows it; the conformance data uses it).
+pub fn code_name(code: tonic::Code) -> String {
+    let camel = format!("{code:?}");
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names_are_grpcs() {
+        assert_eq!(code_name(tonic::Code::NotFound), "NOT_FOUND");
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
+        assert_eq!(code_name(tonic::Code::DataLoss), "DATA_LOSS");
+    }
+
+    #[test]
+    fn a_missing_local_path_is_invalid_argument_any_other_io_unknown() {
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert_eq!(Error::io("x", missing).code(), tonic::Code::InvalidArgument);
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(Error::io("x", denied).code(), tonic::Code::Unknown);
+    }
+}

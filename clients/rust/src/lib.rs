@@ -38,7 +38,7 @@ pub use client::{
 pub use connect::{
     connect, connect_with, default_addr, resolve_addr, ConnectOptions, Daemon, CONNECT_TIMEOUT,
 };
-pub use error::{status_code, Error};
+pub use error::{code_name, status_code, Error};
 pub use pull::{pull, pull_attachment, pull_stream, PullEvent, Pulled, PulledFile};
 pub use push::{attach, push, sha256_file, LocalFile, DEFAULT_MEDIA_TYPE};
 pub use title::{check_title, check_titles, safe_path};

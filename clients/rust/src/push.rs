@@ -159,15 +159,10 @@ pub async fn push(
         target: Some(target),
         artifact: Some(artifact),
     });
-    let body = futures::stream::once(async { header })
-        .chain(prepared.chunks.map(Payload::Chunk))
+    let body = with_header(header, prepared.chunks, Payload::Chunk)
         .map(|p| pb::PushRequest { payload: Some(p) });
-    let failed = prepared.failed;
-    let events = match client.push(body).await {
-        Ok(r) => r.into_inner(),
-        Err(status) => return Err(failed.take().unwrap_or(status.into())),
-    };
-    follow(events, &failed, on_progress).await
+    let answer = client.push(body).await.map(tonic::Response::into_inner);
+    follow(answer, &prepared.failed, on_progress).await
 }
 
 /// Attaches `files` as an artifact to the manifest `subject`, as
@@ -187,15 +182,22 @@ pub async fn attach(
         subject: Some(subject),
         artifact: Some(artifact),
     });
-    let body = futures::stream::once(async { header })
-        .chain(prepared.chunks.map(Payload::Chunk))
+    let body = with_header(header, prepared.chunks, Payload::Chunk)
         .map(|p| pb::AttachRequest { payload: Some(p) });
-    let failed = prepared.failed;
-    let events = match client.attach(body).await {
-        Ok(r) => r.into_inner().map(|e| e.map(pb::PushResponse::from)),
-        Err(status) => return Err(failed.take().unwrap_or(status.into())),
-    };
-    follow(events, &failed, on_progress).await
+    let answer = client.attach(body).await.map(|r| {
+        r.into_inner()
+            .map(|event| event.map(pb::PushResponse::from))
+    });
+    follow(answer, &prepared.failed, on_progress).await
+}
+
+/// The request stream: `header`, then every chunk as `chunk` wraps it.
+fn with_header<P>(
+    header: P,
+    chunks: impl Stream<Item = pb::FileChunk>,
+    chunk: fn(pb::FileChunk) -> P,
+) -> impl Stream<Item = P> {
+    futures::stream::once(async { header }).chain(chunks.map(chunk))
 }
 
 /// Where a failed read of a local file is kept: the request stream cannot
@@ -253,14 +255,20 @@ fn chunks(
     }
 }
 
-/// Follows a push's events to its result. Returning early drops the
-/// response stream, which cancels the call.
+/// Follows a push's answer (its events, or the status the call failed
+/// with) to its result; a local read failure takes the place of the
+/// daemon's complaint. Returning early drops the response stream, which
+/// cancels the call.
 async fn follow(
-    mut events: impl Stream<Item = Result<pb::PushResponse, tonic::Status>> + Unpin,
+    answer: Result<
+        impl Stream<Item = Result<pb::PushResponse, tonic::Status>> + Unpin,
+        tonic::Status,
+    >,
     failed: &ReadFailure,
     mut on_progress: impl FnMut(&pb::Progress),
 ) -> Result<pb::PushResult, Error> {
     use pb::push_response::Event;
+    let mut events = answer.map_err(|status| failed.take().unwrap_or(status.into()))?;
     while let Some(event) = events.next().await {
         match event {
             Ok(pb::PushResponse {

@@ -103,19 +103,8 @@ fn message(m: &Value) -> pb::PullResponse {
 fn code(name: &str) -> Code {
     (0..=16)
         .map(Code::from_i32)
-        .find(|c| snake(&format!("{c:?}")) == name)
+        .find(|c| satchel_client::code_name(*c) == name)
         .unwrap_or_else(|| panic!("unknown code {name}"))
-}
-
-fn snake(camel: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
 }
 
 /// Every regular file under `dir`, by `/`-separated relative path.
