@@ -4,6 +4,7 @@
 //! files, and formats output. It never talks to a registry itself.
 
 mod blob;
+mod commands;
 mod discover;
 mod progress;
 mod pull;
@@ -83,66 +84,19 @@ enum Command {
     /// Pull an artifact's files into a directory.
     Pull(pull::PullArgs),
     /// Print the digest a reference resolves to.
-    Resolve(ResolveArgs),
+    Resolve(commands::ResolveArgs),
     /// Manifest operations.
     #[command(subcommand)]
-    Manifest(ManifestCommand),
+    Manifest(commands::ManifestCommand),
     /// Log in to a registry: satcheld checks and stores the credentials.
-    Login(LoginArgs),
+    Login(commands::LoginArgs),
     /// Forget a registry's stored credentials.
-    Logout(LogoutArgs),
+    Logout(commands::LogoutArgs),
     /// List the registries satcheld has credentials for (never secrets).
     Credentials,
     /// Blobs in the daemon's content store: resumable upload, ranged download.
     #[command(subcommand)]
     Blob(blob::BlobCommand),
-}
-
-#[derive(Args, Debug)]
-struct LoginArgs {
-    /// The registry, host[:port].
-    registry: String,
-    /// The user name; leave out to log in with an identity token.
-    #[arg(short, long)]
-    username: Option<String>,
-    /// Read the password (or identity token) from standard input.
-    #[arg(long, required = true)]
-    password_stdin: bool,
-    /// Check the credentials over plain HTTP.
-    #[arg(long)]
-    plain_http: bool,
-}
-
-#[derive(Args, Debug)]
-struct LogoutArgs {
-    /// The registry, host[:port].
-    registry: String,
-}
-
-#[derive(Subcommand, Debug)]
-enum ManifestCommand {
-    /// Delete a manifest; a referrer is also taken out of its subject's
-    /// referrers index.
-    Delete(DeleteArgs),
-}
-
-#[derive(Args, Debug)]
-struct DeleteArgs {
-    /// The manifest, by digest or tag.
-    reference: String,
-    #[command(flatten)]
-    target: TargetFlags,
-}
-
-#[derive(Args, Debug)]
-struct ResolveArgs {
-    /// The reference to resolve.
-    reference: String,
-    #[command(flatten)]
-    target: TargetFlags,
-    /// Print the full reference with the digest.
-    #[arg(short = 'l', long)]
-    full_reference: bool,
 }
 
 #[tokio::main]
@@ -169,7 +123,9 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// The daemon the flags name, with the TLS material and token they point
+/// at read in.
+fn daemon(cli: &Cli) -> anyhow::Result<satchel_client::Daemon> {
     let read = |p: &std::path::Path| {
         std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
     };
@@ -186,113 +142,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
         _ => None,
     };
-    let addr = &satchel_client::Daemon {
-        addr: cli.addr.unwrap_or_else(satchel_client::default_addr),
+    Ok(satchel_client::Daemon {
+        // satchel_client reads "" as $SATCHEL_ADDR, else the default socket.
+        addr: cli.addr.clone().unwrap_or_default(),
         options: satchel_client::ConnectOptions {
             tls_ca_pem: cli.tls_ca.as_deref().map(read).transpose()?,
             identity_pem,
             token,
             timeout: cli.timeout,
         },
-    };
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let addr = &daemon(&cli)?;
     match cli.command {
         Command::Push(args) => push::push(addr, args, cli.quiet).await,
         Command::Attach(args) => push::attach(addr, args, cli.quiet).await,
         Command::Discover(args) => discover::discover(addr, args).await,
         Command::Pull(args) => pull::pull(addr, args, cli.quiet).await,
         Command::Blob(command) => blob::run(addr, command, cli.quiet).await,
-        Command::Resolve(args) => {
-            let target = target::parse(&args.reference, &args.target)?;
-            let mut client = addr.connect().await?;
-            let resp = client
-                .resolve(satchel_client::pb::ResolveRequest {
-                    target: Some(target),
-                })
-                .await?
-                .into_inner();
-            if args.full_reference {
-                println!("{}", show::esc(&resp.reference));
-            } else {
-                println!("{}", show::esc(&resp.manifest.unwrap_or_default().digest));
-            }
-            Ok(())
+        Command::Resolve(args) => commands::resolve(addr, args).await,
+        Command::Manifest(commands::ManifestCommand::Delete(args)) => {
+            commands::delete_manifest(addr, args).await
         }
-        Command::Manifest(ManifestCommand::Delete(args)) => {
-            let target = target::parse(&args.reference, &args.target)?;
-            let mut client = addr.connect().await?;
-            let resp = client
-                .delete_manifest(satchel_client::pb::DeleteManifestRequest {
-                    target: Some(target),
-                })
-                .await?
-                .into_inner();
-            for warning in &resp.warnings {
-                eprintln!("Warning: {}", show::esc(warning));
-            }
-            println!("Deleted {}", show::esc(&resp.reference));
-            Ok(())
-        }
-        Command::Login(args) => {
-            let mut password = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)
-                .context("cannot read the password from standard input")?;
-            let password = password.trim_end_matches(['\n', '\r']).to_string();
-            if password.is_empty() {
-                anyhow::bail!("no password on standard input");
-            }
-            let mut client = addr.connect().await?;
-            let resp = client
-                .login(satchel_client::pb::LoginRequest {
-                    registry: args.registry,
-                    username: args.username.unwrap_or_default(),
-                    password,
-                    plain_http: args.plain_http,
-                })
-                .await?
-                .into_inner();
-            println!(
-                "Login Succeeded ({} on {}, stored in {})",
-                show::esc(&resp.username),
-                show::esc(&resp.registry),
-                show::esc(&resp.stored_in)
-            );
-            Ok(())
-        }
-        Command::Logout(args) => {
-            let mut client = addr.connect().await?;
-            let resp = client
-                .logout(satchel_client::pb::LogoutRequest {
-                    registry: args.registry.clone(),
-                })
-                .await?
-                .into_inner();
-            if resp.removed {
-                println!(
-                    "Removed login credentials for {}",
-                    show::esc(&args.registry)
-                );
-            } else {
-                println!("Not logged in to {}", show::esc(&args.registry));
-            }
-            Ok(())
-        }
-        Command::Credentials => {
-            let mut client = addr.connect().await?;
-            let resp = client
-                .list_credentials(satchel_client::pb::ListCredentialsRequest {})
-                .await?
-                .into_inner();
-            println!("{:<32}  {:<24}  Stored in", "Registry", "Username");
-            for c in resp.credentials {
-                println!(
-                    "{:<32}  {:<24}  {}",
-                    show::esc(&c.registry),
-                    show::esc(&c.username),
-                    show::esc(&c.source)
-                );
-            }
-            Ok(())
-        }
+        Command::Login(args) => commands::login(addr, args).await,
+        Command::Logout(args) => commands::logout(addr, args).await,
+        Command::Credentials => commands::credentials(addr).await,
     }
 }
 
@@ -310,8 +186,8 @@ fn one_line(err: &anyhow::Error) -> String {
     } else {
         return format!("{err:#}").replace('\n', " ");
     };
-    let code = format!("{code:?}");
-    format!("{} ({})", message.replace('\n', " "), snake(&code))
+    let code = satchel_client::code_name(code);
+    format!("{} ({code})", message.replace('\n', " "))
 }
 
 /// `30s`, `5m`, `500ms`, `1h` or a bare number of seconds.
@@ -339,15 +215,4 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{text:?} is not a positive duration"));
     }
     Ok(std::time::Duration::from_secs_f64(seconds))
-}
-
-fn snake(camel: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
 }

@@ -1,7 +1,8 @@
 //! `satchel push` and `satchel attach`: flags to an artifact, files handed
 //! to [`satchel_client::push`] and [`satchel_client::attach`], which hash
-//! small ones first (see [`satchel_client::HASH_FIRST_BELOW`]) and stream them in chunks of
-//! at most 1 MiB.
+//! those below the daemon's hash-first size first (its ServerInfo; see
+//! [`satchel_client::Client::server_info`]) and stream them in the daemon's
+//! chunk size.
 
 use std::collections::HashMap;
 
@@ -17,8 +18,9 @@ use crate::TargetFlags;
 /// Flags shared by push and attach.
 #[derive(Args, Debug)]
 pub struct ArtifactFlags {
-    /// Hash files of 256 MiB and more before sending them (smaller ones
-    /// always are): reads them twice, but skips those the registry has.
+    /// Hash every file before sending it, also those at or over the
+    /// daemon's hash-first size (256 MiB by default; smaller ones always
+    /// are): reads them twice, but skips those the registry has.
     #[arg(long)]
     hash_first: bool,
     /// Manifest annotation KEY=VALUE; repeatable.
@@ -71,8 +73,8 @@ fn split_operand(operand: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Stats each file, and hashes those below [`satchel_client::HASH_FIRST_BELOW`] (all with
-/// `hash_first`).
+/// Stats each file, and hashes all of them now with `hash_first` (else
+/// the push hashes those below the daemon's hash-first size).
 async fn prepare_files(operands: &[String], hash_first: bool) -> anyhow::Result<Vec<LocalFile>> {
     let mut out = Vec::new();
     for operand in operands {

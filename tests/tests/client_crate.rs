@@ -121,7 +121,7 @@ async fn attach_discover_and_pull_50_mib_through_the_library() {
     let err = LocalFile::new(dir.join("no-such-file"), "", false)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(err.code(), Code::InvalidArgument);
     let err = satchel_client::push(
         &mut client,
         registry_target("Not A Reference!".into()),

@@ -7,7 +7,9 @@ pub enum Error {
     /// The daemon, or the channel to it, failed the call.
     #[error("{}", .0.message())]
     Status(#[from] tonic::Status),
-    /// A local file could not be read or written.
+    /// A local file could not be read or written (a missing one is
+    /// INVALID_ARGUMENT); the message names it, the `source()` is the
+    /// operating system's error.
     #[error("{what}: {source}")]
     Io {
         /// What was being done, naming the file.
@@ -32,8 +34,11 @@ impl Error {
     pub fn code(&self) -> tonic::Code {
         match self {
             Error::Status(s) => status_code(s),
+            // A local path that is not there is the caller's argument
+            // (clients/conformance/behaviour.json), never NOT_FOUND, which
+            // is a manifest, blob or repository the registry lacks.
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                tonic::Code::NotFound
+                tonic::Code::InvalidArgument
             }
             Error::Io { .. } => tonic::Code::Unknown,
             Error::Local { code, .. } => *code,
@@ -66,5 +71,39 @@ pub fn status_code(status: &tonic::Status) -> tonic::Code {
             tonic::Code::DeadlineExceeded
         }
         code => code,
+    }
+}
+
+/// A code's name as gRPC writes it, `NOT_FOUND` for [`tonic::Code::NotFound`]
+/// (the CLI shows it; the conformance data uses it).
+pub fn code_name(code: tonic::Code) -> String {
+    let camel = format!("{code:?}");
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names_are_grpcs() {
+        assert_eq!(code_name(tonic::Code::NotFound), "NOT_FOUND");
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
+        assert_eq!(code_name(tonic::Code::DataLoss), "DATA_LOSS");
+    }
+
+    #[test]
+    fn a_missing_local_path_is_invalid_argument_any_other_io_unknown() {
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert_eq!(Error::io("x", missing).code(), tonic::Code::InvalidArgument);
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(Error::io("x", denied).code(), tonic::Code::Unknown);
     }
 }

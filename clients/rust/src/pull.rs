@@ -1,0 +1,327 @@
+//! Files down: [`pull`] writes an artifact's files into a directory, by
+//! feeding the daemon's Pull answer to [`pull_stream`], the state machine
+//! every pull runs (and `clients/conformance/pull_streams.json` checks).
+//!
+//! The manifest comes first; all its titles are checked against each other
+//! ([`crate::title`]) before anything is made. The output directory is
+//! made when the first file starts. Each file is written under a temporary
+//! name, through directory handles that never follow a link
+//! ([`crate::write`]), while this client counts and hashes its bytes; it
+//! takes its final name only once the daemon's FileDone names the layer's
+//! digest and the size and SHA-256 of what was written agree with the
+//! layer. On any failure the temporary file is removed.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use futures::{Stream, StreamExt};
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt;
+use tonic::Code;
+
+use crate::title::{check_title, check_titles, manifest_titles, shown};
+use crate::write::{OutDir, Placement};
+use crate::{pb, Client, Error};
+
+/// A file [`pull`] wrote.
+#[derive(Debug, Clone)]
+pub struct PulledFile {
+    /// The layer's title.
+    pub name: String,
+    /// Where it was written.
+    pub path: PathBuf,
+    /// The layer's descriptor.
+    pub layer: pb::Descriptor,
+}
+
+/// What [`pull`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Pulled {
+    /// The artifact's manifest descriptor.
+    pub manifest: pb::Descriptor,
+    /// The manifest's canonical reference by digest.
+    pub reference: String,
+    /// The files written, in manifest order.
+    pub files: Vec<PulledFile>,
+}
+
+/// What [`pull`] reports as it goes.
+#[derive(Debug)]
+pub enum PullEvent<'a> {
+    /// The daemon's progress on the current file.
+    Progress(&'a pb::Progress),
+    /// A file is in place under its final name.
+    File(&'a PulledFile),
+}
+
+/// Pulls the files of the artifact `request` names into `out` (created
+/// when the first file starts), as `satchel pull` does: each under its
+/// title, which must be a plain relative path, none a directory of
+/// another. Nothing is written through a symbolic link inside `out`: one
+/// among the directories is FAILED_PRECONDITION, one at a final name is
+/// replaced. A request with `subject` and `artifact_type` pulls the newest
+/// such attachment of the subject ([`pull_attachment`]).
+pub async fn pull(
+    client: &mut Client,
+    request: pb::PullRequest,
+    out: &Path,
+    on_event: impl FnMut(PullEvent<'_>),
+) -> Result<Pulled, Error> {
+    let stream = client.pull(request).await?.into_inner();
+    pull_stream(stream, out, on_event).await
+}
+
+/// Pulls the newest attachment of `artifact_type` on the manifest
+/// `subject` into `out`, in one call: the daemon finds it among the
+/// subject's referrers (NOT_FOUND when there is none) and streams its
+/// files as [`pull`] does.
+pub async fn pull_attachment(
+    client: &mut Client,
+    subject: pb::Target,
+    artifact_type: &str,
+    out: &Path,
+    on_event: impl FnMut(PullEvent<'_>),
+) -> Result<Pulled, Error> {
+    let request = pb::PullRequest {
+        subject: Some(subject),
+        artifact_type: artifact_type.to_string(),
+        ..Default::default()
+    };
+    pull(client, request, out, on_event).await
+}
+
+/// Writes the files of a Pull answer, `stream`, into `out`: the state
+/// machine under [`pull`], for any source of `PullResponse` messages. The
+/// stream's own error status is returned unchanged; a stream that breaks
+/// the protocol is INTERNAL, wrong bytes DATA_LOSS, an unsafe title
+/// INVALID_ARGUMENT.
+pub async fn pull_stream(
+    mut stream: impl Stream<Item = Result<pb::PullResponse, tonic::Status>> + Unpin,
+    out: &Path,
+    mut on_event: impl FnMut(PullEvent<'_>),
+) -> Result<Pulled, Error> {
+    let mut state = PullState::new(out);
+    let result = async {
+        while let Some(message) = stream.next().await {
+            state.step(message?, &mut on_event).await?;
+        }
+        state.finish()
+    }
+    .await;
+    if let Some(p) = state.current.take() {
+        p.discard().await;
+    }
+    result.map(|()| state.pulled)
+}
+
+/// Where a pull stands between two messages.
+struct PullState<'o> {
+    out: &'o Path,
+    pulled: Pulled,
+    /// The file being received.
+    current: Option<Partial>,
+    /// The output directory, once the first file started.
+    dir: Option<OutDir>,
+    /// The titles the manifest named that have not arrived yet; `None`
+    /// until the manifest came.
+    expected: Option<HashSet<String>>,
+}
+
+impl<'o> PullState<'o> {
+    fn new(out: &'o Path) -> Self {
+        PullState {
+            out,
+            pulled: Pulled::default(),
+            current: None,
+            dir: None,
+            expected: None,
+        }
+    }
+
+    async fn step(
+        &mut self,
+        message: pb::PullResponse,
+        on_event: &mut impl FnMut(PullEvent<'_>),
+    ) -> Result<(), Error> {
+        use pb::pull_response::Payload;
+        match message.payload {
+            Some(Payload::Manifest(m)) => self.manifest(m)?,
+            Some(Payload::File(header)) => self.start(header).await?,
+            Some(Payload::Chunk(data)) => {
+                let p = self
+                    .current
+                    .as_mut()
+                    .ok_or_else(|| broken("file bytes arrived outside a file"))?;
+                p.write(&data).await?;
+            }
+            Some(Payload::Progress(p)) => on_event(PullEvent::Progress(&p)),
+            Some(Payload::Done(done)) => {
+                let p = self
+                    .current
+                    .take()
+                    .ok_or_else(|| broken("a file ended that never started"))?;
+                let file = p.commit(&done.digest).await?;
+                on_event(PullEvent::File(&file));
+                self.pulled.files.push(file);
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn manifest(&mut self, m: pb::PulledManifest) -> Result<(), Error> {
+        if self.expected.is_some() {
+            return Err(broken("a second manifest arrived"));
+        }
+        let titles = manifest_titles(&m.content)?;
+        check_titles(titles.iter().map(String::as_str))?;
+        self.expected = Some(titles.into_iter().collect());
+        self.pulled.manifest = m.manifest.unwrap_or_default();
+        self.pulled.reference = m.reference;
+        Ok(())
+    }
+
+    /// A file header: the directory is made now, then the title is checked
+    /// alone and as one the manifest named and has not sent yet.
+    async fn start(&mut self, header: pb::FileHeader) -> Result<(), Error> {
+        if self.current.is_some() {
+            return Err(broken("a file started before the last one ended"));
+        }
+        if self.expected.is_none() {
+            return Err(broken("a file started before the manifest"));
+        }
+        let dir = match &self.dir {
+            Some(d) => d,
+            None => self.dir.insert(open_dir(self.out).await?),
+        };
+        let name = header.name;
+        check_title(&name)?;
+        let expected = self.expected.as_mut().expect("checked above");
+        if !expected.remove(&name) {
+            return Err(broken(&format!(
+                "it sent {}, which the manifest does not name or was sent already",
+                shown(&name)
+            )));
+        }
+        let layer = header.layer.unwrap_or_default();
+        self.current = Some(Partial::create(dir, name, layer).await?);
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), Error> {
+        match &self.current {
+            Some(p) => Err(broken(&format!("the pull ended inside {}", shown(&p.name)))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Opens (making it if missing) the output directory.
+async fn open_dir(out: &Path) -> Result<OutDir, Error> {
+    let out = out.to_path_buf();
+    tokio::task::spawn_blocking(move || OutDir::open(&out))
+        .await
+        .map_err(|e| Error::local(Code::Internal, format!("cannot open the directory: {e}")))?
+}
+
+fn broken(what: &str) -> Error {
+    Error::local(
+        Code::Internal,
+        format!("the daemon's pull stream broke: {what}"),
+    )
+}
+
+/// A file being received under a temporary name beside its final one.
+struct Partial {
+    name: String,
+    placement: Placement,
+    file: tokio::fs::File,
+    layer: pb::Descriptor,
+    size: u64,
+    /// The SHA-256 of the bytes written so far.
+    hasher: Sha256,
+}
+
+impl Partial {
+    /// Creates the temporary file for `name`, already checked, inside `out`
+    /// (see [`crate::write`]).
+    async fn create(out: &OutDir, name: String, layer: pb::Descriptor) -> Result<Self, Error> {
+        let (out, title) = (out.clone(), name.clone());
+        let (placement, file) = tokio::task::spawn_blocking(move || out.create(&title))
+            .await
+            .map_err(|e| Error::local(Code::Internal, format!("file creation failed: {e}")))??;
+        Ok(Partial {
+            name,
+            placement,
+            file: tokio::fs::File::from_std(file),
+            layer,
+            size: 0,
+            hasher: Sha256::new(),
+        })
+    }
+
+    async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.size += data.len() as u64;
+        self.hasher.update(data);
+        self.file.write_all(data).await.map_err(|e| {
+            Error::io(
+                format!("cannot write {}", self.placement.path().display()),
+                e,
+            )
+        })
+    }
+
+    /// Why the file must not take its final name, if it must not: the
+    /// daemon verified another digest than the layer's, or what was
+    /// written differs from the layer in size or SHA-256.
+    fn mismatch(&mut self, verified: &str) -> Option<String> {
+        let written = format!("sha256:{}", hex::encode(self.hasher.finalize_reset()));
+        let sha256_layer = self.layer.digest.starts_with("sha256:");
+        let bytes_wrong = sha256_layer && written != self.layer.digest;
+        if verified == self.layer.digest && self.size == self.layer.size && !bytes_wrong {
+            return None;
+        }
+        Some(format!(
+            "{}: expected {} ({} bytes), the daemon verified {:?}; received {} bytes of {}",
+            shown(&self.name),
+            self.layer.digest,
+            self.layer.size,
+            verified,
+            self.size,
+            written
+        ))
+    }
+
+    /// Renames the file into place if it checks out (see [`Self::mismatch`]).
+    async fn commit(mut self, verified: &str) -> Result<PulledFile, Error> {
+        let synced = async {
+            self.file.flush().await?;
+            self.file.sync_data().await
+        }
+        .await;
+        if let Err(e) = synced {
+            let what = format!("cannot write {}", self.placement.path().display());
+            self.discard().await;
+            return Err(Error::io(what, e));
+        }
+        if let Some(message) = self.mismatch(verified) {
+            self.discard().await;
+            return Err(Error::local(Code::DataLoss, message));
+        }
+        drop(self.file);
+        let path = tokio::task::spawn_blocking(move || self.placement.commit())
+            .await
+            .map_err(|e| Error::local(Code::Internal, format!("rename failed: {e}")))??;
+        Ok(PulledFile {
+            name: self.name,
+            path,
+            layer: self.layer,
+        })
+    }
+
+    async fn discard(self) {
+        drop(self.file);
+        let placement = self.placement;
+        let _ = tokio::task::spawn_blocking(move || placement.discard()).await;
+    }
+}
