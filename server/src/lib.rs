@@ -8,6 +8,7 @@
 //!   prost: handlers, conversions, framing, status mapping, and the
 //!   layers every call passes.
 //! - [`daemon`]: the daemon's parts put together from its config.
+//! - [`access`]: who may call: the bearer-token check.
 //! - [`callers`]: who is calling and which OCI layouts they may name
 //!   (`layout_roots`).
 //! - [`task_stream`]: streamed answers made by a task that ends with them.
@@ -18,6 +19,7 @@
 //! - [`credentials`]: docker `config.json` and credential helpers: lookup,
 //!   login storage, logout, listing.
 
+pub mod access;
 pub mod callers;
 pub mod config;
 pub mod credentials;

@@ -15,11 +15,11 @@ use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 use tonic::{Code, Status};
 
+use super::deadline::{ahead_of_tonic, parse_grpc_timeout};
 use super::status::outgoing;
 
 /// Scrubs secrets out of a status message.
@@ -98,34 +98,8 @@ where
     }
 }
 
-/// The caller's deadline, a little early (a tenth, at most 100 ms): tonic's
-/// own timer, set a moment before ours, must not fire first, and the
-/// answer should reach the caller before its own timer gives up.
-fn ahead_of_tonic(timeout: Duration) -> Duration {
-    timeout.saturating_sub((timeout / 10).min(Duration::from_millis(100)))
-}
-
 fn expired() -> Status {
     Status::deadline_exceeded("the caller's deadline passed")
-}
-
-/// A `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
-pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let split = value.len().checked_sub(1)?;
-    let (digits, unit) = value.split_at(split);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
 }
 
 /// Rewrites the status in `headers`, if there is one to rewrite.
@@ -237,20 +211,5 @@ mod tests {
         cap_headers(&mut headers, &scrub);
         let back = Status::from_header_map(&headers).unwrap();
         assert_eq!(back.message(), "no [redacted] here");
-    }
-
-    #[test]
-    fn grpc_timeouts_parse_as_the_spec_writes_them() {
-        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
-        assert_eq!(
-            parse_grpc_timeout("99999999n"),
-            Some(Duration::from_nanos(99_999_999))
-        );
-        for bad in ["", "S", "5", "123456789S", "5s", "-5S", "5.0S"] {
-            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
-        }
-        assert!(ahead_of_tonic(Duration::from_secs(1)) < Duration::from_secs(1));
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
 use super::convert::descriptor;
-use super::status::{carried, status};
+use super::status::{carried, invalid, status};
 use crate::service::blobs::UploadPart;
 use crate::service::pull::PullPlan;
 
@@ -27,23 +27,65 @@ fn refused(message: &str) -> satchel_oci::Error {
     satchel_oci::Error::new(satchel_oci::ErrorKind::InvalidArgument, message)
 }
 
-/// The chunks after a Push or Attach header, as (file index, bytes).
-pub(crate) fn file_chunks<M, F>(
-    inbound: Streaming<M>,
-    chunk: F,
+/// A message of a Push or Attach stream: its header, or a chunk.
+pub(crate) enum Part<H> {
+    Header(H),
+    Chunk(pb::FileChunk),
+    Empty,
+}
+
+/// A Push message as a header or a chunk.
+pub(crate) fn push_part(m: pb::PushRequest) -> Part<pb::PushHeader> {
+    use pb::push_request::Payload;
+    match m.payload {
+        Some(Payload::Header(h)) => Part::Header(h),
+        Some(Payload::Chunk(c)) => Part::Chunk(c),
+        None => Part::Empty,
+    }
+}
+
+/// An Attach message as a header or a chunk.
+pub(crate) fn attach_part(m: pb::AttachRequest) -> Part<pb::AttachHeader> {
+    use pb::attach_request::Payload;
+    match m.payload {
+        Some(Payload::Header(h)) => Part::Header(h),
+        Some(Payload::Chunk(c)) => Part::Chunk(c),
+        None => Part::Empty,
+    }
+}
+
+/// Reads the header a Push or Attach stream must start with, and returns
+/// it with the chunks after it as (file index, bytes).
+pub(crate) async fn header_and_chunks<M, H>(
+    mut inbound: Streaming<M>,
+    split: fn(M) -> Part<H>,
     what: &'static str,
-) -> impl Stream<Item = satchel_oci::Result<(u32, Bytes)>> + Send + Unpin
+) -> Result<
+    (
+        H,
+        impl Stream<Item = satchel_oci::Result<(u32, Bytes)>> + Send + Unpin,
+    ),
+    Status,
+>
 where
     M: Send + 'static,
-    F: Fn(M) -> Option<pb::FileChunk> + Send + 'static,
 {
-    inbound.map(move |m| {
-        let c = chunk(m.map_err(carried)?).ok_or_else(|| refused(what))?;
-        if c.data.len() > MAX_CHUNK {
-            return Err(refused("a chunk is larger than 1 MiB"));
+    let header = match inbound.next().await.transpose()?.map(split) {
+        Some(Part::Header(h)) => h,
+        _ => {
+            return Err(invalid(format!(
+                "the first {what} message must be a header"
+            )))
         }
-        Ok((c.file_index, c.data))
-    })
+    };
+    let chunks = inbound.map(move |m| match split(m.map_err(carried)?) {
+        Part::Chunk(c) if c.data.len() > MAX_CHUNK => Err(refused("a chunk is larger than 1 MiB")),
+        Part::Chunk(c) => Ok((c.file_index, c.data)),
+        _ => Err(refused(&format!(
+            "only chunks may follow the {what} header"
+        ))),
+    });
+    Ok((header, chunks))
 }
 
 /// The messages of an UploadBlob call as the service's parts.

@@ -8,12 +8,15 @@ use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 use satchel_proto::v1 as pb;
+use satchel_proto::v1::push_response::Event;
 use satchel_proto::{MAX_CHUNK, MAX_MESSAGE};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{self, descriptor};
-use super::framing::{file_chunks, push_progress, rechunk, send_pull, upload_parts};
-use super::status::{invalid, status};
+use super::framing::{
+    attach_part, header_and_chunks, push_part, push_progress, rechunk, send_pull, upload_parts,
+};
+use super::status::status;
 use crate::service::push::PushJob;
 use crate::service::Service;
 use crate::task_stream;
@@ -33,48 +36,19 @@ impl Api {
 
 type Answer<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// The first message of a Push or Attach stream, which must be its header.
-async fn header<M, H>(
-    inbound: &mut Streaming<M>,
-    take: fn(M) -> Option<H>,
-    what: &str,
-) -> Result<H, Status>
-where
-    M: Send + 'static,
-{
-    match inbound.next().await {
-        Some(Ok(m)) => {
-            take(m).ok_or_else(|| invalid(format!("the first {what} message must be a header")))
-        }
-        Some(Err(e)) => Err(e),
-        None => Err(invalid(format!(
-            "the first {what} message must be a header"
-        ))),
-    }
-}
-
 impl Api {
     /// Runs a push job in its own task: progress events as the bytes
     /// arrive, then the result or the error.
-    fn run_push<M, R>(
-        &self,
-        job: PushJob,
-        inbound: Streaming<M>,
-        chunk: fn(M) -> Option<pb::FileChunk>,
-        wrap: fn(pb::push_response::Event) -> R,
-    ) -> Answer<R>
+    fn run_push<S, R>(&self, job: PushJob, chunks: S, wrap: fn(Event) -> R) -> Answer<R>
     where
-        M: Send + 'static,
+        S: Stream<Item = satchel_oci::Result<(u32, bytes::Bytes)>> + Send + Unpin + 'static,
         R: Send + 'static,
     {
         let service = self.service.clone();
         Box::pin(task_stream::spawn(16, move |tx| async move {
-            let chunks = file_chunks(inbound, chunk, "only chunks may follow the header");
-            let progress = push_progress(tx.clone(), move |p| {
-                wrap(pb::push_response::Event::Progress(p))
-            });
+            let progress = push_progress(tx.clone(), move |p| wrap(Event::Progress(p)));
             let result = job.run(&service, chunks, &progress).await;
-            let answer = result.map(|r| wrap(pb::push_response::Event::Result(convert::pushed(r))));
+            let answer = result.map(|r| wrap(Event::Result(convert::pushed(r))));
             let _ = tx.send(answer.map_err(status)).await;
         }))
     }
@@ -88,25 +62,14 @@ impl pb::satchel_service_server::SatchelService for Api {
         &self,
         request: Request<Streaming<pb::PushRequest>>,
     ) -> Result<Response<Self::PushStream>, Status> {
-        use pb::push_request::Payload;
-        let mut inbound = request.into_inner();
-        let take = |m: pb::PushRequest| match m.payload {
-            Some(Payload::Header(h)) => Some(h),
-            _ => None,
-        };
-        let h = header(&mut inbound, take, "Push").await?;
-        let job = self
-            .service
-            .push(convert::target(h.target)?, convert::artifact(h.artifact));
-        let chunk = |m: pb::PushRequest| match m.payload {
-            Some(Payload::Chunk(c)) => Some(c),
-            _ => None,
-        };
+        let inbound = request.into_inner();
+        let (h, chunks) = header_and_chunks(inbound, push_part, "Push").await?;
+        let artifact = convert::artifact(h.artifact);
+        let job = self.service.push(convert::target(h.target)?, artifact);
         let wrap = |e| pb::PushResponse { event: Some(e) };
         Ok(Response::new(self.run_push(
             job.map_err(status)?,
-            inbound,
-            chunk,
+            chunks,
             wrap,
         )))
     }
@@ -117,24 +80,14 @@ impl pb::satchel_service_server::SatchelService for Api {
         &self,
         request: Request<Streaming<pb::AttachRequest>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
-        use pb::attach_request::Payload;
-        let mut inbound = request.into_inner();
-        let take = |m: pb::AttachRequest| match m.payload {
-            Some(Payload::Header(h)) => Some(h),
-            _ => None,
-        };
-        let h = header(&mut inbound, take, "Attach").await?;
+        let inbound = request.into_inner();
+        let (h, chunks) = header_and_chunks(inbound, attach_part, "Attach").await?;
         let artifact = convert::artifact(h.artifact);
         let job = self.service.attach(convert::target(h.subject)?, artifact);
-        let chunk = |m: pb::AttachRequest| match m.payload {
-            Some(Payload::Chunk(c)) => Some(c),
-            _ => None,
-        };
         let wrap = |e| pb::AttachResponse::from(pb::PushResponse { event: Some(e) });
         Ok(Response::new(self.run_push(
             job.map_err(status)?,
-            inbound,
-            chunk,
+            chunks,
             wrap,
         )))
     }

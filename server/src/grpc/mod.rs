@@ -3,18 +3,18 @@
 //! answer and maps errors in one place ([`status`]).
 //!
 //! - [`serve`]: the API, health and reflection on a listener, with TLS and
-//!   the layers every call passes: [`peer`] (who is calling), [`access`]
-//!   (the bearer token), [`answers`] (scrubbed, capped statuses; the
-//!   caller's deadline for the whole call).
+//!   the layers every call passes: [`peer`] (who is calling, and the bearer
+//!   token of [`crate::access`]), [`answers`] (scrubbed, capped statuses; the
+//!   caller's deadline for the whole call, read by [`deadline`]).
 //! - [`handlers`]: one short handler per RPC.
 //! - [`convert`]: proto messages to core types and back.
 //! - [`framing`]: file bytes as messages, both ways; progress.
 //! - [`status`]: OCI error kinds to gRPC codes; what a status becomes on
 //!   its way out.
 
-pub mod access;
 pub mod answers;
 pub mod convert;
+pub mod deadline;
 pub mod framing;
 pub mod handlers;
 pub mod peer;
@@ -27,6 +27,7 @@ use satchel_proto::MAX_MESSAGE;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use crate::access::TokenCheck;
 use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::listener::Listener;
@@ -44,7 +45,9 @@ pub async fn serve(
         let registry = daemon.registry.clone();
         std::sync::Arc::new(move |message: &str| registry.scrub_any(message))
     };
-    let check = access::TokenCheck::new(config.auth_token.as_ref().map(|t| t.expose()));
+    let check = peer::Guard(TokenCheck::new(
+        config.auth_token.as_ref().map(|t| t.expose()),
+    ));
     let api = SatchelServiceServer::new(handlers::Api::new(daemon.service.clone()))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);

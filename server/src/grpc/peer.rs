@@ -1,6 +1,8 @@
 //! Who is calling, learned from the connection: the peer's uid on the Unix
 //! socket (`SO_PEERCRED`, which tonic puts in the request), else a remote
-//! caller. Every call runs inside [`crate::callers::scope`].
+//! caller; every call runs inside [`crate::callers::scope`]. And whether
+//! it may: the bearer token of [`crate::access`], checked by an
+//! interceptor on every service but health.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,7 +11,9 @@ use std::task::{Context, Poll};
 
 use tonic::codegen::http;
 use tonic::transport::server::UdsConnectInfo;
+use tonic::{Request, Status};
 
+use crate::access::TokenCheck;
 use crate::callers::{scope, Caller, LayoutRoots};
 
 /// The caller of a connection, from what tonic put in the request.
@@ -69,5 +73,22 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let caller = caller_of(request.extensions());
         Box::pin(scope(caller, self.roots.clone(), self.inner.call(request)))
+    }
+}
+
+/// The bearer-token check as a tonic interceptor.
+#[derive(Clone, Debug)]
+pub struct Guard(pub TokenCheck);
+
+impl tonic::service::Interceptor for Guard {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let header = request.metadata().get("authorization");
+        if self.0.allows(header.and_then(|v| v.to_str().ok())) {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated(
+                "a valid bearer token is required (satchel --token-file)",
+            ))
+        }
     }
 }

@@ -128,3 +128,6 @@ impl Service {
 pub(crate) fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidArgument, message)
 }
+
+#[cfg(test)]
+mod tests;
