@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod faulty;
+pub mod grpc;
 pub mod hostile;
 pub mod image;
 pub mod leaks;

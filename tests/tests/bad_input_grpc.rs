@@ -8,16 +8,10 @@ use std::collections::HashMap;
 use satchel_client::{pb, Code};
 use satchel_tests::{http_get, Daemon, Registry};
 
-/// The longest message satcheld sends (server/src/status.rs).
+/// The longest message satcheld sends (server/src/grpc/status.rs).
 const MAX_MESSAGE: usize = 1024;
 
-fn target(reference: &str) -> Option<pb::Target> {
-    Some(pb::Target {
-        reference: reference.to_string(),
-        plain_http: true,
-        ..Default::default()
-    })
-}
+use satchel_tests::grpc::{plain_target as target, pull_error};
 
 fn check(what: &str, status: tonic::Status, expected: Code) {
     assert_eq!(status.code(), expected, "{what}: {status:?}");
@@ -135,19 +129,7 @@ async fn malformed_unary_requests_are_refused_with_short_messages() {
             },
         ),
     ] {
-        let status = match client.pull(request).await {
-            Err(status) => status,
-            Ok(stream) => {
-                let mut stream = stream.into_inner();
-                loop {
-                    match stream.message().await {
-                        Err(status) => break status,
-                        Ok(Some(_)) => continue,
-                        Ok(None) => panic!("{what} succeeded"),
-                    }
-                }
-            }
-        };
+        let status = pull_error(&mut client, request, what).await;
         check(what, status, Code::InvalidArgument);
     }
 

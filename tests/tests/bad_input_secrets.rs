@@ -13,13 +13,7 @@ use satchel_tests::{Daemon, Registry};
 /// A signature in a presigned blob-storage URL.
 const CANARY_SIGNATURE: &str = "canary-sig-0d9e8f7a6b";
 
-fn target(reference: &str) -> Option<pb::Target> {
-    Some(pb::Target {
-        reference: reference.to_string(),
-        plain_http: true,
-        ..Default::default()
-    })
-}
+use satchel_tests::grpc::plain_target as target;
 
 fn forward(upstream: &str) -> Action {
     Action::Forward {
@@ -34,19 +28,8 @@ async fn pull_error(client: &mut satchel_client::Client, reference: &str) -> ton
         target: target(reference),
         ..Default::default()
     };
-    match client.pull(request).await {
-        Err(status) => status,
-        Ok(stream) => {
-            let mut stream = stream.into_inner();
-            loop {
-                match stream.message().await {
-                    Err(status) => break status,
-                    Ok(Some(_)) => continue,
-                    Ok(None) => panic!("the pull of {reference} succeeded"),
-                }
-            }
-        }
-    }
+    let what = format!("the pull of {reference}");
+    satchel_tests::grpc::pull_error(client, request, &what).await
 }
 
 async fn login(client: &mut satchel_client::Client, registry: &str, password: &str) -> String {
