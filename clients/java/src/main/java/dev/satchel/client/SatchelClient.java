@@ -44,6 +44,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BiFunction;
 import java.util.function.Function;
 
 /**
@@ -275,25 +276,7 @@ public final class SatchelClient implements AutoCloseable {
    * INVALID_ARGUMENT naming its path, with the {@link NoSuchFileException} as the cause.
    */
   public PushResult push(String reference, List<Path> files, Options options) throws IOException {
-    Deadline deadline = deadline(options);
-    Plan plan = plan(files, options, deadline);
-    PushRequest header =
-        PushRequest.newBuilder()
-            .setHeader(
-                PushHeader.newBuilder()
-                    .setTarget(target(reference, options))
-                    .setArtifact(plan.spec()))
-            .build();
-    return upload(
-        withDeadline(async, deadline)::push,
-        deadline,
-        header,
-        chunk -> PushRequest.newBuilder().setChunk(chunk).build(),
-        r -> r.hasProgress() ? r.getProgress() : null,
-        r -> r.hasResult() ? r.getResult() : null,
-        files,
-        plan.chunkSize(),
-        options);
+    return upload(PUSH, reference, files, options);
   }
 
   /**
@@ -302,25 +285,7 @@ public final class SatchelClient implements AutoCloseable {
    * sent, and hashed first, as by {@link #push(String, List, Options)}.
    */
   public PushResult attach(String subject, List<Path> files, Options options) throws IOException {
-    Deadline deadline = deadline(options);
-    Plan plan = plan(files, options, deadline);
-    AttachRequest header =
-        AttachRequest.newBuilder()
-            .setHeader(
-                AttachHeader.newBuilder()
-                    .setSubject(target(subject, options))
-                    .setArtifact(plan.spec()))
-            .build();
-    return upload(
-        withDeadline(async, deadline)::attach,
-        deadline,
-        header,
-        chunk -> AttachRequest.newBuilder().setChunk(chunk).build(),
-        r -> r.hasProgress() ? r.getProgress() : null,
-        r -> r.hasResult() ? r.getResult() : null,
-        files,
-        plan.chunkSize(),
-        options);
+    return upload(ATTACH, subject, files, options);
   }
 
   /**
@@ -522,29 +487,58 @@ public final class SatchelClient implements AutoCloseable {
 
   // ---- Push and Attach: a header, then every file's chunks, sent as flow control allows.
 
-  private <Req, Resp> PushResult upload(
-      Function<StreamObserver<Resp>, StreamObserver<Req>> start,
-      Deadline deadline,
-      Req header,
+  /**
+   * What Push and Attach differ in: the call, the header naming the target (Push's target,
+   * Attach's subject) and the artifact, the request a chunk rides in, and what an answer carries.
+   */
+  private record UploadRpc<Req, Resp>(
+      BiFunction<SatchelServiceGrpc.SatchelServiceStub, StreamObserver<Resp>, StreamObserver<Req>>
+          start,
+      BiFunction<Target, ArtifactSpec, Req> header,
       Function<FileChunk, Req> wrapChunk,
       Function<Resp, Progress> progressOf,
-      Function<Resp, PushResult> resultOf,
-      List<Path> files,
-      int chunkSize,
-      Options options)
+      Function<Resp, PushResult> resultOf) {}
+
+  private static final UploadRpc<PushRequest, PushResponse> PUSH =
+      new UploadRpc<>(
+          SatchelServiceGrpc.SatchelServiceStub::push,
+          (target, spec) ->
+              PushRequest.newBuilder()
+                  .setHeader(PushHeader.newBuilder().setTarget(target).setArtifact(spec))
+                  .build(),
+          chunk -> PushRequest.newBuilder().setChunk(chunk).build(),
+          r -> r.hasProgress() ? r.getProgress() : null,
+          r -> r.hasResult() ? r.getResult() : null);
+
+  private static final UploadRpc<AttachRequest, AttachResponse> ATTACH =
+      new UploadRpc<>(
+          SatchelServiceGrpc.SatchelServiceStub::attach,
+          (subject, spec) ->
+              AttachRequest.newBuilder()
+                  .setHeader(AttachHeader.newBuilder().setSubject(subject).setArtifact(spec))
+                  .build(),
+          chunk -> AttachRequest.newBuilder().setChunk(chunk).build(),
+          r -> r.hasProgress() ? r.getProgress() : null,
+          r -> r.hasResult() ? r.getResult() : null);
+
+  private <Req, Resp> PushResult upload(
+      UploadRpc<Req, Resp> rpc, String reference, List<Path> files, Options options)
       throws IOException {
-    Upload<Req, Resp> call = new Upload<>(progressOf, resultOf, options);
-    start.apply(call);
+    Deadline deadline = deadline(options);
+    Plan plan = plan(files, options, deadline);
+    Req header = rpc.header().apply(target(reference, options), plan.spec());
+    Upload<Req, Resp> call = new Upload<>(rpc.progressOf(), rpc.resultOf(), options);
+    rpc.start().apply(withDeadline(async, deadline), call);
     try {
       call.send(header);
-      byte[] buf = new byte[chunkSize];
+      byte[] buf = new byte[plan.chunkSize()];
       for (int i = 0; i < files.size(); i++) {
         try (InputStream in = read(files.get(i))) {
           int n;
           while ((n = in.readNBytes(buf, 0, buf.length)) > 0) {
             FileChunk chunk =
                 FileChunk.newBuilder().setFileIndex(i).setData(ByteString.copyFrom(buf, 0, n)).build();
-            call.send(wrapChunk.apply(chunk));
+            call.send(rpc.wrapChunk().apply(chunk));
           }
         }
       }

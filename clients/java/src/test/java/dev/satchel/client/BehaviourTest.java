@@ -19,8 +19,6 @@ import java.util.logging.Handler;
 import java.util.logging.Level;
 import java.util.logging.LogRecord;
 import java.util.logging.Logger;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 
@@ -30,27 +28,8 @@ import org.junit.jupiter.api.TestInstance;
  * Unix-socket connect that logs nothing.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class BehaviourTest {
+class BehaviourTest extends LiveTest {
   static final JsonObject BEHAVIOUR = Conformance.load("behaviour.json");
-
-  TestEnv env;
-  SatchelClient client;
-
-  @BeforeAll
-  void up() throws Exception {
-    env = TestEnv.up("satchel-java-behaviour-");
-    client = SatchelClient.connect(env.addr());
-  }
-
-  @AfterAll
-  void down() throws Exception {
-    if (client != null) {
-      client.close();
-    }
-    if (env != null) {
-      env.close();
-    }
-  }
 
   @Test
   void missingLocalFileIsInvalidArgumentNamingThePathWithTheNoSuchFileCause() throws Exception {

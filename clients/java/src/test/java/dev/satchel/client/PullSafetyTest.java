@@ -1,7 +1,6 @@
 package dev.satchel.client;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -16,7 +15,6 @@ import java.io.InputStream;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
@@ -24,11 +22,9 @@ import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -43,20 +39,12 @@ import org.junit.jupiter.api.TestInstance;
  * that cannot finish before their deadline, against a test-only silent registry.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class PullSafetyTest {
-  Path work;
-  Map<String, String> env;
-  SatchelClient client;
-  Options registry;
+class PullSafetyTest extends LiveTest {
   ServerSocket silent;
   final List<Socket> silentConnections = Collections.synchronizedList(new ArrayList<>());
 
   @BeforeAll
   void up() throws Exception {
-    work = Files.createTempDirectory("satchel-java-safety-");
-    env = testenv("up");
-    client = SatchelClient.connect(env.get("SATCHEL_ADDR"));
-    registry = Options.builder().plainHttp(true).build();
     silent = silentRegistry();
   }
 
@@ -68,11 +56,6 @@ class PullSafetyTest {
         s.close();
       }
     }
-    if (client != null) {
-      client.close();
-    }
-    testenv("down");
-    deleteTree(work);
   }
 
   @TestFactory
@@ -91,7 +74,7 @@ class PullSafetyTest {
     String title = Vectors.str(v, "title");
     String data = "the layer titled " + title + "\n";
     Path file = Files.writeString(Files.createTempFile(work, "layer", ""), data);
-    String ref = env.get("SATCHEL_REGISTRY") + "/java/planted:v" + i;
+    String ref = env.vars.get("SATCHEL_REGISTRY") + "/java/planted:v" + i;
     client.push(
         ref, List.of(file), Options.builder().plainHttp(true).titles(List.of(title)).build());
 
@@ -135,7 +118,7 @@ class PullSafetyTest {
   @Test
   void pullRefusesADirectoryAtAFileName() throws Exception {
     Path file = Files.writeString(work.resolve("f.txt"), "f\n");
-    String ref = env.get("SATCHEL_REGISTRY") + "/java/dir-at-name:v1";
+    String ref = env.vars.get("SATCHEL_REGISTRY") + "/java/dir-at-name:v1";
     client.push(
         ref, List.of(file), Options.builder().plainHttp(true).titles(List.of("d/f.txt")).build());
     Path out = Files.createDirectories(work.resolve("dir-at-name"));
@@ -152,7 +135,7 @@ class PullSafetyTest {
   @Test
   void pushRefusesBadTitles() throws Exception {
     Path file = Files.writeString(work.resolve("g.txt"), "g\n");
-    String ref = env.get("SATCHEL_REGISTRY") + "/java/badtitle:v1";
+    String ref = env.vars.get("SATCHEL_REGISTRY") + "/java/badtitle:v1";
     for (List<String> titles :
         List.of(
             List.of("../g.txt"),
@@ -178,7 +161,7 @@ class PullSafetyTest {
   Stream<DynamicTest> callsPastTheirDeadlineFailWithDeadlineExceeded() throws Exception {
     String ref = "127.0.0.1:" + silent.getLocalPort() + "/java/hang:v1";
     Duration two = Duration.ofSeconds(2);
-    SatchelClient withDefault = SatchelClient.connect(env.get("SATCHEL_ADDR"), two);
+    SatchelClient withDefault = SatchelClient.connect(env.vars.get("SATCHEL_ADDR"), two);
     Options perCall = Options.builder().plainHttp(true).deadline(two).build();
     Path small = Files.writeString(work.resolve("hang.txt"), "h\n");
     Map<String, Call> calls = new TreeMap<>();
@@ -266,38 +249,5 @@ class PullSafetyTest {
       }
     }
     return out;
-  }
-
-  private Map<String, String> testenv(String command) throws IOException, InterruptedException {
-    String script = System.getProperty("satchel.testenv", "../testenv.sh");
-    Process p =
-        new ProcessBuilder("bash", script, command, work.resolve("env").toString())
-            .redirectError(ProcessBuilder.Redirect.INHERIT)
-            .start();
-    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    assertTrue(p.waitFor(60, TimeUnit.SECONDS), "testenv.sh " + command + " finished");
-    assertEquals(0, p.exitValue(), "testenv.sh " + command + " failed: " + out);
-    Map<String, String> env = new HashMap<>();
-    for (String line : out.split("\n")) {
-      int eq = line.indexOf('=');
-      if (eq > 0) {
-        env.put(line.substring(0, eq).trim(), line.substring(eq + 1).trim());
-      }
-    }
-    if (command.equals("up")) {
-      assertNotNull(env.get("SATCHEL_ADDR"), "testenv printed SATCHEL_ADDR: " + out);
-    }
-    return env;
-  }
-
-  private static void deleteTree(Path root) throws IOException {
-    if (root == null || !Files.exists(root)) {
-      return;
-    }
-    try (Stream<Path> paths = Files.walk(root)) {
-      for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    }
   }
 }

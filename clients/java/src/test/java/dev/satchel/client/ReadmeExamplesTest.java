@@ -12,8 +12,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 
@@ -24,23 +22,9 @@ import org.junit.jupiter.api.TestInstance;
  * main runs here against a real satcheld and docker-registry (clients/testenv.sh).
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class ReadmeExamplesTest {
+class ReadmeExamplesTest extends LiveTest {
   static final Pattern BLOCK = Pattern.compile("(?m)^```java\n(.*?)^```$", Pattern.DOTALL);
   static final Pattern MARKER = Pattern.compile("<!-- example: (\\S+) -->\n$");
-
-  TestEnv env;
-
-  @BeforeAll
-  void up() throws Exception {
-    env = TestEnv.up("satchel-java-readme-");
-  }
-
-  @AfterAll
-  void down() throws Exception {
-    if (env != null) {
-      env.close();
-    }
-  }
 
   static Path readme() {
     return Path.of(System.getProperty("satchel.readme", "README.md"));

@@ -2,7 +2,6 @@ package dev.satchel.client;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -19,19 +18,14 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.RandomAccessFile;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
@@ -46,15 +40,10 @@ import org.junit.jupiter.api.TestMethodOrder;
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
-class SatchelClientTest {
+class SatchelClientTest extends LiveTest {
   static final String SBOM_TYPE = "application/vnd.example.sbom.v1";
   static final long BIG_SIZE = 50L << 20;
 
-  Path work;
-  Path envDir;
-  Map<String, String> env;
-  SatchelClient client;
-  Options registry;
   String repo;
 
   PushResult subject;
@@ -63,28 +52,14 @@ class SatchelClientTest {
   String bigSha256;
 
   @BeforeAll
-  void up() throws Exception {
-    work = Files.createTempDirectory("satchel-java-");
-    envDir = work.resolve("env");
-    env = parseEnv(testenv("up"));
-    client = SatchelClient.connect(env.get("SATCHEL_ADDR"));
-    registry = Options.builder().plainHttp(true).build();
-    repo = env.get("SATCHEL_REGISTRY") + "/demo/app";
-  }
-
-  @AfterAll
-  void down() throws Exception {
-    if (client != null) {
-      client.close();
-    }
-    testenv("down");
-    deleteTree(work);
+  void up() {
+    repo = env.registry() + "/demo/app";
   }
 
   @Test
   @Order(1)
   void pushSubject() throws IOException {
-    assertTrue(env.get("SATCHEL_ADDR").startsWith("unix:///"), "the daemon is on a Unix socket");
+    assertTrue(env.vars.get("SATCHEL_ADDR").startsWith("unix:///"), "the daemon is on a Unix socket");
     Path readme = work.resolve("readme.txt");
     Files.writeString(readme, "hello from the Java client\n");
     subject = client.push(repo + ":v1", List.of(readme), registry);
@@ -218,11 +193,11 @@ class SatchelClientTest {
     long size = 24L << 20;
     Path layer = work.resolve("layer.bin");
     writeRandom(layer, size);
-    String ref = env.get("SATCHEL_REGISTRY") + "/java/corrupt:v1";
+    String ref = env.vars.get("SATCHEL_REGISTRY") + "/java/corrupt:v1";
     PushResult pushed = client.push(ref, List.of(layer), registry);
     String hex = pushed.getLayers(0).getDigest().substring("sha256:".length());
     Path data =
-        Path.of(env.get("SATCHEL_REGISTRY_BLOBS"), "sha256", hex.substring(0, 2), hex, "data");
+        Path.of(env.vars.get("SATCHEL_REGISTRY_BLOBS"), "sha256", hex.substring(0, 2), hex, "data");
     try (RandomAccessFile blob = new RandomAccessFile(data.toFile(), "rw")) {
       blob.seek(size - 10);
       int b = blob.read();
@@ -245,7 +220,7 @@ class SatchelClientTest {
   void failingProgressCallbackCancelsTheUpload() throws Exception {
     Path big = work.resolve("cancelled.bin");
     writeRandom(big, 20L << 20);
-    String ref = env.get("SATCHEL_REGISTRY") + "/java/cancelled:v1";
+    String ref = env.vars.get("SATCHEL_REGISTRY") + "/java/cancelled:v1";
     RuntimeException enough = new IllegalStateException("enough");
     Options options =
         Options.builder()
@@ -310,7 +285,7 @@ class SatchelClientTest {
   void hashedPushSkipsBlobsTheRepositoryHas() throws Exception {
     Path file = work.resolve("skip.bin");
     String sha = writeRandom(file, 1L << 20, 7);
-    String repository = env.get("SATCHEL_REGISTRY") + "/java/skip";
+    String repository = env.vars.get("SATCHEL_REGISTRY") + "/java/skip";
 
     // Unset hashFirst: a 1 MiB file is hashed first (automatic policy).
     PushResult first = client.push(repository + ":a", List.of(file), registry);
@@ -363,31 +338,6 @@ class SatchelClientTest {
 
   // ---- helpers
 
-  private String testenv(String command) throws IOException, InterruptedException {
-    String script = System.getProperty("satchel.testenv", "../testenv.sh");
-    Process p =
-        new ProcessBuilder("bash", script, command, envDir.toString())
-            .redirectError(ProcessBuilder.Redirect.INHERIT)
-            .start();
-    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    assertTrue(p.waitFor(60, TimeUnit.SECONDS), "testenv.sh " + command + " finished");
-    assertEquals(0, p.exitValue(), "testenv.sh " + command + " failed: " + out);
-    return out;
-  }
-
-  private static Map<String, String> parseEnv(String out) {
-    Map<String, String> env = new HashMap<>();
-    for (String line : out.split("\n")) {
-      int eq = line.indexOf('=');
-      if (eq > 0) {
-        env.put(line.substring(0, eq).trim(), line.substring(eq + 1).trim());
-      }
-    }
-    assertNotNull(env.get("SATCHEL_ADDR"), "testenv printed SATCHEL_ADDR: " + out);
-    assertNotNull(env.get("SATCHEL_REGISTRY"), "testenv printed SATCHEL_REGISTRY: " + out);
-    return env;
-  }
-
   private static String writeRandom(Path file, long size) throws Exception {
     return writeRandom(file, size, 42);
   }
@@ -425,17 +375,6 @@ class SatchelClientTest {
     }
     try (var listing = Files.list(dir)) {
       return listing.toList();
-    }
-  }
-
-  private static void deleteTree(Path root) throws IOException {
-    if (root == null || !Files.exists(root)) {
-      return;
-    }
-    try (var paths = Files.walk(root)) {
-      for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
     }
   }
 }

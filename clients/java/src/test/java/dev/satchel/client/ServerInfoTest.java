@@ -29,8 +29,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.UnaryOperator;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 
@@ -40,28 +38,7 @@ import org.junit.jupiter.api.TestInstance;
  * is asked once per client, and sets push's chunk size and automatic hash-first threshold.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class ServerInfoTest {
-  TestEnv env;
-  SatchelClient client;
-  Options registry;
-
-  @BeforeAll
-  void up() throws Exception {
-    env = TestEnv.up("satchel-java-info-");
-    client = SatchelClient.connect(env.addr());
-    registry = Options.builder().plainHttp(true).build();
-  }
-
-  @AfterAll
-  void down() throws Exception {
-    if (client != null) {
-      client.close();
-    }
-    if (env != null) {
-      env.close();
-    }
-  }
-
+class ServerInfoTest extends LiveTest {
   @Test
   void serverInfoEqualsTheConformanceDefaults() {
     ServerInfoResponse info = client.serverInfo();

@@ -17,13 +17,15 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The live environment of clients/testenv.sh (a real docker-registry and satcheld) for one test
- * class, plus {@link #startDaemon}, a second real satcheld with a config file of the test's own.
+ * class, with {@link #client}, a client of that daemon, plus {@link #startDaemon}, a second real
+ * satcheld with a config file of the test's own. {@link #close} closes and stops them all.
  */
 final class TestEnv implements AutoCloseable {
   final Path work;
   final Map<String, String> vars;
   private final Path envDir;
   private final List<Process> daemons = new ArrayList<>();
+  private SatchelClient client;
 
   private TestEnv(Path work) throws IOException, InterruptedException {
     this.work = work;
@@ -41,6 +43,14 @@ final class TestEnv implements AutoCloseable {
 
   String registry() {
     return vars.get("SATCHEL_REGISTRY");
+  }
+
+  /** The client of the testenv daemon ({@link #addr}), connected on first use. */
+  SatchelClient client() {
+    if (client == null) {
+      client = SatchelClient.connect(addr());
+    }
+    return client;
   }
 
   /**
@@ -106,6 +116,9 @@ final class TestEnv implements AutoCloseable {
 
   @Override
   public void close() throws IOException, InterruptedException {
+    if (client != null) {
+      client.close();
+    }
     for (Process daemon : daemons) {
       daemon.destroy();
       daemon.waitFor(10, TimeUnit.SECONDS);
