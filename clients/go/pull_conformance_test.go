@@ -36,16 +36,10 @@ type pullStream struct {
 
 func readPullStreams(t *testing.T) []pullStream {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "conformance", "pull_streams.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var file struct {
 		Streams []pullStream `json:"streams"`
 	}
-	if err := json.Unmarshal(b, &file); err != nil {
-		t.Fatal(err)
-	}
+	readConformance(t, "pull_streams.json", &file)
 	if len(file.Streams) == 0 {
 		t.Fatal("pull_streams.json has no streams")
 	}

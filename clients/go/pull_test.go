@@ -6,9 +6,7 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -38,21 +36,7 @@ func (s *scriptedPull) Pull(_ *pb.PullRequest, stream grpc.ServerStreamingServer
 // fakeDaemon serves messages on a Unix socket and returns a client for it.
 func fakeDaemon(t *testing.T, messages []*pb.PullResponse) *satchel.Client {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "fake.sock")
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	pb.RegisterSatchelServiceServer(srv, &scriptedPull{messages: messages})
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	c, err := satchel.Dial("unix://" + sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return serveFake(t, &scriptedPull{messages: messages})
 }
 
 // manifestJSON is an image manifest whose layers carry the titles.

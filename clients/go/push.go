@@ -116,34 +116,53 @@ type PushOptions struct {
 // a regular file, is a *LocalFileError (codes.InvalidArgument) before
 // anything is sent. If Push returns early (an error, a cancelled ctx, a panicking OnProgress), the
 // upload is cancelled.
-func (c *Client) Push(ctx context.Context, ref string, files []string, opts PushOptions) (_ *PushResult, err error) {
-	specs, info, err := c.prepare(ctx, files, opts)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := c.callContext(ctx)
-	defer cancel()
-	defer surfaceDeadline(ctx, &err)
-	stream, err := c.rpc.Push(ctx)
-	if err != nil {
-		return nil, err
-	}
-	header := &pb.PushRequest{Payload: &pb.PushRequest_Header{Header: &pb.PushHeader{
-		Target:   opts.target(ref),
-		Artifact: opts.artifact(specs),
-	}}}
-	chunk := func(i uint32, data []byte) *pb.PushRequest {
-		return &pb.PushRequest{Payload: &pb.PushRequest_Chunk{Chunk: &pb.FileChunk{FileIndex: i, Data: data}}}
-	}
-	event := func(r *pb.PushResponse) (*pb.Progress, *pb.PushResult) { return r.GetProgress(), r.GetResult() }
-	return upload(cancel, stream, header, files, info.MaxChunkBytes, chunk, event, progressFunc(opts.OnProgress))
+func (c *Client) Push(ctx context.Context, ref string, files []string, opts PushOptions) (*PushResult, error) {
+	return send(c, ctx, pushRPC, ref, files, opts)
 }
 
 // Attach uploads files as an artifact that refers to the subject manifest
 // named by subject (tag or digest), like
 // `satchel attach --artifact-type T REF FILE...`. opts.ArtifactType is
 // required. Files are sent as by Push.
-func (c *Client) Attach(ctx context.Context, subject string, files []string, opts PushOptions) (_ *PushResult, err error) {
+func (c *Client) Attach(ctx context.Context, subject string, files []string, opts PushOptions) (*PushResult, error) {
+	return send(c, ctx, attachRPC, subject, files, opts)
+}
+
+// uploadRPC is what Push and Attach differ in: the call, the header naming
+// the target (Push's ref, Attach's subject) and the artifact, the request a
+// chunk rides in, and what an answer carries.
+type uploadRPC[Req, Resp any] struct {
+	open   func(pb.SatchelServiceClient, context.Context, ...grpc.CallOption) (grpc.BidiStreamingClient[Req, Resp], error)
+	header func(*pb.Target, *pb.ArtifactSpec) *Req
+	chunk  func(uint32, []byte) *Req
+	event  func(*Resp) (*pb.Progress, *pb.PushResult)
+}
+
+var pushRPC = uploadRPC[pb.PushRequest, pb.PushResponse]{
+	open: pb.SatchelServiceClient.Push,
+	header: func(target *pb.Target, artifact *pb.ArtifactSpec) *pb.PushRequest {
+		return &pb.PushRequest{Payload: &pb.PushRequest_Header{Header: &pb.PushHeader{Target: target, Artifact: artifact}}}
+	},
+	chunk: func(i uint32, data []byte) *pb.PushRequest {
+		return &pb.PushRequest{Payload: &pb.PushRequest_Chunk{Chunk: &pb.FileChunk{FileIndex: i, Data: data}}}
+	},
+	event: func(r *pb.PushResponse) (*pb.Progress, *pb.PushResult) { return r.GetProgress(), r.GetResult() },
+}
+
+var attachRPC = uploadRPC[pb.AttachRequest, pb.AttachResponse]{
+	open: pb.SatchelServiceClient.Attach,
+	header: func(subject *pb.Target, artifact *pb.ArtifactSpec) *pb.AttachRequest {
+		return &pb.AttachRequest{Payload: &pb.AttachRequest_Header{Header: &pb.AttachHeader{Subject: subject, Artifact: artifact}}}
+	},
+	chunk: func(i uint32, data []byte) *pb.AttachRequest {
+		return &pb.AttachRequest{Payload: &pb.AttachRequest_Chunk{Chunk: &pb.FileChunk{FileIndex: i, Data: data}}}
+	},
+	event: func(r *pb.AttachResponse) (*pb.Progress, *pb.PushResult) { return r.GetProgress(), r.GetResult() },
+}
+
+// send is Push and Attach: it checks and describes the files, opens the
+// call, and uploads them to ref. If it returns early, the call is cancelled.
+func send[Req, Resp any](c *Client, ctx context.Context, rpc uploadRPC[Req, Resp], ref string, files []string, opts PushOptions) (_ *PushResult, err error) {
 	specs, info, err := c.prepare(ctx, files, opts)
 	if err != nil {
 		return nil, err
@@ -151,19 +170,12 @@ func (c *Client) Attach(ctx context.Context, subject string, files []string, opt
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
 	defer surfaceDeadline(ctx, &err)
-	stream, err := c.rpc.Attach(ctx)
+	stream, err := rpc.open(c.rpc, ctx)
 	if err != nil {
 		return nil, err
 	}
-	header := &pb.AttachRequest{Payload: &pb.AttachRequest_Header{Header: &pb.AttachHeader{
-		Subject:  opts.target(subject),
-		Artifact: opts.artifact(specs),
-	}}}
-	chunk := func(i uint32, data []byte) *pb.AttachRequest {
-		return &pb.AttachRequest{Payload: &pb.AttachRequest_Chunk{Chunk: &pb.FileChunk{FileIndex: i, Data: data}}}
-	}
-	event := func(r *pb.AttachResponse) (*pb.Progress, *pb.PushResult) { return r.GetProgress(), r.GetResult() }
-	return upload(cancel, stream, header, files, info.MaxChunkBytes, chunk, event, progressFunc(opts.OnProgress))
+	header := rpc.header(opts.target(ref), opts.artifact(specs))
+	return upload(cancel, stream, header, files, info.MaxChunkBytes, rpc.chunk, rpc.event, progressFunc(opts.OnProgress))
 }
 
 func (o PushOptions) artifact(files []*pb.FileSpec) *pb.ArtifactSpec {

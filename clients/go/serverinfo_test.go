@@ -2,7 +2,6 @@ package satchel_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -30,14 +29,8 @@ type limits struct {
 
 func readLimits(t *testing.T) limits {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "conformance", "limits.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var l limits
-	if err := json.Unmarshal(b, &l); err != nil {
-		t.Fatal(err)
-	}
+	readConformance(t, "limits.json", &l)
 	if l.Defaults.MaxChunkBytes == 0 || l.Defaults.MaxMessageBytes == 0 || l.Defaults.HashFirstBelow == 0 || l.ClientReceiveLimitBytes == 0 {
 		t.Fatalf("limits.json lacks a number: %+v", l)
 	}

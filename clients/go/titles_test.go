@@ -1,10 +1,7 @@
 package satchel_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -65,14 +62,8 @@ type conformance struct {
 // vectors reads the vectors every client and the daemon share.
 func vectors(t *testing.T) conformance {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "conformance", "titles.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var c conformance
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatalf("titles.json: %v", err)
-	}
+	readConformance(t, "titles.json", &c)
 	if len(c.Accept) == 0 || len(c.Refuse) == 0 || len(c.Conflicts) == 0 || len(c.Compatible) == 0 || len(c.PlantedLinks) == 0 {
 		t.Fatalf("titles.json lacks a list: %+v", c)
 	}
