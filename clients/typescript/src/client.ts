@@ -14,7 +14,7 @@ import {
 
 import { malformed, SatchelError } from "./errors";
 import {
-  type AttachRequest,
+  type ArtifactSpec,
   type ConfigSpec,
   type Descriptor,
   type DiscoverResponse,
@@ -23,7 +23,6 @@ import {
   type PulledManifest,
   type PullRequest,
   type PullResponse,
-  type PushRequest,
   type PushResult,
   ReferrersMode,
   type ResolveResponse,
@@ -33,7 +32,7 @@ import {
 } from "./gen/satchel/v1/satchel";
 import { CLIENT_RECEIVE_LIMIT_BYTES, grpcTarget, SERVER_INFO_DEFAULTS } from "./limits";
 import { pullInto } from "./pull";
-import { type FileInput, fileSpecs, localFiles, type Sending, upload } from "./push";
+import { type FileInput, fileSpecs, localFiles, type Upload, upload } from "./push";
 import { checkTitle } from "./titles";
 
 export { type FileInput, SatchelError };
@@ -216,23 +215,10 @@ export class SatchelClient {
    * any call.
    */
   async push(reference: string, files: FileInput[], options: PushOptions = {}): Promise<PushResult> {
-    const local = await localFiles(files);
-    const callOptions = this.callOptions(options);
-    const info = await this.askServerInfo(callOptions);
-    const specs = await fileSpecs(local, options.hashFirst, info.hashFirstBelow, info.maxChunkBytes);
-    const header: PushRequest = {
-      payload: {
-        $case: "header",
-        header: { target: target(reference, options), artifact: artifactSpec(specs, options) },
-      },
-    };
-    const sending: Sending<PushRequest> = {
-      chunkBytes: info.maxChunkBytes,
-      chunk: (fileIndex, data) => ({ payload: { $case: "chunk", chunk: { fileIndex, data } } }),
-    };
-    const call = this.raw.push(callOptions);
-    const paths = local.inputs.map((file) => file.path);
-    return upload(call, deadlineMs(callOptions), header, paths, sending, options.onProgress);
+    return this.upload(files, options, (callOptions) => this.raw.push(callOptions), (artifact) => ({
+      target: target(reference, options),
+      artifact,
+    }));
   }
 
   /**
@@ -241,23 +227,31 @@ export class SatchelClient {
    * in the result counts the blobs the target already had.
    */
   async attach(subject: string, files: FileInput[], options: AttachOptions): Promise<PushResult> {
+    return this.upload(files, options, (callOptions) => this.raw.attach(callOptions), (artifact) => ({
+      subject: target(subject, options),
+      artifact,
+    }));
+  }
+
+  /**
+   * Push and attach: checks and describes the files (asking the daemon's
+   * limits), then sends header(artifact) and the files' chunks on the call
+   * that open starts.
+   */
+  private async upload<Header>(
+    files: FileInput[],
+    options: PushOptions,
+    open: (callOptions: Partial<CallOptions>) => Upload<Header>,
+    header: (artifact: ArtifactSpec) => Header,
+  ): Promise<PushResult> {
     const local = await localFiles(files);
     const callOptions = this.callOptions(options);
     const info = await this.askServerInfo(callOptions);
     const specs = await fileSpecs(local, options.hashFirst, info.hashFirstBelow, info.maxChunkBytes);
-    const header: AttachRequest = {
-      payload: {
-        $case: "header",
-        header: { subject: target(subject, options), artifact: artifactSpec(specs, options) },
-      },
-    };
-    const sending: Sending<AttachRequest> = {
-      chunkBytes: info.maxChunkBytes,
-      chunk: (fileIndex, data) => ({ payload: { $case: "chunk", chunk: { fileIndex, data } } }),
-    };
-    const call = this.raw.attach(callOptions);
+    const first = header(artifactSpec(specs, options));
+    const call = open(callOptions);
     const paths = local.inputs.map((file) => file.path);
-    return upload(call, deadlineMs(callOptions), header, paths, sending, options.onProgress);
+    return upload(call, deadlineMs(callOptions), first, paths, info.maxChunkBytes, options.onProgress);
   }
 
   /** Lists the referrers of a subject manifest. */
@@ -361,7 +355,7 @@ function target(reference: string, options: TargetOptions): Target {
   };
 }
 
-function artifactSpec(files: FileSpec[], options: PushOptions) {
+function artifactSpec(files: FileSpec[], options: PushOptions): ArtifactSpec {
   const config: ConfigSpec | undefined = options.config
     ? { mediaType: options.config.mediaType, data: asBuffer(options.config.data) }
     : undefined;

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { type ClientDuplexStream, status } from "@grpc/grpc-js";
 
 import { localFileError, malformed, SatchelError } from "./errors";
-import type { AttachResponse, FileSpec, Progress, PushResponse, PushResult } from "./gen/satchel/v1/satchel";
+import type { AttachResponse, FileChunk, FileSpec, Progress, PushResponse, PushResult } from "./gen/satchel/v1/satchel";
 import { checkTitles } from "./titles";
 
 /** A file to push: a path, or a path with a name, media type and annotations. */
@@ -105,13 +105,15 @@ async function sizeAndDigest(file: string, readSize: number): Promise<{ size: bi
   return { size: BigInt(size), digest: `sha256:${hash.digest("hex")}` };
 }
 
-export type Upload<Req> = ClientDuplexStream<Req, PushResponse | AttachResponse>;
-
-/** How upload sends: the message for a chunk, and the largest chunk. */
-export interface Sending<Req> {
-  chunk: (fileIndex: number, data: Buffer) => Req;
-  chunkBytes: number;
+/**
+ * A Push or Attach request: the header first, then chunks. PushRequest is
+ * this with a PushHeader, AttachRequest with an AttachHeader.
+ */
+export interface UploadRequest<Header> {
+  payload?: { $case: "header"; header: Header } | { $case: "chunk"; chunk: FileChunk } | undefined;
 }
+
+export type Upload<Header> = ClientDuplexStream<UploadRequest<Header>, PushResponse | AttachResponse>;
 
 /**
  * Sends the header and every file in chunks of at most chunkBytes, waiting
@@ -119,12 +121,12 @@ export interface Sending<Req> {
  * daemon's progress events and result. Whatever stops the upload early (a
  * file that cannot be read, a throwing onProgress) cancels the call.
  */
-export async function upload<Req>(
-  call: Upload<Req>,
+export async function upload<Header>(
+  call: Upload<Header>,
   deadline: number | undefined,
-  header: Req,
+  header: Header,
   paths: string[],
-  sending: Sending<Req>,
+  chunkBytes: number,
   onProgress?: (progress: Progress) => void,
 ): Promise<PushResult> {
   const state = { over: false, abandoned: false };
@@ -144,7 +146,7 @@ export async function upload<Req>(
       for (const event of settles) call.once(event, settle);
     });
   /** Sends one message; false once the call is over. */
-  const send = async (msg: Req): Promise<boolean> => {
+  const send = async (msg: UploadRequest<Header>): Promise<boolean> => {
     if (state.over) return false;
     if (!call.write(msg)) await writable();
     return !state.over;
@@ -152,14 +154,15 @@ export async function upload<Req>(
 
   let file = "";
   try {
-    let open = await send(header);
+    let open = await send({ payload: { $case: "header", header } });
     for (const [index, name] of paths.entries()) {
       if (!open) break;
       file = name;
-      const stream = createReadStream(file, { highWaterMark: sending.chunkBytes });
+      const stream = createReadStream(file, { highWaterMark: chunkBytes });
       try {
         for await (const data of stream as AsyncIterable<Buffer>) {
-          if (!(open = await send(sending.chunk(index, data)))) break;
+          const chunk = { fileIndex: index, data };
+          if (!(open = await send({ payload: { $case: "chunk", chunk } }))) break;
         }
       } finally {
         stream.destroy();
@@ -183,8 +186,8 @@ export async function upload<Req>(
  * nothing more is sent then. Messages still buffered after the status (the
  * result, say) are read unless the call was abandoned.
  */
-function collect<Req>(
-  call: Upload<Req>,
+function collect<Header>(
+  call: Upload<Header>,
   state: { over: boolean; abandoned: boolean },
   deadline: number | undefined,
   onProgress?: (progress: Progress) => void,

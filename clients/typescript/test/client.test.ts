@@ -1,30 +1,26 @@
 // Live tests: a real docker-registry and satcheld from ../testenv.sh.
 
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createReadStream, createWriteStream, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 
 import { type Progress, SatchelClient, SatchelError, safeJoin, status } from "../src/index";
+import { type LiveEnv, liveEnv } from "./env";
+import { rejectsWith } from "./expect";
 
-const run = promisify(execFile);
 const BEHAVIOUR = JSON.parse(
   readFileSync(path.resolve(__dirname, "..", "..", "..", "conformance", "behaviour.json"), "utf8"),
 );
-// Compiled to dist/test/, so the package root is two levels up.
-const testenv = path.resolve(__dirname, "..", "..", "..", "testenv.sh");
 
 const SBOM = "application/vnd.example.sbom.v1";
 const MiB = 1 << 20;
 
-let envDir: string;
+let live: LiveEnv;
 let work: string;
 let registry: string;
 let registryBlobs: string;
@@ -38,27 +34,15 @@ let bigDigest = "";
 let attachedDigest = "";
 
 before(async () => {
-  envDir = await mkdtemp(path.join(tmpdir(), "satchel-ts-env-"));
-  work = await mkdtemp(path.join(tmpdir(), "satchel-ts-work-"));
-  const { stdout } = await run(testenv, ["up", envDir]);
-  const env = Object.fromEntries(
-    stdout
-      .trim()
-      .split("\n")
-      .map((line) => line.split("=", 2) as [string, string]),
-  );
-  assert.ok(env.SATCHEL_ADDR?.startsWith("unix://"), `testenv printed ${stdout}`);
-  registry = env.SATCHEL_REGISTRY!;
-  registryBlobs = env.SATCHEL_REGISTRY_BLOBS!;
+  live = await liveEnv("work");
+  ({ work, registry, client } = live);
+  assert.ok(live.address.startsWith("unix://"), `testenv printed ${JSON.stringify(live.vars)}`);
+  registryBlobs = live.vars.SATCHEL_REGISTRY_BLOBS!;
   repo = `${registry}/demo/app`;
-  client = new SatchelClient(env.SATCHEL_ADDR!);
 });
 
 after(async () => {
-  client?.close();
-  if (envDir) await run(testenv, ["down", envDir]);
-  await rm(envDir, { recursive: true, force: true });
-  await rm(work, { recursive: true, force: true });
+  await live?.close();
 });
 
 /** Writes `size` random bytes in 1 MiB pieces; returns the sha256 digest. */
@@ -79,17 +63,6 @@ async function sha256File(file: string): Promise<string> {
   const hash = createHash("sha256");
   for await (const piece of createReadStream(file)) hash.update(piece as Buffer);
   return `sha256:${hash.digest("hex")}`;
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: status): Promise<SatchelError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof SatchelError, `expected a SatchelError, got ${err}`);
-    assert.equal(err.code, code, `expected ${status[code]}, got ${status[err.code]}: ${err.message}`);
-    return err;
-  }
-  assert.fail(`expected ${status[code]}, but the call succeeded`);
 }
 
 test("push a small subject artifact tagged v1", async () => {

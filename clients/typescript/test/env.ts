@@ -4,10 +4,13 @@
 
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
-import { open, writeFile } from "node:fs/promises";
+import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+
+import { SatchelClient } from "../src/index";
 
 const run = promisify(execFile);
 // Compiled to dist/test/, so the workspace root is four levels up.
@@ -30,6 +33,43 @@ export async function testenvUp(dir: string): Promise<Record<string, string>> {
 
 export async function testenvDown(dir: string): Promise<void> {
   await run(TESTENV, ["down", dir]);
+}
+
+/** testenv.sh's registry and daemon for one test file, a work directory, a client of the daemon. */
+export interface LiveEnv {
+  /** testenv.sh's KEY=VALUE lines. */
+  vars: Record<string, string>;
+  address: string;
+  registry: string;
+  work: string;
+  client: SatchelClient;
+  /** Closes the client, stops testenv.sh's processes, removes both directories. */
+  close: () => Promise<void>;
+}
+
+/** Brings testenv.sh up for a test file; its work directory is named after `name`. */
+export async function liveEnv(name: string): Promise<LiveEnv> {
+  const envDir = await mkdtemp(path.join(tmpdir(), "satchel-ts-env-"));
+  const work = await mkdtemp(path.join(tmpdir(), `satchel-ts-${name}-`));
+  const removeDirs = async () => {
+    await rm(envDir, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  };
+  let vars: Record<string, string>;
+  try {
+    vars = await testenvUp(envDir);
+  } catch (err) {
+    await testenvDown(envDir).catch(() => undefined);
+    await removeDirs();
+    throw err;
+  }
+  const client = new SatchelClient(vars.SATCHEL_ADDR!);
+  const close = async () => {
+    client.close();
+    await testenvDown(envDir);
+    await removeDirs();
+  };
+  return { vars, address: vars.SATCHEL_ADDR!, registry: vars.SATCHEL_REGISTRY!, work, client, close };
 }
 
 /** The newest of $SATCHELD, the workspace's debug and release builds. */

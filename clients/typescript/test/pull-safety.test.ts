@@ -3,53 +3,30 @@
 // satcheld from ../testenv.sh.
 
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { promisify } from "node:util";
 
-import { SatchelClient, SatchelError, status } from "../src/index";
+import { SatchelClient, status } from "../src/index";
+import { type LiveEnv, liveEnv } from "./env";
+import { rejectsWith } from "./expect";
 import { VECTORS } from "./vectors";
 
-const run = promisify(execFile);
-const testenv = path.resolve(__dirname, "..", "..", "..", "testenv.sh");
-
-let envDir: string;
+let live: LiveEnv;
 let work: string;
 let registry: string;
 let address: string;
 let client: SatchelClient;
 
 before(async () => {
-  envDir = await mkdtemp(path.join(tmpdir(), "satchel-ts-env-"));
-  work = await mkdtemp(path.join(tmpdir(), "satchel-ts-safety-"));
-  const { stdout } = await run(testenv, ["up", envDir]);
-  const env = Object.fromEntries(stdout.trim().split("\n").map((line) => line.split("=", 2) as [string, string]));
-  address = env.SATCHEL_ADDR!;
-  registry = env.SATCHEL_REGISTRY!;
-  client = new SatchelClient(address);
+  live = await liveEnv("safety");
+  ({ work, registry, address, client } = live);
 });
 
 after(async () => {
-  client?.close();
-  if (envDir) await run(testenv, ["down", envDir]);
-  await rm(envDir, { recursive: true, force: true });
-  await rm(work, { recursive: true, force: true });
+  await live?.close();
 });
-
-async function rejectsWith(promise: Promise<unknown>, code: status): Promise<SatchelError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof SatchelError, `expected a SatchelError, got ${err}`);
-    assert.equal(err.code, code, `expected ${status[code]}, got ${status[err.code]}: ${err.message}`);
-    return err;
-  }
-  assert.fail(`expected ${status[code]}, but the call succeeded`);
-}
 
 /** Everything under root, links not followed: kind and content by relative path. */
 async function snapshot(root: string): Promise<Record<string, string>> {

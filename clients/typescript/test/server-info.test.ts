@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -21,7 +21,7 @@ import {
   SERVER_INFO_DEFAULTS,
   status,
 } from "../src/index";
-import { type Daemon, startDaemon, testenvDown, testenvUp } from "./env";
+import { type Daemon, type LiveEnv, liveEnv, startDaemon } from "./env";
 
 const conformance = path.resolve(__dirname, "..", "..", "..", "conformance");
 const LIMITS = JSON.parse(readFileSync(path.join(conformance, "limits.json"), "utf8"));
@@ -31,7 +31,7 @@ const MiB = 1 << 20;
 /** The second daemon's upload_monolithic_max, so its hashFirstBelow. */
 const SMALL_HASH_FIRST = 2 * MiB;
 
-let envDir: string;
+let live: LiveEnv;
 let work: string;
 let address: string;
 let registry: string;
@@ -41,12 +41,8 @@ let small: Daemon;
 let runtime: string;
 
 before(async () => {
-  envDir = await mkdtemp(path.join(tmpdir(), "satchel-ts-env-"));
-  work = await mkdtemp(path.join(tmpdir(), "satchel-ts-info-"));
-  const env = await testenvUp(envDir);
-  address = env.SATCHEL_ADDR!;
-  registry = env.SATCHEL_REGISTRY!;
-  client = new SatchelClient(address);
+  live = await liveEnv("info");
+  ({ work, address, registry, client } = live);
   runtime = path.join(work, "run");
   await mkdir(path.join(runtime, "satchel"), { recursive: true });
   const socket = path.join(runtime, "satchel", "satcheld.sock");
@@ -54,11 +50,8 @@ before(async () => {
 });
 
 after(async () => {
-  client?.close();
   await small?.stop();
-  if (envDir) await testenvDown(envDir);
-  await rm(envDir, { recursive: true, force: true });
-  await rm(work, { recursive: true, force: true });
+  await live?.close();
 });
 
 /** The three numbers limits.json names, from a ServerInfo answer. */
