@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Makes sure the peer clients the benchmarks compare against are built:
+# the ORAS CLI 1.3.6 and regctl 0.11.7, from their Go modules, into
+# $(go env GOPATH)/bin. Builds only what is missing or at another version.
+# Prints shell assignments for the callers to eval:
+#
+#   eval "$(bench/peers.sh)"     # sets oras=/path/to/oras regctl=/path/to/regctl
+set -euo pipefail
+ORAS_VERSION=1.3.6
+REGCTL_VERSION=0.11.7
+
+command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || { echo "needs Go 1.26 (with the Go module proxy)" >&2; exit 1; }
+command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
+gobin="$(go env GOBIN)"
+[ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
+
+oras="$gobin/oras"
+if ! "$oras" version 2>/dev/null | grep -q "^Version: *$ORAS_VERSION\$"; then
+  echo "building oras $ORAS_VERSION (about 25 s)" >&2
+  GOFLAGS=-mod=mod go install "oras.land/oras/cmd/oras@v$ORAS_VERSION" >&2
+fi
+regctl="$gobin/regctl"
+if ! "$regctl" version --format '{{.VCSTag}}' 2>/dev/null | grep -q "^v$REGCTL_VERSION\$"; then
+  echo "building regctl $REGCTL_VERSION" >&2
+  GOFLAGS=-mod=mod go install "github.com/regclient/regclient/cmd/regctl@v$REGCTL_VERSION" >&2
+fi
+printf 'oras=%q\nregctl=%q\n' "$oras" "$regctl"
