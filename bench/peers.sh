@@ -15,12 +15,15 @@ gobin="$(go env GOBIN)"
 [ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
 
 oras="$gobin/oras"
-if ! "$oras" version 2>/dev/null | grep -q "^Version: *$ORAS_VERSION\$"; then
+# Captured first: with pipefail, `grep -q` closing the pipe early would fail it.
+have="$("$oras" version 2>/dev/null || true)"
+if ! grep -q "^Version: *$ORAS_VERSION\$" <<<"$have"; then
   echo "building oras $ORAS_VERSION (about 25 s)" >&2
   GOFLAGS=-mod=mod go install "oras.land/oras/cmd/oras@v$ORAS_VERSION" >&2
 fi
 regctl="$gobin/regctl"
-if ! "$regctl" version --format '{{.VCSTag}}' 2>/dev/null | grep -q "^v$REGCTL_VERSION\$"; then
+have="$("$regctl" version --format '{{.VCSTag}}' 2>/dev/null || true)"
+if [ "$have" != "v$REGCTL_VERSION" ]; then
   echo "building regctl $REGCTL_VERSION" >&2
   GOFLAGS=-mod=mod go install "github.com/regclient/regclient/cmd/regctl@v$REGCTL_VERSION" >&2
 fi
