@@ -167,6 +167,9 @@ measure() {
         fi
       done
     done
+    # satchel and ORAS date attachments to the second; a tie would leave
+    # "newest" undefined. Untimed.
+    sleep 1
   done
 }
 
