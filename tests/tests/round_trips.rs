@@ -1,0 +1,190 @@
+//! Round trips on the critical path, counted: a warm daemon (one that has
+//! made the same kind of call before, so tokens, connections and referrers
+//! probes are learned) against a real registry behind the test proxy,
+//! which holds every request 30 ms so that requests sent together overlap
+//! and requests sent one after another do not (see `tests/src/faulty.rs`).
+//!
+//! Each budget is asserted on the critical path (the longest chain of
+//! requests each waiting for the one before) and on the request count. The
+//! daemons here run with the tag and referrer-listing cache off
+//! (`registry_tag_cache_secs = 0`), so the budgets are what a call costs
+//! when nothing that can change is cached; content by digest is cached.
+
+use std::time::Duration;
+
+use satchel_tests::faulty::{FaultyProxy, Requests};
+use satchel_tests::{skopeo_copy, subject_layout, Daemon, Registry, RegistryKind};
+
+const SBOM: &str = "application/vnd.cyclonedx+json";
+/// Long against the daemon's own work between two requests.
+const DELAY: Duration = Duration::from_millis(30);
+
+/// A registry with one subject image, a counting proxy in front of it and
+/// a daemon that talks to the proxy.
+struct World {
+    _registry: Registry,
+    proxy: FaultyProxy,
+    daemon: Daemon,
+    /// `PROXY/demo/app`.
+    repo: String,
+    /// The subject's digest.
+    image: String,
+}
+
+impl World {
+    fn new(kind: RegistryKind, config: &str) -> World {
+        let registry = Registry::start_kind(kind);
+        let proxy = FaultyProxy::with_delay(&registry.addr, DELAY);
+        let daemon = Daemon::start_with_config(config);
+        let layout = daemon.scratch().join("image");
+        let image = subject_layout(&layout, "latest").digest;
+        skopeo_copy(
+            &layout,
+            "latest",
+            &format!("{}/demo/app:latest", registry.addr),
+        );
+        World {
+            repo: format!("{}/demo/app", proxy.addr),
+            _registry: registry,
+            proxy,
+            daemon,
+            image,
+        }
+    }
+
+    /// A world whose daemon caches no tags or listings.
+    fn uncached(kind: RegistryKind) -> World {
+        World::new(kind, "")
+    }
+
+    fn tagged(&self) -> String {
+        format!("{}:latest", self.repo)
+    }
+
+    fn by_digest(&self) -> String {
+        format!("{}@{}", self.repo, self.image)
+    }
+
+    /// Runs `satchel args` (plain HTTP) and returns the requests it made.
+    fn counted(&self, args: &[&str]) -> Requests {
+        let mark = self.proxy.mark();
+        let mut all = vec![args[0], "--plain-http"];
+        all.extend_from_slice(&args[1..]);
+        self.daemon.ok(&all);
+        self.proxy.since(mark)
+    }
+
+    /// Attaches a file with `content` as an SBOM created on `day` of
+    /// March 2026; returns the requests.
+    fn attach(&self, name: &str, content: &str, day: u32) -> Requests {
+        let path = self.daemon.scratch().join(name);
+        std::fs::write(&path, content).unwrap();
+        let subject = self.tagged();
+        let created = format!("org.opencontainers.image.created=2026-03-{day:02}T10:00:00Z");
+        self.counted(&[
+            "attach",
+            "--artifact-type",
+            SBOM,
+            "-a",
+            &created,
+            &subject,
+            path.to_str().unwrap(),
+        ])
+    }
+}
+
+/// Asserts `requests` took `trips` round trips on the critical path and
+/// `count` requests in all.
+#[track_caller]
+fn assert_costs(what: &str, requests: &Requests, trips: usize, count: usize) {
+    assert_eq!(
+        (requests.round_trips(), requests.count()),
+        (trips, count),
+        "{what}: (round trips, requests) differ from the budget:\n{requests}"
+    );
+}
+
+fn resolve_by_tag(kind: RegistryKind) {
+    let w = World::uncached(kind);
+    let tagged = w.tagged();
+    w.counted(&["resolve", &tagged]);
+    assert_costs("resolve by tag", &w.counted(&["resolve", &tagged]), 2, 2);
+}
+
+fn discover(kind: RegistryKind) {
+    let w = World::uncached(kind);
+    w.attach("one.json", "{\"sbom\":1}", 1);
+    w.attach("two.json", "{\"sbom\":2}", 2);
+    let (tagged, by_digest) = (w.tagged(), w.by_digest());
+    w.counted(&["discover", &tagged]);
+    assert_costs("discover by tag", &w.counted(&["discover", &tagged]), 3, 3);
+    w.counted(&["discover", &by_digest]);
+    let by_digest = w.counted(&["discover", &by_digest]);
+    assert_costs("discover by digest", &by_digest, 3, 3);
+}
+
+fn newest_sbom(kind: RegistryKind) {
+    let w = World::uncached(kind);
+    w.attach("old.json", "{\"sbom\":\"old\"}", 1);
+    w.attach("new.json", "{\"sbom\":\"new\"}", 2);
+    let out = w.daemon.scratch().join("out");
+    let out = out.to_str().unwrap();
+    let tagged = w.tagged();
+    let args = [
+        "pull",
+        "--subject",
+        &tagged,
+        "--artifact-type",
+        SBOM,
+        "-o",
+        out,
+    ];
+    w.counted(&args);
+    assert_costs("newest SBOM", &w.counted(&args), 4, 4);
+}
+
+mod distribution {
+    use super::*;
+
+    #[test]
+    fn resolve_by_tag_is_one_round_trip() {
+        resolve_by_tag(RegistryKind::Distribution)
+    }
+
+    #[test]
+    fn discover_by_tag_is_two_round_trips_and_by_digest_one() {
+        discover(RegistryKind::Distribution)
+    }
+
+    #[test]
+    fn newest_sbom_in_the_store_is_two_round_trips() {
+        newest_sbom(RegistryKind::Distribution)
+    }
+
+    #[test]
+    fn attach_of_a_new_small_file_is_four_round_trips() {
+        let w = World::uncached(RegistryKind::Distribution);
+        w.attach("warm.json", "{\"sbom\":\"warm\"}", 1);
+        let attach = w.attach("new.json", "{\"sbom\":\"new\"}", 2);
+        assert_costs("attach", &attach, 11, 11);
+    }
+}
+
+mod ferro {
+    use super::*;
+
+    #[test]
+    fn resolve_by_tag_is_one_round_trip() {
+        resolve_by_tag(RegistryKind::Ferro)
+    }
+
+    #[test]
+    fn discover_by_tag_is_two_round_trips_and_by_digest_one() {
+        discover(RegistryKind::Ferro)
+    }
+
+    #[test]
+    fn newest_sbom_in_the_store_is_two_round_trips() {
+        newest_sbom(RegistryKind::Ferro)
+    }
+}
