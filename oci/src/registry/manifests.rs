@@ -44,7 +44,11 @@ impl Repository {
             let media_type = text("content-type")
                 .map(|ct| ct.split(';').next().unwrap_or(ct).trim())
                 .filter(|ct| MANIFEST_MEDIA_TYPES.contains(ct));
-            let size = resp.content_length().filter(|n| *n > 0);
+            // The header itself: a HEAD response's body is empty, so the
+            // body's length (`content_length()`) says 0.
+            let size = text("content-length")
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|n| *n > 0);
             // A digest reference must come back as itself.
             let consistent = match (reference.parse::<Digest>(), &digest) {
                 (Ok(asked), Some(got)) => &asked == got,
