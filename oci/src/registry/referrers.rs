@@ -134,8 +134,33 @@ impl Repository {
     }
 
     /// Lists the referrers of `subject`; `artifact_type` is passed to the
-    /// API as a hint, and the caller filters either way.
+    /// API as a hint, and the caller filters either way. A listing is kept
+    /// for the cache's time-to-live (until this daemon changes it), and
+    /// concurrent identical listings share one fetch.
     pub(crate) async fn referrers(
+        &self,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
+        let asked = std::time::Instant::now();
+        let group = self.cache_key(subject.as_ref());
+        let key = format!("{group}#{}", artifact_type.unwrap_or(""));
+        let cache = &self.client.cache;
+        if let Some(hit) = cache.listing(&key, asked) {
+            return Ok(hit);
+        }
+        let _flight = cache.flight(&format!("LIST {key}")).await;
+        if let Some(hit) = cache.listing(&key, asked) {
+            return Ok(hit);
+        }
+        let fetched = std::time::Instant::now();
+        let list = self.referrers_fresh(subject, artifact_type).await?;
+        cache.keep_listing(&group, &key, fetched, &list);
+        Ok(list)
+    }
+
+    /// Lists the referrers of `subject`, asking the registry.
+    async fn referrers_fresh(
         &self,
         subject: &Digest,
         artifact_type: Option<&str>,
@@ -160,7 +185,7 @@ impl Repository {
                 Probe::Unsupported | Probe::Unknown => {}
             },
         }
-        Ok(self.fallback_index(subject).await?.1.manifests)
+        Ok(self.fallback_index(subject, false).await?.1.manifests)
     }
 
     /// Asks the referrers API, following `Link: <…>; rel="next"` pages on
@@ -282,10 +307,19 @@ impl Repository {
     }
 
     /// Reads the tag-schema index of `subject`: its digest (None when the
-    /// tag does not exist) and content (empty when it does not exist).
-    async fn fallback_index(&self, subject: &Digest) -> Result<(Option<Digest>, ImageIndex)> {
+    /// tag does not exist) and content (empty when it does not exist);
+    /// `fresh` asks the registry whatever the cache holds.
+    async fn fallback_index(
+        &self,
+        subject: &Digest,
+        fresh: bool,
+    ) -> Result<(Option<Digest>, ImageIndex)> {
         let tag = referrers_tag(subject);
-        match self.fetch_manifest(&tag).await {
+        let fetched = match fresh {
+            true => self.fetch_manifest_fresh(&tag).await,
+            false => self.fetch_manifest(&tag).await,
+        };
+        match fetched {
             Ok((desc, body)) => {
                 if &desc.digest == subject {
                     return Err(Error::new(
@@ -338,7 +372,7 @@ impl Repository {
         let tag = referrers_tag(subject);
         let mut warnings = Vec::new();
         for _ in 0..FALLBACK_ATTEMPTS {
-            let (old, index) = self.fallback_index(subject).await?;
+            let (old, index) = self.fallback_index(subject, true).await?;
             let manifests = merge_referrers(index.manifests, add.as_ref(), remove);
             // An index left empty is deleted rather than rewritten, as ORAS
             // does, unless the registry refuses deletes; otherwise the new
@@ -368,7 +402,7 @@ impl Repository {
             }
             // Verify: someone outside this daemon may have written between
             // our read and our write.
-            let (_, now) = self.fallback_index(subject).await?;
+            let (_, now) = self.fallback_index(subject, true).await?;
             let added = add
                 .as_ref()
                 .is_none_or(|a| now.manifests.iter().any(|d| d.digest == a.digest));
