@@ -124,6 +124,19 @@ impl Requests {
         chain.into_iter().max().unwrap_or(0)
     }
 
+    /// Only the requests answered by `t`: those a caller who had its answer
+    /// at `t` waited for (work a daemon does after answering is answered
+    /// at least one delay later).
+    pub fn answered_by(&self, t: Instant) -> Requests {
+        Requests(
+            self.0
+                .iter()
+                .filter(|s| s.answered.is_some_and(|a| a <= t))
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// The request lines, in arrival order, for failure messages.
     pub fn lines(&self) -> Vec<String> {
         self.0.iter().map(|s| s.line.clone()).collect()

@@ -14,11 +14,13 @@
 //! - `cache`: manifests by digest, tags and referrer listings for a short
 //!   while, single-flight fetches.
 //! - [`referrers`]: the referrers API where a registry has it, the tag
-//!   schema where it does not.
+//!   schema where it does not; `fallback`: the tag schema's index kept up
+//!   to date, its read-back and the old index's delete after the answer.
 
 mod blobs;
 mod cache;
 mod deadline;
+mod fallback;
 mod manifests;
 mod referrers;
 mod secrets;
