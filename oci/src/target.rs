@@ -193,12 +193,14 @@ impl Target {
                 let reference = tag.map_or_else(|| digest.to_string(), str::to_string);
                 let (desc, indexed) = repo.push_manifest(&reference, media_type, content).await?;
                 if let Some(subject) = manifest.subject() {
+                    repo.forget_referrers(&subject.digest);
                     if repo.needs_fallback(&subject.digest, indexed).await? {
                         let entry = referrer_descriptor(desc.clone(), &manifest);
-                        warnings.extend(
-                            repo.update_fallback(&subject.digest, Some(entry), None)
-                                .await?,
-                        );
+                        let updated = repo
+                            .update_fallback(&subject.digest, Some(entry), None)
+                            .await;
+                        repo.forget_referrers(&subject.digest);
+                        warnings.extend(updated?);
                     }
                 }
                 desc
@@ -235,11 +237,13 @@ impl Target {
             Target::Registry(repo) => {
                 repo.delete_manifest(&desc.digest).await?;
                 if let Some(subject) = subject {
+                    repo.forget_referrers(&subject.digest);
                     if repo.needs_fallback(&subject.digest, false).await? {
-                        warnings.extend(
-                            repo.update_fallback(&subject.digest, None, Some(&desc.digest))
-                                .await?,
-                        );
+                        let updated = repo
+                            .update_fallback(&subject.digest, None, Some(&desc.digest))
+                            .await;
+                        repo.forget_referrers(&subject.digest);
+                        warnings.extend(updated?);
                     }
                 }
             }

@@ -15,6 +15,7 @@
 //! registry_idle_timeout_secs = 30     # no progress for this long fails a request
 //! registry_connect_timeout_secs = 10
 //! registry_max_idle_connections = 8   # kept open per registry host
+//! registry_tag_cache_secs = 3         # tags and referrer listings remembered; 0: never
 //!
 //! [registries."registry.example.com"]
 //! # auto (default), v1.1-referrers-api or v1.1-referrers-tag
@@ -122,6 +123,8 @@ struct File {
     registry_connect_timeout_secs: Option<f64>,
     /// Idle connections kept per registry host.
     registry_max_idle_connections: Option<usize>,
+    /// Seconds tags and referrer listings are remembered; 0 disables.
+    registry_tag_cache_secs: Option<f64>,
     #[serde(default)]
     registries: BTreeMap<String, RegistryEntry>,
 }
@@ -172,6 +175,10 @@ impl Config {
                 "registry_connect_timeout_secs",
             )?,
             max_idle_per_host: file.registry_max_idle_connections,
+            tag_ttl: match file.registry_tag_cache_secs {
+                Some(0.0) => Some(std::time::Duration::ZERO),
+                other => seconds(other, "registry_tag_cache_secs")?,
+            },
             ..RegistryOptions::default()
         };
         for (host, entry) in file.registries {
@@ -258,5 +265,20 @@ mod tests {
             Config::parse("layout_roots = [\"/srv/layouts\"]\nupload_expiry_secs = 5").unwrap();
         assert_eq!(cfg.layout_roots, vec![PathBuf::from("/srv/layouts")]);
         assert_eq!(cfg.upload_expiry, Some(std::time::Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn tag_cache_seconds_zero_disables() {
+        let ttl = |text: &str| Config::parse(text).unwrap().registry.tag_ttl;
+        assert_eq!(ttl(""), None);
+        assert_eq!(
+            ttl("registry_tag_cache_secs = 0"),
+            Some(std::time::Duration::ZERO)
+        );
+        assert_eq!(
+            ttl("registry_tag_cache_secs = 1.5"),
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert!(Config::parse("registry_tag_cache_secs = -1").is_err());
     }
 }

@@ -51,7 +51,11 @@ impl Daemon {
             own_spool = Some(own);
         }
         let hash_first_below = options.monolithic_max.unwrap_or(MONOLITHIC_MAX);
-        let registry = Arc::new(RegistryClient::new(credentials.clone(), options)?);
+        let mut registry = RegistryClient::new(credentials.clone(), options)?;
+        if let Some(store) = &store {
+            registry = registry.with_manifest_store(store.clone());
+        }
+        let registry = Arc::new(registry);
         let service = Service::new(registry.clone(), credentials, store)
             .with_concurrency(config.concurrency.unwrap_or(DEFAULT_CONCURRENCY))
             .with_hash_first_below(hash_first_below);

@@ -213,7 +213,8 @@ fn token_registry_fetches_one_token_per_scope_for_500_operations() {
 fn expired_tokens_are_replaced_without_the_caller_noticing() {
     let scratch = tempfile::tempdir().unwrap();
     let (issuer, registry) = token_world(scratch.path());
-    let daemon = Daemon::start();
+    // Every resolve asks the registry (no tag cache), so each needs a token.
+    let daemon = Daemon::start_with_config("registry_tag_cache_secs = 0\n");
     assert!(login(&daemon, &registry.addr, CANARY_PASSWORD, true)
         .status
         .success());

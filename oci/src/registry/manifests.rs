@@ -1,8 +1,89 @@
-//! Manifests: resolve by tag or digest, fetch, push and delete.
+//! Manifests: resolve by tag or digest, fetch, push and delete, through
+//! the client's [`cache`](super::cache): manifests by digest are kept,
+//! tags for a short while, and each fetch is single-flight.
+
+use std::time::Instant;
 
 use super::*;
 
 impl Repository {
+    /// The cache key of a tag (`registry/repo:tag`) or digest
+    /// (`registry/repo@digest`) of this repository.
+    pub(super) fn cache_key(&self, reference: &str) -> String {
+        match reference.contains(':') {
+            true => format!("{}@{reference}", self.name.name()),
+            false => format!("{}:{reference}", self.name.name()),
+        }
+    }
+
+    /// What the cache says `reference` is, for a caller who asked at
+    /// `asked`.
+    fn cached_descriptor(&self, key: &str, asked: Instant) -> Option<Descriptor> {
+        let cache = &self.client.cache;
+        match key.contains('@') {
+            true => cache.manifest_descriptor(key),
+            false => cache.tag(key, asked),
+        }
+    }
+
+    /// The cached manifest `reference` names, with its bytes.
+    async fn cached_manifest(&self, key: &str, asked: Instant) -> Option<(Descriptor, Bytes)> {
+        let cache = &self.client.cache;
+        match key.contains('@') {
+            true => cache.manifest(key).await,
+            false => {
+                let desc = cache.tag(key, asked)?;
+                cache.manifest(&self.cache_key(desc.digest.as_ref())).await
+            }
+        }
+    }
+
+    /// Resolves a tag or digest to the manifest's descriptor: from the
+    /// cache, or by one request shared with concurrent callers.
+    pub(crate) async fn resolve(&self, reference: &str) -> Result<Descriptor> {
+        let (asked, key) = (Instant::now(), self.cache_key(reference));
+        if let Some(hit) = self.cached_descriptor(&key, asked) {
+            return Ok(hit);
+        }
+        let _flight = self.client.cache.flight(&format!("HEAD {key}")).await;
+        if let Some(hit) = self.cached_descriptor(&key, asked) {
+            return Ok(hit);
+        }
+        let fetched = Instant::now();
+        let desc = self.resolve_fresh(reference).await?;
+        match key.contains('@') {
+            true => self.client.cache.keep_descriptor(&key, &desc),
+            false => self.client.cache.keep_tag(&key, fetched, &desc),
+        }
+        Ok(desc)
+    }
+
+    /// Fetches a manifest by tag or digest: from the cache, or by one
+    /// request shared with concurrent callers; what is fetched is kept.
+    pub(crate) async fn fetch_manifest(&self, reference: &str) -> Result<(Descriptor, Bytes)> {
+        let (asked, key) = (Instant::now(), self.cache_key(reference));
+        if let Some(hit) = self.cached_manifest(&key, asked).await {
+            return Ok(hit);
+        }
+        let _flight = self.client.cache.flight(&format!("GET {key}")).await;
+        if let Some(hit) = self.cached_manifest(&key, asked).await {
+            return Ok(hit);
+        }
+        let fetched = Instant::now();
+        let (desc, body) = self.fetch_manifest_fresh(reference).await?;
+        self.keep_manifest(&desc, &body).await;
+        if !key.contains('@') {
+            self.client.cache.keep_tag(&key, fetched, &desc);
+        }
+        Ok((desc, body))
+    }
+
+    /// Keeps a manifest this repository has, its bytes checked.
+    async fn keep_manifest(&self, desc: &Descriptor, body: &Bytes) {
+        let key = self.cache_key(desc.digest.as_ref());
+        self.client.cache.keep_manifest(&key, desc, body).await;
+    }
+
     /// A HEAD or GET of a manifest, accepting every manifest type we read.
     pub(super) async fn manifest_request(
         &self,
@@ -18,10 +99,10 @@ impl Repository {
         self.send(method, url, Access::Pull, headers, None).await
     }
 
-    /// Resolves a tag or digest to the manifest's descriptor.
-    /// A HEAD request answers with the digest, type and size; registries
+    /// Resolves a tag or digest to the manifest's descriptor, asking the
+    /// registry. A HEAD request answers with the digest, type and size; registries
     /// that leave any out get a GET instead.
-    pub(crate) async fn resolve(&self, reference: &str) -> Result<Descriptor> {
+    async fn resolve_fresh(&self, reference: &str) -> Result<Descriptor> {
         let resp = self.manifest_request(Method::HEAD, reference).await?;
         match resp.status() {
             StatusCode::NOT_FOUND => {
@@ -44,7 +125,11 @@ impl Repository {
             let media_type = text("content-type")
                 .map(|ct| ct.split(';').next().unwrap_or(ct).trim())
                 .filter(|ct| MANIFEST_MEDIA_TYPES.contains(ct));
-            let size = resp.content_length().filter(|n| *n > 0);
+            // The header itself: a HEAD response's body is empty, so the
+            // body's length (`content_length()`) says 0.
+            let size = text("content-length")
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|n| *n > 0);
             // A digest reference must come back as itself.
             let consistent = match (reference.parse::<Digest>(), &digest) {
                 (Ok(asked), Some(got)) => &asked == got,
@@ -62,13 +147,17 @@ impl Repository {
                 });
             }
         }
-        let (desc, _) = self.fetch_manifest(reference).await?;
+        let (desc, body) = self.fetch_manifest_fresh(reference).await?;
+        self.keep_manifest(&desc, &body).await;
         Ok(desc)
     }
 
-    /// Fetches a manifest by tag or digest; the bytes are verified against
-    /// the digest when the reference is one.
-    pub(crate) async fn fetch_manifest(&self, reference: &str) -> Result<(Descriptor, Bytes)> {
+    /// Fetches a manifest by tag or digest from the registry; the bytes are
+    /// verified against the digest when the reference is one.
+    pub(super) async fn fetch_manifest_fresh(
+        &self,
+        reference: &str,
+    ) -> Result<(Descriptor, Bytes)> {
         let resp = self.manifest_request(Method::GET, reference).await?;
         if !resp.status().is_success() {
             return Err(self.error(resp, &format!("manifest {reference}")).await);
@@ -116,16 +205,34 @@ impl Repository {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, header_value(media_type)?);
         let resp = self
-            .send(Method::PUT, url, Access::Push, headers, Some(content))
+            .send(
+                Method::PUT,
+                url,
+                Access::Push,
+                headers,
+                Some(content.clone()),
+            )
             .await?;
         if !resp.status().is_success() {
             return Err(self.error(resp, &format!("manifest {reference}")).await);
+        }
+        // Only what the registry serves is kept: the next read of this tag
+        // asks it.
+        if !reference.contains(':') {
+            self.client.cache.forget_tag(&self.cache_key(reference));
         }
         let subject_indexed = resp.headers().contains_key("oci-subject");
         if subject_indexed {
             self.learn_referrers_mode(ReferrersMode::Api);
         }
         Ok((desc, subject_indexed))
+    }
+
+    /// Forgets the referrer listings of `subject`, after this daemon
+    /// changed them.
+    pub(crate) fn forget_referrers(&self, subject: &Digest) {
+        let group = self.cache_key(subject.as_ref());
+        self.client.cache.forget_listings(&group);
     }
 
     /// Deletes a manifest by digest.
@@ -139,6 +246,9 @@ impl Repository {
                 .error(resp, &format!("delete of manifest {digest}"))
                 .await);
         }
+        let cache = &self.client.cache;
+        cache.forget_manifest(&self.cache_key(digest.as_ref()));
+        cache.forget_tags_of(&self.name.name(), digest);
         Ok(())
     }
 }

@@ -11,11 +11,16 @@
 //! - `manifests`: resolve, fetch, push and delete manifests.
 //! - `blobs`: existence, mounts, downloads that resume.
 //! - `upload`: blob uploads, whole or in chunks, with the spool.
+//! - `cache`: manifests by digest, tags and referrer listings for a short
+//!   while, single-flight fetches.
 //! - [`referrers`]: the referrers API where a registry has it, the tag
-//!   schema where it does not.
+//!   schema where it does not; `fallback`: the tag schema's index kept up
+//!   to date, its read-back and the old index's delete after the answer.
 
 mod blobs;
+mod cache;
 mod deadline;
+mod fallback;
 mod manifests;
 mod referrers;
 mod secrets;
@@ -29,6 +34,7 @@ use transport::{
     send_error,
 };
 
+pub use cache::DEFAULT_TAG_TTL;
 pub use deadline::{DEFAULT_CONNECT, DEFAULT_IDLE, DEFAULT_MAX_IDLE_PER_HOST};
 #[doc(hidden)]
 pub use referrers::{merge_referrers, next_link};
@@ -118,6 +124,9 @@ pub struct RegistryOptions {
     /// Idle connections kept per host; `None` means
     /// [`DEFAULT_MAX_IDLE_PER_HOST`].
     pub max_idle_per_host: Option<usize>,
+    /// How long tags and referrer listings are remembered (zero: not at
+    /// all); `None` means [`DEFAULT_TAG_TTL`].
+    pub tag_ttl: Option<std::time::Duration>,
 }
 
 impl RegistryOptions {
@@ -190,6 +199,9 @@ pub struct RegistryClient {
     /// token realm has seen the password, and may quote it to a caller who
     /// must not see it).
     used_secrets: Mutex<HashMap<String, Vec<crate::auth::Secret>>>,
+    /// Manifests by digest, tags and referrer listings for a short while,
+    /// and the single-flight locks of their fetches.
+    cache: cache::Cache,
 }
 
 impl RegistryClient {
@@ -223,13 +235,22 @@ impl RegistryClient {
             challenges: Mutex::new(HashMap::new()),
             tokens: TokenCache::default(),
             referrers_support: Mutex::new(HashMap::new()),
-            options,
             fallback_locks: KeyedLocks::default(),
             token_locks: KeyedLocks::default(),
             blob_homes: Mutex::new(HashMap::new()),
             blob_locks: KeyedLocks::default(),
             used_secrets: Mutex::new(HashMap::new()),
+            cache: cache::Cache::new(options.tag_ttl.unwrap_or(DEFAULT_TAG_TTL), None),
+            options,
         })
+    }
+
+    /// Keeps the manifests this client fetches in `store` (the daemon's
+    /// content store) rather than in memory.
+    pub fn with_manifest_store(mut self, store: Arc<crate::content::ContentStore>) -> Self {
+        let ttl = self.options.tag_ttl.unwrap_or(DEFAULT_TAG_TTL);
+        self.cache = cache::Cache::new(ttl, Some(store));
+        self
     }
 
     /// Notes `credential` as used for `registry`, for [`Self::scrub`].
@@ -303,10 +324,12 @@ impl RegistryClient {
             .unwrap_or(&self.token_http)
     }
 
-    /// Drops every cached token for `registry` (after a logout).
+    /// Drops every cached token for `registry` (after a logout), and every
+    /// manifest, tag and listing those tokens fetched from it.
     pub fn forget_tokens(&self, registry: &str) {
         self.tokens
             .evict_registry(crate::reference::api_host_of(registry));
+        self.cache.forget_registry(registry);
     }
 }
 

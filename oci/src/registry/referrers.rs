@@ -23,9 +23,6 @@ use crate::manifest::{Descriptor, ImageIndex, MEDIA_TYPE_INDEX};
 const MAX_PAGES: usize = 64;
 /// The most bytes of one referrers listing we read, over all pages.
 const MAX_LISTING_BYTES: usize = 32 << 20;
-/// How often a fallback update is retried when a write by someone else
-/// overtook ours.
-const FALLBACK_ATTEMPTS: usize = 5;
 
 /// How referrers are found and recorded, as ORAS's `--distribution-spec`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,8 +131,33 @@ impl Repository {
     }
 
     /// Lists the referrers of `subject`; `artifact_type` is passed to the
-    /// API as a hint, and the caller filters either way.
+    /// API as a hint, and the caller filters either way. A listing is kept
+    /// for the cache's time-to-live (until this daemon changes it), and
+    /// concurrent identical listings share one fetch.
     pub(crate) async fn referrers(
+        &self,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
+        let asked = std::time::Instant::now();
+        let group = self.cache_key(subject.as_ref());
+        let key = format!("{group}#{}", artifact_type.unwrap_or(""));
+        let cache = &self.client.cache;
+        if let Some(hit) = cache.listing(&key, asked) {
+            return Ok(hit);
+        }
+        let _flight = cache.flight(&format!("LIST {key}")).await;
+        if let Some(hit) = cache.listing(&key, asked) {
+            return Ok(hit);
+        }
+        let fetched = std::time::Instant::now();
+        let list = self.referrers_fresh(subject, artifact_type).await?;
+        cache.keep_listing(&group, &key, fetched, &list);
+        Ok(list)
+    }
+
+    /// Lists the referrers of `subject`, asking the registry.
+    async fn referrers_fresh(
         &self,
         subject: &Digest,
         artifact_type: Option<&str>,
@@ -160,7 +182,7 @@ impl Repository {
                 Probe::Unsupported | Probe::Unknown => {}
             },
         }
-        Ok(self.fallback_index(subject).await?.1.manifests)
+        Ok(self.fallback_index(subject, false).await?.1.manifests)
     }
 
     /// Asks the referrers API, following `Link: <…>; rel="next"` pages on
@@ -282,10 +304,19 @@ impl Repository {
     }
 
     /// Reads the tag-schema index of `subject`: its digest (None when the
-    /// tag does not exist) and content (empty when it does not exist).
-    async fn fallback_index(&self, subject: &Digest) -> Result<(Option<Digest>, ImageIndex)> {
+    /// tag does not exist) and content (empty when it does not exist);
+    /// `fresh` asks the registry whatever the cache holds.
+    pub(super) async fn fallback_index(
+        &self,
+        subject: &Digest,
+        fresh: bool,
+    ) -> Result<(Option<Digest>, ImageIndex)> {
         let tag = referrers_tag(subject);
-        match self.fetch_manifest(&tag).await {
+        let fetched = match fresh {
+            true => self.fetch_manifest_fresh(&tag).await,
+            false => self.fetch_manifest(&tag).await,
+        };
+        match fetched {
             Ok((desc, body)) => {
                 if &desc.digest == subject {
                     return Err(Error::new(
@@ -318,70 +349,6 @@ impl Repository {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok((None, ImageIndex::new(vec![]))),
             Err(e) => Err(e),
         }
-    }
-
-    /// Adds `add` to and removes `remove` from the tag-schema index of
-    /// `subject`, holding a per-subject lock, and reads the index back to
-    /// check the change landed (retrying when another writer overtook us).
-    /// Returns warnings, e.g. an old index the registry would not delete.
-    pub(crate) async fn update_fallback(
-        &self,
-        subject: &Digest,
-        add: Option<Descriptor>,
-        remove: Option<&Digest>,
-    ) -> Result<Vec<String>> {
-        let _guard = self
-            .client
-            .fallback_locks
-            .lock(&format!("{}@{subject}", self.name.name()))
-            .await;
-        let tag = referrers_tag(subject);
-        let mut warnings = Vec::new();
-        for _ in 0..FALLBACK_ATTEMPTS {
-            let (old, index) = self.fallback_index(subject).await?;
-            let manifests = merge_referrers(index.manifests, add.as_ref(), remove);
-            // An index left empty is deleted rather than rewritten, as ORAS
-            // does, unless the registry refuses deletes; otherwise the new
-            // index is written before the old one goes.
-            match old {
-                Some(old) if manifests.is_empty() => {
-                    if let Err(e) = self.delete_manifest(&old).await {
-                        let empty = Bytes::from(ImageIndex::new(vec![]).to_bytes());
-                        self.push_manifest(&tag, MEDIA_TYPE_INDEX, empty).await?;
-                        warnings.push(format!(
-                            "the emptied referrers index {old} of {subject} was left behind: {e}"
-                        ));
-                    }
-                }
-                None if manifests.is_empty() => {}
-                old => {
-                    let fresh = Bytes::from(ImageIndex::new(manifests).to_bytes());
-                    let (desc, _) = self.push_manifest(&tag, MEDIA_TYPE_INDEX, fresh).await?;
-                    if let Some(old) = old.filter(|old| *old != desc.digest) {
-                        if let Err(e) = self.delete_manifest(&old).await {
-                            warnings.push(format!(
-                                "the old referrers index {old} of {subject} was left behind: {e}"
-                            ));
-                        }
-                    }
-                }
-            }
-            // Verify: someone outside this daemon may have written between
-            // our read and our write.
-            let (_, now) = self.fallback_index(subject).await?;
-            let added = add
-                .as_ref()
-                .is_none_or(|a| now.manifests.iter().any(|d| d.digest == a.digest));
-            let removed = remove.is_none_or(|r| now.manifests.iter().all(|d| &d.digest != r));
-            if added && removed {
-                return Ok(warnings);
-            }
-            tracing::debug!(%subject, "referrers index changed under us; retrying");
-        }
-        Err(Error::new(
-            ErrorKind::Unavailable,
-            format!("the referrers index {tag} kept changing under concurrent writers"),
-        ))
     }
 }
 

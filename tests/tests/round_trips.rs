@@ -1,0 +1,296 @@
+//! Round trips on the critical path, counted: a warm daemon (one that has
+//! made the same kind of call before, so tokens, connections and referrers
+//! probes are learned) against a real registry behind the test proxy,
+//! which holds every request 30 ms so that requests sent together overlap
+//! and requests sent one after another do not (see `tests/src/faulty.rs`).
+//!
+//! Each budget is asserted on the critical path (the longest chain of
+//! requests each waiting for the one before) and on the request count. The
+//! daemons here run with the tag and referrer-listing cache off
+//! (`registry_tag_cache_secs = 0`), so the budgets are what a call costs
+//! when nothing that can change is cached; content by digest is cached.
+
+use std::time::Duration;
+
+use satchel_tests::faulty::{FaultyProxy, Requests};
+use satchel_tests::{skopeo_copy, subject_layout, Daemon, Registry, RegistryKind};
+
+const SBOM: &str = "application/vnd.cyclonedx+json";
+/// Long against the daemon's own work between two requests.
+const DELAY: Duration = Duration::from_millis(30);
+
+/// A registry with one subject image, a counting proxy in front of it and
+/// a daemon that talks to the proxy.
+struct World {
+    _registry: Registry,
+    proxy: FaultyProxy,
+    daemon: Daemon,
+    /// `PROXY/demo/app`.
+    repo: String,
+    /// The subject's digest.
+    image: String,
+}
+
+impl World {
+    fn new(kind: RegistryKind, config: &str) -> World {
+        let registry = Registry::start_kind(kind);
+        let proxy = FaultyProxy::with_delay(&registry.addr, DELAY);
+        let daemon = Daemon::start_with_config(config);
+        let layout = daemon.scratch().join("image");
+        let image = subject_layout(&layout, "latest").digest;
+        skopeo_copy(
+            &layout,
+            "latest",
+            &format!("{}/demo/app:latest", registry.addr),
+        );
+        World {
+            repo: format!("{}/demo/app", proxy.addr),
+            _registry: registry,
+            proxy,
+            daemon,
+            image,
+        }
+    }
+
+    /// A world whose daemon caches no tags or listings.
+    fn uncached(kind: RegistryKind) -> World {
+        World::new(kind, "registry_tag_cache_secs = 0\n")
+    }
+
+    fn tagged(&self) -> String {
+        format!("{}:latest", self.repo)
+    }
+
+    fn by_digest(&self) -> String {
+        format!("{}@{}", self.repo, self.image)
+    }
+
+    /// Runs `satchel args` (plain HTTP) and returns the requests it made.
+    fn counted(&self, args: &[&str]) -> Requests {
+        let mark = self.proxy.mark();
+        let mut all = vec![args[0], "--plain-http"];
+        all.extend_from_slice(&args[1..]);
+        self.daemon.ok(&all);
+        self.proxy.since(mark)
+    }
+
+    /// Attaches a file with `content` as an SBOM created on `day` of
+    /// March 2026; returns the requests.
+    fn attach(&self, name: &str, content: &str, day: u32) -> Requests {
+        let path = self.daemon.scratch().join(name);
+        std::fs::write(&path, content).unwrap();
+        let subject = self.tagged();
+        let created = format!("org.opencontainers.image.created=2026-03-{day:02}T10:00:00Z");
+        self.counted(&[
+            "attach",
+            "--artifact-type",
+            SBOM,
+            "-a",
+            &created,
+            &subject,
+            path.to_str().unwrap(),
+        ])
+    }
+}
+
+/// Asserts `requests` took `trips` round trips on the critical path and
+/// `count` requests in all.
+#[track_caller]
+fn assert_costs(what: &str, requests: &Requests, trips: usize, count: usize) {
+    assert_eq!(
+        (requests.round_trips(), requests.count()),
+        (trips, count),
+        "{what}: (round trips, requests) differ from the budget:\n{requests}"
+    );
+}
+
+/// Within the time-to-live a warm daemon asks nothing again; its own
+/// writes are seen at once all the same.
+#[test]
+fn tags_and_listings_are_kept_for_the_ttl_and_dropped_on_own_writes() {
+    let w = World::new(RegistryKind::Distribution, "registry_tag_cache_secs = 60\n");
+    w.attach("one.json", "{\"sbom\":1}", 1);
+    let tagged = w.tagged();
+    w.counted(&["discover", &tagged]);
+    assert_costs("resolve, cached", &w.counted(&["resolve", &tagged]), 0, 0);
+    assert_costs("discover, cached", &w.counted(&["discover", &tagged]), 0, 0);
+    w.attach("two.json", "{\"sbom\":2}", 2);
+    // The attach's work after its answer (read-back, delete) ends first.
+    std::thread::sleep(Duration::from_millis(500));
+    let mark = w.proxy.mark();
+    let listed = w
+        .daemon
+        .ok(&["discover", "--plain-http", "--format", "json", &tagged]);
+    let listing = w.proxy.since(mark);
+    let found: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(found["referrers"].as_array().unwrap().len(), 2, "{listed}");
+    // The daemon's own write made it ask again.
+    assert_costs("discover after an attach", &listing, 1, 1);
+}
+
+/// Concurrent identical calls share each fetch: eight pulls of the newest
+/// SBOM at once make one request per object. The proxy's long delay keeps
+/// every call waiting on the first one's fetches.
+#[test]
+fn concurrent_identical_fetches_share_one_request() {
+    let registry = Registry::start_kind(RegistryKind::Distribution);
+    let proxy = FaultyProxy::with_delay(&registry.addr, Duration::from_millis(400));
+    let daemon = Daemon::start_with_config("registry_tag_cache_secs = 60\n");
+    let layout = daemon.scratch().join("image");
+    subject_layout(&layout, "latest");
+    skopeo_copy(
+        &layout,
+        "latest",
+        &format!("{}/demo/app:latest", registry.addr),
+    );
+    // Attached straight to the registry, so the daemon knows nothing of it.
+    let other = Daemon::start();
+    let sbom = other.scratch().join("sbom.json");
+    std::fs::write(&sbom, "{\"sbom\":true}").unwrap();
+    let direct = format!("{}/demo/app:latest", registry.addr);
+    other.ok(&[
+        "attach",
+        "--plain-http",
+        "--artifact-type",
+        SBOM,
+        &direct,
+        sbom.to_str().unwrap(),
+    ]);
+    let tagged = format!("{}/demo/app:latest", proxy.addr);
+    let mark = proxy.mark();
+    let pulls: Vec<_> = (0..8)
+        .map(|i| {
+            let out = daemon.scratch().join(format!("out{i}"));
+            let args = [
+                "pull",
+                "--plain-http",
+                "--subject",
+                &tagged,
+                "--artifact-type",
+                SBOM,
+                "-o",
+                out.to_str().unwrap(),
+            ];
+            daemon.spawn_satchel(&args)
+        })
+        .collect();
+    for mut pull in pulls {
+        assert!(pull.wait().unwrap().success());
+    }
+    let requests = proxy.since(mark);
+    let mut lines = requests.lines();
+    lines.sort();
+    lines.dedup();
+    assert_eq!(
+        lines.len(),
+        requests.count(),
+        "a request repeated:\n{requests}"
+    );
+    // The subject's tag, the referrers API probe, the tag-schema index, the
+    // SBOM's manifest and its blob.
+    assert_eq!(requests.count(), 5, "{requests}");
+}
+
+fn resolve_by_tag(kind: RegistryKind) {
+    let w = World::uncached(kind);
+    let tagged = w.tagged();
+    w.counted(&["resolve", &tagged]);
+    assert_costs("resolve by tag", &w.counted(&["resolve", &tagged]), 1, 1);
+}
+
+fn discover(kind: RegistryKind) {
+    let w = World::uncached(kind);
+    w.attach("one.json", "{\"sbom\":1}", 1);
+    w.attach("two.json", "{\"sbom\":2}", 2);
+    let (tagged, by_digest) = (w.tagged(), w.by_digest());
+    w.counted(&["discover", &tagged]);
+    assert_costs("discover by tag", &w.counted(&["discover", &tagged]), 2, 2);
+    w.counted(&["discover", &by_digest]);
+    let by_digest = w.counted(&["discover", &by_digest]);
+    assert_costs("discover by digest", &by_digest, 1, 1);
+}
+
+fn newest_sbom(kind: RegistryKind) {
+    let w = World::uncached(kind);
+    w.attach("old.json", "{\"sbom\":\"old\"}", 1);
+    w.attach("new.json", "{\"sbom\":\"new\"}", 2);
+    let out = w.daemon.scratch().join("out");
+    let out = out.to_str().unwrap();
+    let tagged = w.tagged();
+    let args = [
+        "pull",
+        "--subject",
+        &tagged,
+        "--artifact-type",
+        SBOM,
+        "-o",
+        out,
+    ];
+    w.counted(&args);
+    assert_costs("newest SBOM", &w.counted(&args), 2, 2);
+}
+
+mod distribution {
+    use super::*;
+
+    #[test]
+    fn resolve_by_tag_is_one_round_trip() {
+        resolve_by_tag(RegistryKind::Distribution)
+    }
+
+    #[test]
+    fn discover_by_tag_is_two_round_trips_and_by_digest_one() {
+        discover(RegistryKind::Distribution)
+    }
+
+    #[test]
+    fn newest_sbom_in_the_store_is_two_round_trips() {
+        newest_sbom(RegistryKind::Distribution)
+    }
+
+    #[test]
+    fn attach_of_a_new_small_file_confirms_and_deletes_the_old_index_after_the_answer() {
+        let w = World::uncached(RegistryKind::Distribution);
+        w.attach("warm.json", "{\"sbom\":\"warm\"}", 1);
+        // The warm attach's work after its answer ends first.
+        std::thread::sleep(Duration::from_millis(500));
+        let mark = w.proxy.mark();
+        w.attach("new.json", "{\"sbom\":\"new\"}", 2);
+        let answered = std::time::Instant::now();
+        std::thread::sleep(Duration::from_millis(500));
+        let all = w.proxy.since(mark);
+        let on_path = all.answered_by(answered);
+        // The budget is 4; today 8 (see the report): subject, blob and
+        // config checks, the upload session and the index read still run
+        // one after another.
+        assert_costs("attach", &on_path, 8, 8);
+        // After the answer: the new index read back, then the old deleted.
+        let after = &all.0[on_path.count()..];
+        let lines: Vec<(&str, &str)> = after.iter().map(|s| (s.method(), s.path())).collect();
+        let tag = w.image.replace(':', "-");
+        assert!(
+            matches!(lines.as_slice(), [("GET", get), ("DELETE", _)] if get.ends_with(&tag)),
+            "after the answer:\n{all}"
+        );
+        assert!(after[1].started >= after[0].answered.unwrap(), "{all}");
+    }
+}
+
+mod ferro {
+    use super::*;
+
+    #[test]
+    fn resolve_by_tag_is_one_round_trip() {
+        resolve_by_tag(RegistryKind::Ferro)
+    }
+
+    #[test]
+    fn discover_by_tag_is_two_round_trips_and_by_digest_one() {
+        discover(RegistryKind::Ferro)
+    }
+
+    #[test]
+    fn newest_sbom_in_the_store_is_two_round_trips() {
+        newest_sbom(RegistryKind::Ferro)
+    }
+}
