@@ -360,9 +360,26 @@ impl TokenCache {
             .insert(key, CachedToken { token, refresh_at });
     }
 
-    pub(crate) fn evict(&self, registry: &str, service: &str, scope: &str) {
+    /// Forgets the token for the key if it is the one `rejected` names
+    /// (`Bearer <token>`, the `Authorization` a 401 answered). A token
+    /// fetched meanwhile by a concurrent request (one that went out before
+    /// the challenge was known, say) is kept.
+    pub(crate) fn evict_rejected(
+        &self,
+        registry: &str,
+        service: &str,
+        scope: &str,
+        rejected: Option<&str>,
+    ) {
         let key = (registry.to_string(), service.to_string(), scope.to_string());
-        self.tokens.lock().expect("token cache lock").remove(&key);
+        let mut tokens = self.tokens.lock().expect("token cache lock");
+        let stale = tokens.get(&key).is_some_and(|t| {
+            t.refresh_at <= Instant::now()
+                || rejected.and_then(|r| r.strip_prefix("Bearer ")) == Some(t.token.expose())
+        });
+        if stale {
+            tokens.remove(&key);
+        }
     }
 
     /// Forgets every token for `registry`, after its credentials changed.
@@ -471,5 +488,24 @@ mod tests {
             Some(std::time::UNIX_EPOCH + Duration::from_secs(2_000_000_000))
         );
         assert_eq!(jwt_expiry("opaque-token"), None);
+    }
+
+    /// A 401 to a request sent before a concurrent one fetched the token
+    /// (so without it) leaves that token; a 401 to the token itself drops
+    /// it.
+    #[test]
+    fn only_the_rejected_token_is_evicted() {
+        let cache = TokenCache::default();
+        let key = ("reg", "svc", "repository:a:pull");
+        let hour = Duration::from_secs(3600);
+        cache.put(key.0, key.1, key.2, Secret::new("fresh"), hour);
+        cache.evict_rejected(key.0, key.1, key.2, None);
+        cache.evict_rejected(key.0, key.1, key.2, Some("Bearer older"));
+        let kept = cache
+            .get(key.0, key.1, key.2)
+            .map(|s| s.expose().to_string());
+        assert_eq!(kept.as_deref(), Some("fresh"));
+        cache.evict_rejected(key.0, key.1, key.2, Some("Bearer fresh"));
+        assert!(cache.get(key.0, key.1, key.2).is_none());
     }
 }

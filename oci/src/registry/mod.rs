@@ -31,7 +31,7 @@ mod upload;
 use tokens::basic;
 use transport::{
     authority, backoff, error_codes, header_value, http_client, read_limited, redact_query,
-    send_error,
+    send_error, SentAuthorization,
 };
 
 pub use cache::DEFAULT_TAG_TTL;

@@ -352,9 +352,13 @@ impl Repository {
         let host = self.name.api_host().to_string();
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
             let service = bearer.params.get("service").cloned().unwrap_or_default();
+            let sent = resp
+                .extensions()
+                .get::<SentAuthorization>()
+                .and_then(|s| s.0.to_str().ok());
             self.client
                 .tokens
-                .evict(&host, &service, &self.scope(access));
+                .evict_rejected(&host, &service, &self.scope(access), sent);
         }
         self.client
             .challenges

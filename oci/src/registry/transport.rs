@@ -199,7 +199,7 @@ pub(super) fn error_details(body: &[u8]) -> String {
 /// The `Authorization` a request carried, kept on its response so an
 /// error built from the answer can scrub it.
 #[derive(Clone)]
-pub(super) struct SentAuthorization(HeaderValue);
+pub(super) struct SentAuthorization(pub(super) HeaderValue);
 
 pub(super) fn remember_authorization(resp: &mut reqwest::Response, auth: Option<HeaderValue>) {
     if let Some(auth) = auth {
