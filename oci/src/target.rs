@@ -11,7 +11,7 @@ use crate::digest::{Digest, Hasher, Verifier};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::OciLayout;
 use crate::manifest::{referrer_descriptor, Descriptor, Manifest};
-use crate::registry::Repository;
+use crate::registry::{Repository, UploadSession};
 use crate::ByteStream;
 
 /// Where manifests and blobs live.
@@ -22,6 +22,11 @@ pub enum Target {
     /// An OCI image layout directory.
     Layout(OciLayout),
 }
+
+/// A blob [`Target::check_blob`] found absent, with the registry upload
+/// session opened for it.
+#[derive(Debug)]
+pub struct Absent(Option<UploadSession>);
 
 /// What pushing a manifest did.
 #[derive(Debug, Clone)]
@@ -76,6 +81,26 @@ impl Target {
         expected: Expected<'_>,
         body: ByteStream,
     ) -> Result<(Digest, u64)> {
+        self.push_blob_in(None, expected, body).await
+    }
+
+    /// Like [`Target::push_blob`], for a blob [`Target::check_blob`] found
+    /// absent: into the upload session opened alongside that check.
+    pub async fn push_absent(
+        &self,
+        absent: Absent,
+        expected: Expected<'_>,
+        body: ByteStream,
+    ) -> Result<(Digest, u64)> {
+        self.push_blob_in(absent.0, expected, body).await
+    }
+
+    async fn push_blob_in(
+        &self,
+        session: Option<UploadSession>,
+        expected: Expected<'_>,
+        body: ByteStream,
+    ) -> Result<(Digest, u64)> {
         match self {
             Target::Layout(layout) => {
                 let (digest, size) = layout.push_blob(expected.digest, body).await?;
@@ -95,7 +120,7 @@ impl Target {
             Target::Registry(repo) if expected.digest.is_some() && expected.size.is_some() => {
                 let digest = expected.digest.expect("matched").clone();
                 let size = expected.size.expect("matched");
-                repo.push_blob(expected, body, || Ok(digest.clone()))
+                repo.push_blob(session, expected, body, || Ok(digest.clone()))
                     .await?;
                 Ok((digest, size))
             }
@@ -106,7 +131,7 @@ impl Target {
                     let state = state.clone();
                     move || state.lock().expect("hash state").digest()
                 };
-                repo.push_blob(expected, hashed, digest_of).await?;
+                repo.push_blob(session, expected, hashed, digest_of).await?;
                 let mut state = state.lock().expect("hash state");
                 let digest = state.digest()?;
                 if let Some(want) = expected.size {
@@ -135,6 +160,19 @@ impl Target {
     /// repository.
     pub async fn has_or_mounts(&self, digest: &Digest) -> Result<bool> {
         Ok(self.blob_exists(digest).await? || self.try_mount(digest).await?)
+    }
+
+    /// Whether the blob is there already (or was mounted from another
+    /// repository): `None`; else what [`Target::push_absent`] needs. On a
+    /// registry the upload session is opened alongside the existence check,
+    /// so the two cost one round trip.
+    pub async fn check_blob(&self, digest: &Digest) -> Result<Option<Absent>> {
+        match self {
+            Target::Registry(repo) => Ok(repo.check_blob(digest).await?.map(|s| Absent(Some(s)))),
+            Target::Layout(layout) => {
+                Ok((!layout.blob_exists(digest).await?).then_some(Absent(None)))
+            }
+        }
     }
 
     /// Serialises uploads of `digest` within this process (registries
@@ -191,6 +229,20 @@ impl Target {
             Target::Registry(repo) => {
                 let digest = crate::digest::sha256(&content);
                 let reference = tag.map_or_else(|| digest.to_string(), str::to_string);
+                if let Some(subject) = manifest.subject().filter(|_| repo.known_tag_schema()) {
+                    // The index is read while the manifest goes up.
+                    let entry =
+                        referrer_descriptor(Descriptor::for_bytes(media_type, &content), &manifest);
+                    repo.forget_referrers(&subject.digest);
+                    let (desc, more) = repo
+                        .push_with_fallback(&reference, media_type, content, &subject.digest, entry)
+                        .await?;
+                    warnings.extend(more);
+                    return Ok(PushedManifest {
+                        descriptor: desc,
+                        warnings,
+                    });
+                }
                 let (desc, indexed) = repo.push_manifest(&reference, media_type, content).await?;
                 if let Some(subject) = manifest.subject() {
                     repo.forget_referrers(&subject.digest);

@@ -260,10 +260,9 @@ mod distribution {
         std::thread::sleep(Duration::from_millis(500));
         let all = w.proxy.since(mark);
         let on_path = all.answered_by(answered);
-        // The budget is 4; today 8 (see the report): subject, blob and
-        // config checks, the upload session and the index read still run
-        // one after another.
-        assert_costs("attach", &on_path, 8, 8);
+        // The subject, the blob and config checks and the upload session
+        // at once; the blob; the manifest with the index read; the index.
+        assert_costs("attach", &on_path, 4, 8);
         // After the answer: the new index read back, then the old deleted.
         let after = &all.0[on_path.count()..];
         let lines: Vec<(&str, &str)> = after.iter().map(|s| (s.method(), s.path())).collect();
@@ -273,6 +272,20 @@ mod distribution {
             "after the answer:\n{all}"
         );
         assert!(after[1].started >= after[0].answered.unwrap(), "{all}");
+    }
+    /// A standalone push of a new small file by tag: the blob and config
+    /// checks with the upload session, the blob, the manifest.
+    #[test]
+    fn push_of_a_new_small_file_by_tag_is_three_round_trips() {
+        let w = World::uncached(RegistryKind::Distribution);
+        let push = |name: &str, content: &str| {
+            let path = w.daemon.scratch().join(name);
+            std::fs::write(&path, content).unwrap();
+            let to = format!("{}:{}", w.repo, name.replace('.', "-"));
+            w.counted(&["push", &to, path.to_str().unwrap()])
+        };
+        push("warm.txt", "warm");
+        assert_costs("push", &push("new.txt", "new"), 3, 5);
     }
 }
 

@@ -29,21 +29,33 @@ impl Repository {
         );
     }
 
+    /// The other repository of this registry where `digest` was seen, if
+    /// any.
+    fn mount_source(&self, digest: &Digest) -> Option<String> {
+        let homes = self.client.blob_homes.lock().expect("blob homes");
+        match homes.get(digest) {
+            Some((registry, repo))
+                if registry == self.name.registry() && repo != self.name.repository() =>
+            {
+                Some(repo.clone())
+            }
+            _ => None,
+        }
+    }
+
     /// Mounts `digest` from another repository of this registry where it
     /// was seen, if any (`POST ?mount=&from=`). `false` means nothing was
     /// mounted and the blob must be uploaded; a refused mount is not an error.
     pub(crate) async fn try_mount(&self, digest: &Digest) -> Result<bool> {
-        let from = {
-            let homes = self.client.blob_homes.lock().expect("blob homes");
-            match homes.get(digest) {
-                Some((registry, repo))
-                    if registry == self.name.registry() && repo != self.name.repository() =>
-                {
-                    repo.clone()
-                }
-                _ => return Ok(false),
-            }
-        };
+        match self.mount_source(digest) {
+            Some(from) => Ok(self.mount(digest, from).await?.is_none()),
+            None => Ok(false),
+        }
+    }
+
+    /// The mount POST: `None` when mounted, else the session the registry
+    /// opened instead (a 202), if it did.
+    async fn mount(&self, digest: &Digest, from: String) -> Result<Option<Option<UploadSession>>> {
         let mut url = self.url("blobs/uploads/")?;
         url.query_pairs_mut()
             .append_pair("mount", digest.as_ref())
@@ -57,14 +69,41 @@ impl Repository {
                 Some(Bytes::new()),
             )
             .await?;
-        // 202 means the registry opened an upload session instead; it is
-        // left to expire, and the blob goes up the usual way.
-        let mounted = resp.status() == StatusCode::CREATED;
-        if mounted {
-            tracing::debug!(%digest, %from, to = self.name.repository(), "mounted blob");
-            self.saw_blob(digest);
+        match resp.status() {
+            StatusCode::CREATED => {
+                tracing::debug!(%digest, %from, to = self.name.repository(), "mounted blob");
+                self.saw_blob(digest);
+                Ok(None)
+            }
+            StatusCode::ACCEPTED => Ok(Some(self.session_of(&resp).ok())),
+            _ => Ok(Some(None)),
         }
-        Ok(mounted)
+    }
+
+    /// Whether the repository has `digest` or it could be mounted (`None`);
+    /// when neither, an upload session for it. The existence check and
+    /// the POST that mounts or opens the session go at once, one round
+    /// trip for both. A session opened for a blob that was there is left
+    /// to expire, as one a refused mount opens is: cancelling it would
+    /// take a DELETE, which registries grant only with the `delete` scope.
+    pub(crate) async fn check_blob(&self, digest: &Digest) -> Result<Option<UploadSession>> {
+        let open = async {
+            let mounted = match self.mount_source(digest) {
+                Some(from) => self.mount(digest, from).await?,
+                None => Some(None),
+            };
+            match mounted {
+                None => Ok(None),
+                Some(Some(session)) => Ok(Some(session)),
+                // A refused mount opened no session: open one.
+                Some(None) => self.start_upload().await.map(Some),
+            }
+        };
+        let (exists, opened) = tokio::join!(self.blob_exists(digest), open);
+        if exists? {
+            return Ok(None);
+        }
+        opened
     }
 
     /// Whether the repository has the blob.

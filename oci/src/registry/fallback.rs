@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 
-use super::referrers::{merge_referrers, referrers_tag};
+use super::referrers::{merge_referrers, referrers_tag, ReferrersMode};
 use super::Repository;
 use crate::digest::Digest;
 use crate::error::Result;
@@ -52,12 +52,70 @@ impl Repository {
         };
         let mut warnings = Vec::new();
         let superseded = self.write_fallback(&change, &mut warnings).await?;
+        self.confirm_later(guard, change, superseded);
+        Ok(warnings)
+    }
+
+    /// Whether this repository is known, without asking, to keep the
+    /// referrers tag schema (configured, or learned from a probe).
+    pub(crate) fn known_tag_schema(&self) -> bool {
+        self.known_mode() == ReferrersMode::TagSchema
+    }
+
+    /// Pushes the manifest `content` (one with `subject`, on a registry
+    /// [known](Repository::known_tag_schema) to keep the tag schema) and
+    /// adds `entry` to the subject's index: the index is read while the
+    /// manifest's PUT is in flight, and the new one written only once that
+    /// PUT succeeded; confirmed as [`Repository::update_fallback`] does.
+    /// Returns the manifest's descriptor and warnings.
+    pub(crate) async fn push_with_fallback(
+        &self,
+        reference: &str,
+        media_type: &str,
+        content: Bytes,
+        subject: &Digest,
+        entry: Descriptor,
+    ) -> Result<(Descriptor, Vec<String>)> {
+        let guard = self
+            .client
+            .fallback_locks
+            .lock(&format!("{}@{subject}", self.name.name()))
+            .await;
+        let (pushed, read) = tokio::join!(
+            self.push_manifest(reference, media_type, content),
+            self.fallback_index(subject, true)
+        );
+        let (desc, _) = pushed?;
+        self.forget_referrers(subject);
+        let change = Change {
+            subject: subject.clone(),
+            add: Some(entry),
+            remove: None,
+        };
+        let mut warnings = Vec::new();
+        let written = match read {
+            Ok(read) => self.write_read(&change, read, &mut warnings).await,
+            Err(e) => Err(e),
+        };
+        self.forget_referrers(subject);
+        let superseded = written?;
+        self.confirm_later(guard, change, superseded);
+        Ok((desc, warnings))
+    }
+
+    /// Confirms `change` after the answer, in a task that holds the
+    /// subject's lock `guard` (see the module documentation).
+    fn confirm_later(
+        &self,
+        guard: tokio::sync::OwnedMutexGuard<()>,
+        change: Change,
+        superseded: Option<Digest>,
+    ) {
         let repo = self.clone();
         tokio::spawn(async move {
             let _guard = guard;
             repo.confirm_fallback(change, superseded).await;
         });
-        Ok(warnings)
     }
 
     /// Reads, merges and writes the index once; returns the superseded
@@ -67,9 +125,20 @@ impl Repository {
         change: &Change,
         warnings: &mut Vec<String>,
     ) -> Result<Option<Digest>> {
+        let read = self.fallback_index(&change.subject, true).await?;
+        self.write_read(change, read, warnings).await
+    }
+
+    /// Merges `change` into the index `read` (its digest and content) and
+    /// writes the result, as [`Repository::write_fallback`].
+    async fn write_read(
+        &self,
+        change: &Change,
+        (old, index): (Option<Digest>, ImageIndex),
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<Digest>> {
         let subject = &change.subject;
         let tag = referrers_tag(subject);
-        let (old, index) = self.fallback_index(subject, true).await?;
         let manifests =
             merge_referrers(index.manifests, change.add.as_ref(), change.remove.as_ref());
         // An index left empty is deleted rather than rewritten, as ORAS

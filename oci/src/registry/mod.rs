@@ -39,6 +39,7 @@ pub use deadline::{DEFAULT_CONNECT, DEFAULT_IDLE, DEFAULT_MAX_IDLE_PER_HOST};
 #[doc(hidden)]
 pub use referrers::{merge_referrers, next_link};
 pub use referrers::{referrers_tag, ReferrersMode};
+pub(crate) use upload::UploadSession;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -107,7 +107,7 @@ impl Repository {
 
     /// The mode in force without probing: the call's, else the config's,
     /// else what was learned; `Auto` when nothing is known.
-    fn known_mode(&self) -> ReferrersMode {
+    pub(super) fn known_mode(&self) -> ReferrersMode {
         if self.referrers_mode != ReferrersMode::Auto {
             return self.referrers_mode;
         }

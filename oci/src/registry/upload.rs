@@ -4,6 +4,14 @@
 
 use super::*;
 
+/// An open upload session: where to send the bytes, and the registry's
+/// smallest chunk.
+#[derive(Debug)]
+pub(crate) struct UploadSession {
+    location: Url,
+    min_chunk: u64,
+}
+
 impl Repository {
     /// Uploads a blob from a stream, after a POST that opens the session:
     /// - digest and size known, size at most [`MONOLITHIC_MAX`]: one PUT
@@ -15,8 +23,12 @@ impl Repository {
     ///
     /// Without a digest, the closing PUT names `digest_of()`, called once
     /// the stream has ended.
+    ///
+    /// `session` is one opened beforehand (see [`Repository::check_blob`]);
+    /// without it the POST comes first.
     pub(crate) async fn push_blob<S>(
         &self,
+        session: Option<UploadSession>,
         expected: Expected<'_>,
         body: S,
         digest_of: impl FnOnce() -> Result<Digest>,
@@ -24,7 +36,13 @@ impl Repository {
     where
         S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
     {
-        let (location, min_chunk) = self.start_upload().await?;
+        let UploadSession {
+            location,
+            min_chunk,
+        } = match session {
+            Some(session) => session,
+            None => self.start_upload().await?,
+        };
         let monolithic_max = self.client.options.monolithic_max.unwrap_or(MONOLITHIC_MAX);
         let (location, digest) = match (expected.digest, expected.size) {
             (Some(digest), Some(size)) if size <= monolithic_max => {
@@ -52,9 +70,8 @@ impl Repository {
         self.close_upload(location, &digest).await
     }
 
-    /// Opens an upload session with a POST: its location and the
-    /// registry's `OCI-Chunk-Min-Length` (0 when it names none).
-    async fn start_upload(&self) -> Result<(Url, u64)> {
+    /// Opens an upload session with a POST.
+    pub(super) async fn start_upload(&self) -> Result<UploadSession> {
         let start = self.url("blobs/uploads/")?;
         let resp = self
             .send(
@@ -68,13 +85,22 @@ impl Repository {
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.error(resp, "blob upload start").await);
         }
+        self.session_of(&resp)
+    }
+
+    /// The session a 202 to an upload POST opened: its location and the
+    /// registry's `OCI-Chunk-Min-Length` (0 when it names none).
+    pub(super) fn session_of(&self, resp: &reqwest::Response) -> Result<UploadSession> {
         let min_chunk = resp
             .headers()
             .get("oci-chunk-min-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        Ok((self.location(&resp)?, min_chunk))
+        Ok(UploadSession {
+            location: self.location(resp)?,
+            min_chunk,
+        })
     }
 
     /// The whole blob in one PUT that names its digest.

@@ -14,6 +14,7 @@ use satchel_oci::manifest::{
     self, Descriptor, ANNOTATION_TITLE, ARTIFACT_TYPE_UNKNOWN, MEDIA_TYPE_EMPTY,
     MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST,
 };
+use satchel_oci::target::Absent;
 use satchel_oci::{Error, ErrorKind, Result, Target};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -147,11 +148,46 @@ impl PushJob {
         S: Stream<Item = Result<(u32, Bytes)>> + Send + Unpin,
     {
         let target = &self.resolved.target;
-        let subject = match &self.subject {
-            Some(r) => Some(target.resolve(r).await?),
-            None => None,
+        let subject = async {
+            match &self.subject {
+                Some(r) => target.resolve(r).await.map(Some),
+                None => Ok(None),
+            }
         };
-        let files = check_files(&self.artifact.files)?;
+        let files = match check_files(&self.artifact.files) {
+            Ok(files) => files,
+            // A subject that does not resolve is the error reported, as
+            // when it was resolved first.
+            Err(e) => return Err(subject.await.err().unwrap_or(e)),
+        };
+        // The subject, the config and the files go at once, so their
+        // round trips overlap. A file that fails is reported before the
+        // config; the subject's error before either, and at once (blobs
+        // already uploaded are left, as ORAS leaves them). The manifest is
+        // pushed only when all three succeeded.
+        let work = async {
+            let config = push_config(target, self.artifact.config.clone(), files.is_empty());
+            let layers = self.push_files(service, &files, inbound, progress);
+            let (config, layers) = tokio::join!(config, layers);
+            let layers = layers?;
+            Ok::<_, Error>((config?, layers))
+        };
+        let (subject, (config, (layers, skipped))) = first_error(subject, work).await?;
+        self.finish(config, layers, subject, skipped).await
+    }
+
+    /// Pushes each file in turn: their layers, and how many the target had.
+    async fn push_files<S>(
+        &self,
+        service: &Service,
+        files: &[FileInfo],
+        inbound: S,
+        progress: Progress<'_>,
+    ) -> Result<(Vec<Descriptor>, u32)>
+    where
+        S: Stream<Item = Result<(u32, Bytes)>> + Send + Unpin,
+    {
+        let target = &self.resolved.target;
         let mut inbound = Files::new(inbound, files.len());
         let mut layers = Vec::with_capacity(files.len());
         let mut skipped = 0u32;
@@ -175,8 +211,7 @@ impl PushJob {
                 "a chunk for file {extra} arrived after its turn or for a file the header does not list"
             )));
         }
-        let config = push_config(target, self.artifact.config.clone(), layers.is_empty()).await?;
-        self.finish(config, layers, subject, skipped).await
+        Ok((layers, skipped))
     }
 
     /// Stores the manifest and its tags.
@@ -235,6 +270,20 @@ impl PushJob {
             subject,
             warnings: pushed.warnings,
         })
+    }
+}
+
+/// Both results, or the first error of `first` as soon as it fails, else
+/// the error of `second`.
+async fn first_error<A, B>(
+    first: impl std::future::Future<Output = Result<A>>,
+    second: impl std::future::Future<Output = Result<B>>,
+) -> Result<(A, B)> {
+    tokio::pin!(first, second);
+    tokio::select! {
+        biased;
+        a = &mut first => Ok((a?, second.await?)),
+        b = &mut second => Ok((first.await?, b?)),
     }
 }
 
@@ -314,10 +363,12 @@ where
         Some((d, _)) => target.lock_blob(d).await,
         None => None,
     };
-    let already = match &known {
-        Some((d, _)) => target.has_or_mounts(d).await?,
-        None => false,
+    // The existence check opens the upload session alongside.
+    let absent = match &known {
+        Some((d, _)) => target.check_blob(d).await?,
+        None => None,
     };
+    let already = known.is_some() && absent.is_none();
     match known {
         Some((d, size)) if file.from_store => {
             if inbound.next(index).await?.is_some() {
@@ -326,7 +377,7 @@ where
                     file.name
                 )));
             }
-            if !already {
+            if let Some(absent) = absent {
                 let desc = Descriptor {
                     media_type: file.media_type.clone(),
                     digest: d.clone(),
@@ -340,7 +391,9 @@ where
                         format!("{d} is not in the content store"),
                     )
                 })?;
-                target.push_blob(Expected::exactly(&d, size), body).await?;
+                target
+                    .push_absent(absent, Expected::exactly(&d, size), body)
+                    .await?;
             }
             Ok((d, size, already))
         }
@@ -355,7 +408,7 @@ where
             Ok((d, size, true))
         }
         _ => {
-            let (d, size) = upload(target, file, index, inbound, progress).await?;
+            let (d, size) = upload(target, absent, file, index, inbound, progress).await?;
             Ok((d, size, false))
         }
     }
@@ -364,6 +417,7 @@ where
 /// Streams file `index` from the caller into an upload to `target`.
 async fn upload<S>(
     target: &Target,
+    absent: Option<Absent>,
     file: &FileInfo,
     index: u32,
     inbound: &mut Files<S>,
@@ -377,7 +431,13 @@ where
         digest: file.digest.as_ref(),
         size: file.size,
     };
-    let upload = target.push_blob(expected, ReceiverStream::new(rx).boxed());
+    let body = ReceiverStream::new(rx).boxed();
+    let upload = async {
+        match absent {
+            Some(absent) => target.push_absent(absent, expected, body).await,
+            None => target.push_blob(expected, body).await,
+        }
+    };
     let feed = async {
         // Taken by value: dropping `tx` on return ends the upload's body.
         let tx = tx;
