@@ -164,10 +164,16 @@ impl PushJob {
         // round trips overlap. A file that fails is reported before the
         // config; the subject's error before either, and at once (blobs
         // already uploaded are left, as ORAS leaves them). The manifest is
-        // pushed only when all three succeeded.
+        // pushed only when all three succeeded. A layout, where nothing is
+        // a round trip, gets the config only after the files, so a file
+        // that fails leaves no blob at all.
         let work = async {
             let config = push_config(target, self.artifact.config.clone(), files.is_empty());
             let layers = self.push_files(service, &files, inbound, progress);
+            if let Target::Layout(_) = target {
+                let layers = layers.await?;
+                return Ok((config.await?, layers));
+            }
             let (config, layers) = tokio::join!(config, layers);
             let layers = layers?;
             Ok::<_, Error>((config?, layers))
