@@ -5,8 +5,9 @@
 //! downloads it once however many callers ask at the same time: the first
 //! caller's stream is teed into `ingest/` and committed when it ends
 //! cleanly (the stream it tees is already digest-verified); the others wait
-//! for that and then read the stored copy. Reads are verified again, so a
-//! damaged file is never served as good.
+//! for that and then read the stored copy. Every byte is hashed once, on
+//! its way in: reads trust the store's files, which only the daemon can
+//! write (below), and check only their size ([`read`]).
 //!
 //! The store is the daemon's alone: its directories are 0700 and its files
 //! 0600 ([`private`]), even in a directory that existed with a wider mode.
@@ -14,6 +15,7 @@
 //! [`uploads`].
 
 mod private;
+mod read;
 mod uploads;
 
 pub use uploads::{Upload, UPLOAD_EXPIRY};
@@ -28,8 +30,8 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
-use crate::digest::{Digest, Verifier};
-use crate::error::{Error, Result};
+use crate::digest::Digest;
+use crate::error::Result;
 use crate::manifest::Descriptor;
 use crate::ByteStream;
 
@@ -185,19 +187,49 @@ impl ContentStore {
         self.index.lock().expect("content index").total
     }
 
-    /// A verified stream of a stored blob, if the store has it.
+    /// A stream of a stored blob, if the store has it. The bytes are not
+    /// hashed again: they were verified on their way in, and the store's
+    /// files are the daemon's alone. A file of the wrong size is dropped
+    /// from the store and reported missing.
     pub async fn get(&self, desc: &Descriptor) -> Option<ByteStream> {
-        {
+        self.read_range(desc, 0, 0).await
+    }
+
+    /// Opens a stored blob, marking it used. A descriptor of another size
+    /// than the stored blob's finds nothing; a file of another size than
+    /// the one stored is forgotten.
+    async fn open_stored(&self, desc: &Descriptor) -> Option<std::fs::File> {
+        let size = {
             let mut index = self.index.lock().expect("content index");
             index.clock += 1;
             let clock = index.clock;
-            index.entries.get_mut(&desc.digest)?.used = clock;
+            let entry = index.entries.get_mut(&desc.digest)?;
+            entry.used = clock;
+            entry.size
+        };
+        if size != desc.size {
+            return None;
         }
-        let file = tokio::fs::File::open(self.path(&desc.digest)).await.ok()?;
-        let verifier = Verifier::new(&desc.digest, Some(desc.size)).ok()?;
-        let raw = tokio_util::io::ReaderStream::with_capacity(file, 256 << 10)
-            .map(|r| r.map_err(|e| Error::io("reading a cached blob failed", e)));
-        Some(crate::digest::verify_stream(raw.boxed(), verifier))
+        let path = self.path(&desc.digest);
+        let opened = tokio::task::spawn_blocking(move || read::open_sized(&path, size)).await;
+        match opened {
+            Ok(Ok(file)) => Some(file),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::warn!(digest = %desc.digest, error = %e, "dropping a damaged blob from the content store");
+                self.forget(&desc.digest);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Removes a blob from the index and the disk.
+    fn forget(&self, digest: &Digest) {
+        let mut index = self.index.lock().expect("content index");
+        if let Some(entry) = index.entries.remove(digest) {
+            index.total -= entry.size;
+            let _ = std::fs::remove_file(self.path(digest));
+        }
     }
 
     /// Serves `desc` from the store, or through `fetch` (a verified stream
@@ -334,24 +366,22 @@ impl ContentStore {
     }
 
     /// A stream of `length` bytes (0: to the end) of a stored blob from
-    /// `offset`. Whole-blob reads are verified; partial ones come from a
-    /// copy that was verified when it was stored.
+    /// `offset`, from a copy that was verified when it was stored.
     pub async fn read_range(
         &self,
         desc: &Descriptor,
         offset: u64,
         length: u64,
     ) -> Option<ByteStream> {
-        if offset == 0 && (length == 0 || length >= desc.size) {
-            return self.get(desc).await;
-        }
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        let mut file = tokio::fs::File::open(self.path(&desc.digest)).await.ok()?;
-        file.seek(std::io::SeekFrom::Start(offset)).await.ok()?;
-        let take = if length == 0 { u64::MAX } else { length };
-        let raw = tokio_util::io::ReaderStream::with_capacity(file.take(take), 256 << 10)
-            .map(|r| r.map_err(|e| Error::io("reading a stored blob failed", e)));
-        Some(raw.boxed())
+        let file = self.open_stored(desc).await?;
+        let rest = desc.size.saturating_sub(offset);
+        let take = if length == 0 { rest } else { length.min(rest) };
+        Some(read::file_stream(
+            file,
+            offset,
+            take,
+            "reading a stored blob failed",
+        ))
     }
 
     /// Removes least recently used blobs until the store fits, sparing `keep`
