@@ -16,6 +16,7 @@
 
 mod private;
 mod read;
+mod tee;
 mod uploads;
 
 pub use uploads::{Upload, UPLOAD_EXPIRY};
@@ -26,8 +27,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use crate::digest::Digest;
@@ -280,65 +279,16 @@ impl ContentStore {
         }
     }
 
-    /// Passes `source` through while writing it under `ingest/`; commits it
-    /// when the stream ends cleanly, and tells waiters either way.
-    async fn tee(
-        self: &Arc<Self>,
-        desc: Descriptor,
-        source: ByteStream,
-        done: watch::Sender<bool>,
-    ) -> ByteStream {
-        let tmp = self.root.join("ingest").join(format!(
-            "pull-{}-{}",
-            desc.digest.digest(),
-            std::process::id()
-        ));
-        let file = private::file_options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .await
-            .ok();
-        let store = self.clone();
-        async_stream::try_stream! {
-            // Whatever happens, waiters are released when this ends, and a
-            // tee that did not commit leaves no file behind.
-            let _release = Release { store: store.clone(), digest: desc.digest.clone(), done };
-            let mut partial = Partial { path: tmp.clone(), bytes: store.ingest_bytes.clone(), written: 0, kept: false };
-            let mut file = file;
-            let mut source = source;
-            while let Some(chunk) = source.next().await {
-                let chunk = chunk?;
-                if let Some(f) = file.as_mut() {
-                    if f.write_all(&chunk).await.is_err() {
-                        file = None; // the cache is best effort
-                    } else {
-                        partial.grow(chunk.len() as u64);
-                    }
-                }
-                yield chunk;
-            }
-            if let Some(mut f) = file.take() {
-                if f.flush().await.is_ok() {
-                    drop(f);
-                    partial.hand_over();
-                    store.commit(&tmp, &desc, None).await;
-                }
-            }
-        }
-        .boxed()
-    }
-
     /// Moves a verified blob into place and indexes it, pinned until `pin`
     /// if given, then evicts what no longer fits.
-    async fn commit(&self, tmp: &Path, desc: &Descriptor, pin: Option<Instant>) {
+    /// (A rename and a lock: quick enough to call from a task.)
+    fn commit_now(&self, tmp: &Path, desc: &Descriptor, pin: Option<Instant>) {
         let dest = self.path(&desc.digest);
         if let Some(dir) = dest.parent() {
             let _ = private::private_dir(dir);
         }
-        if tokio::fs::rename(tmp, &dest).await.is_err() {
-            let _ = tokio::fs::remove_file(tmp).await;
+        if std::fs::rename(tmp, &dest).is_err() {
+            let _ = std::fs::remove_file(tmp);
             return;
         }
         {
