@@ -343,8 +343,9 @@ struct Written {
 /// How many received pieces may wait for the disk before the stream waits.
 const QUEUED_PIECES: usize = 32;
 
-/// A writer on a blocking thread: counts, hashes and writes the pieces it
-/// is sent (shared `Bytes`, not copies), then syncs the file.
+/// A writer on a blocking thread: counts and writes the pieces it is sent
+/// (shared `Bytes`, not copies) while a second thread hashes them, then
+/// syncs the file.
 struct Sink {
     tx: Option<mpsc::Sender<Bytes>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<Written>>>,
@@ -358,16 +359,29 @@ impl Sink {
         let keep = Arc::new(AtomicBool::new(false));
         let kept = keep.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let (mut hasher, mut size) = (Sha256::new(), 0u64);
+            // The hash runs on a thread of its own, beside the writes.
+            let (to_hash, hash_rx) = std::sync::mpsc::sync_channel::<Bytes>(QUEUED_PIECES);
+            let hasher = std::thread::spawn(move || {
+                let mut hasher = Sha256::new();
+                for piece in hash_rx {
+                    hasher.update(&piece);
+                }
+                hasher.finalize()
+            });
+            let mut size = 0u64;
             while let Some(piece) = rx.blocking_recv() {
-                hasher.update(&piece);
+                let _ = to_hash.send(piece.clone());
                 file.write_all(&piece)?;
                 size += piece.len() as u64;
             }
+            drop(to_hash);
             if kept.load(Ordering::Acquire) {
                 file.sync_data()?;
             }
-            let sha256 = format!("sha256:{}", hex::encode(hasher.finalize()));
+            let hash = hasher
+                .join()
+                .map_err(|_| std::io::Error::other("hashing failed"))?;
+            let sha256 = format!("sha256:{}", hex::encode(hash));
             Ok(Written { size, sha256 })
         });
         Sink {
