@@ -7,6 +7,8 @@
 # changes; bench/transfer.sh is the full throughput benchmark.
 #
 #   bench/pull_profile.sh [SIZE_MIB] [RUNS]      (defaults: 1024 MiB, 3 runs)
+#   BASE_BIN=DIR: also pulls with the satchel and satcheld in DIR (an
+#     earlier build), in the same rounds, for a before/after.
 #   SATCHEL_STRACE=1: also prints `strace -c -f` of a cold pull's daemon.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +34,7 @@ export SATCHEL_ADDR="unix://$sock"
 start_daemon() {
   stop_daemon
   rm -rf "$work/cache"
-  "$bin/satcheld" --listen "unix://$sock" "$@" 2>>"$work/satcheld.log" &
+  "$use/satcheld" --listen "unix://$sock" "$@" 2>>"$work/satcheld.log" &
   daemon=$!
   for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.02; done
 }
@@ -50,7 +52,7 @@ now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc; }
 satchel_pull() {
   local t0; rm -rf "$work/out"; t0=$(now)
-  "$bin/satchel" pull -q --plain-http "$reg/bench/pull:v1" -o "$work/out" >/dev/null
+  "$use/satchel" pull -q --plain-http "$reg/bench/pull:v1" -o "$work/out" >/dev/null
   since "$t0"
   cmp -s "$file" "$work/out/payload.bin" || { echo "satchel: bytes differ" >&2; exit 1; }
   rm -rf "$work/out"
@@ -70,16 +72,22 @@ curl_pull() {
 }
 
 declare -A t
+builds=(new)
+[ -n "${BASE_BIN:-}" ] && builds+=(base)
 for _ in $(seq "$runs"); do
-  start_daemon --cache-dir "$work/cache"
-  t[cold]+="$(satchel_pull) "
-  t[warm]+="$(satchel_pull) "
-  start_daemon --no-cache
-  t[nocache]+="$(satchel_pull) "
+  for b in "${builds[@]}"; do
+    use="$bin"; [ "$b" = base ] && use="$BASE_BIN"
+    start_daemon --cache-dir "$work/cache"
+    t[$b-cold]+="$(satchel_pull) "
+    t[$b-warm]+="$(satchel_pull) "
+    start_daemon --no-cache
+    t[$b-nocache]+="$(satchel_pull) "
+  done
   t[oras]+="$(oras_pull) "
   t[curl]+="$(curl_pull) "
 done
 stop_daemon
+use="$bin"
 
 if [ -n "${SATCHEL_STRACE:-}" ]; then
   rm -rf "$work/cache"
@@ -92,9 +100,13 @@ fi
 
 best() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | head -1; }
 printf '%s MiB from docker-registry on loopback, best of %s (seconds)\n' "$size_mib" "$runs"
+for b in "${builds[@]}"; do
+  label="satchel"; [ "$b" = base ] && label="satchel ($BASE_BIN)"
+  printf '  %-28s %s\n' \
+    "$label cold (empty store)" "$(best "${t[$b-cold]}")" \
+    "$label warm (in the store)" "$(best "${t[$b-warm]}")" \
+    "$label --no-cache daemon" "$(best "${t[$b-nocache]}")"
+done
 printf '  %-28s %s\n' \
-  "satchel cold (empty store)" "$(best "${t[cold]}")" \
-  "satchel warm (in the store)" "$(best "${t[warm]}")" \
-  "satchel --no-cache daemon" "$(best "${t[nocache]}")" \
   "ORAS CLI $("$oras" version | awk '/Version/{print $2}')" "$(best "${t[oras]}")" \
   "curl + sha256" "$(best "${t[curl]}")"
