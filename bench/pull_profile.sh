@@ -90,11 +90,13 @@ stop_daemon
 use="$bin"
 
 if [ -n "${SATCHEL_STRACE:-}" ]; then
-  rm -rf "$work/cache"
-  strace -c -f -o "$work/strace.txt" "$bin/satcheld" --listen "unix://$sock" --cache-dir "$work/cache" 2>/dev/null &
-  for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.02; done
+  start_daemon --cache-dir "$work/cache"
+  strace -c -f -p "$daemon" -o "$work/strace.txt" 2>/dev/null &
+  tracer=$!
+  sleep 0.5
   satchel_pull >/dev/null
-  kill -INT %% 2>/dev/null || true; sleep 1
+  kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+  stop_daemon
   echo "strace -c of the daemon during a cold pull:"; head -25 "$work/strace.txt"
 fi
 
