@@ -5,8 +5,9 @@
 //! downloads it once however many callers ask at the same time: the first
 //! caller's stream is teed into `ingest/` and committed when it ends
 //! cleanly (the stream it tees is already digest-verified); the others wait
-//! for that and then read the stored copy. Reads are verified again, so a
-//! damaged file is never served as good.
+//! for that and then read the stored copy. Every byte is hashed once, on
+//! its way in: reads trust the store's files, which only the daemon can
+//! write (below), and check only their size ([`read`]).
 //!
 //! The store is the daemon's alone: its directories are 0700 and its files
 //! 0600 ([`private`]), even in a directory that existed with a wider mode.
@@ -14,6 +15,8 @@
 //! [`uploads`].
 
 mod private;
+mod read;
+mod tee;
 mod uploads;
 
 pub use uploads::{Upload, UPLOAD_EXPIRY};
@@ -24,12 +27,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
-use crate::digest::{Digest, Verifier};
-use crate::error::{Error, Result};
+use crate::digest::Digest;
+use crate::error::Result;
 use crate::manifest::Descriptor;
 use crate::ByteStream;
 
@@ -185,19 +186,49 @@ impl ContentStore {
         self.index.lock().expect("content index").total
     }
 
-    /// A verified stream of a stored blob, if the store has it.
+    /// A stream of a stored blob, if the store has it. The bytes are not
+    /// hashed again: they were verified on their way in, and the store's
+    /// files are the daemon's alone. A file of the wrong size is dropped
+    /// from the store and reported missing.
     pub async fn get(&self, desc: &Descriptor) -> Option<ByteStream> {
-        {
+        self.read_range(desc, 0, 0).await
+    }
+
+    /// Opens a stored blob, marking it used. A descriptor of another size
+    /// than the stored blob's finds nothing; a file of another size than
+    /// the one stored is forgotten.
+    async fn open_stored(&self, desc: &Descriptor) -> Option<std::fs::File> {
+        let size = {
             let mut index = self.index.lock().expect("content index");
             index.clock += 1;
             let clock = index.clock;
-            index.entries.get_mut(&desc.digest)?.used = clock;
+            let entry = index.entries.get_mut(&desc.digest)?;
+            entry.used = clock;
+            entry.size
+        };
+        if size != desc.size {
+            return None;
         }
-        let file = tokio::fs::File::open(self.path(&desc.digest)).await.ok()?;
-        let verifier = Verifier::new(&desc.digest, Some(desc.size)).ok()?;
-        let raw = tokio_util::io::ReaderStream::with_capacity(file, 256 << 10)
-            .map(|r| r.map_err(|e| Error::io("reading a cached blob failed", e)));
-        Some(crate::digest::verify_stream(raw.boxed(), verifier))
+        let path = self.path(&desc.digest);
+        let opened = tokio::task::spawn_blocking(move || read::open_sized(&path, size)).await;
+        match opened {
+            Ok(Ok(file)) => Some(file),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::warn!(digest = %desc.digest, error = %e, "dropping a damaged blob from the content store");
+                self.forget(&desc.digest);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Removes a blob from the index and the disk.
+    fn forget(&self, digest: &Digest) {
+        let mut index = self.index.lock().expect("content index");
+        if let Some(entry) = index.entries.remove(digest) {
+            index.total -= entry.size;
+            let _ = std::fs::remove_file(self.path(digest));
+        }
     }
 
     /// Serves `desc` from the store, or through `fetch` (a verified stream
@@ -248,65 +279,16 @@ impl ContentStore {
         }
     }
 
-    /// Passes `source` through while writing it under `ingest/`; commits it
-    /// when the stream ends cleanly, and tells waiters either way.
-    async fn tee(
-        self: &Arc<Self>,
-        desc: Descriptor,
-        source: ByteStream,
-        done: watch::Sender<bool>,
-    ) -> ByteStream {
-        let tmp = self.root.join("ingest").join(format!(
-            "pull-{}-{}",
-            desc.digest.digest(),
-            std::process::id()
-        ));
-        let file = private::file_options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .await
-            .ok();
-        let store = self.clone();
-        async_stream::try_stream! {
-            // Whatever happens, waiters are released when this ends, and a
-            // tee that did not commit leaves no file behind.
-            let _release = Release { store: store.clone(), digest: desc.digest.clone(), done };
-            let mut partial = Partial { path: tmp.clone(), bytes: store.ingest_bytes.clone(), written: 0, kept: false };
-            let mut file = file;
-            let mut source = source;
-            while let Some(chunk) = source.next().await {
-                let chunk = chunk?;
-                if let Some(f) = file.as_mut() {
-                    if f.write_all(&chunk).await.is_err() {
-                        file = None; // the cache is best effort
-                    } else {
-                        partial.grow(chunk.len() as u64);
-                    }
-                }
-                yield chunk;
-            }
-            if let Some(mut f) = file.take() {
-                if f.flush().await.is_ok() {
-                    drop(f);
-                    partial.hand_over();
-                    store.commit(&tmp, &desc, None).await;
-                }
-            }
-        }
-        .boxed()
-    }
-
     /// Moves a verified blob into place and indexes it, pinned until `pin`
     /// if given, then evicts what no longer fits.
-    async fn commit(&self, tmp: &Path, desc: &Descriptor, pin: Option<Instant>) {
+    /// (A rename and a lock: quick enough to call from a task.)
+    fn commit_now(&self, tmp: &Path, desc: &Descriptor, pin: Option<Instant>) {
         let dest = self.path(&desc.digest);
         if let Some(dir) = dest.parent() {
             let _ = private::private_dir(dir);
         }
-        if tokio::fs::rename(tmp, &dest).await.is_err() {
-            let _ = tokio::fs::remove_file(tmp).await;
+        if std::fs::rename(tmp, &dest).is_err() {
+            let _ = std::fs::remove_file(tmp);
             return;
         }
         {
@@ -334,24 +316,22 @@ impl ContentStore {
     }
 
     /// A stream of `length` bytes (0: to the end) of a stored blob from
-    /// `offset`. Whole-blob reads are verified; partial ones come from a
-    /// copy that was verified when it was stored.
+    /// `offset`, from a copy that was verified when it was stored.
     pub async fn read_range(
         &self,
         desc: &Descriptor,
         offset: u64,
         length: u64,
     ) -> Option<ByteStream> {
-        if offset == 0 && (length == 0 || length >= desc.size) {
-            return self.get(desc).await;
-        }
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        let mut file = tokio::fs::File::open(self.path(&desc.digest)).await.ok()?;
-        file.seek(std::io::SeekFrom::Start(offset)).await.ok()?;
-        let take = if length == 0 { u64::MAX } else { length };
-        let raw = tokio_util::io::ReaderStream::with_capacity(file.take(take), 256 << 10)
-            .map(|r| r.map_err(|e| Error::io("reading a stored blob failed", e)));
-        Some(raw.boxed())
+        let file = self.open_stored(desc).await?;
+        let rest = desc.size.saturating_sub(offset);
+        let take = if length == 0 { rest } else { length.min(rest) };
+        Some(read::file_stream(
+            file,
+            offset,
+            take,
+            "reading a stored blob failed",
+        ))
     }
 
     /// Removes least recently used blobs until the store fits, sparing `keep`

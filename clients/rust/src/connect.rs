@@ -12,6 +12,26 @@ use crate::client::{CallMetadata, Client, RECEIVE_LIMIT};
 /// How long connecting to the daemon may take.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How many bytes of one answer may be in flight from the daemon before
+/// this client acknowledges them (HTTP/2's default is 64 KiB: a round trip
+/// per 64 KiB of a pull).
+const STREAM_WINDOW: u32 = 8 << 20;
+/// The same for all the calls on one connection together.
+const CONNECTION_WINDOW: u32 = 16 << 20;
+/// The largest frame this client accepts: a whole chunk message fits in one
+/// (HTTP/2's default is 16 KiB).
+const MAX_FRAME: u32 = (satchel_proto::MAX_CHUNK + (64 << 10)) as u32;
+
+/// An endpoint with this client's HTTP/2 settings: fixed, large windows
+/// and large frames.
+fn tuned(endpoint: Endpoint) -> Endpoint {
+    endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
+}
+
 /// How to reach a daemon beyond its address: TLS material and a token.
 #[derive(Clone, Default)]
 pub struct ConnectOptions {
@@ -99,8 +119,7 @@ pub async fn connect_with(addr: &str, options: &ConnectOptions) -> anyhow::Resul
             );
         }
         // The URI is a placeholder: the connector ignores it.
-        Endpoint::try_from("http://satcheld.local")?
-            .connect_timeout(CONNECT_TIMEOUT)
+        tuned(Endpoint::try_from("http://satcheld.local")?)
             .connect_with_connector(tower::service_fn(move |_: Uri| {
                 let path = path.clone();
                 async move {
@@ -117,9 +136,8 @@ pub async fn connect_with(addr: &str, options: &ConnectOptions) -> anyhow::Resul
         } else {
             format!("http://{addr}")
         };
-        let mut endpoint = Endpoint::try_from(uri)
-            .with_context(|| format!("bad daemon address {addr:?}"))?
-            .connect_timeout(CONNECT_TIMEOUT);
+        let mut endpoint =
+            tuned(Endpoint::try_from(uri).with_context(|| format!("bad daemon address {addr:?}"))?);
         if addr.starts_with("https://") {
             let mut tls = ClientTlsConfig::new().with_native_roots();
             if let Some(ca) = &options.tls_ca_pem {

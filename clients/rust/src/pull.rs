@@ -14,9 +14,14 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 use tonic::Code;
 
 use crate::title::{check_title, check_titles, manifest_titles, shown};
@@ -152,7 +157,7 @@ impl<'o> PullState<'o> {
                     .current
                     .as_mut()
                     .ok_or_else(|| broken("file bytes arrived outside a file"))?;
-                p.write(&data).await?;
+                p.write(data).await?;
             }
             Some(Payload::Progress(p)) => on_event(PullEvent::Progress(&p)),
             Some(Payload::Done(done)) => {
@@ -232,14 +237,13 @@ fn broken(what: &str) -> Error {
 }
 
 /// A file being received under a temporary name beside its final one.
+/// Its bytes are counted, hashed and written by a [`Sink`] on a blocking
+/// thread, so the stream is read on while the disk and the hash work.
 struct Partial {
     name: String,
     placement: Placement,
-    file: tokio::fs::File,
+    sink: Sink,
     layer: pb::Descriptor,
-    size: u64,
-    /// The SHA-256 of the bytes written so far.
-    hasher: Sha256,
 }
 
 impl Partial {
@@ -253,32 +257,37 @@ impl Partial {
         Ok(Partial {
             name,
             placement,
-            file: tokio::fs::File::from_std(file),
+            sink: Sink::start(file),
             layer,
-            size: 0,
-            hasher: Sha256::new(),
         })
     }
 
-    async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.size += data.len() as u64;
-        self.hasher.update(data);
-        self.file.write_all(data).await.map_err(|e| {
-            Error::io(
-                format!("cannot write {}", self.placement.path().display()),
-                e,
-            )
-        })
+    async fn write(&mut self, data: Bytes) -> Result<(), Error> {
+        if self.sink.send(data).await {
+            return Ok(());
+        }
+        // The writer stopped: it failed, and says why.
+        let failed = std::mem::replace(&mut self.sink, Sink::closed());
+        match failed.finish(false).await {
+            Err(e) => Err(self.io_error(e)),
+            Ok(_) => Err(self.io_error(std::io::Error::other("the writer stopped"))),
+        }
+    }
+
+    fn io_error(&self, e: std::io::Error) -> Error {
+        Error::io(
+            format!("cannot write {}", self.placement.path().display()),
+            e,
+        )
     }
 
     /// Why the file must not take its final name, if it must not: the
     /// daemon verified another digest than the layer's, or what was
     /// written differs from the layer in size or SHA-256.
-    fn mismatch(&mut self, verified: &str) -> Option<String> {
-        let written = format!("sha256:{}", hex::encode(self.hasher.finalize_reset()));
+    fn mismatch(&self, verified: &str, written: &Written) -> Option<String> {
         let sha256_layer = self.layer.digest.starts_with("sha256:");
-        let bytes_wrong = sha256_layer && written != self.layer.digest;
-        if verified == self.layer.digest && self.size == self.layer.size && !bytes_wrong {
+        let bytes_wrong = sha256_layer && written.sha256 != self.layer.digest;
+        if verified == self.layer.digest && written.size == self.layer.size && !bytes_wrong {
             return None;
         }
         Some(format!(
@@ -287,28 +296,27 @@ impl Partial {
             self.layer.digest,
             self.layer.size,
             verified,
-            self.size,
-            written
+            written.size,
+            written.sha256
         ))
     }
 
-    /// Renames the file into place if it checks out (see [`Self::mismatch`]).
+    /// Renames the file into place if it checks out (see [`Self::mismatch`]),
+    /// once every byte is written and synced.
     async fn commit(mut self, verified: &str) -> Result<PulledFile, Error> {
-        let synced = async {
-            self.file.flush().await?;
-            self.file.sync_data().await
-        }
-        .await;
-        if let Err(e) = synced {
-            let what = format!("cannot write {}", self.placement.path().display());
-            self.discard().await;
-            return Err(Error::io(what, e));
-        }
-        if let Some(message) = self.mismatch(verified) {
+        let sink = std::mem::replace(&mut self.sink, Sink::closed());
+        let written = match sink.finish(true).await {
+            Ok(w) => w,
+            Err(e) => {
+                let e = self.io_error(e);
+                self.discard().await;
+                return Err(e);
+            }
+        };
+        if let Some(message) = self.mismatch(verified, &written) {
             self.discard().await;
             return Err(Error::local(Code::DataLoss, message));
         }
-        drop(self.file);
         let path = tokio::task::spawn_blocking(move || self.placement.commit())
             .await
             .map_err(|e| Error::local(Code::Internal, format!("rename failed: {e}")))??;
@@ -320,8 +328,94 @@ impl Partial {
     }
 
     async fn discard(self) {
-        drop(self.file);
+        let _ = self.sink.finish(false).await;
         let placement = self.placement;
         let _ = tokio::task::spawn_blocking(move || placement.discard()).await;
+    }
+}
+
+/// What a [`Sink`] wrote: its size and SHA-256.
+struct Written {
+    size: u64,
+    sha256: String,
+}
+
+/// How many received pieces may wait for the disk before the stream waits.
+const QUEUED_PIECES: usize = 32;
+
+/// A writer on a blocking thread: counts and writes the pieces it is sent
+/// (shared `Bytes`, not copies) while a second thread hashes them, then
+/// syncs the file.
+struct Sink {
+    tx: Option<mpsc::Sender<Bytes>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<Written>>>,
+    /// Set when the file is to be kept: only then is it synced.
+    keep: Arc<AtomicBool>,
+}
+
+impl Sink {
+    fn start(mut file: std::fs::File) -> Sink {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUED_PIECES);
+        let keep = Arc::new(AtomicBool::new(false));
+        let kept = keep.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            // The hash runs on a thread of its own, beside the writes.
+            let (to_hash, hash_rx) = std::sync::mpsc::sync_channel::<Bytes>(QUEUED_PIECES);
+            let hasher = std::thread::spawn(move || {
+                let mut hasher = Sha256::new();
+                for piece in hash_rx {
+                    hasher.update(&piece);
+                }
+                hasher.finalize()
+            });
+            let mut size = 0u64;
+            while let Some(piece) = rx.blocking_recv() {
+                let _ = to_hash.send(piece.clone());
+                file.write_all(&piece)?;
+                size += piece.len() as u64;
+            }
+            drop(to_hash);
+            if kept.load(Ordering::Acquire) {
+                file.sync_data()?;
+            }
+            let hash = hasher
+                .join()
+                .map_err(|_| std::io::Error::other("hashing failed"))?;
+            let sha256 = format!("sha256:{}", hex::encode(hash));
+            Ok(Written { size, sha256 })
+        });
+        Sink {
+            tx: Some(tx),
+            task: Some(task),
+            keep,
+        }
+    }
+
+    /// A sink already finished, in the place of one taken.
+    fn closed() -> Sink {
+        Sink {
+            tx: None,
+            task: None,
+            keep: Arc::default(),
+        }
+    }
+
+    /// Hands a piece over; false if the writer has stopped.
+    async fn send(&mut self, piece: Bytes) -> bool {
+        match &self.tx {
+            Some(tx) => tx.send(piece).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Waits for the writer to write everything it was sent, and to sync
+    /// it if the file is to be `kept`.
+    async fn finish(mut self, kept: bool) -> std::io::Result<Written> {
+        self.keep.store(kept, Ordering::Release);
+        drop(self.tx.take());
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Err(std::io::Error::other("the writer has finished")),
+        }
     }
 }

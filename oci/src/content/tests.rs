@@ -2,6 +2,7 @@
 
 use super::*;
 use bytes::Bytes;
+use futures::StreamExt;
 
 fn desc(data: &'static [u8]) -> Descriptor {
     Descriptor::for_bytes("application/octet-stream", data)
@@ -45,15 +46,25 @@ async fn stores_evicts_and_verifies() {
     pull(&store, b"bbbbbb").await;
     assert_eq!(store.total_bytes(), 6);
     assert!(store.get(&a).await.is_none());
-    // A damaged copy is not served as good.
-    let path = store.path(&b.digest);
-    std::fs::write(&path, b"bbbbbX").unwrap();
-    let err = read(store.get(&b).await.unwrap()).await.unwrap_err();
-    assert_eq!(err.kind(), crate::ErrorKind::DataLoss);
+    // A hit is read as stored, without hashing it again; a range too.
+    assert_eq!(read(store.get(&b).await.unwrap()).await.unwrap(), b"bbbbbb");
+    let range = store.read_range(&b, 2, 3).await.unwrap();
+    assert_eq!(read(range).await.unwrap(), b"bbb");
+    // A descriptor of another size finds nothing, and drops nothing.
+    let mut wrong = b.clone();
+    wrong.size = 5;
+    assert!(store.get(&wrong).await.is_none());
+    assert_eq!(store.total_bytes(), 6);
     // Reopening indexes what is there.
     drop(store);
-    let store = ContentStore::open(dir.path(), 10).unwrap();
+    let store = Arc::new(ContentStore::open(dir.path(), 10).unwrap());
     assert_eq!(store.total_bytes(), 6);
+    // A copy cut short is not served: it is dropped, and fetched again.
+    std::fs::write(store.path(&b.digest), b"bbb").unwrap();
+    assert!(store.get(&b).await.is_none());
+    assert_eq!(store.total_bytes(), 0);
+    assert!(!store.path(&b.digest).exists());
+    assert_eq!(pull(&store, b"bbbbbb").await, b"bbbbbb");
 }
 
 #[tokio::test]
@@ -200,4 +211,85 @@ async fn abandoned_uploads_count_and_expire() {
     assert_eq!(store.sweep(), 0);
     assert!(!path.exists());
     assert_eq!(store.upload_offset("abandoned").await, None);
+}
+
+fn ingest_names(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("ingest"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The tee passes every piece on as it comes (the caller never waits for
+/// the disk to see bytes), and the blob is in place when the stream ends.
+#[tokio::test]
+async fn a_tee_passes_pieces_on_and_commits_by_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ContentStore::open(dir.path(), 1 << 20).unwrap());
+    let d = desc(b"abcdef");
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes>>();
+    let mut stream = store
+        .fetch_through(&d, async { Ok(rx.boxed()) })
+        .await
+        .unwrap();
+    tx.unbounded_send(Ok(Bytes::from_static(b"abc"))).unwrap();
+    assert_eq!(stream.next().await.unwrap().unwrap(), &b"abc"[..]);
+    tx.unbounded_send(Ok(Bytes::from_static(b"def"))).unwrap();
+    assert_eq!(stream.next().await.unwrap().unwrap(), &b"def"[..]);
+    drop(tx);
+    assert!(stream.next().await.is_none());
+    assert_eq!(store.size_of(&d.digest), Some(6));
+    assert_eq!(std::fs::read(store.path(&d.digest)).unwrap(), b"abcdef");
+    assert!(ingest_names(dir.path()).is_empty());
+    assert_eq!(store.ingest_bytes(), 0);
+}
+
+/// A tee whose source fails, or whose caller goes away, stores nothing and
+/// leaves no file; a caller waiting for it then fetches for itself.
+#[tokio::test]
+async fn a_failed_or_dropped_tee_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ContentStore::open(dir.path(), 1 << 20).unwrap());
+    let d = desc(b"abcdef");
+    let failing = futures::stream::iter([
+        Ok(Bytes::from_static(b"abc")),
+        Err(crate::Error::new(crate::ErrorKind::DataLoss, "bad bytes")),
+    ]);
+    let stream = store.fetch_through(&d, async { Ok(failing.boxed()) });
+    assert!(read(stream.await.unwrap()).await.is_err());
+    assert_eq!(store.size_of(&d.digest), None);
+    assert!(ingest_names(dir.path()).is_empty());
+
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes>>();
+    let mut stream = store
+        .fetch_through(&d, async { Ok(rx.boxed()) })
+        .await
+        .unwrap();
+    tx.unbounded_send(Ok(Bytes::from_static(b"abc"))).unwrap();
+    stream.next().await.unwrap().unwrap();
+    assert_eq!(ingest_names(dir.path()).len(), 1);
+    // A second caller waits for the first; when that one goes away, the
+    // second leads its own fetch, and by then the partial file is gone.
+    let waiter = {
+        let (store, d) = (store.clone(), d.clone());
+        tokio::spawn(async move {
+            let names = std::sync::Mutex::new(None);
+            let fetch = async {
+                *names.lock().unwrap() = Some(ingest_names(store.root.as_path()));
+                Ok(futures::stream::iter([Ok(Bytes::from_static(b"abcdef"))]).boxed())
+            };
+            let got = read(store.fetch_through(&d, fetch).await.unwrap()).await;
+            (
+                got.unwrap(),
+                names.into_inner().unwrap().expect("it led a fetch"),
+            )
+        })
+    };
+    tokio::task::yield_now().await;
+    drop(stream);
+    let (got, names_before) = waiter.await.unwrap();
+    assert_eq!(got, b"abcdef");
+    assert!(names_before.is_empty(), "left behind: {names_before:?}");
+    assert_eq!(store.size_of(&d.digest), Some(6));
+    assert_eq!(store.ingest_bytes(), 0);
 }

@@ -305,8 +305,7 @@ impl ContentStore {
         drop(upload);
         self.persist_pin(&digest, self.upload_pin).await;
         release(&self.ingest_bytes, size);
-        self.commit(&path, &desc, Some(Instant::now() + self.upload_pin))
-            .await;
+        self.commit_now(&path, &desc, Some(Instant::now() + self.upload_pin));
         if tokio::fs::try_exists(self.path(&digest))
             .await
             .unwrap_or(false)

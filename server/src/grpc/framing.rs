@@ -125,6 +125,8 @@ pub(crate) fn push_progress<M: Send + 'static>(
 }
 
 /// Regroups a byte stream into pieces of at most 1 MiB, flushing at 256 KiB.
+/// A piece that is large enough on its own goes out as slices of itself
+/// (no copy); only small ones are gathered into a buffer.
 pub(crate) fn rechunk(
     body: satchel_oci::ByteStream,
 ) -> impl Stream<Item = satchel_oci::Result<Bytes>> + Send {
@@ -132,7 +134,13 @@ pub(crate) fn rechunk(
         let mut body = body;
         let mut buf = BytesMut::new();
         while let Some(chunk) = body.next().await {
-            buf.extend_from_slice(&chunk?);
+            let mut chunk = chunk?;
+            if buf.is_empty() {
+                while chunk.len() >= FLUSH_AT {
+                    yield chunk.split_to(chunk.len().min(MAX_CHUNK));
+                }
+            }
+            buf.extend_from_slice(&chunk);
             while buf.len() >= FLUSH_AT {
                 yield buf.split_to(buf.len().min(MAX_CHUNK)).freeze();
             }
@@ -205,3 +213,6 @@ async fn send_file(
     };
     send(Payload::Done(done)).await.map_err(gone)
 }
+
+#[cfg(test)]
+mod tests;

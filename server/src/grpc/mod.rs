@@ -32,6 +32,27 @@ use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::listener::Listener;
 
+/// How many bytes one stream may have in flight towards the daemon before
+/// it acknowledges them (HTTP/2's default is 64 KiB, a round trip per 64
+/// KiB of a push). Bounds what one pushing caller makes the daemon buffer.
+const STREAM_WINDOW: u32 = 2 << 20;
+/// The same for all the streams of one connection together.
+const CONNECTION_WINDOW: u32 = 4 << 20;
+/// The largest frame the daemon accepts (HTTP/2's default is 16 KiB, a
+/// frame and a write per 16 KiB). Larger frames cost the daemon memory:
+/// 1 MiB frames took a 1 GiB push's peak RSS from 33 to 58 MB, 256 KiB
+/// ones to 40 MB. (Pulls are framed by what the client accepts.)
+const MAX_FRAME: u32 = 256 << 10;
+
+/// The daemon's HTTP/2 settings: fixed windows rather than adaptive ones
+/// (a local socket has no delay worth measuring), larger frames.
+fn http2_tuned(server: Server) -> Server {
+    server
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
+}
+
 /// Serves the Satchel API, health and reflection on `listener` until
 /// `shutdown` resolves; then stops accepting, lets calls in flight finish
 /// and returns.
@@ -60,7 +81,7 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(satchel_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let mut server = Server::builder();
+    let mut server = http2_tuned(Server::builder());
     if let Some(tls) = &config.tls {
         let mut tls_config =
             ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
