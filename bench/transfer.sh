@@ -26,17 +26,9 @@ command -v docker-registry >/dev/null || { echo "needs docker-registry (apt-get 
 eval "$(bench/peers.sh)"
 cargo build --release --bins -q
 bin="$PWD/target/release"
-work="$(mktemp -d -t satchel-transfer.XXXXXX)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. bench/lib.sh transfer
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 reg="127.0.0.1:$port"
 mkdir -p "$work/registry" "$work/files"
 REGISTRY_HTTP_ADDR="$reg" REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$work/registry" \

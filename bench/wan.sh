@@ -40,17 +40,7 @@ eval "$(bench/peers.sh)"
 cargo build --release --bins -q
 cargo build --release -q -p satchel-tests --example token_server
 bin="$PWD/target/release"
-work="$(mktemp -d -t satchel-wan.XXXXXX)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_file() { for _ in $(seq 300); do [ -s "$1" ] && return; sleep 0.05; done; echo "timed out waiting for $1" >&2; exit 1; }
+. bench/lib.sh wan
 # Starts a latency proxy in front of $1; sets $proxied to its address.
 proxy() {
   python3 bench/latency_proxy.py --upstream "$1" --rtt-ms "$rtt" >"$work/proxy.$2" 2>&1 &
