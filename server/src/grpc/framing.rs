@@ -15,17 +15,13 @@ use tonic::{Status, Streaming};
 use super::convert::descriptor;
 use super::status::{carried, invalid, status};
 use crate::service::blobs::UploadPart;
+use crate::service::invalid as refused;
 use crate::service::pull::PullPlan;
 
 /// A Pull reports progress after every this many bytes of a file.
 pub(crate) const PROGRESS_EVERY: u64 = 4 << 20;
 /// Pieces of a download are sent once this many bytes have gathered.
 pub(crate) const FLUSH_AT: usize = 256 << 10;
-
-/// A failure of the request's bytes themselves, INVALID_ARGUMENT.
-fn refused(message: &str) -> satchel_oci::Error {
-    satchel_oci::Error::new(satchel_oci::ErrorKind::InvalidArgument, message)
-}
 
 /// A message of a Push or Attach stream: its header, or a chunk.
 pub(crate) enum Part<H> {
@@ -81,9 +77,7 @@ where
     let chunks = inbound.map(move |m| match split(m.map_err(carried)?) {
         Part::Chunk(c) if c.data.len() > MAX_CHUNK => Err(refused("a chunk is larger than 1 MiB")),
         Part::Chunk(c) => Ok((c.file_index, c.data)),
-        _ => Err(refused(&format!(
-            "only chunks may follow the {what} header"
-        ))),
+        _ => Err(refused(format!("only chunks may follow the {what} header"))),
     });
     Ok((header, chunks))
 }

@@ -531,9 +531,10 @@ where
         }
     }
 
-    /// The next chunk of file `index`, or `None` when that file has ended
-    /// (a chunk of a later file arrived, or the stream closed).
-    async fn next(&mut self, index: u32) -> Result<Option<Bytes>> {
+    /// The next chunk of any file: the one put back, else the stream's; a
+    /// chunk for a file the header does not declare is the caller's
+    /// mistake, not a short file.
+    async fn take(&mut self) -> Result<Option<(u32, Bytes)>> {
         let (file, data) = match self.pending.take() {
             Some(c) => c,
             None => match self.inbound.next().await {
@@ -542,12 +543,20 @@ where
             },
         };
         if file as usize >= self.declared {
-            // The caller's mistake, not a short file.
             return Err(invalid(format!(
                 "a chunk for file {file} of a push that declares {}",
                 self.declared
             )));
         }
+        Ok(Some((file, data)))
+    }
+
+    /// The next chunk of file `index`, or `None` when that file has ended
+    /// (a chunk of a later file arrived, or the stream closed).
+    async fn next(&mut self, index: u32) -> Result<Option<Bytes>> {
+        let Some((file, data)) = self.take().await? else {
+            return Ok(None);
+        };
         if file < index {
             return Err(invalid(format!(
                 "a chunk for file {file} arrived after file {index} had started"
@@ -562,21 +571,6 @@ where
 
     /// The file index of a chunk left after the last file, if any.
     async fn leftover(&mut self) -> Result<Option<u32>> {
-        if let Some((file, _)) = self.pending.take() {
-            return Ok(Some(file));
-        }
-        match self.inbound.next().await {
-            Some(chunk) => {
-                let file = chunk?.0;
-                if file as usize >= self.declared {
-                    return Err(invalid(format!(
-                        "a chunk for file {file} of a push that declares {}",
-                        self.declared
-                    )));
-                }
-                Ok(Some(file))
-            }
-            None => Ok(None),
-        }
+        Ok(self.take().await?.map(|(file, _)| file))
     }
 }
