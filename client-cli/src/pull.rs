@@ -1,6 +1,7 @@
 //! `satchel pull`: flags to a request for [`satchel_client::pull`], which
-//! writes each file under a temporary name and renames it into place only
-//! after its digest checks out, never outside the output directory.
+//! writes each file under a temporary name (or, on the daemon's Unix
+//! socket, has the daemon fill it) and renames it into place only after
+//! its digest checks out, never outside the output directory.
 
 use std::path::PathBuf;
 
@@ -28,6 +29,11 @@ pub struct PullArgs {
     /// The directory to write files into.
     #[arg(short = 'o', long = "output", default_value = ".")]
     output: PathBuf,
+    /// Receive the bytes over the gRPC stream even on the daemon's Unix
+    /// socket, where by default the daemon writes the files itself (the
+    /// local file handoff).
+    #[arg(long)]
+    stream: bool,
     #[command(flatten)]
     target: TargetFlags,
 }
@@ -51,6 +57,9 @@ pub async fn pull(
         _ => bail!("give a reference, or --subject with --artifact-type"),
     };
     let mut client = addr.connect().await?;
+    if args.stream {
+        client = client.without_local_handoff();
+    }
     let mut progress = Progress::new(quiet);
     let result = satchel_client::pull(&mut client, request, &args.output, |event| match event {
         PullEvent::Progress(p) => progress.update(&p.name, p.done, p.total),

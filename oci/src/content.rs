@@ -194,6 +194,13 @@ impl ContentStore {
         self.read_range(desc, 0, 0).await
     }
 
+    /// A stored blob's file, opened for reading and marked used, if the
+    /// store has `desc` (its size checked, as [`Self::get`] does), for a
+    /// caller that copies it whole.
+    pub async fn open_blob(&self, desc: &Descriptor) -> Option<std::fs::File> {
+        self.open_stored(desc).await
+    }
+
     /// Opens a stored blob, marking it used. A descriptor of another size
     /// than the stored blob's finds nothing; a file of another size than
     /// the one stored is forgotten.

@@ -80,7 +80,8 @@ impl Error {
         Error::new(ErrorKind::NotFound, message)
     }
 
-    pub(crate) fn io(context: impl Into<String>, err: std::io::Error) -> Self {
+    /// An I/O failure while doing `context`.
+    pub fn io(context: impl Into<String>, err: std::io::Error) -> Self {
         let kind = match err.kind() {
             std::io::ErrorKind::NotFound => ErrorKind::NotFound,
             std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {

@@ -25,6 +25,7 @@ pub mod config;
 pub mod credentials;
 pub mod daemon;
 pub mod grpc;
+pub mod handoff;
 pub mod listener;
 pub mod service;
 pub mod spool;

@@ -10,8 +10,10 @@ use tokio::net::{TcpListener, UnixListener};
 
 /// A bound listener, ready for [`crate::run`].
 pub enum Listener {
-    /// A Unix socket; the guard removes the socket file when dropped.
-    Unix(UnixListener, SocketGuard),
+    /// A Unix socket; the guard removes the socket file when dropped. Beside
+    /// it, the files socket of the local handoff ([`crate::handoff`]),
+    /// unless it could not be bound.
+    Unix(UnixListener, SocketGuard, Option<FilesSocket>),
     /// A TCP socket.
     Tcp(TcpListener),
 }
@@ -20,13 +22,24 @@ impl Listener {
     /// The address in the form `--listen` and `--addr` take.
     pub fn describe(&self) -> String {
         match self {
-            Listener::Unix(_, guard) => format!("unix://{}", guard.0.display()),
+            Listener::Unix(_, guard, _) => format!("unix://{}", guard.0.display()),
             Listener::Tcp(l) => l
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_else(|_| "tcp".into()),
         }
     }
+}
+
+/// The files socket: the gRPC socket's path with `.files` appended, with
+/// the same mode and group.
+pub struct FilesSocket(pub UnixListener, pub SocketGuard);
+
+/// Where the files socket of the gRPC socket at `path` is.
+pub fn files_socket_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".files");
+    PathBuf::from(name)
 }
 
 /// Removes a Unix socket file when the listener goes away.
@@ -80,6 +93,21 @@ fn bind_unix(path: &Path, group: Option<&str>) -> anyhow::Result<Listener> {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         }
     }
+    let (listener, guard) = bind_socket(path, group)?;
+    let files_path = files_socket_path(path);
+    let files = match bind_socket(&files_path, group) {
+        Ok((l, g)) => Some(FilesSocket(l, g)),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "no local file handoff");
+            None
+        }
+    };
+    Ok(Listener::Unix(listener, guard, files))
+}
+
+/// Binds one Unix socket at `path`, open to its owner, or with `group` to
+/// that group too.
+fn bind_socket(path: &Path, group: Option<&str>) -> anyhow::Result<(UnixListener, SocketGuard)> {
     remove_stale_socket(path)?;
     let listener =
         UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
@@ -95,7 +123,7 @@ fn bind_unix(path: &Path, group: Option<&str>) -> anyhow::Result<Listener> {
                 .with_context(|| format!("cannot set the mode of {}", path.display()))?;
         }
     }
-    Ok(Listener::Unix(listener, guard))
+    Ok((listener, guard))
 }
 
 /// Removes a socket left over from a crash (one nobody accepts on). Anything

@@ -408,3 +408,29 @@ fn a_slow_big_pull_does_not_hold_up_other_clients() {
     );
     assert!(big.wait().unwrap().success());
 }
+
+/// On the daemon's Unix socket `satchel pull` hands its files to the daemon
+/// to fill: cold, as the registry's bytes arrive; warm, copied from the
+/// content store; with `--stream`, not at all. Every copy is the same.
+#[test]
+fn local_pulls_are_filled_by_the_daemon_unless_asked_to_stream() {
+    let registry = Registry::start();
+    let daemon = Daemon::start();
+    let digest = seed(&daemon, &registry, "h", 9, 7);
+    let reference = format!("{}/demo/cache:h", registry.addr);
+    let handoffs = |what: &str| daemon.log().matches(what).count();
+    let streamed = "local handoff: writing the blob as it streams";
+    let copied = "local handoff: copying the stored blob";
+    let pull = |out: &str, extra: &[&str]| {
+        let out = daemon.scratch().join(out);
+        let mut args = vec!["pull", "--plain-http", &reference, "-o"];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        daemon.ok(&args);
+        assert_eq!(sha256_file(&out.join("h.bin")), digest);
+        (handoffs(streamed), handoffs(copied))
+    };
+    assert_eq!(pull("cold", &[]), (1, 0));
+    assert_eq!(pull("warm", &[]), (1, 1));
+    assert_eq!(pull("streamed", &["--stream"]), (1, 1));
+}

@@ -52,12 +52,16 @@ pub struct Client {
     /// The daemon's ServerInfo, asked once, on first use: the chunk size
     /// and hash-first threshold of every push.
     info: Arc<tokio::sync::OnceCell<pb::ServerInfoResponse>>,
+    /// The daemon's files socket, for the local file handoff of pulls:
+    /// set when connected over a Unix socket, unless turned off.
+    files_socket: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("server_info", &self.info.get())
+            .field("files_socket", &self.files_socket)
             .finish_non_exhaustive()
     }
 }
@@ -84,7 +88,30 @@ impl Client {
         Client {
             rpc,
             info: Arc::default(),
+            files_socket: None,
         }
+    }
+
+    /// Connected over the Unix socket at `socket`: pulls may use the local
+    /// file handoff through the files socket beside it.
+    pub(crate) fn on_unix_socket(mut self, socket: &std::path::Path) -> Self {
+        let mut files = socket.as_os_str().to_owned();
+        files.push(".files");
+        self.files_socket = Some(files.into());
+        self
+    }
+
+    /// The same client with the local file handoff off: pulls receive
+    /// every byte over the gRPC stream, even on a Unix socket.
+    pub fn without_local_handoff(mut self) -> Self {
+        self.files_socket = None;
+        self
+    }
+
+    /// Where the daemon's files socket is, if pulls may use the local file
+    /// handoff ([`crate::pull`]).
+    pub fn files_socket(&self) -> Option<&std::path::Path> {
+        self.files_socket.as_deref()
     }
 
     /// The same client with another limit on the messages it sends (by
@@ -110,7 +137,7 @@ impl Client {
     /// again next time. (The raw RPC stays reachable as
     /// `(*client).server_info(...)`.)
     pub async fn server_info(&mut self) -> Result<pb::ServerInfoResponse, Error> {
-        let Client { rpc, info } = self;
+        let Client { rpc, info, .. } = self;
         let info = info
             .get_or_try_init(|| async {
                 let answer = rpc.server_info(pb::ServerInfoRequest {}).await;

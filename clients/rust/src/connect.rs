@@ -165,7 +165,11 @@ pub async fn connect_with(addr: &str, options: &ConnectOptions) -> anyhow::Resul
         token,
         timeout: options.timeout,
     };
-    Ok(Client::new(channel, metadata, RECEIVE_LIMIT))
+    let client = Client::new(channel, metadata, RECEIVE_LIMIT);
+    Ok(match addr.strip_prefix("unix://") {
+        Some(path) => client.on_unix_socket(std::path::Path::new(path)),
+        None => client,
+    })
 }
 
 #[cfg(test)]

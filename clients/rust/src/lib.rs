@@ -26,6 +26,7 @@ pub mod blob;
 mod client;
 mod connect;
 mod error;
+mod handoff;
 mod pull;
 mod push;
 pub mod title;

@@ -10,13 +10,22 @@
 //! takes its final name only once the daemon's FileDone names the layer's
 //! digest and the size and SHA-256 of what was written agree with the
 //! layer. On any failure the temporary file is removed.
+//!
+//! Over the daemon's Unix socket, [`pull`] asks for the local file handoff
+//! ([`crate::handoff`]): the daemon gets each temporary file's descriptor
+//! and fills it itself, from its content store or the registry, so no byte
+//! crosses the gRPC stream. The daemon's FileDone then stands for the
+//! digest check (it verified every byte it wrote); this client still
+//! checks the layer's digest and the file's size before the rename.
+//!
+//! Files are not synced to disk before the rename (neither the ORAS CLI
+//! nor `cp` does): the final name never shows a partial file while the
+//! system runs; a power cut may lose a pull that just finished.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -24,6 +33,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 use tonic::Code;
 
+use crate::handoff::Handoff;
 use crate::title::{check_title, check_titles, manifest_titles, shown};
 use crate::write::{OutDir, Placement};
 use crate::{pb, Client, Error};
@@ -68,12 +78,14 @@ pub enum PullEvent<'a> {
 /// such attachment of the subject ([`pull_attachment`]).
 pub async fn pull(
     client: &mut Client,
-    request: pb::PullRequest,
+    mut request: pb::PullRequest,
     out: &Path,
     on_event: impl FnMut(PullEvent<'_>),
 ) -> Result<Pulled, Error> {
+    let files_socket = client.files_socket().map(Path::to_path_buf);
+    request.local_files = files_socket.is_some();
     let stream = client.pull(request).await?.into_inner();
-    pull_stream(stream, out, on_event).await
+    run(stream, out, files_socket, on_event).await
 }
 
 /// Pulls the newest attachment of `artifact_type` on the manifest
@@ -101,11 +113,22 @@ pub async fn pull_attachment(
 /// the protocol is INTERNAL, wrong bytes DATA_LOSS, an unsafe title
 /// INVALID_ARGUMENT.
 pub async fn pull_stream(
+    stream: impl Stream<Item = Result<pb::PullResponse, tonic::Status>> + Unpin,
+    out: &Path,
+    on_event: impl FnMut(PullEvent<'_>),
+) -> Result<Pulled, Error> {
+    run(stream, out, None, on_event).await
+}
+
+/// [`pull_stream`], with the daemon's files socket when the request asked
+/// for the local file handoff.
+async fn run(
     mut stream: impl Stream<Item = Result<pb::PullResponse, tonic::Status>> + Unpin,
     out: &Path,
+    files_socket: Option<PathBuf>,
     mut on_event: impl FnMut(PullEvent<'_>),
 ) -> Result<Pulled, Error> {
-    let mut state = PullState::new(out);
+    let mut state = PullState::new(out, files_socket);
     let result = async {
         while let Some(message) = stream.next().await {
             state.step(message?, &mut on_event).await?;
@@ -130,16 +153,22 @@ struct PullState<'o> {
     /// The titles the manifest named that have not arrived yet; `None`
     /// until the manifest came.
     expected: Option<HashSet<String>>,
+    /// Where the request asked for the local file handoff, if it did.
+    files_socket: Option<PathBuf>,
+    /// The handoff, once the daemon agreed to it.
+    handoff: Option<Handoff>,
 }
 
 impl<'o> PullState<'o> {
-    fn new(out: &'o Path) -> Self {
+    fn new(out: &'o Path, files_socket: Option<PathBuf>) -> Self {
         PullState {
             out,
             pulled: Pulled::default(),
             current: None,
             dir: None,
             expected: None,
+            files_socket,
+            handoff: None,
         }
     }
 
@@ -178,6 +207,16 @@ impl<'o> PullState<'o> {
         if self.expected.is_some() {
             return Err(broken("a second manifest arrived"));
         }
+        if !m.local_ticket.is_empty() {
+            let socket = self
+                .files_socket
+                .take()
+                .ok_or_else(|| broken("it offered a local file handoff nobody asked for"))?;
+            if m.local_ticket.len() != 16 {
+                return Err(broken("its local handoff ticket is not 16 bytes"));
+            }
+            self.handoff = Some(Handoff::new(socket, m.local_ticket.to_vec()));
+        }
         let titles = manifest_titles(&m.content)?;
         check_titles(titles.iter().map(String::as_str))?;
         self.expected = Some(titles.into_iter().collect());
@@ -209,7 +248,14 @@ impl<'o> PullState<'o> {
             )));
         }
         let layer = header.layer.unwrap_or_default();
-        self.current = Some(Partial::create(dir, name, layer).await?);
+        let partial = Partial::create(dir, name, layer, self.handoff.is_some()).await?;
+        if let (Some(handoff), Body::Handed(file)) = (&mut self.handoff, &partial.body) {
+            if let Err(e) = handoff.pass(file).await {
+                partial.discard().await;
+                return Err(e);
+            }
+        }
+        self.current = Some(partial);
         Ok(())
     }
 
@@ -237,38 +283,62 @@ fn broken(what: &str) -> Error {
 }
 
 /// A file being received under a temporary name beside its final one.
-/// Its bytes are counted, hashed and written by a [`Sink`] on a blocking
-/// thread, so the stream is read on while the disk and the hash work.
 struct Partial {
     name: String,
     placement: Placement,
-    sink: Sink,
+    body: Body,
     layer: pb::Descriptor,
+}
+
+/// Who writes a [`Partial`]'s bytes.
+enum Body {
+    /// This client, from the stream's chunks: counted, hashed and written
+    /// by a [`Sink`] on a blocking thread, so the stream is read on while
+    /// the disk and the hash work.
+    Stream(Sink),
+    /// The daemon, through the local handoff; the file is held to check
+    /// its size at the end.
+    Handed(std::fs::File),
 }
 
 impl Partial {
     /// Creates the temporary file for `name`, already checked, inside `out`
     /// (see [`crate::write`]).
-    async fn create(out: &OutDir, name: String, layer: pb::Descriptor) -> Result<Self, Error> {
+    /// The daemon fills it if `handed`.
+    async fn create(
+        out: &OutDir,
+        name: String,
+        layer: pb::Descriptor,
+        handed: bool,
+    ) -> Result<Self, Error> {
         let (out, title) = (out.clone(), name.clone());
         let (placement, file) = tokio::task::spawn_blocking(move || out.create(&title))
             .await
             .map_err(|e| Error::local(Code::Internal, format!("file creation failed: {e}")))??;
+        let body = match handed {
+            true => Body::Handed(file),
+            false => Body::Stream(Sink::start(file)),
+        };
         Ok(Partial {
             name,
             placement,
-            sink: Sink::start(file),
+            body,
             layer,
         })
     }
 
     async fn write(&mut self, data: Bytes) -> Result<(), Error> {
-        if self.sink.send(data).await {
+        let Body::Stream(sink) = &mut self.body else {
+            return Err(broken(
+                "file bytes arrived for a file the daemon fills itself",
+            ));
+        };
+        if sink.send(data).await {
             return Ok(());
         }
         // The writer stopped: it failed, and says why.
-        let failed = std::mem::replace(&mut self.sink, Sink::closed());
-        match failed.finish(false).await {
+        let failed = std::mem::replace(sink, Sink::closed());
+        match failed.finish().await {
             Err(e) => Err(self.io_error(e)),
             Ok(_) => Err(self.io_error(std::io::Error::other("the writer stopped"))),
         }
@@ -283,10 +353,11 @@ impl Partial {
 
     /// Why the file must not take its final name, if it must not: the
     /// daemon verified another digest than the layer's, or what was
-    /// written differs from the layer in size or SHA-256.
+    /// written differs from the layer in size or (when this client hashed
+    /// it) SHA-256.
     fn mismatch(&self, verified: &str, written: &Written) -> Option<String> {
         let sha256_layer = self.layer.digest.starts_with("sha256:");
-        let bytes_wrong = sha256_layer && written.sha256 != self.layer.digest;
+        let bytes_wrong = sha256_layer && written.sha256 != self.layer.digest && written.hashed;
         if verified == self.layer.digest && written.size == self.layer.size && !bytes_wrong {
             return None;
         }
@@ -304,8 +375,15 @@ impl Partial {
     /// Renames the file into place if it checks out (see [`Self::mismatch`]),
     /// once every byte is written and synced.
     async fn commit(mut self, verified: &str) -> Result<PulledFile, Error> {
-        let sink = std::mem::replace(&mut self.sink, Sink::closed());
-        let written = match sink.finish(true).await {
+        let written = match std::mem::replace(&mut self.body, Body::Stream(Sink::closed())) {
+            Body::Stream(sink) => sink.finish().await,
+            Body::Handed(file) => file.metadata().map(|m| Written {
+                size: m.len(),
+                sha256: "(filled by the daemon)".into(),
+                hashed: false,
+            }),
+        };
+        let written = match written {
             Ok(w) => w,
             Err(e) => {
                 let e = self.io_error(e);
@@ -328,36 +406,34 @@ impl Partial {
     }
 
     async fn discard(self) {
-        let _ = self.sink.finish(false).await;
+        if let Body::Stream(sink) = self.body {
+            let _ = sink.finish().await;
+        }
         let placement = self.placement;
         let _ = tokio::task::spawn_blocking(move || placement.discard()).await;
     }
 }
 
-/// What a [`Sink`] wrote: its size and SHA-256.
+/// What was written: its size and, when this client hashed it, SHA-256.
 struct Written {
     size: u64,
     sha256: String,
+    hashed: bool,
 }
 
 /// How many received pieces may wait for the disk before the stream waits.
 const QUEUED_PIECES: usize = 32;
 
 /// A writer on a blocking thread: counts and writes the pieces it is sent
-/// (shared `Bytes`, not copies) while a second thread hashes them, then
-/// syncs the file.
+/// (shared `Bytes`, not copies) while a second thread hashes them.
 struct Sink {
     tx: Option<mpsc::Sender<Bytes>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<Written>>>,
-    /// Set when the file is to be kept: only then is it synced.
-    keep: Arc<AtomicBool>,
 }
 
 impl Sink {
     fn start(mut file: std::fs::File) -> Sink {
         let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUED_PIECES);
-        let keep = Arc::new(AtomicBool::new(false));
-        let kept = keep.clone();
         let task = tokio::task::spawn_blocking(move || {
             // The hash runs on a thread of its own, beside the writes.
             let (to_hash, hash_rx) = std::sync::mpsc::sync_channel::<Bytes>(QUEUED_PIECES);
@@ -375,19 +451,19 @@ impl Sink {
                 size += piece.len() as u64;
             }
             drop(to_hash);
-            if kept.load(Ordering::Acquire) {
-                file.sync_data()?;
-            }
             let hash = hasher
                 .join()
                 .map_err(|_| std::io::Error::other("hashing failed"))?;
             let sha256 = format!("sha256:{}", hex::encode(hash));
-            Ok(Written { size, sha256 })
+            Ok(Written {
+                size,
+                sha256,
+                hashed: true,
+            })
         });
         Sink {
             tx: Some(tx),
             task: Some(task),
-            keep,
         }
     }
 
@@ -396,7 +472,6 @@ impl Sink {
         Sink {
             tx: None,
             task: None,
-            keep: Arc::default(),
         }
     }
 
@@ -408,10 +483,8 @@ impl Sink {
         }
     }
 
-    /// Waits for the writer to write everything it was sent, and to sync
-    /// it if the file is to be `kept`.
-    async fn finish(mut self, kept: bool) -> std::io::Result<Written> {
-        self.keep.store(kept, Ordering::Release);
+    /// Waits for the writer to write everything it was sent.
+    async fn finish(mut self) -> std::io::Result<Written> {
         drop(self.tx.take());
         match self.task.take() {
             Some(task) => task.await.map_err(std::io::Error::other)?,

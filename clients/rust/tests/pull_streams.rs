@@ -78,6 +78,7 @@ fn message(m: &Value) -> pb::PullResponse {
             manifest: descriptor(&v["manifest"]),
             content: bytes(&v["content"]).into(),
             reference: text(v, "reference").into(),
+            ..Default::default()
         }),
         "file" => Payload::File(pb::FileHeader {
             name: text(v, "name").into(),
@@ -191,4 +192,24 @@ async fn every_pull_stream_case_ends_as_expected() {
         "failing cases:\n{}",
         failures.join("\n")
     );
+}
+
+/// A daemon that offers the local file handoff to a stream that did not
+/// ask for it breaks the protocol: nothing is written.
+#[tokio::test]
+async fn a_handoff_nobody_asked_for_is_a_broken_stream() {
+    let out = tempfile::tempdir().unwrap();
+    let manifest = pb::PullResponse {
+        payload: Some(pb::pull_response::Payload::Manifest(pb::PulledManifest {
+            content: br#"{"schemaVersion":2,"layers":[]}"#.to_vec().into(),
+            local_ticket: vec![1u8; 16].into(),
+            ..Default::default()
+        })),
+    };
+    let stream = futures::stream::iter([Ok(manifest)]);
+    let err = satchel_client::pull_stream(stream, &out.path().join("o"), |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err}");
+    assert!(!out.path().join("o").exists());
 }

@@ -9,11 +9,12 @@ use futures::{Stream, StreamExt};
 use satchel_oci::manifest::Descriptor;
 use satchel_proto::v1 as pb;
 use satchel_proto::MAX_CHUNK;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
 
 use super::convert::descriptor;
 use super::status::{carried, invalid, status};
+use crate::handoff::{Ticket, FILE_WAIT};
 use crate::service::blobs::UploadPart;
 use crate::service::invalid as refused;
 use crate::service::pull::PullPlan;
@@ -148,24 +149,88 @@ pub(crate) fn rechunk(
 /// Sends a pull: the manifest, then each file as header, chunks of at
 /// most 1 MiB with progress, and a FileDone once its digest has been
 /// checked. Stops at the first error, which ends the stream.
-pub(crate) async fn send_pull(plan: PullPlan, tx: mpsc::Sender<Result<pb::PullResponse, Status>>) {
+pub(crate) async fn send_pull(
+    plan: PullPlan,
+    mut ticket: Option<Ticket>,
+    tx: mpsc::Sender<Result<pb::PullResponse, Status>>,
+) {
     use pb::pull_response::Payload;
     let first = Payload::Manifest(pb::PulledManifest {
         reference: plan.reference.clone(),
         manifest: Some(descriptor(&plan.manifest)),
         content: plan.content.clone(),
+        local_ticket: ticket
+            .as_ref()
+            .map(|t| t.id().to_vec())
+            .unwrap_or_default()
+            .into(),
     });
     let send = |p: Payload| tx.send(Ok(pb::PullResponse { payload: Some(p) }));
     if send(first).await.is_err() {
         return;
     }
-    for (name, layer) in &plan.files {
-        if let Err(e) = send_file(&plan, name, layer, &tx).await {
+    for (index, (name, layer)) in plan.files.iter().enumerate() {
+        let sent = match &mut ticket {
+            Some(ticket) => hand_file(&plan, ticket, index as u32, name, layer, &tx).await,
+            None => send_file(&plan, name, layer, &tx).await,
+        };
+        if let Err(e) = sent {
             tracing::warn!(file = %name, error = %e.message(), "pull failed");
             let _ = tx.send(Err(e)).await;
             return;
         }
     }
+}
+
+/// One file of a pull through the local handoff: the header, then the
+/// caller's file filled with progress on the way, then FileDone.
+async fn hand_file(
+    plan: &PullPlan,
+    ticket: &mut Ticket,
+    index: u32,
+    name: &str,
+    layer: &Descriptor,
+    tx: &mpsc::Sender<Result<pb::PullResponse, Status>>,
+) -> Result<(), Status> {
+    use pb::pull_response::Payload;
+    let gone = |_| Status::cancelled("the caller went away");
+    let send = |p: Payload| tx.send(Ok(pb::PullResponse { payload: Some(p) }));
+    let progress = |done| {
+        Payload::Progress(pb::Progress {
+            name: name.to_string(),
+            done,
+            total: layer.size,
+        })
+    };
+    let header = pb::FileHeader {
+        name: name.to_string(),
+        layer: Some(descriptor(layer)),
+    };
+    send(Payload::File(header)).await.map_err(gone)?;
+    let file = ticket.file(index, FILE_WAIT).await.map_err(status)?;
+    let (told, mut written) = watch::channel(0u64);
+    let work = plan.deliver(layer, file, told);
+    tokio::pin!(work);
+    let (mut reported, mut telling) = (0u64, true);
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut work => break done.map_err(status)?,
+            changed = written.changed(), if telling => {
+                let done = *written.borrow_and_update();
+                telling = changed.is_ok();
+                if telling && done - reported >= PROGRESS_EVERY {
+                    reported = done;
+                    send(progress(done)).await.map_err(gone)?;
+                }
+            }
+        }
+    }
+    send(progress(layer.size)).await.map_err(gone)?;
+    let done = pb::FileDone {
+        digest: layer.digest.to_string(),
+    };
+    send(Payload::Done(done)).await.map_err(gone)
 }
 
 /// Streams one file of a pull.

@@ -5,6 +5,7 @@
 //! own ([`crate::task_stream`]) that stops when the caller goes away.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use satchel_proto::v1 as pb;
@@ -17,6 +18,8 @@ use super::framing::{
     attach_part, header_and_chunks, push_part, push_progress, rechunk, send_pull, upload_parts,
 };
 use super::status::status;
+use crate::callers;
+use crate::handoff::Handoff;
 use crate::service::push::PushJob;
 use crate::service::Service;
 use crate::task_stream;
@@ -25,12 +28,14 @@ use crate::task_stream;
 #[derive(Clone)]
 pub struct Api {
     service: Service,
+    /// The local file handoff, when the daemon listens on a Unix socket.
+    handoff: Option<Arc<Handoff>>,
 }
 
 impl Api {
-    /// Serves `service`.
-    pub fn new(service: Service) -> Self {
-        Api { service }
+    /// Serves `service`, with the local file handoff if given.
+    pub fn new(service: Service, handoff: Option<Arc<Handoff>>) -> Self {
+        Api { service, handoff }
     }
 }
 
@@ -114,9 +119,14 @@ impl pb::satchel_service_server::SatchelService for Api {
         &self,
         request: Request<pb::PullRequest>,
     ) -> Result<Response<Self::PullStream>, Status> {
-        let spec = convert::pull(request.into_inner())?;
+        let request = request.into_inner();
+        let ticket = match (&self.handoff, request.local_files) {
+            (Some(handoff), true) => handoff.ticket_for(&callers::current()).map_err(status)?,
+            _ => None,
+        };
+        let spec = convert::pull(request)?;
         let plan = self.service.pull(spec).await.map_err(status)?;
-        let answer = task_stream::spawn(4, move |tx| send_pull(plan, tx));
+        let answer = task_stream::spawn(4, move |tx| send_pull(plan, ticket, tx));
         Ok(Response::new(Box::pin(answer)))
     }
 

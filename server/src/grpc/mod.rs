@@ -21,6 +21,7 @@ pub mod peer;
 pub mod status;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use satchel_proto::v1::satchel_service_server::SatchelServiceServer;
 use satchel_proto::MAX_MESSAGE;
@@ -30,7 +31,8 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use crate::access::TokenCheck;
 use crate::config::Config;
 use crate::daemon::Daemon;
-use crate::listener::Listener;
+use crate::handoff::Handoff;
+use crate::listener::{FilesSocket, Listener};
 
 /// How many bytes one stream may have in flight towards the daemon before
 /// it acknowledges them (HTTP/2's default is 64 KiB, a round trip per 64
@@ -69,9 +71,14 @@ pub async fn serve(
     let check = peer::Guard(TokenCheck::new(
         config.auth_token.as_ref().map(|t| t.expose()),
     ));
-    let api = SatchelServiceServer::new(handlers::Api::new(daemon.service.clone()))
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+    let handoff = match &listener {
+        Listener::Unix(_, _, Some(_)) => Some(Arc::new(Handoff::default())),
+        _ => None,
+    };
+    let api =
+        SatchelServiceServer::new(handlers::Api::new(daemon.service.clone(), handoff.clone()))
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<SatchelServiceServer<handlers::Api>>()
@@ -105,12 +112,19 @@ pub async fn serve(
         .add_service(InterceptedService::new(api, check));
     tracing::info!(address = %listener.describe(), "satcheld serving");
     match listener {
-        Listener::Unix(l, guard) => {
+        Listener::Unix(l, guard, files) => {
+            // The files socket is served while the gRPC socket is.
+            let files_guard = files.map(|FilesSocket(files, guard)| {
+                if let Some(handoff) = &handoff {
+                    handoff.serve(files);
+                }
+                guard
+            });
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(l);
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await?;
-            drop(guard);
+            drop((guard, files_guard));
         }
         Listener::Tcp(l) => {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);

@@ -18,6 +18,7 @@
 //! maps to a code in one place; nothing here picks a code.
 
 pub mod blobs;
+pub mod deliver;
 pub mod login;
 pub mod manifests;
 pub mod pull;

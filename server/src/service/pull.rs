@@ -13,6 +13,7 @@ use satchel_oci::content::ContentStore;
 use satchel_oci::manifest::{self, Descriptor, ImageManifest, Manifest};
 use satchel_oci::{ByteStream, Error, ErrorKind, Result, Target};
 
+use super::deliver;
 use super::target::TargetSpec;
 use super::{invalid, Service};
 
@@ -127,6 +128,29 @@ impl PullPlan {
             }
             None => self.target.fetch_blob(layer).await,
         }
+    }
+}
+
+impl PullPlan {
+    /// Fills `file`, a caller's empty file ([`crate::handoff`]), with the
+    /// bytes of `layer`, verified: from the content store's copy when it
+    /// has one, else as [`Self::body`] streams them (through the store).
+    /// `progress` learns the bytes written.
+    pub async fn deliver(
+        &self,
+        layer: &Descriptor,
+        file: std::fs::File,
+        progress: tokio::sync::watch::Sender<u64>,
+    ) -> Result<()> {
+        if let Some(store) = &self.store {
+            if let Some(stored) = store.open_blob(layer).await {
+                tracing::debug!(digest = %layer.digest, "local handoff: copying the stored blob");
+                return deliver::copy_file(stored, file, layer.size, progress).await;
+            }
+        }
+        tracing::debug!(digest = %layer.digest, "local handoff: writing the blob as it streams");
+        let body = self.body(layer).await?;
+        deliver::write_stream(body, file, progress).await
     }
 }
 
