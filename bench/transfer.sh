@@ -11,6 +11,8 @@
 #              to a file, then its sha256 (a verified download).
 #   warm pull  the same again: satchel's blob is now in the content store;
 #              ORAS and curl go to the registry again.
+#   warm pull, --stream: the same pull once more, with the bytes over the
+#              gRPC stream instead of the local file handoff.
 #   --no-cache pull: satchel through a satcheld started with --no-cache.
 #
 # Prints medians, satchel/ORAS, and satcheld's peak RSS (VmHWM) over its
@@ -84,10 +86,10 @@ satchel_push() {
   "$bin/satchel" --addr "unix://$work/default.sock" push -q --plain-http "$reg/$1:v1" "$file" >/dev/null
   since "$t0"
 }
-# $2: which daemon (default or nocache).
+# $2: which daemon (default or nocache); $3: more flags.
 satchel_pull() {
   local t0; rm -rf "$work/out"; t0=$(now)
-  "$bin/satchel" --addr "unix://$work/$2.sock" pull -q --plain-http "$reg/$1:v1" -o "$work/out" >/dev/null
+  "$bin/satchel" --addr "unix://$work/$2.sock" pull -q --plain-http "$reg/$1:v1" -o "$work/out" ${3:-} >/dev/null
   since "$t0"
   cmp -s "$file" "$work/out/payload.bin" || { echo "satchel: bytes differ" >&2; exit 1; }
   rm -rf "$work/out"
@@ -125,6 +127,9 @@ for i in $(seq "$runs"); do
   t[satchel-warm]+="$(satchel_pull "bench/satchel$i" default) "
   t[oras-warm]+="$(oras_pull "bench/oras$i") "
   t[curl-warm]+="$(curl_pull "bench/curl$i") "
+  t[satchel-stream]+="$(satchel_pull "bench/satchel$i" default --stream) "
+  t[oras-stream]+="$(oras_pull "bench/oras$i") "
+  t[curl-stream]+="$(curl_pull "bench/curl$i") "
   stop_daemon default
   t[satchel-nocache]+="$(satchel_pull "bench/satchel$i" nocache) "
   t[oras-nocache]+="$(oras_pull "bench/oras$i") "
@@ -137,12 +142,13 @@ python3 - "$size_mib" "$runs" "$(sort -n "$work/rss.default" | tail -1)" "$(cat 
   "${t[satchel-push]}" "${t[oras-push]}" "${t[curl-push]}" \
   "${t[satchel-cold]}" "${t[oras-cold]}" "${t[curl-cold]}" \
   "${t[satchel-warm]}" "${t[oras-warm]}" "${t[curl-warm]}" \
+  "${t[satchel-stream]}" "${t[oras-stream]}" "${t[curl-stream]}" \
   "${t[satchel-nocache]}" "${t[oras-nocache]}" "${t[curl-nocache]}" <<'PY'
 import statistics, sys
 size, runs, rss_default, rss_nocache = (int(x) for x in sys.argv[1:5])
 vals = [statistics.median(float(x) for x in a.split()) for a in sys.argv[5:]]
 rows = ["push", "cold pull (fresh daemon, empty store)", "warm pull (blob in the store)",
-        "pull, satcheld --no-cache"]
+        "warm pull, --stream (no handoff)", "pull, satcheld --no-cache"]
 print(f"{size} MiB over loopback to docker-registry 2.8, median of {runs} runs (s)")
 print(f"{'':40}{'satchel':>9}{'ORAS':>9}{'curl':>9}{'satchel/ORAS':>14}{'satchel MiB/s':>15}")
 for i, name in enumerate(rows):

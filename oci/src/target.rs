@@ -306,6 +306,17 @@ impl Target {
         })
     }
 
+    /// The tags of the referrers tag schema in the target, in one listing,
+    /// when its referrers are known to live there (`None` otherwise: ask
+    /// [`Self::referrers`] per subject). For a walk over many subjects: a
+    /// subject whose `sha256-<hex>` tag is missing has no referrers.
+    pub async fn referrers_tags(&self) -> Result<Option<std::collections::HashSet<String>>> {
+        match self {
+            Target::Registry(repo) => repo.referrers_tags().await,
+            Target::Layout(_) => Ok(None),
+        }
+    }
+
     /// The referrers of `subject`, optionally only those of `artifact_type`.
     pub async fn referrers(
         &self,

@@ -248,6 +248,20 @@ mod distribution {
         newest_sbom(RegistryKind::Distribution)
     }
 
+    /// Below the first level, one tag listing says which manifests have a
+    /// tag-schema index: the two leaves are not asked for theirs.
+    #[test]
+    fn a_deep_discover_asks_only_for_the_indexes_that_exist() {
+        let w = World::uncached(RegistryKind::Distribution);
+        w.attach("one.json", "{\"sbom\":1}", 1);
+        w.attach("two.json", "{\"sbom\":2}", 2);
+        let by_digest = w.by_digest();
+        w.counted(&["discover", "--depth", "3", &by_digest]);
+        let deep = w.counted(&["discover", "--depth", "3", &by_digest]);
+        assert_costs("deep discover by digest", &deep, 2, 2);
+        assert!(deep.to_string().contains("/tags/list"), "{deep}");
+    }
+
     #[test]
     fn attach_of_a_new_small_file_confirms_and_deletes_the_old_index_after_the_answer() {
         let w = World::uncached(RegistryKind::Distribution);

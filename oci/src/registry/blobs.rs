@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// The smallest piece a download yields, but its last.
+const PIECE: usize = 256 << 10;
+
 impl Repository {
     /// Waits until no other task of this process is uploading `digest` to
     /// this repository; hold the guard across the existence check and the
@@ -122,9 +125,12 @@ impl Repository {
         }
     }
 
-    /// Streams a blob's bytes, unverified ([`crate::Target`] verifies).
-    /// When the connection drops mid-body, the download resumes where it
-    /// stopped with a `Range` request, a few times at most.
+    /// Streams a blob's bytes, unverified ([`crate::Target`] verifies), in
+    /// pieces of at least [`PIECE`] but the last: the socket's small reads
+    /// are gathered, so each later step (hash, content store, the caller's
+    /// file) works on large pieces. When the connection drops mid-body,
+    /// the download resumes where it stopped with a `Range` request, a few
+    /// times at most.
     pub(crate) async fn fetch_blob(&self, digest: &Digest) -> Result<ByteStream> {
         let first = self.get_blob(digest, 0).await?;
         self.saw_blob(digest);
@@ -135,11 +141,19 @@ impl Repository {
             let mut resumes = 0u32;
             let idle = repo.client.options.idle();
             let mut body = deadline::Paced::new(first.bytes_stream(), idle);
+            let mut pending = bytes::BytesMut::new();
             loop {
                 let failure = match body.next().await {
                     Ok(Some(chunk)) => {
                         offset += chunk.len() as u64;
-                        yield chunk;
+                        if pending.is_empty() && chunk.len() >= PIECE {
+                            yield chunk;
+                        } else {
+                            pending.extend_from_slice(&chunk);
+                            if pending.len() >= PIECE {
+                                yield pending.split().freeze();
+                            }
+                        }
                         continue;
                     }
                     Ok(None) => break,
@@ -155,6 +169,9 @@ impl Repository {
                 tokio::time::sleep(backoff(resumes, None)).await;
                 resumes += 1;
                 body = deadline::Paced::new(repo.get_blob(&digest, offset).await?.bytes_stream(), idle);
+            }
+            if !pending.is_empty() {
+                yield pending.split().freeze();
             }
         }
         .boxed())

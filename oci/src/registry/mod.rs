@@ -24,6 +24,7 @@ mod fallback;
 mod manifests;
 mod referrers;
 mod secrets;
+mod tags;
 mod tokens;
 mod transport;
 mod upload;

@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use satchel_oci::digest::Digest;
 use satchel_oci::manifest::Descriptor;
+use satchel_oci::registry::referrers_tag;
 use satchel_oci::{Result, Target};
 
 use super::target::TargetSpec;
@@ -116,7 +117,10 @@ impl Service {
 }
 
 /// The referrers of `root`, `depth` levels deep. `filter` applies to the
-/// first level only; a visited set stops cycles and repeats.
+/// first level only; a visited set stops cycles and repeats. Below the
+/// first level, on a registry using the tag schema, one tag listing says
+/// which manifests have an index at all, so the walk fetches only those
+/// (a listing that fails leaves every manifest to be asked).
 async fn referrer_tree(
     target: &Target,
     root: &Digest,
@@ -125,39 +129,61 @@ async fn referrer_tree(
 ) -> Result<Vec<Node>> {
     let visited = Mutex::new(HashSet::from([root.clone()]));
     let first = target.referrers(root, filter).await?;
-    children(target, first, depth - 1, &visited).await
+    let tagged = match depth > 1 && !first.is_empty() {
+        true => target.referrers_tags().await.ok().flatten(),
+        false => None,
+    };
+    let walk = Walk {
+        target,
+        visited,
+        tagged,
+    };
+    walk.children(first, depth - 1).await
 }
 
-/// Turns `list` into nodes, fetching `depth` more levels below each,
-/// skipping manifests already seen.
-fn children<'a>(
+/// What a referrer tree walk shares.
+struct Walk<'a> {
     target: &'a Target,
-    list: Vec<Descriptor>,
-    depth: u32,
-    visited: &'a Mutex<HashSet<Digest>>,
-) -> BoxFuture<'a, Result<Vec<Node>>> {
-    Box::pin(async move {
-        let fresh: Vec<Descriptor> = {
-            let mut seen = visited.lock().expect("visited set");
-            list.into_iter()
-                .filter(|d| seen.insert(d.digest.clone()))
-                .collect()
-        };
-        futures::stream::iter(fresh)
-            .map(|d| async move {
-                let referrers = if depth == 0 {
-                    Vec::new()
-                } else {
-                    let list = target.referrers(&d.digest, None).await?;
-                    children(target, list, depth - 1, visited).await?
-                };
-                Ok::<_, satchel_oci::Error>(Node {
-                    manifest: d,
-                    referrers,
+    visited: Mutex<HashSet<Digest>>,
+    /// The tag schema's tags, when one listing gave them.
+    tagged: Option<HashSet<String>>,
+}
+
+impl Walk<'_> {
+    /// Turns `list` into nodes, fetching `depth` more levels below each,
+    /// skipping manifests already seen.
+    fn children(&self, list: Vec<Descriptor>, depth: u32) -> BoxFuture<'_, Result<Vec<Node>>> {
+        Box::pin(async move {
+            let fresh: Vec<Descriptor> = {
+                let mut seen = self.visited.lock().expect("visited set");
+                list.into_iter()
+                    .filter(|d| seen.insert(d.digest.clone()))
+                    .collect()
+            };
+            futures::stream::iter(fresh)
+                .map(|d| async move {
+                    let referrers = match depth == 0 || !self.may_have_referrers(&d.digest) {
+                        true => Vec::new(),
+                        false => {
+                            let list = self.target.referrers(&d.digest, None).await?;
+                            self.children(list, depth - 1).await?
+                        }
+                    };
+                    Ok::<_, satchel_oci::Error>(Node {
+                        manifest: d,
+                        referrers,
+                    })
                 })
-            })
-            .buffered(DISCOVER_CONCURRENCY)
-            .try_collect()
-            .await
-    })
+                .buffered(DISCOVER_CONCURRENCY)
+                .try_collect()
+                .await
+        })
+    }
+
+    /// False only when the tag listing shows `digest` has no index.
+    fn may_have_referrers(&self, digest: &Digest) -> bool {
+        self.tagged
+            .as_ref()
+            .is_none_or(|tags| tags.contains(&referrers_tag(digest)))
+    }
 }

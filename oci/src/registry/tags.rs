@@ -1,0 +1,77 @@
+//! The referrers tags of a repository, in one listing: `GET
+//! /v2/<repo>/tags/list` (following `Link` pages on the same origin), kept
+//! to the `sha256-<hex>` names of the tag schema. A deep discover on a
+//! registry without the referrers API asks this once, then fetches only the
+//! indexes that exist instead of one 404 per manifest in the tree.
+
+use std::collections::HashSet;
+
+use http::{HeaderMap, Method, StatusCode};
+use serde::Deserialize;
+
+use super::referrers::{next_link, ReferrersMode};
+use super::{read_limited, Access, Repository};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The most pages of one tag listing we follow.
+const MAX_PAGES: usize = 64;
+/// The most bytes of one tag listing we read, over all pages.
+const MAX_LISTING_BYTES: usize = 16 << 20;
+
+#[derive(Deserialize)]
+struct TagList {
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+}
+
+impl Repository {
+    /// The repository's `sha256-…` tags, when its referrers are known to
+    /// live in the tag schema; `None` when they are not (the referrers API,
+    /// or nothing learned yet), for the caller to ask per subject.
+    pub(crate) async fn referrers_tags(&self) -> Result<Option<HashSet<String>>> {
+        if self.known_mode() != ReferrersMode::TagSchema {
+            return Ok(None);
+        }
+        let mut url = self.url("tags/list")?;
+        let origin = url.origin();
+        let (mut out, mut read) = (HashSet::new(), 0usize);
+        for _ in 0..MAX_PAGES {
+            let resp = self
+                .send(
+                    Method::GET,
+                    url.clone(),
+                    Access::Pull,
+                    HeaderMap::new(),
+                    None,
+                )
+                .await?;
+            if resp.status() != StatusCode::OK {
+                return Err(self.error(resp, "the tag listing").await);
+            }
+            let next = next_link(resp.headers(), resp.url());
+            let body =
+                read_limited(resp, MAX_LISTING_BYTES - read, self.client.options.idle()).await?;
+            read += body.len();
+            let list: TagList = serde_json::from_slice(&body).map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("malformed tag listing: {}", crate::text::json_failure(&e)),
+                )
+            })?;
+            out.extend(
+                list.tags
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|t| t.starts_with("sha256-")),
+            );
+            match next {
+                Some(next) if next.origin() == origin => url = next,
+                _ => return Ok(Some(out)),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            format!("the tag listing has more than {MAX_PAGES} pages"),
+        ))
+    }
+}
