@@ -22,8 +22,9 @@
 # whatever the TTL. On docker-registry 2.8 (tag schema) and ferro-oci-server
 # (referrers API), no auth, no added latency. Every output is checked to
 # hold every referrer. Prints the median per tool in ms, tool/ORAS, the
-# registry process's CPU time during the call (median), and the registry
-# requests of one call (counted once beforehand through latency_proxy.py
+# CPU time of the tool (the CLI, and satcheld for satchel) and of the
+# registry process during the call (medians), and the registry requests
+# of one call (counted once beforehand through latency_proxy.py
 # --log-requests with no added latency).
 #
 #   bench/deep_discover.sh [--runs N] [--fanout A,B,C] [--registry dist|ferro|both]
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
     --runs) runs="$2"; shift 2 ;;
     --fanout) fanout="$2"; shift 2 ;;
     --registry) which="$2"; shift 2 ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -60,9 +61,11 @@ start_daemon() {
   env -u XDG_CACHE_HOME -u SATCHELD_CONFIG -u SATCHELD_CACHE_DIR -u SATCHELD_DOCKER_CONFIG \
     HOME="$work/home-$name" "$bin/satcheld" --listen "unix://$sock" "$@" 2>>"$work/$name.log" &
   pids+=($!)
+  dpid[$name]=$!
   for _ in $(seq 200); do [ -S "$sock" ] && return; sleep 0.05; done
   echo "satcheld ($name) did not start: $(cat "$work/$name.log")" >&2; exit 1
 }
+declare -A dpid
 echo 'registry_tag_cache_secs = 0' >"$work/ttl0.toml"
 start_daemon ttl0 --config "$work/ttl0.toml"
 start_daemon cached
@@ -79,12 +82,18 @@ shown() { grep -cE '(── |^ *- )sha256:[0-9a-f]{64}' "$1" || true; }
 
 ms() { echo $(($(date +%s%N) / 1000000)); }
 clk="$(getconf CLK_TCK)"
-# The CPU time process $1 has spent so far, in ms.
-cpu_ms() { awk -v hz="$clk" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$1/stat"; }
+# The CPU time process $1 has spent so far, in ms; with a second argument,
+# that of its children it has waited for.
+cpu_ms() {
+  local f=14; [ -z "${2:-}" ] || f=16
+  awk -v hz="$clk" -v f="$f" '{print int(($f + $(f + 1)) * 1000 / hz)}' "/proc/$1/stat"
+}
+# The CPU time of the tools this shell has run, and of both daemons.
+tool_cpu() { echo $(($(cpu_ms $$ children) + $(cpu_ms "${dpid[ttl0]}") + $(cpu_ms "${dpid[cached]}"))); }
 # $1: label, $2: registry address, $3: the registry's pid, then flags for
 # referrer_tree.py.
 measure() {
-  local label="$1" reg="$2" regpid="$3" ref="$2/bench/deep:v1" total tools i k tool t0 c0 n r
+  local label="$1" reg="$2" regpid="$3" ref="$2/bench/deep:v1" total tools i k tool t0 c0 u0 n r
   read -r _ total < <(python3 bench/referrer_tree.py --registry "$reg" --repo bench/deep --fanout "$fanout" "${@:4}")
   [ -n "$total" ] || { echo "could not write the tree on $label" >&2; exit 1; }
   # Once, untimed, through a counting proxy with no added latency: every
@@ -112,10 +121,11 @@ measure() {
       tool="${tools[$(((i + k) % 4))]}"
       # The default daemon's untimed call, whose listings the timed one finds.
       [ "$tool" != satchel_cached ] || sat cached "$ref" >/dev/null
-      c0=$(cpu_ms "$regpid") t0=$(ms)
+      c0=$(cpu_ms "$regpid") u0=$(tool_cpu) t0=$(ms)
       "$tool" "$ref" >"$work/out"
       echo $(($(ms) - t0)) >>"$work/t.$label.$tool"
       echo $(($(cpu_ms "$regpid") - c0)) >>"$work/c.$label.$tool"
+      echo $(($(tool_cpu) - u0)) >>"$work/u.$label.$tool"
       n="$(shown "$work/out")"
       [ "$n" = "$total" ] || { echo "$tool on $label, run $i: $n referrers of $total" >&2; exit 1; }
     done
@@ -137,13 +147,15 @@ rows = [("satchel, registry_tag_cache_secs = 0", "satchel_ttl0"),
 oras = med("oras_discover")
 print(f"== {title}: {total} referrers ({fanout.replace(',', ' x ')}), full depth, "
       f"loopback, median of {runs} runs (ms)")
-print(f"{'':40}{'ms':>8}{'/ORAS':>8}{'registry CPU ms':>17}{'requests':>10}")
+print(f"{'':40}{'ms':>8}{'/ORAS':>8}{'tool CPU':>10}{'registry CPU':>14}{'requests':>10}")
 for name, tool in rows:
     m = med(tool)
     n = pathlib.Path(work, f"n.{label}.{tool}").read_text().strip()
-    print(f"{name:40}{m:8.0f}{m / oras:8.2f}{med(tool, 'c'):17.0f}{n:>10}")
-print("(registry CPU: the registry process's, during the call; requests: of one call, "
-      "counted at a proxy beforehand)")
+    print(f"{name:40}{m:8.0f}{m / oras:8.2f}{med(tool, 'u'):10.0f}{med(tool, 'c'):14.0f}{n:>10}")
+print("(CPU ms during the call, medians: tool = the CLI process, plus satcheld for satchel; registry = the")
+print(" registry process. requests: of one call, counted at a proxy beforehand; a repeat finds only the")
+print(" listings fetched in the last 3 s, so after a call that took longer, as through the proxy can, it")
+print(" fetches most again)")
 PY
 }
 
