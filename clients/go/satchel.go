@@ -45,6 +45,20 @@ import (
 // default 4 MiB.
 const MaxReceiveSize = 8 << 20
 
+// The HTTP/2 settings of Dial's connection. grpc-go has no setting for the
+// frame size: it reads and writes 16 KiB frames whatever the peer allows,
+// so a 1 MiB chunk is 64 frames.
+const (
+	// StreamWindow is how many bytes of one answer the daemon may send
+	// before the client acknowledges them (HTTP/2's default is 64 KiB).
+	StreamWindow = 8 << 20
+	// ConnWindow is the same for all the calls on the connection together.
+	ConnWindow = 16 << 20
+	// ReadBuffer is how much the client reads from the socket at once
+	// (grpc-go's default is 32 KiB, two frames).
+	ReadBuffer = 1 << 20
+)
+
 // Client talks to one satcheld. It is safe for concurrent use.
 type Client struct {
 	// Timeout, when not zero, is the deadline every call of the wrapper
@@ -101,6 +115,15 @@ func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
 	all := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxReceiveSize)),
+		// Fixed windows (these turn BDP probing off): grpc-go's probing
+		// starts at 64 KiB and grows the window only to what arrives
+		// within a ping's round trip, little on a local socket, so the
+		// daemon would wait for a WINDOW_UPDATE every few frames.
+		grpc.WithInitialWindowSize(StreamWindow),
+		grpc.WithInitialConnWindowSize(ConnWindow),
+		// Fewer, larger reads: a 256 MiB pull took 2,100 reads instead of
+		// 9,900, and a third of the futex calls.
+		grpc.WithReadBufferSize(ReadBuffer),
 	}, opts...)
 	conn, err := grpc.NewClient(addr, all...)
 	if err != nil {

@@ -30,7 +30,12 @@ import {
   type ServerInfoResponse,
   type Target,
 } from "./gen/satchel/v1/satchel";
-import { CLIENT_RECEIVE_LIMIT_BYTES, grpcTarget, SERVER_INFO_DEFAULTS } from "./limits";
+import {
+  CLIENT_RECEIVE_LIMIT_BYTES,
+  FLOW_CONTROL_WINDOW_BYTES,
+  grpcTarget,
+  SERVER_INFO_DEFAULTS,
+} from "./limits";
 import { pullInto } from "./pull";
 import { type FileInput, fileSpecs, localFiles, type Upload, upload } from "./push";
 import { checkTitle } from "./titles";
@@ -159,6 +164,7 @@ export class SatchelClient {
     const creds = options.credentials ?? grpcCredentials.createInsecure();
     this.raw = new SatchelServiceClient(grpcTarget(address), creds, {
       "grpc.max_receive_message_length": CLIENT_RECEIVE_LIMIT_BYTES,
+      "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW_BYTES,
       ...options.channelOptions,
     });
   }

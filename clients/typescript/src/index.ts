@@ -15,7 +15,12 @@ export {
   type TargetOptions,
   type TimeoutOptions,
 } from "./client";
-export { CLIENT_RECEIVE_LIMIT_BYTES, defaultAddress, SERVER_INFO_DEFAULTS } from "./limits";
+export {
+  CLIENT_RECEIVE_LIMIT_BYTES,
+  defaultAddress,
+  FLOW_CONTROL_WINDOW_BYTES,
+  SERVER_INFO_DEFAULTS,
+} from "./limits";
 export { checkTitle, checkTitles, COMPONENT_MAX_BYTES, TOTAL_MAX_BYTES } from "./titles";
 export { status } from "@grpc/grpc-js";
 export * from "./gen/satchel/v1/satchel";

@@ -28,6 +28,15 @@ export const SERVER_INFO_DEFAULTS: Readonly<
 export const CLIENT_RECEIVE_LIMIT_BYTES = 8 << 20;
 
 /**
+ * The HTTP/2 flow-control window the client announces, per call and for
+ * the connection (grpc-js's `grpc-node.flow_control_window` sets both; it
+ * has no separate connection window, no BDP probing and no option for the
+ * frame size, which stays HTTP/2's 16 KiB). HTTP/2's default 64 KiB window
+ * would make the daemon wait for an acknowledgement every 64 KiB of a pull.
+ */
+export const FLOW_CONTROL_WINDOW_BYTES = 8 << 20;
+
+/**
  * The daemon's default socket, as satcheld computes it:
  * `unix://$XDG_RUNTIME_DIR/satchel/satcheld.sock` when XDG_RUNTIME_DIR is set
  * and not empty, else `unix://<tmpdir>/satchel-<uid>/satcheld.sock`.

@@ -41,6 +41,26 @@ RECEIVE_LIMIT_BYTES = 8 << 20
 and more than gRPC's default 4 MiB, for a pulled manifest may be 4 MiB plus
 its descriptor."""
 
+STREAM_WINDOW_BYTES = 8 << 20
+"""How many bytes of one answer the daemon may send before this client
+acknowledges them (the Rust client's window). grpc-core also keeps the
+connection's window at the streams' windows plus this; it has no separate
+setting for it."""
+
+MAX_FRAME_BYTES = (1 << 20) + (64 << 10)
+"""The largest HTTP/2 frame this client accepts: a whole 1 MiB chunk message
+fits in one (HTTP/2's default is 16 KiB)."""
+
+HTTP2_OPTIONS = (
+    # Fixed: grpc-core's BDP probing would move the window and the frame
+    # size with its estimates (and ping the daemon to make them).
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", STREAM_WINDOW_BYTES),
+    ("grpc.http2.max_frame_size", MAX_FRAME_BYTES),
+)
+"""The channel's HTTP/2 settings. grpc-core ignores a channel argument it
+does not know, so tests/test_http2.py reads what the channel announces."""
+
 _READ = 1 << 20
 """How much of a file is read at once to hash it."""
 
@@ -84,7 +104,7 @@ class Client:
         addr = addr or os.environ.get("SATCHEL_ADDR") or default_addr()
         if addr.startswith("/"):
             addr = "unix://" + addr
-        options = [("grpc.max_receive_message_length", RECEIVE_LIMIT_BYTES)]
+        options = [("grpc.max_receive_message_length", RECEIVE_LIMIT_BYTES), *HTTP2_OPTIONS]
         if addr.startswith("unix:"):
             # grpc-core sends a Unix socket's path as :authority, which the
             # daemon's HTTP/2 server refuses as malformed; name a host instead.

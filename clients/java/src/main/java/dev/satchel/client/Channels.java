@@ -60,6 +60,14 @@ final class Channels {
   }
 
   /**
+   * The HTTP/2 flow-control window the client announces, per call and for the connection: how many
+   * bytes of a pull the daemon may send before the client acknowledges them. grpc-java's default
+   * is 1 MiB, grown by BDP pings up to 8 MiB; a local socket needs no probing. grpc-java has no
+   * setting for the largest frame it accepts, which stays HTTP/2's 16 KiB.
+   */
+  static final int FLOW_CONTROL_WINDOW = 8 << 20;
+
+  /**
    * A channel to a resolved address: {@code unix:///path/to.sock}, {@code http://host:port}, {@code
    * https://host:port} (TLS with the system's trust store) or a bare {@code host:port} (plain
    * text), accepting messages up to {@code receiveLimit} bytes.
@@ -75,6 +83,10 @@ final class Channels {
     }
     ManagedChannelBuilder<?> builder =
         Grpc.newChannelBuilder(target, credentials).maxInboundMessageSize(receiveLimit);
+    if (builder instanceof NettyChannelBuilder netty) {
+      // Fixed, per call and for the connection together; BDP probing off.
+      netty.flowControlWindow(FLOW_CONTROL_WINDOW);
+    }
     if (target.startsWith("unix:")) {
       // grpc-java would send the socket path as :authority, which the daemon's HTTP/2 stack
       // rejects (PROTOCOL_ERROR); any valid host name will do.
