@@ -1369,7 +1369,14 @@ type PullRequest struct {
 	// FAILED_PRECONDITION and lists the candidates.
 	Subject *Target `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
 	// With subject: the artifact type of the attachment to pull.
-	ArtifactType  string `protobuf:"bytes,3,opt,name=artifact_type,json=artifactType,proto3" json:"artifact_type,omitempty"`
+	ArtifactType string `protobuf:"bytes,3,opt,name=artifact_type,json=artifactType,proto3" json:"artifact_type,omitempty"`
+	// Ask for the local file handoff: instead of streaming each file's
+	// bytes, the daemon writes them into an empty file the caller opened for
+	// writing and passed over the daemon's files socket (the gRPC socket's
+	// path with ".files" appended) as SCM_RIGHTS. Honoured only for callers
+	// on the daemon's Unix socket; PulledManifest.local_ticket says whether.
+	// A hint: a daemon that does not honour it streams as usual.
+	LocalFiles    bool `protobuf:"varint,4,opt,name=local_files,json=localFiles,proto3" json:"local_files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1425,6 +1432,13 @@ func (x *PullRequest) GetArtifactType() string {
 	return ""
 }
 
+func (x *PullRequest) GetLocalFiles() bool {
+	if x != nil {
+		return x.LocalFiles
+	}
+	return false
+}
+
 // PulledManifest is the first message of a Pull stream.
 type PulledManifest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1433,7 +1447,18 @@ type PulledManifest struct {
 	// The manifest content, verified against the descriptor's digest.
 	Content []byte `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
 	// The canonical reference of the manifest by digest.
-	Reference     string `protobuf:"bytes,3,opt,name=reference,proto3" json:"reference,omitempty"`
+	Reference string `protobuf:"bytes,3,opt,name=reference,proto3" json:"reference,omitempty"`
+	// Set when the daemon honours PullRequest.local_files: 16 random bytes
+	// naming this pull on the files socket. Then each file comes as a
+	// FileHeader, Progress and a FileDone with no chunks in between: after
+	// the header the caller sends, on a connection to the files socket, one
+	// message of this ticket and the file's 0-based index in the stream (4
+	// bytes, big-endian) carrying the file's descriptor, and reads one byte
+	// back (0: taken; anything else: refused, and the stream fails). The
+	// file must be a regular, empty file open for writing, by the same user
+	// as the gRPC caller. FileDone means the daemon wrote and verified every
+	// byte (the daemon's check stands in for the caller's hash).
+	LocalTicket   []byte `protobuf:"bytes,4,opt,name=local_ticket,json=localTicket,proto3" json:"local_ticket,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1487,6 +1512,13 @@ func (x *PulledManifest) GetReference() string {
 		return x.Reference
 	}
 	return ""
+}
+
+func (x *PulledManifest) GetLocalTicket() []byte {
+	if x != nil {
+		return x.LocalTicket
+	}
+	return nil
 }
 
 // FileHeader starts a file in a Pull stream.
@@ -1595,7 +1627,8 @@ func (x *FileDone) GetDigest() string {
 
 // PullResponse is one message of a Pull stream: a manifest first, then for
 // each file a header, its chunks (with Progress now and then) and a
-// FileDone.
+// FileDone; with the local handoff (PulledManifest.local_ticket), no
+// chunks.
 type PullResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Payload:
@@ -2945,15 +2978,18 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\x10DiscoverResponse\x120\n" +
 	"\asubject\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\asubject\x12\x1c\n" +
 	"\treference\x18\x02 \x01(\tR\treference\x122\n" +
-	"\treferrers\x18\x03 \x03(\v2\x14.satchel.v1.ReferrerR\treferrers\"\x8c\x01\n" +
+	"\treferrers\x18\x03 \x03(\v2\x14.satchel.v1.ReferrerR\treferrers\"\xad\x01\n" +
 	"\vPullRequest\x12*\n" +
 	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\x12,\n" +
 	"\asubject\x18\x02 \x01(\v2\x12.satchel.v1.TargetR\asubject\x12#\n" +
-	"\rartifact_type\x18\x03 \x01(\tR\fartifactType\"|\n" +
+	"\rartifact_type\x18\x03 \x01(\tR\fartifactType\x12\x1f\n" +
+	"\vlocal_files\x18\x04 \x01(\bR\n" +
+	"localFiles\"\x9f\x01\n" +
 	"\x0ePulledManifest\x122\n" +
 	"\bmanifest\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\bmanifest\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\fR\acontent\x12\x1c\n" +
-	"\treference\x18\x03 \x01(\tR\treference\"N\n" +
+	"\treference\x18\x03 \x01(\tR\treference\x12!\n" +
+	"\flocal_ticket\x18\x04 \x01(\fR\vlocalTicket\"N\n" +
 	"\n" +
 	"FileHeader\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +

@@ -214,24 +214,28 @@ class DiscoverResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ..., referrers: _Optional[_Iterable[_Union[Referrer, _Mapping]]] = ...) -> None: ...
 
 class PullRequest(_message.Message):
-    __slots__ = ("target", "subject", "artifact_type")
+    __slots__ = ("target", "subject", "artifact_type", "local_files")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_FILES_FIELD_NUMBER: _ClassVar[int]
     target: Target
     subject: Target
     artifact_type: str
-    def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ..., subject: _Optional[_Union[Target, _Mapping]] = ..., artifact_type: _Optional[str] = ...) -> None: ...
+    local_files: bool
+    def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ..., subject: _Optional[_Union[Target, _Mapping]] = ..., artifact_type: _Optional[str] = ..., local_files: _Optional[bool] = ...) -> None: ...
 
 class PulledManifest(_message.Message):
-    __slots__ = ("manifest", "content", "reference")
+    __slots__ = ("manifest", "content", "reference", "local_ticket")
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_TICKET_FIELD_NUMBER: _ClassVar[int]
     manifest: Descriptor
     content: bytes
     reference: str
-    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., content: _Optional[bytes] = ..., reference: _Optional[str] = ...) -> None: ...
+    local_ticket: bytes
+    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., content: _Optional[bytes] = ..., reference: _Optional[str] = ..., local_ticket: _Optional[bytes] = ...) -> None: ...
 
 class FileHeader(_message.Message):
     __slots__ = ("name", "layer")

@@ -383,6 +383,15 @@ export interface PullRequest {
     | undefined;
   /** With subject: the artifact type of the attachment to pull. */
   artifactType: string;
+  /**
+   * Ask for the local file handoff: instead of streaming each file's
+   * bytes, the daemon writes them into an empty file the caller opened for
+   * writing and passed over the daemon's files socket (the gRPC socket's
+   * path with ".files" appended) as SCM_RIGHTS. Honoured only for callers
+   * on the daemon's Unix socket; PulledManifest.local_ticket says whether.
+   * A hint: a daemon that does not honour it streams as usual.
+   */
+  localFiles: boolean;
 }
 
 /** PulledManifest is the first message of a Pull stream. */
@@ -395,6 +404,19 @@ export interface PulledManifest {
   content: Buffer;
   /** The canonical reference of the manifest by digest. */
   reference: string;
+  /**
+   * Set when the daemon honours PullRequest.local_files: 16 random bytes
+   * naming this pull on the files socket. Then each file comes as a
+   * FileHeader, Progress and a FileDone with no chunks in between: after
+   * the header the caller sends, on a connection to the files socket, one
+   * message of this ticket and the file's 0-based index in the stream (4
+   * bytes, big-endian) carrying the file's descriptor, and reads one byte
+   * back (0: taken; anything else: refused, and the stream fails). The
+   * file must be a regular, empty file open for writing, by the same user
+   * as the gRPC caller. FileDone means the daemon wrote and verified every
+   * byte (the daemon's check stands in for the caller's hash).
+   */
+  localTicket: Buffer;
 }
 
 /** FileHeader starts a file in a Pull stream. */
@@ -421,7 +443,8 @@ export interface FileDone {
 /**
  * PullResponse is one message of a Pull stream: a manifest first, then for
  * each file a header, its chunks (with Progress now and then) and a
- * FileDone.
+ * FileDone; with the local handoff (PulledManifest.local_ticket), no
+ * chunks.
  */
 export interface PullResponse {
   payload?:
@@ -2346,7 +2369,7 @@ export const DiscoverResponse: MessageFns<DiscoverResponse> = {
 };
 
 function createBasePullRequest(): PullRequest {
-  return { target: undefined, subject: undefined, artifactType: "" };
+  return { target: undefined, subject: undefined, artifactType: "", localFiles: false };
 }
 
 export const PullRequest: MessageFns<PullRequest> = {
@@ -2359,6 +2382,9 @@ export const PullRequest: MessageFns<PullRequest> = {
     }
     if (message.artifactType !== "") {
       writer.uint32(26).string(message.artifactType);
+    }
+    if (message.localFiles !== false) {
+      writer.uint32(32).bool(message.localFiles);
     }
     return writer;
   },
@@ -2400,6 +2426,14 @@ export const PullRequest: MessageFns<PullRequest> = {
             message.artifactType = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.localFiles = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2424,12 +2458,13 @@ export const PullRequest: MessageFns<PullRequest> = {
       ? Target.fromPartial(object.subject)
       : undefined;
     message.artifactType = object.artifactType ?? "";
+    message.localFiles = object.localFiles ?? false;
     return message;
   },
 };
 
 function createBasePulledManifest(): PulledManifest {
-  return { manifest: undefined, content: Buffer.alloc(0), reference: "" };
+  return { manifest: undefined, content: Buffer.alloc(0), reference: "", localTicket: Buffer.alloc(0) };
 }
 
 export const PulledManifest: MessageFns<PulledManifest> = {
@@ -2442,6 +2477,9 @@ export const PulledManifest: MessageFns<PulledManifest> = {
     }
     if (message.reference !== "") {
       writer.uint32(26).string(message.reference);
+    }
+    if (message.localTicket.length !== 0) {
+      writer.uint32(34).bytes(message.localTicket);
     }
     return writer;
   },
@@ -2483,6 +2521,14 @@ export const PulledManifest: MessageFns<PulledManifest> = {
             message.reference = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.localTicket = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2505,6 +2551,7 @@ export const PulledManifest: MessageFns<PulledManifest> = {
       : undefined;
     message.content = object.content ?? Buffer.alloc(0);
     message.reference = object.reference ?? "";
+    message.localTicket = object.localTicket ?? Buffer.alloc(0);
     return message;
   },
 };
