@@ -14,12 +14,17 @@
 //! ([`crate::service::deliver`]) and ends the file with FileDone once every
 //! byte is written and verified. The caller renames the file into place.
 //!
-//! What the daemon takes on trust, it checks: the connecting process's uid
-//! (`SO_PEERCRED`) must be the ticket's; the descriptor must be a regular,
-//! empty file open for writing and not for appending. The daemon writes
-//! only through that descriptor, so a caller can make it write nothing the
-//! caller could not write itself, and no path is ever resolved on the
-//! caller's behalf.
+//! Only the daemon's own user gets tickets ([`Handoff::ticket_for`]): the
+//! daemon then writes with no more privilege than its caller has, so the
+//! file a caller passes can be nothing the caller could not write itself
+//! (a root daemon writing a `/proc` file for another user could). Other
+//! local users, like remote callers, get the stream. What the daemon takes
+//! on trust, it checks: the connecting process's uid (`SO_PEERCRED`) must
+//! be the ticket's; the descriptor must be a regular, empty file open for
+//! writing (not `O_PATH`, not for appending). The daemon writes only
+//! through that descriptor; no path is resolved on the caller's behalf. A
+//! ticket takes one file at a time; a connection that sends nothing for
+//! [`IDLE`] is closed.
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
@@ -40,11 +45,15 @@ use crate::callers::Caller;
 /// How long a pull waits for the caller to pass the file it announced.
 pub const FILE_WAIT: Duration = Duration::from_secs(30);
 
+/// How long a files socket connection may send nothing before it is closed.
+pub const IDLE: Duration = Duration::from_secs(30);
+
 /// The one-byte answer to a file message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Reply {
-    /// The daemon took the descriptor and will fill the file.
+    /// The descriptor went to the pull, which checks it next (and fails
+    /// the stream if it may not fill it).
     Taken = 0,
     /// No pull under way has this ticket.
     UnknownTicket = 1,
@@ -60,7 +69,7 @@ const MESSAGE: usize = 16 + 4;
 /// A pull's registration: who may pass its files, and where they go.
 struct Slot {
     uid: u32,
-    files: mpsc::UnboundedSender<(u32, OwnedFd)>,
+    files: mpsc::Sender<(u32, OwnedFd)>,
 }
 
 /// The pulls waiting for files, by ticket.
@@ -79,7 +88,7 @@ impl std::fmt::Debug for Handoff {
 /// A pull's claim on the files socket; dropping it ends the claim.
 pub struct Ticket {
     id: [u8; 16],
-    files: mpsc::UnboundedReceiver<(u32, OwnedFd)>,
+    files: mpsc::Receiver<(u32, OwnedFd)>,
     handoff: Weak<Handoff>,
 }
 
@@ -89,7 +98,17 @@ impl Handoff {
     pub fn serve(self: &Arc<Self>, listener: UnixListener) {
         let handoff = Arc::downgrade(self);
         tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
+            loop {
+                let conn = match listener.accept().await {
+                    Ok((conn, _)) => conn,
+                    Err(e) => {
+                        // Out of descriptors, or a connection aborted: the
+                        // socket stays served.
+                        tracing::warn!(error = %e, "files socket: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
                 let Some(handoff) = handoff.upgrade() else {
                     return;
                 };
@@ -102,15 +121,13 @@ impl Handoff {
         });
     }
 
-    /// A ticket for a pull by `caller`, if the caller is on the Unix socket
-    /// and the socket told its uid; `None` (stream the bytes) otherwise.
+    /// A ticket for a pull by `caller` if the caller is the daemon's own
+    /// user on the Unix socket; `None` (stream the bytes) otherwise.
     pub fn ticket_for(self: &Arc<Self>, caller: &Caller) -> Result<Option<Ticket>> {
-        let uid = match caller {
-            Caller::Owner => rustix::process::geteuid().as_raw(),
-            Caller::OtherUser(Some(uid)) => *uid,
-            Caller::OtherUser(None) | Caller::Remote => return Ok(None),
-        };
-        self.ticket(uid).map(Some)
+        match caller {
+            Caller::Owner => self.ticket(rustix::process::geteuid().as_raw()).map(Some),
+            Caller::OtherUser(_) | Caller::Remote => Ok(None),
+        }
     }
 
     /// A new ticket for a pull by the local user `uid`.
@@ -118,7 +135,7 @@ impl Handoff {
         let mut id = [0u8; 16];
         rustix::rand::getrandom(&mut id, rustix::rand::GetRandomFlags::empty())
             .map_err(|e| Error::new(ErrorKind::Internal, format!("no random bytes: {e}")))?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(1);
         let slot = Slot { uid, files: tx };
         self.pending.lock().expect("handoff").insert(id, slot);
         Ok(Ticket {
@@ -133,7 +150,10 @@ impl Handoff {
     async fn connection(&self, mut conn: UnixStream) -> std::io::Result<()> {
         let uid = rustix::net::sockopt::socket_peercred(&conn)?.uid.as_raw();
         loop {
-            let Some((message, fd)) = receive(&conn).await? else {
+            let Ok(received) = tokio::time::timeout(IDLE, receive(&conn)).await else {
+                return Ok(());
+            };
+            let Some((message, fd)) = received? else {
                 return Ok(());
             };
             let reply = self.route(uid, &message, fd);
@@ -155,7 +175,9 @@ impl Handoff {
         match pending.get(&id) {
             None => Reply::UnknownTicket,
             Some(slot) if slot.uid != uid => Reply::WrongUser,
-            Some(slot) => match slot.files.send((index, fd)) {
+            // One file at a time: a second before the pull took the first
+            // is refused.
+            Some(slot) => match slot.files.try_send((index, fd)) {
                 Ok(()) => Reply::Taken,
                 Err(_) => Reply::UnknownTicket,
             },
@@ -218,7 +240,10 @@ impl Ticket {
                 "the caller passed a file for file {got} while file {index} was due"
             )));
         }
-        writable_empty_file(fd)
+        // fstat and fcntl on a hung mount must not hold up a runtime worker.
+        tokio::task::spawn_blocking(move || writable_empty_file(fd))
+            .await
+            .map_err(|e| refused(format!("the check failed: {e}")))?
     }
 }
 
@@ -244,7 +269,7 @@ fn writable_empty_file(fd: OwnedFd) -> Result<std::fs::File> {
     let flags = rustix::fs::fcntl_getfl(fd.as_fd())
         .map_err(|e| refused(format!("cannot read its flags: {e}")))?;
     let mode = flags & OFlags::RWMODE;
-    if mode == OFlags::RDONLY || flags.contains(OFlags::APPEND) {
+    if mode == OFlags::RDONLY || flags.intersects(OFlags::APPEND | OFlags::PATH) {
         return Err(refused("it is not open for writing at any offset".into()));
     }
     Ok(std::fs::File::from(fd))

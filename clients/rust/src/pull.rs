@@ -82,7 +82,12 @@ pub async fn pull(
     out: &Path,
     on_event: impl FnMut(PullEvent<'_>),
 ) -> Result<Pulled, Error> {
-    let files_socket = client.files_socket().map(Path::to_path_buf);
+    // Asked for only when the files socket is there to be reached (a
+    // container may mount the gRPC socket alone).
+    let files_socket = client
+        .files_socket()
+        .filter(|p| p.exists())
+        .map(Path::to_path_buf);
     request.local_files = files_socket.is_some();
     let stream = client.pull(request).await?.into_inner();
     run(stream, out, files_socket, on_event).await
@@ -373,7 +378,7 @@ impl Partial {
     }
 
     /// Renames the file into place if it checks out (see [`Self::mismatch`]),
-    /// once every byte is written and synced.
+    /// once every byte is written.
     async fn commit(mut self, verified: &str) -> Result<PulledFile, Error> {
         let written = match std::mem::replace(&mut self.body, Body::Stream(Sink::closed())) {
             Body::Stream(sink) => sink.finish().await,

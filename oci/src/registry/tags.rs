@@ -1,6 +1,6 @@
 //! The referrers tags of a repository, in one listing: `GET
 //! /v2/<repo>/tags/list` (following `Link` pages on the same origin), kept
-//! to the `sha256-<hex>` names of the tag schema. A deep discover on a
+//! whole (the tag schema's `sha256-<hex>` names are among them). A deep discover on a
 //! registry without the referrers API asks this once, then fetches only the
 //! indexes that exist instead of one 404 per manifest in the tree.
 
@@ -25,7 +25,7 @@ struct TagList {
 }
 
 impl Repository {
-    /// The repository's `sha256-…` tags, when its referrers are known to
+    /// The repository's tags, when its referrers are known to
     /// live in the tag schema; `None` when they are not (the referrers API,
     /// or nothing learned yet), for the caller to ask per subject.
     pub(crate) async fn referrers_tags(&self) -> Result<Option<HashSet<String>>> {
@@ -58,12 +58,8 @@ impl Repository {
                     format!("malformed tag listing: {}", crate::text::json_failure(&e)),
                 )
             })?;
-            out.extend(
-                list.tags
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|t| t.starts_with("sha256-")),
-            );
+            // Every tag: the schema's `sha256-` and `sha512-` ones among them.
+            out.extend(list.tags.unwrap_or_default());
             match next {
                 Some(next) if next.origin() == origin => url = next,
                 _ => return Ok(Some(out)),

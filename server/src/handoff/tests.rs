@@ -132,7 +132,7 @@ async fn descriptors_the_daemon_may_not_fill_are_refused() {
         (
             "a file opened with O_PATH",
             OpenOptions::new()
-                .read(true)
+                .write(true)
                 .custom_flags(libc_o_path())
                 .open(&empty)
                 .unwrap()
@@ -154,4 +154,21 @@ async fn descriptors_the_daemon_may_not_fill_are_refused() {
 /// `O_PATH`, which std does not name.
 fn libc_o_path() -> i32 {
     OFlags::PATH.bits() as i32
+}
+
+#[test]
+fn only_the_daemons_own_user_gets_a_ticket() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _in = rt.enter();
+    let handoff = Arc::new(Handoff::default());
+    assert!(handoff.ticket_for(&Caller::Owner).unwrap().is_some());
+    for other in [
+        Caller::OtherUser(Some(me() + 1)),
+        Caller::OtherUser(None),
+        Caller::Remote,
+    ] {
+        assert!(handoff.ticket_for(&other).unwrap().is_none(), "{other:?}");
+    }
 }

@@ -66,6 +66,10 @@ pub async fn copy_file(
             }
             done += n as u64;
             progress.send_replace(done);
+            if progress.is_closed() {
+                // The pull was dropped (its caller went away): stop.
+                return Err(io(std::io::Error::other("the pull ended")));
+            }
         }
         Ok(())
     })

@@ -120,7 +120,9 @@ impl Service {
 /// first level only; a visited set stops cycles and repeats. Below the
 /// first level, on a registry using the tag schema, one tag listing says
 /// which manifests have an index at all, so the walk fetches only those
-/// (a listing that fails leaves every manifest to be asked).
+/// (a listing that fails leaves every manifest to be asked). The listing
+/// is a snapshot: an index tagged after it is missed, as it would be if
+/// its manifest had been asked a moment earlier.
 async fn referrer_tree(
     target: &Target,
     root: &Digest,
@@ -130,7 +132,13 @@ async fn referrer_tree(
     let visited = Mutex::new(HashSet::from([root.clone()]));
     let first = target.referrers(root, filter).await?;
     let tagged = match depth > 1 && !first.is_empty() {
-        true => target.referrers_tags().await.ok().flatten(),
+        true => match target.referrers_tags().await {
+            Ok(tags) => tags,
+            Err(e) => {
+                tracing::debug!(error = %e, "no tag listing; asking each manifest");
+                None
+            }
+        },
         false => None,
     };
     let walk = Walk {

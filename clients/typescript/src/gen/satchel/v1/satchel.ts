@@ -387,8 +387,9 @@ export interface PullRequest {
    * Ask for the local file handoff: instead of streaming each file's
    * bytes, the daemon writes them into an empty file the caller opened for
    * writing and passed over the daemon's files socket (the gRPC socket's
-   * path with ".files" appended) as SCM_RIGHTS. Honoured only for callers
-   * on the daemon's Unix socket; PulledManifest.local_ticket says whether.
+   * path with ".files" appended) as SCM_RIGHTS. Honoured only for the
+   * daemon's own user on its Unix socket (other users and remote callers
+   * get the stream); PulledManifest.local_ticket says whether.
    * A hint: a daemon that does not honour it streams as usual.
    */
   localFiles: boolean;
@@ -411,10 +412,12 @@ export interface PulledManifest {
    * the header the caller sends, on a connection to the files socket, one
    * message of this ticket and the file's 0-based index in the stream (4
    * bytes, big-endian) carrying the file's descriptor, and reads one byte
-   * back (0: taken; anything else: refused, and the stream fails). The
-   * file must be a regular, empty file open for writing, by the same user
-   * as the gRPC caller. FileDone means the daemon wrote and verified every
-   * byte (the daemon's check stands in for the caller's hash).
+   * back before sending anything else (0: handed to the pull, which then
+   * checks the file and fails the stream if it may not fill it; anything
+   * else: refused). The file must be a regular, empty file open for
+   * writing, not for appending. FileDone means the daemon wrote and
+   * verified every byte (the daemon's check stands in for the caller's
+   * hash).
    */
   localTicket: Buffer;
 }
