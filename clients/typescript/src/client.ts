@@ -293,8 +293,8 @@ export class SatchelClient {
    */
   async *pullStream(reference: string, options: PullStreamOptions = {}): AsyncGenerator<PullResponse> {
     const request: PullRequest = options.artifactType
-      ? { subject: target(reference, options), artifactType: options.artifactType }
-      : { target: target(reference, options), artifactType: "" };
+      ? { subject: target(reference, options), artifactType: options.artifactType, localFiles: false }
+      : { target: target(reference, options), artifactType: "", localFiles: false };
     const callOptions = this.callOptions(options);
     const call = this.raw.pull(request, callOptions);
     let finished = false;

@@ -80,6 +80,7 @@ export function pullResponseFromJson(json: unknown): PullResponse {
         manifest: descriptor(v.manifest, "manifest.manifest"),
         content: bytes(v.content, "manifest.content"),
         reference: str(v.reference, "manifest.reference"),
+        localTicket: Buffer.alloc(0),
       },
     };
   } else if (m.file !== undefined) {

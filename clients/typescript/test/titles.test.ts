@@ -89,7 +89,7 @@ function manifest(files: [string, Buffer][]): PullResponse {
     artifactType: "",
   };
   const reference = `r@${descriptor.digest}`;
-  return { payload: { $case: "manifest", manifest: { manifest: descriptor, content, reference } } };
+  return { payload: { $case: "manifest", manifest: { manifest: descriptor, content, reference, localTicket: Buffer.alloc(0) } } };
 }
 
 function file(name: string, data: Buffer): PullResponse[] {
