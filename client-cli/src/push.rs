@@ -73,13 +73,38 @@ fn split_operand(operand: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Stats each file, and hashes all of them now with `hash_first` (else
-/// the push hashes those below the daemon's hash-first size).
+/// The title of the file or directory `path`, as the ORAS CLI makes it:
+/// a relative path cleaned lexically (`./a//b` is `a/b`, `a/../b` is `b`);
+/// an absolute one, which ORAS refuses without `--disable-path-validation`,
+/// is titled with its last part.
+fn title_of(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            ".." if path.starts_with('/') => {}
+            part => parts.push(part),
+        }
+    }
+    match path.starts_with('/') {
+        true => parts.last().copied().unwrap_or_default().to_string(),
+        false if parts.is_empty() => ".".to_string(),
+        false => parts.join("/"),
+    }
+}
+
+/// Stats each file (packing directories), and hashes all of them now with
+/// `hash_first` (else the push hashes those below the daemon's hash-first
+/// size).
 async fn prepare_files(operands: &[String], hash_first: bool) -> anyhow::Result<Vec<LocalFile>> {
     let mut out = Vec::new();
     for operand in operands {
         let (file, media_type) = split_operand(operand);
-        out.push(LocalFile::new(file, media_type.unwrap_or_default(), hash_first).await?);
+        let title = title_of(file);
+        out.push(LocalFile::named(file, &title, media_type.unwrap_or_default(), hash_first).await?);
     }
     Ok(out)
 }
@@ -225,4 +250,22 @@ fn report(verb: &str, resp: &pb::PushResult, format: &str) -> anyhow::Result<()>
     println!("ArtifactType: {}", esc(&manifest.artifact_type));
     println!("Digest: {}", esc(&manifest.digest));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::title_of;
+
+    #[test]
+    fn titles_are_relative_paths_cleaned_as_oras_cleans_them() {
+        assert_eq!(title_of("dir/top.txt"), "dir/top.txt");
+        assert_eq!(title_of("./dir//top.txt"), "dir/top.txt");
+        assert_eq!(title_of("dir/../top.txt"), "top.txt");
+        assert_eq!(title_of("dir/"), "dir");
+        assert_eq!(title_of("../up.txt"), "../up.txt");
+        assert_eq!(title_of("a/../../up.txt"), "../up.txt");
+        assert_eq!(title_of("."), ".");
+        assert_eq!(title_of("/abs/path/f.json"), "f.json");
+        assert_eq!(title_of("/../f.json"), "f.json");
+    }
 }

@@ -18,6 +18,7 @@ pub mod grpc;
 pub mod hostile;
 pub mod image;
 pub mod leaks;
+pub mod peers;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -383,6 +384,28 @@ impl Daemon {
     /// The docker `config.json` this daemon reads (it may not exist yet).
     pub fn docker_config(&self) -> PathBuf {
         self.dir.path().join("docker").join("config.json")
+    }
+
+    /// Runs `satchel` in the directory `cwd`.
+    pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Output {
+        satchel_command(&self.addr, args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run satchel")
+    }
+
+    /// Runs `satchel` in the directory `cwd` and requires success; returns
+    /// stdout.
+    pub fn ok_in(&self, cwd: &Path, args: &[&str]) -> String {
+        let out = self.run_in(cwd, args);
+        assert!(
+            out.status.success(),
+            "satchel {args:?} in {} failed: {}",
+            cwd.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
     }
 
     /// Runs `satchel` and requires success; returns stdout.

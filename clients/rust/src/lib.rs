@@ -14,6 +14,8 @@
 //! - [`blob`]: the content store's resumable upload and ranged download.
 //! - [`title`], [`write`]: which names a pull may write, and writing them
 //!   without following links.
+//! - [`pack`], [`unpack`]: directories as the ORAS CLI pushes them, a
+//!   tar+gzip layer, packed on push and unpacked safely on pull.
 //! - [`Error`] (`error.rs`): every failure with its gRPC code.
 //!
 //! Architecture invariant: this crate holds the client's behaviour; the CLI
@@ -27,9 +29,11 @@ mod client;
 mod connect;
 mod error;
 mod handoff;
+pub mod pack;
 mod pull;
 mod push;
 pub mod title;
+pub mod unpack;
 pub mod write;
 
 pub use client::{

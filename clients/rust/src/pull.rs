@@ -35,6 +35,7 @@ use tonic::Code;
 
 use crate::handoff::Handoff;
 use crate::title::{check_title, check_titles, manifest_titles, shown};
+use crate::unpack;
 use crate::write::{OutDir, Placement};
 use crate::{pb, Client, Error};
 
@@ -290,6 +291,8 @@ fn broken(what: &str) -> Error {
 /// A file being received under a temporary name beside its final one.
 struct Partial {
     name: String,
+    /// The output directory, for a layer to unpack.
+    out: OutDir,
     placement: Placement,
     body: Body,
     layer: pb::Descriptor,
@@ -316,16 +319,21 @@ impl Partial {
         layer: pb::Descriptor,
         handed: bool,
     ) -> Result<Self, Error> {
-        let (out, title) = (out.clone(), name.clone());
-        let (placement, file) = tokio::task::spawn_blocking(move || out.create(&title))
-            .await
-            .map_err(|e| Error::local(Code::Internal, format!("file creation failed: {e}")))??;
+        let (dir, title) = (out.clone(), name.clone());
+        let scratch = unpack::is_directory(&layer);
+        let (placement, file) = tokio::task::spawn_blocking(move || match scratch {
+            true => dir.create_scratch(&title),
+            false => dir.create(&title),
+        })
+        .await
+        .map_err(|e| Error::local(Code::Internal, format!("file creation failed: {e}")))??;
         let body = match handed {
             true => Body::Handed(file),
             false => Body::Stream(Sink::start(file)),
         };
         Ok(Partial {
             name,
+            out: out.clone(),
             placement,
             body,
             layer,
@@ -400,14 +408,21 @@ impl Partial {
             self.discard().await;
             return Err(Error::local(Code::DataLoss, message));
         }
-        let path = tokio::task::spawn_blocking(move || self.placement.commit())
-            .await
-            .map_err(|e| Error::local(Code::Internal, format!("rename failed: {e}")))??;
-        Ok(PulledFile {
-            name: self.name,
-            path,
-            layer: self.layer,
+        let (name, layer) = (self.name, self.layer);
+        let (placement, out) = (self.placement, self.out);
+        let (title, desc) = (name.clone(), layer.clone());
+        let path = tokio::task::spawn_blocking(move || {
+            if !unpack::is_directory(&desc) {
+                return placement.commit();
+            }
+            // The archive checked out; the directory is made from it, and
+            // the archive (dropped with `placement`) removed.
+            let archive = placement.reopen()?;
+            unpack::unpack(archive, &out, &title, &desc, unpack::Limits::default())
         })
+        .await
+        .map_err(|e| Error::local(Code::Internal, format!("rename failed: {e}")))??;
+        Ok(PulledFile { name, path, layer })
     }
 
     async fn discard(self) {

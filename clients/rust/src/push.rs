@@ -21,7 +21,9 @@ use crate::{pb, Client, Error};
 pub const DEFAULT_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// A local file to push, and the [`pb::FileSpec`] the daemon will get for
-/// it. Set `spec.annotations` for extra layer annotations.
+/// it. Set `spec.annotations` for extra layer annotations. A directory is
+/// pushed as the ORAS CLI pushes one ([`crate::pack`]): `path` is then its
+/// packed archive, kept until the last clone of this value is dropped.
 #[derive(Debug, Clone)]
 pub struct LocalFile {
     /// Where the bytes are.
@@ -29,42 +31,62 @@ pub struct LocalFile {
     /// How the layer is described: its title (the file's name), media type,
     /// size and, when hashed first, digest.
     pub spec: pb::FileSpec,
+    /// A packed directory's archive, removed with the last clone.
+    _archive: Option<Arc<tempfile::TempPath>>,
 }
 
 impl LocalFile {
-    /// Describes the regular file at `path` as a layer titled with its file
-    /// name; an empty `media_type` means [`DEFAULT_MEDIA_TYPE`]. With
-    /// `hash_first` its sha256 is computed now; otherwise [`push`] and
-    /// [`attach`] hash it if it is smaller than the daemon's
-    /// `hash_first_below`. A missing file (or one that is not a regular
-    /// file) is INVALID_ARGUMENT naming the path; the `std::io::Error` is
-    /// the error's `source()`.
+    /// Describes the regular file or directory at `path` as a layer titled
+    /// with its file name; see [`Self::named`].
     pub async fn new(
         path: impl Into<PathBuf>,
         media_type: &str,
         hash_first: bool,
     ) -> Result<Self, Error> {
         let path = path.into();
-        let shown = path.display().to_string();
-        let meta = tokio::fs::metadata(&path)
-            .await
-            .map_err(|e| Error::io(format!("cannot read {shown}"), e))?;
-        if !meta.is_file() {
-            return Err(Error::local(
-                Code::InvalidArgument,
-                format!("{shown} is not a regular file"),
-            ));
-        }
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| {
                 Error::local(
                     Code::InvalidArgument,
-                    format!("{shown} has no usable file name"),
+                    format!("{} has no usable file name", path.display()),
                 )
             })?
             .to_string();
+        Self::named(path, &name, media_type, hash_first).await
+    }
+
+    /// Describes the regular file or directory at `path` as a layer titled
+    /// `title`, which must be a safe relative path ([`crate::check_title`]).
+    /// An empty `media_type` means [`DEFAULT_MEDIA_TYPE`] for a file and
+    /// [`crate::pack::DIRECTORY_MEDIA_TYPE`] for a directory. A directory
+    /// is packed now, its digest known; with `hash_first` a file's sha256
+    /// is computed now; otherwise [`push`] and [`attach`] hash it if it is
+    /// smaller than the daemon's `hash_first_below`. A missing path (or one
+    /// that is neither a file nor a directory) is INVALID_ARGUMENT naming
+    /// it; the `std::io::Error` is the error's `source()`.
+    pub async fn named(
+        path: impl Into<PathBuf>,
+        title: &str,
+        media_type: &str,
+        hash_first: bool,
+    ) -> Result<Self, Error> {
+        let path = path.into();
+        let shown = path.display().to_string();
+        crate::check_title(title)?;
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| Error::io(format!("cannot read {shown}"), e))?;
+        if meta.is_dir() {
+            return Self::directory(path, title, media_type).await;
+        }
+        if !meta.is_file() {
+            return Err(Error::local(
+                Code::InvalidArgument,
+                format!("{shown} is not a regular file or a directory"),
+            ));
+        }
         let media_type = if media_type.is_empty() {
             DEFAULT_MEDIA_TYPE
         } else {
@@ -73,16 +95,41 @@ impl LocalFile {
         let mut file = LocalFile {
             path,
             spec: pb::FileSpec {
-                name,
+                name: title.to_string(),
                 media_type: media_type.to_string(),
                 size: Some(meta.len()),
                 ..Default::default()
             },
+            _archive: None,
         };
         if hash_first {
             file.hash_if_below(u64::MAX).await?;
         }
         Ok(file)
+    }
+
+    async fn directory(dir: PathBuf, title: &str, media_type: &str) -> Result<Self, Error> {
+        let owned_title = title.to_string();
+        let packed = tokio::task::spawn_blocking(move || crate::pack::pack(&dir, &owned_title))
+            .await
+            .map_err(|e| Error::local(Code::Internal, format!("packing failed: {e}")))??;
+        let media_type = if media_type.is_empty() {
+            crate::pack::DIRECTORY_MEDIA_TYPE
+        } else {
+            media_type
+        };
+        Ok(LocalFile {
+            path: packed.file.to_path_buf(),
+            spec: pb::FileSpec {
+                name: title.to_string(),
+                media_type: media_type.to_string(),
+                size: Some(packed.size),
+                digest: packed.digest,
+                annotations: packed.annotations.into_iter().collect(),
+                ..Default::default()
+            },
+            _archive: Some(Arc::new(packed.file)),
+        })
     }
 
     /// Hashes the file now (setting `spec.digest` and `spec.size`) if it

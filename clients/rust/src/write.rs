@@ -17,7 +17,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 use tonic::Code;
 
@@ -82,6 +82,44 @@ impl OutDir {
     /// directories on the way are made if missing; a link or a file among
     /// them, or a directory at the final name, is FAILED_PRECONDITION.
     pub fn create(&self, name: &str) -> Result<(Placement, File), Error> {
+        self.create_mode(name, 0o666)
+    }
+
+    /// [`Self::create`], the new file made with `mode` (less the umask).
+    pub fn create_mode(&self, name: &str, mode: u32) -> Result<(Placement, File), Error> {
+        self.create_in(name, mode, false)
+    }
+
+    /// A temporary file beside `name` that will never take that name: a
+    /// directory's archive, read back and removed once the directory is
+    /// made ([`crate::unpack`]). A directory at `name` is no obstacle.
+    pub fn create_scratch(&self, name: &str) -> Result<(Placement, File), Error> {
+        self.create_in(name, 0o600, true)
+    }
+
+    fn create_in(&self, name: &str, mode: u32, scratch: bool) -> Result<(Placement, File), Error> {
+        let (dir, base, path) = self.parent_of(name)?;
+        if !scratch && is_dir_at(&dir, base) {
+            return Err(refused(format!(
+                "cannot write {}: a directory is in the way",
+                path.display()
+            )));
+        }
+        let temp = temp_name(base)?;
+        let fd = rustix::fs::openat(
+            &dir,
+            temp.as_str(),
+            OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode & 0o777),
+        )
+        .map_err(|e| io(format!("cannot create a file beside {}", path.display()), e))?;
+        Ok((Placement::made(dir, temp, base, path), File::from(fd)))
+    }
+
+    /// Opens the directory holding `name` (made if missing, walked without
+    /// following a link) and returns it with `name`'s last part and full
+    /// path.
+    fn parent_of<'n>(&self, name: &'n str) -> Result<(OwnedFd, &'n str, PathBuf), Error> {
         let mut parts: Vec<&str> = name.split('/').collect();
         let base = parts.pop().unwrap_or_default();
         let mut path = self.path.clone();
@@ -92,31 +130,90 @@ impl OutDir {
             dir = subdir(&dir, part, &path)?;
         }
         path.push(base);
-        if let Ok(st) = rustix::fs::statat(&dir, base, AtFlags::SYMLINK_NOFOLLOW) {
-            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                return Err(refused(format!(
-                    "cannot write {}: a directory is in the way",
-                    path.display()
-                )));
-            }
-        }
-        let temp = temp_name(base)?;
-        let fd = rustix::fs::openat(
-            &dir,
-            temp.as_str(),
-            OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::WRONLY | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o666),
-        )
-        .map_err(|e| io(format!("cannot create a file beside {}", path.display()), e))?;
-        let placement = Placement {
-            dir,
-            temp,
-            name: base.to_string(),
-            path,
-            committed: false,
-        };
-        Ok((placement, File::from(fd)))
+        Ok((dir, base, path))
     }
+
+    /// Makes the directory `name` and those on the way, as [`Self::create`]
+    /// walks them; an empty `name` is this directory.
+    pub fn make_dirs(&self, name: &str) -> Result<(), Error> {
+        if name.is_empty() {
+            return Ok(());
+        }
+        let (dir, base, path) = self.parent_of(name)?;
+        subdir(&dir, base, &path).map(drop)
+    }
+
+    /// Makes a symbolic link `name` to `target`, replacing a file or link
+    /// there; the caller has checked `target`.
+    pub fn symlink(&self, name: &str, target: &str) -> Result<(), Error> {
+        let (dir, base, path) = self.parent_of(name)?;
+        let temp = temp_name(base)?;
+        rustix::fs::symlinkat(target, &dir, temp.as_str())
+            .map_err(|e| io(format!("cannot make the link {}", path.display()), e))?;
+        Placement::made(dir, temp, base, path).commit().map(drop)
+    }
+
+    /// Makes `name` a hard link to the regular file `existing`, both inside
+    /// this directory; a link at `existing` is FAILED_PRECONDITION.
+    pub fn hard_link(&self, existing: &str, name: &str) -> Result<(), Error> {
+        let (from_dir, from_base, from_path) = self.parent_of(existing)?;
+        let st = rustix::fs::statat(&from_dir, from_base, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| io(format!("cannot link to {}", from_path.display()), e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(refused(format!(
+                "cannot link to {}: not a regular file",
+                from_path.display()
+            )));
+        }
+        let (dir, base, path) = self.parent_of(name)?;
+        let temp = temp_name(base)?;
+        rustix::fs::linkat(&from_dir, from_base, &dir, temp.as_str(), AtFlags::empty())
+            .map_err(|e| io(format!("cannot make the link {}", path.display()), e))?;
+        Placement::made(dir, temp, base, path).commit().map(drop)
+    }
+
+    /// Makes an empty directory under a temporary name beside `name` (see
+    /// [`Self::create`]) and opens it: the tree built inside takes the
+    /// final name at [`TreePlacement::commit`].
+    pub fn create_tree(&self, name: &str) -> Result<(TreePlacement, OutDir), Error> {
+        let (dir, base, path) = self.parent_of(name)?;
+        let temp = temp_name(base)?;
+        rustix::fs::mkdirat(&dir, temp.as_str(), Mode::from_raw_mode(0o777)).map_err(|e| {
+            io(
+                format!("cannot create a directory beside {}", path.display()),
+                e,
+            )
+        })?;
+        let placement = TreePlacement {
+            temp_path: path.with_file_name(&temp),
+            inner: Placement::made(dir, temp, base, path.clone()),
+        };
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(
+            &placement.inner.dir,
+            placement.inner.temp.as_str(),
+            flags,
+            Mode::empty(),
+        )
+        .map_err(|e| {
+            io(
+                format!("cannot open a directory beside {}", path.display()),
+                e,
+            )
+        })?;
+        Ok((
+            placement,
+            OutDir {
+                fd: Arc::new(fd),
+                path,
+            },
+        ))
+    }
+}
+
+fn is_dir_at(dir: &OwnedFd, name: &str) -> bool {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
 }
 
 /// Opens (making it if missing) the directory `part` inside `dir`, never
@@ -174,6 +271,17 @@ fn temp_name(base: &str) -> Result<String, Error> {
 }
 
 impl Placement {
+    /// The placement of `temp`, just made in `dir`, for the name `base`.
+    fn made(dir: OwnedFd, temp: String, base: &str, path: PathBuf) -> Placement {
+        Placement {
+            dir,
+            temp,
+            name: base.to_string(),
+            path,
+            committed: false,
+        }
+    }
+
     /// The final path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -198,8 +306,83 @@ impl Placement {
         }
     }
 
+    /// Opens the temporary file again, for reading.
+    pub fn reopen(&self) -> Result<File, Error> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        rustix::fs::openat(&self.dir, self.temp.as_str(), flags, Mode::empty())
+            .map(File::from)
+            .map_err(|e| io(format!("cannot read back {}", self.path.display()), e))
+    }
+
     /// Removes the temporary file.
     pub fn discard(self) {}
+}
+
+/// A directory tree built under a temporary name inside its final
+/// directory ([`OutDir::create_tree`]), waiting for [`Self::commit`];
+/// dropped uncommitted, the tree is removed.
+#[derive(Debug)]
+pub struct TreePlacement {
+    inner: Placement,
+    /// The temporary name's full path, for the removal.
+    temp_path: PathBuf,
+}
+
+impl TreePlacement {
+    /// Gives the tree its final name. Whatever stood there (a file, a link
+    /// or an older tree) is swapped out in the same step and then removed,
+    /// so the name never shows a partial tree.
+    pub fn commit(mut self) -> Result<PathBuf, Error> {
+        let p = &self.inner;
+        let rename = |flags| {
+            rustix::fs::renameat_with(&p.dir, p.temp.as_str(), &p.dir, p.name.as_str(), flags)
+        };
+        let swapped = match rename(RenameFlags::NOREPLACE) {
+            Ok(()) => false,
+            Err(Errno::EXIST) => {
+                rename(RenameFlags::EXCHANGE).map_err(|e| self.move_failed(e))?;
+                true
+            }
+            Err(e) => return Err(self.move_failed(e)),
+        };
+        let path = std::mem::take(&mut self.inner.path);
+        if !swapped {
+            self.inner.committed = true;
+        }
+        // Dropping `self` removes what now has the temporary name: nothing,
+        // or what the tree replaced.
+        Ok(path)
+    }
+
+    fn move_failed(&self, e: Errno) -> Error {
+        io(
+            format!("cannot move {} into place", self.inner.path.display()),
+            e,
+        )
+    }
+}
+
+impl Drop for TreePlacement {
+    fn drop(&mut self) {
+        if !self.inner.committed {
+            self.inner.committed = true;
+            remove_any(&self.temp_path);
+        }
+    }
+}
+
+/// Removes what is at `path`, never following a link: a directory with
+/// all it holds, anything else alone.
+fn remove_any(path: &Path) {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            let _ = std::fs::remove_dir_all(path);
+        }
+        Ok(_) => {
+            let _ = std::fs::remove_file(path);
+        }
+        Err(_) => {}
+    }
 }
 
 impl Drop for Placement {

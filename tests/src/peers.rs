@@ -1,0 +1,51 @@
+//! The real peer CLIs the parity tests run beside satchel: the ORAS CLI,
+//! built from its Go module by `bench/peers.sh` (which `scripts/test.sh`
+//! runs first). `SATCHEL_ORAS` names the binary; without it, `oras` is
+//! looked for in the Go bin directory and on PATH.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Where the ORAS CLI is; panics with how to get it when it is missing.
+pub fn oras_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SATCHEL_ORAS") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let gopath = std::env::var_os("GOPATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join("go"));
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    std::iter::once(gopath.join("bin"))
+        .chain(candidates)
+        .map(|d| d.join("oras"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("the ORAS CLI is missing: run `eval \"$(bench/peers.sh)\"` or set SATCHEL_ORAS")
+        })
+}
+
+/// Runs `oras args...` in `cwd`.
+pub fn oras(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(oras_bin())
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run oras")
+}
+
+/// Runs `oras args...` in `cwd` and requires success; returns stdout.
+pub fn oras_ok(cwd: &Path, args: &[&str]) -> String {
+    let out = oras(cwd, args);
+    assert!(
+        out.status.success(),
+        "oras {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}

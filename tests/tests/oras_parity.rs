@@ -1,0 +1,315 @@
+//! ORAS parity, against the real ORAS CLI (built from its Go module by
+//! `bench/peers.sh`) on both real registries: what one tool pushes, the
+//! other pulls to the same files, in both directions.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use satchel_tests::leaks::cli_code;
+use satchel_tests::peers::oras_ok;
+use satchel_tests::{sha256, Daemon, Registry, RegistryKind};
+
+/// What a tree holds, by relative path: each file's digest and whether it
+/// is executable, each link's target, each directory.
+fn tree(root: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let what = if meta.is_symlink() {
+                format!("link -> {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                walk(root, &path, out);
+                "dir".to_string()
+            } else {
+                let exec = meta.permissions().mode() & 0o100 != 0;
+                format!(
+                    "file {} exec={exec}",
+                    sha256(&std::fs::read(&path).unwrap())
+                )
+            };
+            out.insert(rel, what);
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// A source tree: a directory with a nested one, an executable and a link,
+/// and a file in another directory, pushed as `dir` and `other/f.txt`.
+fn source(scratch: &Path) -> std::path::PathBuf {
+    let src = scratch.join("src");
+    std::fs::create_dir_all(src.join("dir/sub")).unwrap();
+    std::fs::create_dir_all(src.join("other")).unwrap();
+    std::fs::write(src.join("dir/run.sh"), b"#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(src.join("dir/run.sh"), PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(src.join("dir/sub/deep.txt"), vec![b'x'; 200_000]).unwrap();
+    std::os::unix::fs::symlink("run.sh", src.join("dir/ln")).unwrap();
+    std::fs::write(src.join("other/f.txt"), b"other\n").unwrap();
+    src
+}
+
+fn titles(registry: &Registry, reference: &str) -> Vec<(String, String, bool)> {
+    let manifest = oras_ok(
+        Path::new("."),
+        &[
+            "manifest",
+            "fetch",
+            "--plain-http",
+            &format!("{}/{reference}", registry.addr),
+        ],
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let a = &l["annotations"];
+            (
+                a["org.opencontainers.image.title"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                l["mediaType"].as_str().unwrap().to_string(),
+                a["io.deis.oras.content.unpack"] == "true",
+            )
+        })
+        .collect()
+}
+
+fn directories_cross_both_ways(kind: RegistryKind) {
+    let registry = Registry::start_kind(kind);
+    let daemon = Daemon::start();
+    let scratch = daemon.scratch();
+    let src = source(scratch);
+    let expected: BTreeMap<String, String> = tree(&src)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("dir") || k == "other/f.txt" || k == "other")
+        .collect();
+    let by_satchel = format!("{}/parity:satchel", registry.addr);
+    let by_oras = format!("{}/parity:oras", registry.addr);
+
+    daemon.ok_in(
+        &src,
+        &["push", "--plain-http", &by_satchel, "dir", "./other/f.txt"],
+    );
+    oras_ok(
+        &src,
+        &["push", "--plain-http", &by_oras, "dir", "./other/f.txt"],
+    );
+    let layers = vec![
+        (
+            "dir".to_string(),
+            "application/vnd.oci.image.layer.v1.tar+gzip".to_string(),
+            true,
+        ),
+        (
+            "other/f.txt".to_string(),
+            "application/vnd.oci.image.layer.v1.tar".to_string(),
+            false,
+        ),
+    ];
+    assert_eq!(titles(&registry, "parity:satchel"), layers);
+    assert_eq!(titles(&registry, "parity:oras"), layers);
+
+    for reference in [&by_satchel, &by_oras] {
+        let with_oras = scratch.join(format!("oras-{}", reference.rsplit(':').next().unwrap()));
+        std::fs::create_dir(&with_oras).unwrap();
+        oras_ok(&with_oras, &["pull", "--plain-http", reference]);
+        assert_eq!(tree(&with_oras), expected, "oras pull of {reference}");
+
+        let with_satchel =
+            scratch.join(format!("satchel-{}", reference.rsplit(':').next().unwrap()));
+        daemon.pull_plain(reference, &with_satchel);
+        assert_eq!(tree(&with_satchel), expected, "satchel pull of {reference}");
+        // A second pull replaces the tree whole: nothing stale stays.
+        std::fs::write(with_satchel.join("dir/stale"), b"old").unwrap();
+        daemon.ok(&[
+            "pull",
+            "--stream",
+            "--plain-http",
+            reference,
+            "-o",
+            with_satchel.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            tree(&with_satchel),
+            expected,
+            "second satchel pull of {reference}"
+        );
+    }
+}
+
+#[test]
+fn directories_cross_both_ways_on_docker_registry() {
+    directories_cross_both_ways(RegistryKind::Distribution);
+}
+
+#[test]
+fn directories_cross_both_ways_on_ferro_oci_server() {
+    directories_cross_both_ways(RegistryKind::Ferro);
+}
+
+/// A raw tar entry: name, typeflag, data, link target.
+type RawEntry<'a> = (&'a str, u8, &'a [u8], &'a str);
+
+/// A raw tar, written byte for byte so that hostile names go in as they
+/// are.
+fn raw_tar(entries: &[RawEntry<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, kind, data, link) in entries {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[108..115].copy_from_slice(b"0000000");
+        h[116..123].copy_from_slice(b"0000000");
+        h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+        h[136..147].copy_from_slice(b"00000000000");
+        h[156] = *kind;
+        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.extend_from_slice(&[0; 1024]);
+    out
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut child = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    child.wait_with_output().unwrap().stdout
+}
+
+#[test]
+fn hostile_directory_layers_pushed_by_oras_are_refused_and_write_nothing() {
+    let registry = Registry::start();
+    let daemon = Daemon::start();
+    let scratch = daemon.scratch();
+    let cases: [(&str, Vec<RawEntry<'_>>); 4] = [
+        (
+            "climbs",
+            vec![("d", b'5', b"", ""), ("d/../../escaped", b'0', b"x", "")],
+        ),
+        (
+            "absolute-link",
+            vec![("d", b'5', b"", ""), ("d/l", b'2', b"", "/etc/passwd")],
+        ),
+        (
+            "through-a-link",
+            vec![
+                ("d", b'5', b"", ""),
+                ("d/l", b'2', b"", ".."),
+                ("d/l/escaped", b'0', b"x", ""),
+            ],
+        ),
+        (
+            "device",
+            vec![("d", b'5', b"", ""), ("d/null", b'3', b"", "")],
+        ),
+    ];
+    for (name, entries) in cases {
+        let work = scratch.join(name);
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(work.join("evil.tgz"), gzip(&raw_tar(&entries))).unwrap();
+        // The ORAS CLI's own annotation file marks the archive a directory.
+        let annotations = serde_json::json!({
+            "evil.tgz": {
+                "org.opencontainers.image.title": "d",
+                "io.deis.oras.content.unpack": "true",
+            }
+        });
+        std::fs::write(work.join("a.json"), annotations.to_string()).unwrap();
+        let reference = format!("{}/hostile:{name}", registry.addr);
+        oras_ok(
+            &work,
+            &[
+                "push",
+                "--plain-http",
+                "--annotation-file",
+                "a.json",
+                &reference,
+                "evil.tgz:application/vnd.oci.image.layer.v1.tar+gzip",
+            ],
+        );
+        let out = work.join("out");
+        let err = daemon.fails(&[
+            "pull",
+            "--plain-http",
+            &reference,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(cli_code(&err), "INVALID_ARGUMENT", "{name}: {err}");
+        let left: Vec<_> = std::fs::read_dir(&out)
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{name}: left {left:?}");
+        assert!(
+            !scratch.join("escaped").exists() && !work.join("escaped").exists(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn titles_keep_relative_paths_and_refuse_climbing_ones() {
+    let registry = Registry::start();
+    let daemon = Daemon::start();
+    let src = source(daemon.scratch());
+    let reference = format!("{}/titles:v1", registry.addr);
+    daemon.ok_in(
+        &src.join("dir"),
+        &["push", "--plain-http", &reference, "sub//deep.txt"],
+    );
+    assert_eq!(
+        titles(&registry, "titles:v1"),
+        [(
+            "sub/deep.txt".to_string(),
+            "application/vnd.oci.image.layer.v1.tar".to_string(),
+            false
+        )]
+    );
+    let pulled = daemon.scratch().join("pulled");
+    std::fs::create_dir(&pulled).unwrap();
+    oras_ok(&pulled, &["pull", "--plain-http", &reference]);
+    assert_eq!(
+        std::fs::read(pulled.join("sub/deep.txt")).unwrap(),
+        std::fs::read(src.join("dir/sub/deep.txt")).unwrap()
+    );
+
+    // ORAS would push this title and refuse to pull it; satchel refuses it
+    // at once.
+    let out = daemon.run_in(
+        &src.join("dir"),
+        &["push", "--plain-http", &reference, "../other/f.txt"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(cli_code(&err), "INVALID_ARGUMENT", "{err}");
+    assert!(err.contains("\"../other/f.txt\""), "{err}");
+}
