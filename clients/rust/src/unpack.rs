@@ -111,6 +111,7 @@ pub fn unpack(
         kinds: HashMap::new(),
         declared: 0,
         limits,
+        buf: vec![0; 256 << 10],
     };
     let iter = archive.entries().map_err(|e| broken(title, e, limits))?;
     for entry in iter {
@@ -161,12 +162,14 @@ struct Tree<'t> {
     /// The sizes the entries declared so far.
     declared: u64,
     limits: Limits,
+    /// The copy buffer.
+    buf: Vec<u8>,
 }
 
 impl Tree<'_> {
     /// Makes one entry.
     fn put(&mut self, entry: &mut tar::Entry<'_, impl Read>) -> Result<(), Error> {
-        let (tree, title, kinds) = (&self.dir, self.title, &mut self.kinds);
+        let (tree, title, kinds, buf) = (&self.dir, self.title, &mut self.kinds, &mut self.buf);
         let raw = entry.path_bytes().into_owned();
         let rel = relative(title, &raw)?;
         let header = entry.header();
@@ -187,12 +190,10 @@ impl Tree<'_> {
                 let mode = header.mode().unwrap_or(0o644) & 0o777;
                 let mtime = header.mtime().ok();
                 let (placement, mut file) = tree.create_mode(&rel, mode)?;
-                std::io::copy(entry, &mut file)
-                    .and_then(|_| file.flush())
-                    .map_err(|e| match is_over_limit(&e) {
-                        true => over_limit(title, self.limits),
-                        false => Error::io(format!("cannot unpack {}", shown(&rel)), e),
-                    })?;
+                copy_entry(entry, &mut file, buf).map_err(|e| match e {
+                    CopyError::Read(e) => broken(title, e, self.limits),
+                    CopyError::Write(e) => Error::io(format!("cannot unpack {}", shown(&rel)), e),
+                })?;
                 if let Some(secs) = mtime.and_then(|t| i64::try_from(t).ok()) {
                     let t = rustix::fs::Timespec {
                         tv_sec: secs,
@@ -244,6 +245,26 @@ impl Tree<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Which side of a copy failed: the archive (broken, or past the limit)
+/// or the disk.
+enum CopyError {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// Copies an entry's bytes into `file`.
+fn copy_entry(entry: &mut impl Read, file: &mut File, buf: &mut [u8]) -> Result<(), CopyError> {
+    loop {
+        let n = match entry.read(buf) {
+            Ok(0) => return file.flush().map_err(CopyError::Write),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        file.write_all(&buf[..n]).map_err(CopyError::Write)?;
     }
 }
 

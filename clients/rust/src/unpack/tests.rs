@@ -328,3 +328,77 @@ fn link_targets_may_climb_only_at_their_start_and_within_the_tree() {
     assert!(!ok("a", "/b"));
     assert!(!ok("a", ""));
 }
+
+/// Every case of the shared `clients/conformance/archives.json`.
+#[test]
+fn the_shared_archive_vectors() {
+    use base64::Engine as _;
+    let text = include_str!("../../../conformance/archives.json");
+    let vectors: serde_json::Value = serde_json::from_str(text).unwrap();
+    for case in vectors["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let title = case["title"].as_str().unwrap();
+        let archive = base64::engine::general_purpose::STANDARD
+            .decode(case["archive"].as_str().unwrap())
+            .unwrap();
+        let mut layer = pb::Descriptor::default();
+        layer
+            .annotations
+            .insert(UNPACK_ANNOTATION.into(), "true".into());
+        if let Some(d) = case["tar_digest"].as_str() {
+            layer
+                .annotations
+                .insert(TAR_DIGEST_ANNOTATION.into(), d.into());
+        }
+        let mut limits = Limits::default();
+        if let Some(n) = case["limits"]["max_bytes"].as_u64() {
+            limits.max_bytes = n;
+        }
+        if let Some(n) = case["limits"]["max_entries"].as_u64() {
+            limits.max_entries = n;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let result = run_raw(tmp.path(), title, &archive, &layer, limits);
+        let expect = &case["expect"];
+        let code = match &result {
+            Ok(_) => "OK".to_string(),
+            Err(e) => crate::code_name(e.code()),
+        };
+        assert_eq!(code, expect["code"].as_str().unwrap(), "{name}: {result:?}");
+        let Ok(root) = result else {
+            assert!(
+                names(tmp.path()).is_empty(),
+                "{name}: left {:?}",
+                names(tmp.path())
+            );
+            continue;
+        };
+        let mut found = serde_json::Map::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let path = e.unwrap().path();
+                let rel = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                let meta = std::fs::symlink_metadata(&path).unwrap();
+                let what = if meta.is_symlink() {
+                    serde_json::json!({"link": std::fs::read_link(&path).unwrap().to_str().unwrap()})
+                } else if meta.is_dir() {
+                    stack.push(path.clone());
+                    serde_json::json!({"dir": true})
+                } else {
+                    serde_json::json!({
+                        "file": String::from_utf8(std::fs::read(&path).unwrap()).unwrap(),
+                        "exec": meta.permissions().mode() & 0o100 != 0,
+                    })
+                };
+                found.insert(rel, what);
+            }
+        }
+        assert_eq!(serde_json::Value::Object(found), expect["tree"], "{name}");
+    }
+}
