@@ -53,11 +53,15 @@ impl Pack {
     }
 }
 
-/// The current UTC time in RFC 3339, to the second.
+/// The current UTC time in RFC 3339 with microseconds
+/// (`2026-12-02T12:38:51.123456Z`): two attachments made in one second
+/// still sort by time. ORAS and regctl parse the fraction.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("zero nanoseconds is valid");
+    let now = time::OffsetDateTime::now_utc();
+    let micros = now.nanosecond() / 1_000 * 1_000;
+    let now = now
+        .replace_nanosecond(micros)
+        .expect("a truncated nanosecond is valid");
     now.format(&time::format_description::well_known::Rfc3339)
         .expect("RFC 3339 formatting of a UTC time cannot fail")
 }
@@ -83,13 +87,17 @@ mod tests {
         assert_eq!(a, pack().manifest().to_bytes());
         let m: ImageManifest = serde_json::from_slice(&a).unwrap();
         assert_eq!(m.layers, vec![Descriptor::empty_config()]);
-        assert!(now_rfc3339().ends_with('Z'));
+        let now = now_rfc3339();
+        assert!(now.ends_with('Z'), "{now}");
+        time::OffsetDateTime::parse(&now, &time::format_description::well_known::Rfc3339).unwrap();
     }
 }
 
 /// Picks the attachment with the newest `org.opencontainers.image.created`.
-/// A single candidate needs no date. When the newest cannot be told (a
-/// candidate has no parseable date, or the newest two tie), fails with
+/// Equal times (every tool once wrote whole seconds) go to the entry later
+/// in `candidates`, the referrers listing's order (the tag schema's index
+/// appends), then to the greater digest. A single candidate needs no date;
+/// when one of several has no parseable date, fails with
 /// `FailedPrecondition` and lists the candidates.
 pub fn select_newest<'a>(candidates: &'a [Descriptor], what: &str) -> Result<&'a Descriptor> {
     use time::format_description::well_known::Rfc3339;
@@ -130,17 +138,16 @@ pub fn select_newest<'a>(candidates: &'a [Descriptor], what: &str) -> Result<&'a
                     }
                 }
             }
-            dated.sort_by_key(|d| std::cmp::Reverse(d.0));
-            if dated[0].0 == dated[1].0 {
-                return Err(Error::new(
-                    ErrorKind::FailedPrecondition,
-                    format!(
-                        "cannot tell which {what} is newest (two have the same creation time); pull one by digest: {}",
-                        listing()
-                    ),
-                ));
-            }
-            Ok(dated[0].1)
+            let newest = dated
+                .into_iter()
+                .enumerate()
+                .max_by(|(i, (t, d)), (j, (u, e))| {
+                    t.cmp(u)
+                        .then(i.cmp(j))
+                        .then_with(|| d.digest.to_string().cmp(&e.digest.to_string()))
+                })
+                .map(|(_, (_, d))| d);
+            Ok(newest.expect("two or more candidates"))
         }
     }
 }
@@ -164,10 +171,15 @@ mod select_tests {
         let b = att(b"b", Some("2026-01-02T00:00:00+01:00"));
         let list = [a.clone(), b.clone()];
         assert_eq!(select_newest(&list, "x").unwrap(), &b);
-        let tie = [a.clone(), att(b"c", Some("2026-01-01T00:00:00Z"))];
+        // A tie goes to the later entry of the listing, in either order.
+        let c = att(b"c", Some("2026-01-01T00:00:00Z"));
+        assert_eq!(select_newest(&[a.clone(), c.clone()], "x").unwrap(), &c);
+        assert_eq!(select_newest(&[c.clone(), a.clone()], "x").unwrap(), &a);
+        // Sub-second times sort by their fraction.
+        let late = att(b"f", Some("2026-01-01T00:00:00.5Z"));
         assert_eq!(
-            select_newest(&tie, "x").unwrap_err().kind(),
-            ErrorKind::FailedPrecondition
+            select_newest(&[late.clone(), c.clone()], "x").unwrap(),
+            &late
         );
         let undated = [a.clone(), att(b"d", None)];
         let err = select_newest(&undated, "x").unwrap_err();

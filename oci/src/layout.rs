@@ -350,6 +350,7 @@ impl OciLayout {
         media_type: &str,
         content: Bytes,
     ) -> Result<Descriptor> {
+        let entry = index_entry(&content);
         let (digest, size) = self.push_bytes(content).await?;
         let desc = Descriptor {
             media_type: media_type.to_string(),
@@ -358,24 +359,33 @@ impl OciLayout {
             artifact_type: None,
             annotations: Default::default(),
         };
-        self.add_to_index(&desc, tag).await?;
+        self.add_to_index(&desc, entry, tag).await?;
         Ok(desc)
     }
 
     /// Tags an existing manifest.
     pub async fn tag(&self, desc: &Descriptor, tag: &str) -> Result<()> {
-        self.add_to_index(desc, Some(tag)).await
+        let (_, content) = self.fetch_manifest_by_digest(&desc.digest).await?;
+        self.add_to_index(desc, index_entry(&content), Some(tag))
+            .await
     }
 
-    async fn add_to_index(&self, desc: &Descriptor, tag: Option<&str>) -> Result<()> {
+    /// Lists `desc` in index.json; `entry` is what the entry says of it
+    /// besides its descriptor ([`index_entry`]).
+    async fn add_to_index(
+        &self,
+        desc: &Descriptor,
+        entry: IndexEntry,
+        tag: Option<&str>,
+    ) -> Result<()> {
         let _guard = self.locks.lock(&self.root.to_string_lossy()).await;
         let mut index = self.read_index().await?;
         let mut entry = Descriptor {
             media_type: desc.media_type.clone(),
             digest: desc.digest.clone(),
             size: desc.size,
-            artifact_type: None,
-            annotations: Default::default(),
+            artifact_type: entry.artifact_type,
+            annotations: entry.annotations,
         };
         match tag {
             Some(tag) => {
@@ -528,4 +538,30 @@ async fn write_atomically(dir: &Dir, root: &Path, name: &str, data: &[u8]) -> Re
         ));
     }
     Ok(())
+}
+
+/// What an index.json entry says of a manifest besides its descriptor.
+struct IndexEntry {
+    artifact_type: Option<String>,
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// The ORAS CLI's index.json entry for a manifest: its `artifactType` and
+/// all its annotations, `org.opencontainers.image.created` among them.
+/// Content without them gives a bare entry.
+fn index_entry(content: &[u8]) -> IndexEntry {
+    #[derive(serde::Deserialize, Default)]
+    struct Fields {
+        #[serde(rename = "artifactType")]
+        artifact_type: Option<String>,
+        #[serde(default)]
+        annotations: std::collections::BTreeMap<String, String>,
+    }
+    let mut fields: Fields = serde_json::from_slice(content).unwrap_or_default();
+    // Only index.json's own tags name an entry.
+    fields.annotations.remove(ANNOTATION_REF_NAME);
+    IndexEntry {
+        artifact_type: fields.artifact_type.filter(|t| !t.is_empty()),
+        annotations: fields.annotations,
+    }
 }

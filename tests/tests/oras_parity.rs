@@ -313,3 +313,76 @@ fn titles_keep_relative_paths_and_refuse_climbing_ones() {
     assert_eq!(cli_code(&err), "INVALID_ARGUMENT", "{err}");
     assert!(err.contains("\"../other/f.txt\""), "{err}");
 }
+
+/// The index.json entries of a layout, without their digests and sizes
+/// (the two tools' manifests differ in their creation times).
+fn index_entries(layout: &Path) -> Vec<serde_json::Value> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut entries: Vec<serde_json::Value> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let mut annotations: BTreeMap<String, String> =
+                serde_json::from_value(m["annotations"].clone()).unwrap_or_default();
+            let created = annotations
+                .remove("org.opencontainers.image.created")
+                .expect("a creation time");
+            assert!(
+                created.starts_with("20") && created.ends_with('Z'),
+                "{created}"
+            );
+            serde_json::json!({
+                "mediaType": m["mediaType"],
+                "artifactType": m["artifactType"],
+                "annotations": annotations,
+            })
+        })
+        .collect();
+    entries.sort_by_key(|e| e.to_string());
+    entries
+}
+
+#[test]
+fn layout_index_entries_carry_what_oras_writes() {
+    let daemon = Daemon::start();
+    let work = daemon.scratch();
+    std::fs::write(work.join("f.txt"), b"f\n").unwrap();
+    for (tool, layout) in [("satchel", "by-satchel"), ("oras", "by-oras")] {
+        let run = |args: &[&str]| match tool {
+            "satchel" => {
+                daemon.ok_in(work, args);
+            }
+            _ => {
+                oras_ok(work, args);
+            }
+        };
+        let tagged = format!("{layout}:v1");
+        run(&[
+            "push",
+            "--oci-layout",
+            &tagged,
+            "--artifact-type",
+            "application/x.t",
+            "-a",
+            "k=v",
+            "f.txt",
+        ]);
+        run(&[
+            "attach",
+            "--oci-layout",
+            &tagged,
+            "--artifact-type",
+            "application/x.sbom",
+            "f.txt",
+        ]);
+    }
+    let ours = index_entries(&work.join("by-satchel"));
+    assert_eq!(ours, index_entries(&work.join("by-oras")));
+    assert!(
+        ours.iter()
+            .any(|e| e["artifactType"] == "application/x.sbom"),
+        "{ours:?}"
+    );
+}
