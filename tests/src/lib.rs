@@ -539,3 +539,28 @@ pub fn list_files(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A discover tree without its `[annotations]` nodes and what they hold:
+/// the tree as it looks for manifests that have no annotations.
+pub fn without_annotations(tree: &str) -> String {
+    let mut out = String::new();
+    let mut inside: Option<usize> = None;
+    for line in tree.lines() {
+        let chars: Vec<char> = line.chars().collect();
+        if let Some(col) = inside {
+            let under = chars.get(col).is_some_and(|c| *c == ' ' || *c == '│')
+                && chars.get(col + 4).is_some_and(|c| *c == '├' || *c == '└');
+            if under {
+                continue;
+            }
+            inside = None;
+        }
+        if let Some(at) = line.find("[annotations]") {
+            inside = Some(line[..at].chars().count() - 4);
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}

@@ -627,7 +627,7 @@ fn discover_prints_an_escape_laden_annotation_escaped() {
         );
         if format == "tree" {
             assert!(
-                text.contains("note: \\x1b]0;owned\\x07\\x1b[31mred\\u{202e}"),
+                text.contains(r#"note: "\u001b]0;owned\u0007\u001b[31mred\u{202e}""#),
                 "{text}"
             );
         }

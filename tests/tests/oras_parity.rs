@@ -386,3 +386,80 @@ fn layout_index_entries_carry_what_oras_writes() {
         "{ours:?}"
     );
 }
+
+/// Depth-3 trees, mixed attachers: `satchel discover` prints what `oras
+/// discover` prints, as a tree (annotations included) and as JSON, for
+/// every level and for one.
+fn discover_matches(kind: RegistryKind) {
+    let registry = Registry::start_kind(kind);
+    let daemon = Daemon::start();
+    let work = daemon.scratch();
+    std::fs::write(work.join("f.txt"), b"f\n").unwrap();
+    let repo = format!("{}/tree", registry.addr);
+    oras_ok(
+        work,
+        &["push", "--plain-http", &format!("{repo}:v1"), "f.txt"],
+    );
+    let digest_of = |out: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix("Digest: "))
+            .expect("a Digest line")
+            .to_string()
+    };
+    let attach = |by: &str, subject: &str, artifact_type: &str| {
+        let args = [
+            "attach",
+            "--plain-http",
+            "--artifact-type",
+            artifact_type,
+            subject,
+            "f.txt",
+        ];
+        match by {
+            "satchel" => digest_of(&daemon.ok_in(work, &args)),
+            _ => digest_of(&oras_ok(work, &args)),
+        }
+    };
+    let subject = format!("{repo}:v1");
+    let sbom = attach("satchel", &subject, "application/vnd.cyclonedx+json");
+    attach("oras", &subject, "application/vnd.example.docs");
+    let sig = attach(
+        "oras",
+        &format!("{repo}@{sbom}"),
+        "application/vnd.example.sig",
+    );
+    attach(
+        "satchel",
+        &format!("{repo}@{sig}"),
+        "application/vnd.example.countersig",
+    );
+    attach(
+        "satchel",
+        &format!("{repo}@{sbom}"),
+        "application/vnd.example.vex",
+    );
+
+    for depth in [None, Some("1"), Some("2")] {
+        let mut args = vec!["discover", "--plain-http"];
+        if let Some(d) = depth {
+            args.extend(["--depth", d]);
+        }
+        args.push(&subject);
+        let ours = daemon.ok_in(work, &args);
+        assert_eq!(ours, oras_ok(work, &args), "tree, depth {depth:?}");
+        args.splice(2..2, ["--format", "json"]);
+        let ours: serde_json::Value = serde_json::from_str(&daemon.ok_in(work, &args)).unwrap();
+        let theirs: serde_json::Value = serde_json::from_str(&oras_ok(work, &args)).unwrap();
+        assert_eq!(ours, theirs, "json, depth {depth:?}");
+    }
+}
+
+#[test]
+fn discover_matches_oras_on_docker_registry() {
+    discover_matches(RegistryKind::Distribution);
+}
+
+#[test]
+fn discover_matches_oras_on_ferro_oci_server() {
+    discover_matches(RegistryKind::Ferro);
+}

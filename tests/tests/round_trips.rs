@@ -203,10 +203,15 @@ fn discover(kind: RegistryKind) {
     w.attach("one.json", "{\"sbom\":1}", 1);
     w.attach("two.json", "{\"sbom\":2}", 2);
     let (tagged, by_digest) = (w.tagged(), w.by_digest());
-    w.counted(&["discover", &tagged]);
-    assert_costs("discover by tag", &w.counted(&["discover", &tagged]), 2, 2);
-    w.counted(&["discover", &by_digest]);
-    let by_digest = w.counted(&["discover", &by_digest]);
+    w.counted(&["discover", "--depth", "1", &tagged]);
+    assert_costs(
+        "discover by tag",
+        &w.counted(&["discover", "--depth", "1", &tagged]),
+        2,
+        2,
+    );
+    w.counted(&["discover", "--depth", "1", &by_digest]);
+    let by_digest = w.counted(&["discover", "--depth", "1", &by_digest]);
     assert_costs("discover by digest", &by_digest, 1, 1);
 }
 

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use satchel_tests::image::image_layout;
 use satchel_tests::{
-    http_get, list_files, sha256, sha256_file, skopeo_copy, subject_layout, write_random_file,
-    Daemon, Registry,
+    http_get, list_files, sha256, sha256_file, skopeo_copy, subject_layout, without_annotations,
+    write_random_file, Daemon, Registry,
 };
 
 const SBOM_TYPE: &str = "application/vnd.cyclonedx+json";
@@ -49,8 +49,9 @@ fn story(daemon: &Daemon, subject: &str, repo: &str, flags: &[&str], image_diges
     );
 
     let tree = run(&["discover", subject]);
+    assert!(tree.contains("[annotations]"), "{tree}");
     assert_eq!(
-        tree,
+        without_annotations(&tree),
         format!("{repo}@{image_digest}\n└── {SBOM_TYPE}\n    └── {sbom_digest}\n")
     );
 
