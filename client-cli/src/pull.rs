@@ -34,6 +34,10 @@ pub struct PullArgs {
     /// local file handoff).
     #[arg(long)]
     stream: bool,
+    /// Output format: `json` prints the manifest's reference and each file
+    /// written, as the ORAS CLI's `pull --format json` does.
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    format: String,
     #[command(flatten)]
     target: TargetFlags,
 }
@@ -60,9 +64,11 @@ pub async fn pull(
     if args.stream {
         client = client.without_local_handoff();
     }
-    let mut progress = Progress::new(quiet);
+    let json = args.format == "json";
+    let mut progress = Progress::new(quiet || json);
     let result = satchel_client::pull(&mut client, request, &args.output, |event| match event {
         PullEvent::Progress(p) => progress.update(&p.name, p.done, p.total),
+        PullEvent::File(_) if json => {}
         PullEvent::File(f) => println!(
             "Downloaded {} ({} bytes) {}",
             esc(&f.name),
@@ -76,7 +82,40 @@ pub async fn pull(
     if pulled.files.is_empty() {
         eprintln!("Warning: the artifact has no files with a title annotation; nothing written");
     }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&to_json(&pulled)?)?);
+        return Ok(());
+    }
     println!("Pulled {}", esc(&pulled.reference));
     println!("Digest: {}", esc(&pulled.manifest.digest));
     Ok(())
+}
+
+/// The ORAS CLI's pull document: the manifest's reference and each file
+/// with its absolute path (a directory's ends in `/`) and its layer.
+fn to_json(pulled: &satchel_client::Pulled) -> anyhow::Result<serde_json::Value> {
+    let repo = pulled
+        .reference
+        .split_once('@')
+        .map_or(pulled.reference.as_str(), |(r, _)| r);
+    let mut files = Vec::new();
+    for f in &pulled.files {
+        let mut path = std::path::absolute(&f.path)?.to_string_lossy().into_owned();
+        if satchel_client::unpack::is_directory(&f.layer) {
+            path.push('/');
+        }
+        let annotations: std::collections::BTreeMap<_, _> = f.layer.annotations.iter().collect();
+        files.push(serde_json::json!({
+            "path": path,
+            "reference": format!("{repo}@{}", f.layer.digest),
+            "mediaType": f.layer.media_type,
+            "digest": f.layer.digest,
+            "size": f.layer.size,
+            "annotations": annotations,
+        }));
+    }
+    Ok(serde_json::json!({
+        "reference": pulled.reference,
+        "files": files,
+    }))
 }

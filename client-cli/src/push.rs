@@ -204,6 +204,12 @@ pub async fn attach(
     report("Attached to", &result?, &args.flags.format)
 }
 
+/// ORAS 1.3's `referenceAsTags`: each tag as a full reference.
+fn reference_as_tags(reference: &str, tags: &[String]) -> Vec<String> {
+    let repo = reference.split_once('@').map_or(reference, |(r, _)| r);
+    tags.iter().map(|t| format!("{repo}:{t}")).collect()
+}
+
 fn report(verb: &str, resp: &pb::PushResult, format: &str) -> anyhow::Result<()> {
     let manifest = resp.manifest.clone().unwrap_or_default();
     for warning in &resp.warnings {
@@ -218,6 +224,7 @@ fn report(verb: &str, resp: &pb::PushResult, format: &str) -> anyhow::Result<()>
             "artifactType": manifest.artifact_type,
             "annotations": manifest.annotations,
             "tags": resp.tags,
+            "referenceAsTags": reference_as_tags(&resp.reference, &resp.tags),
             "blobsSkipped": resp.blobs_skipped,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);

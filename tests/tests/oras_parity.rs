@@ -463,3 +463,66 @@ fn discover_matches_oras_on_docker_registry() {
 fn discover_matches_oras_on_ferro_oci_server() {
     discover_matches(RegistryKind::Ferro);
 }
+
+/// `push --format json` and `pull --format json` carry the ORAS CLI's
+/// fields with its values (paths aside, which name each tool's directory).
+#[test]
+fn json_documents_carry_what_oras_prints() {
+    let registry = Registry::start();
+    let daemon = Daemon::start();
+    let src = source(daemon.scratch());
+    let repo = format!("{}/json", registry.addr);
+    let push = |by: &str, tags: &str| -> serde_json::Value {
+        let reference = format!("{repo}:{tags}");
+        let args = [
+            "push",
+            "--plain-http",
+            "--format",
+            "json",
+            &reference,
+            "dir",
+            "other/f.txt",
+        ];
+        let out = match by {
+            "satchel" => daemon.ok_in(&src, &args),
+            _ => oras_ok(&src, &args),
+        };
+        serde_json::from_str(&out).unwrap()
+    };
+    let ours = push("satchel", "s1,s2");
+    let theirs = push("oras", "o1,o2");
+    for (key, value) in theirs.as_object().unwrap() {
+        assert!(
+            ours.get(key).is_some(),
+            "push: satchel lacks {key} ({value})"
+        );
+    }
+    assert_eq!(
+        ours["referenceAsTags"],
+        serde_json::json!([format!("{repo}:s1"), format!("{repo}:s2")])
+    );
+
+    let pull = |by: &str, out: &Path| -> serde_json::Value {
+        std::fs::create_dir_all(out).unwrap();
+        let args = [
+            "pull",
+            "--plain-http",
+            "--format",
+            "json",
+            &format!("{repo}:o1"),
+            "-o",
+            ".",
+        ];
+        let text = match by {
+            "satchel" => daemon.ok_in(out, &args),
+            _ => oras_ok(out, &args),
+        };
+        let text = text.replace(&format!("{}/", out.display()), "OUT/");
+        serde_json::from_str(&text).unwrap()
+    };
+    let scratch = daemon.scratch();
+    let ours = pull("satchel", &scratch.join("pull-satchel"));
+    let theirs = pull("oras", &scratch.join("pull-oras"));
+    assert_eq!(ours, theirs);
+    assert_eq!(theirs["files"][0]["path"], "OUT/dir/");
+}
