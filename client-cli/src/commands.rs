@@ -34,6 +34,8 @@ pub enum ManifestCommand {
     /// Delete a manifest; a referrer is also taken out of its subject's
     /// referrers index.
     Delete(DeleteArgs),
+    /// Print a manifest (its exact bytes), or its descriptor.
+    Fetch(crate::manifests::FetchArgs),
 }
 
 #[derive(Args, Debug)]

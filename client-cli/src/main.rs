@@ -6,6 +6,7 @@
 mod blob;
 mod commands;
 mod discover;
+mod manifests;
 mod progress;
 mod pull;
 mod push;
@@ -85,9 +86,14 @@ enum Command {
     Pull(pull::PullArgs),
     /// Print the digest a reference resolves to.
     Resolve(commands::ResolveArgs),
-    /// Manifest operations.
+    /// Manifest operations: fetch, delete.
     #[command(subcommand)]
     Manifest(commands::ManifestCommand),
+    /// Repository operations: tags.
+    #[command(subcommand)]
+    Repo(manifests::RepoCommand),
+    /// Add tags to a manifest: satchel tag REF TAG...
+    Tag(manifests::TagArgs),
     /// Log in to a registry: satcheld checks and stores the credentials.
     Login(commands::LoginArgs),
     /// Forget a registry's stored credentials.
@@ -166,6 +172,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Manifest(commands::ManifestCommand::Delete(args)) => {
             commands::delete_manifest(addr, args).await
         }
+        Command::Manifest(commands::ManifestCommand::Fetch(args)) => {
+            manifests::fetch(addr, args).await
+        }
+        Command::Repo(manifests::RepoCommand::Tags(args)) => manifests::tags(addr, args).await,
+        Command::Tag(args) => manifests::tag(addr, args).await,
         Command::Login(args) => commands::login(addr, args).await,
         Command::Logout(args) => commands::logout(addr, args).await,
         Command::Credentials => commands::credentials(addr).await,

@@ -409,6 +409,20 @@ impl OciLayout {
         self.write_index(&index).await
     }
 
+    /// The layout's tags (index.json's `org.opencontainers.image.ref.name`
+    /// annotations), sorted.
+    pub async fn tags(&self) -> Result<Vec<String>> {
+        let index = self.read_index().await?;
+        let mut tags: Vec<String> = index
+            .manifests
+            .iter()
+            .filter_map(|d| d.annotations.get(ANNOTATION_REF_NAME).cloned())
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
+    }
+
     /// Removes a manifest from index.json (its blob stays, as with
     /// `oras manifest delete --oci-layout`).
     pub async fn delete_manifest(&self, digest: &Digest) -> Result<()> {

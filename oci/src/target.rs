@@ -264,6 +264,15 @@ impl Target {
         })
     }
 
+    /// The target's tags: the registry's listing in its order, or a
+    /// layout's sorted.
+    pub async fn tags(&self) -> Result<Vec<String>> {
+        match self {
+            Target::Registry(repo) => repo.tags().await,
+            Target::Layout(layout) => layout.tags().await,
+        }
+    }
+
     /// Adds a tag to an existing manifest.
     pub async fn tag(&self, desc: &Descriptor, content: Bytes, tag: &str) -> Result<()> {
         match self {

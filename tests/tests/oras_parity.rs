@@ -526,3 +526,109 @@ fn json_documents_carry_what_oras_prints() {
     assert_eq!(ours, theirs);
     assert_eq!(theirs["files"][0]["path"], "OUT/dir/");
 }
+
+/// `manifest fetch`, `tag` and `repo tags`, by satchel and by ORAS, on one
+/// repository: the same bytes, descriptors, documents and listings; their
+/// error paths with the right codes.
+fn manifests_and_tags_match(kind: RegistryKind) {
+    let registry = Registry::start_kind(kind);
+    let daemon = Daemon::start();
+    let work = daemon.scratch();
+    std::fs::write(work.join("f.txt"), b"f\n").unwrap();
+    let repo = format!("{}/tags", registry.addr);
+    let v1 = format!("{repo}:v1");
+    oras_ok(work, &["push", "--plain-http", &v1, "f.txt"]);
+    daemon.ok_in(
+        work,
+        &[
+            "attach",
+            "--plain-http",
+            "--artifact-type",
+            "application/x.sbom",
+            &v1,
+            "f.txt",
+        ],
+    );
+
+    let both = |args: &[&str]| (daemon.ok_in(work, args), oras_ok(work, args));
+    for flags in [
+        &[][..],
+        &["--descriptor"],
+        &["--format", "json"],
+        &["--pretty"],
+    ] {
+        let mut args = vec!["manifest", "fetch", "--plain-http"];
+        args.extend_from_slice(flags);
+        args.push(&v1);
+        let (ours, theirs) = both(&args);
+        if flags.contains(&"json") {
+            let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+            assert_eq!(parse(&ours), parse(&theirs));
+        } else {
+            assert_eq!(ours, theirs, "manifest fetch {flags:?}");
+        }
+    }
+
+    let tagged = daemon.ok_in(work, &["tag", "--plain-http", &v1, "s1", "s2"]);
+    assert!(
+        tagged.starts_with("Tagging [registry] ") && tagged.ends_with("Tagged s1\nTagged s2\n"),
+        "{tagged}"
+    );
+    oras_ok(work, &["tag", "--plain-http", &v1, "o1"]);
+    for flags in [&[][..], &["--exclude-digest-tags"], &["--format", "json"]] {
+        let mut args = vec!["repo", "tags", "--plain-http"];
+        args.extend_from_slice(flags);
+        args.push(&repo);
+        let (ours, theirs) = both(&args);
+        assert_eq!(ours, theirs, "repo tags {flags:?}");
+    }
+    let listed = daemon.ok_in(work, &["repo", "tags", "--plain-http", &repo]);
+    for tag in ["v1", "s1", "s2", "o1"] {
+        assert!(listed.lines().any(|l| l == tag), "{tag} in {listed}");
+    }
+    let schema_tag = listed.lines().any(|l| l.starts_with("sha256-"));
+    assert_eq!(schema_tag, kind == RegistryKind::Distribution, "{listed}");
+
+    let code = |args: &[&str]| cli_code(&daemon.fails(args)).to_string();
+    assert_eq!(
+        code(&["tag", "--plain-http", &v1, "bad tag"]),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(
+        code(&[
+            "manifest",
+            "fetch",
+            "--plain-http",
+            &format!("{repo}:absent")
+        ]),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        code(&["tag", "--plain-http", &format!("{repo}:absent"), "x"]),
+        "NOT_FOUND"
+    );
+}
+
+#[test]
+fn manifests_and_tags_match_oras_on_docker_registry() {
+    manifests_and_tags_match(RegistryKind::Distribution);
+}
+
+#[test]
+fn manifests_and_tags_match_oras_on_ferro_oci_server() {
+    manifests_and_tags_match(RegistryKind::Ferro);
+}
+
+#[test]
+fn layout_tags_match_oras() {
+    let daemon = Daemon::start();
+    let work = daemon.scratch();
+    std::fs::write(work.join("f.txt"), b"f\n").unwrap();
+    oras_ok(work, &["push", "--oci-layout", "lay:v1", "f.txt"]);
+    daemon.ok_in(work, &["tag", "--oci-layout", "lay:v1", "b2", "a1"]);
+    let args = ["repo", "tags", "--oci-layout", "lay"];
+    assert_eq!(daemon.ok_in(work, &args), oras_ok(work, &args));
+    assert_eq!(daemon.ok_in(work, &args), "a1\nb2\nv1\n");
+    let fetch = ["manifest", "fetch", "--oci-layout", "lay:a1"];
+    assert_eq!(daemon.ok_in(work, &fetch), oras_ok(work, &fetch));
+}

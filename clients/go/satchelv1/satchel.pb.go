@@ -1364,9 +1364,10 @@ type PullRequest struct {
 	Target *Target `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
 	// The image whose attachment to pull, by tag or digest. Requires
 	// artifact_type. The attachment chosen is the one with the newest
-	// org.opencontainers.image.created annotation; when that cannot be told
-	// (a candidate lacks it, or two tie), the call fails with
-	// FAILED_PRECONDITION and lists the candidates.
+	// org.opencontainers.image.created annotation; among equal times, the one
+	// later in the referrers listing, then the greater digest. When a
+	// candidate lacks the annotation, the call fails with FAILED_PRECONDITION
+	// and lists the candidates.
 	Subject *Target `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
 	// With subject: the artifact type of the attachment to pull.
 	ArtifactType string `protobuf:"bytes,3,opt,name=artifact_type,json=artifactType,proto3" json:"artifact_type,omitempty"`
@@ -1975,6 +1976,337 @@ func (x *DeleteManifestResponse) GetWarnings() []string {
 	return nil
 }
 
+// FetchManifestRequest names a manifest.
+type FetchManifestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The manifest, by tag or digest (`latest` when neither).
+	Target        *Target `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchManifestRequest) Reset() {
+	*x = FetchManifestRequest{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchManifestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchManifestRequest) ProtoMessage() {}
+
+func (x *FetchManifestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchManifestRequest.ProtoReflect.Descriptor instead.
+func (*FetchManifestRequest) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *FetchManifestRequest) GetTarget() *Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+// FetchManifestResponse carries a manifest.
+type FetchManifestResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its descriptor.
+	Manifest *Descriptor `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	// Its canonical reference by digest.
+	Reference string `protobuf:"bytes,2,opt,name=reference,proto3" json:"reference,omitempty"`
+	// Its bytes, exactly as stored.
+	Content       []byte `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchManifestResponse) Reset() {
+	*x = FetchManifestResponse{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchManifestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchManifestResponse) ProtoMessage() {}
+
+func (x *FetchManifestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchManifestResponse.ProtoReflect.Descriptor instead.
+func (*FetchManifestResponse) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *FetchManifestResponse) GetManifest() *Descriptor {
+	if x != nil {
+		return x.Manifest
+	}
+	return nil
+}
+
+func (x *FetchManifestResponse) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *FetchManifestResponse) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+// ListTagsRequest names a repository.
+type ListTagsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The repository (or layout); a tag or digest in its reference is
+	// ignored.
+	Repository *Target `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
+	// Leave out tags of the referrers tag schema (`sha256-<hex>` and the
+	// like), as `oras repo tags --exclude-digest-tags`.
+	ExcludeDigestTags bool `protobuf:"varint,2,opt,name=exclude_digest_tags,json=excludeDigestTags,proto3" json:"exclude_digest_tags,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ListTagsRequest) Reset() {
+	*x = ListTagsRequest{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTagsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTagsRequest) ProtoMessage() {}
+
+func (x *ListTagsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTagsRequest.ProtoReflect.Descriptor instead.
+func (*ListTagsRequest) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListTagsRequest) GetRepository() *Target {
+	if x != nil {
+		return x.Repository
+	}
+	return nil
+}
+
+func (x *ListTagsRequest) GetExcludeDigestTags() bool {
+	if x != nil {
+		return x.ExcludeDigestTags
+	}
+	return false
+}
+
+// ListTagsResponse lists tags.
+type ListTagsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tags          []string               `protobuf:"bytes,1,rep,name=tags,proto3" json:"tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTagsResponse) Reset() {
+	*x = ListTagsResponse{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTagsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTagsResponse) ProtoMessage() {}
+
+func (x *ListTagsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTagsResponse.ProtoReflect.Descriptor instead.
+func (*ListTagsResponse) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListTagsResponse) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+// TagRequest names a manifest and the tags to give it.
+type TagRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The manifest, by tag or digest.
+	Target *Target `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// The new tags; at least one, each a valid tag.
+	Tags          []string `protobuf:"bytes,2,rep,name=tags,proto3" json:"tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TagRequest) Reset() {
+	*x = TagRequest{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TagRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TagRequest) ProtoMessage() {}
+
+func (x *TagRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TagRequest.ProtoReflect.Descriptor instead.
+func (*TagRequest) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *TagRequest) GetTarget() *Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *TagRequest) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+// TagResponse reports a tagged manifest.
+type TagResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The manifest's descriptor.
+	Manifest *Descriptor `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	// Its canonical reference by digest.
+	Reference string `protobuf:"bytes,2,opt,name=reference,proto3" json:"reference,omitempty"`
+	// The tags given, in the order asked.
+	Tags          []string `protobuf:"bytes,3,rep,name=tags,proto3" json:"tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TagResponse) Reset() {
+	*x = TagResponse{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TagResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TagResponse) ProtoMessage() {}
+
+func (x *TagResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TagResponse.ProtoReflect.Descriptor instead.
+func (*TagResponse) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *TagResponse) GetManifest() *Descriptor {
+	if x != nil {
+		return x.Manifest
+	}
+	return nil
+}
+
+func (x *TagResponse) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *TagResponse) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
 // LoginRequest carries credentials for one registry.
 type LoginRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1993,7 +2325,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[26]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2005,7 +2337,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[26]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2018,7 +2350,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{26}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LoginRequest) GetRegistry() string {
@@ -2064,7 +2396,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[27]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2408,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[27]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2421,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{27}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LoginResponse) GetRegistry() string {
@@ -2124,7 +2456,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[28]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2468,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[28]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2481,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{28}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LogoutRequest) GetRegistry() string {
@@ -2170,7 +2502,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[29]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2182,7 +2514,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[29]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2195,7 +2527,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{29}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LogoutResponse) GetRemoved() bool {
@@ -2214,7 +2546,7 @@ type ListCredentialsRequest struct {
 
 func (x *ListCredentialsRequest) Reset() {
 	*x = ListCredentialsRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2226,7 +2558,7 @@ func (x *ListCredentialsRequest) String() string {
 func (*ListCredentialsRequest) ProtoMessage() {}
 
 func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2239,7 +2571,7 @@ func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{30}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{36}
 }
 
 // StoredCredential describes credentials without their secret.
@@ -2257,7 +2589,7 @@ type StoredCredential struct {
 
 func (x *StoredCredential) Reset() {
 	*x = StoredCredential{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2269,7 +2601,7 @@ func (x *StoredCredential) String() string {
 func (*StoredCredential) ProtoMessage() {}
 
 func (x *StoredCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2282,7 +2614,7 @@ func (x *StoredCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredCredential.ProtoReflect.Descriptor instead.
 func (*StoredCredential) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StoredCredential) GetRegistry() string {
@@ -2317,7 +2649,7 @@ type ListCredentialsResponse struct {
 
 func (x *ListCredentialsResponse) Reset() {
 	*x = ListCredentialsResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2329,7 +2661,7 @@ func (x *ListCredentialsResponse) String() string {
 func (*ListCredentialsResponse) ProtoMessage() {}
 
 func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2342,7 +2674,7 @@ func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{32}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListCredentialsResponse) GetCredentials() []*StoredCredential {
@@ -2375,7 +2707,7 @@ type UploadBlobRequest struct {
 
 func (x *UploadBlobRequest) Reset() {
 	*x = UploadBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2387,7 +2719,7 @@ func (x *UploadBlobRequest) String() string {
 func (*UploadBlobRequest) ProtoMessage() {}
 
 func (x *UploadBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2400,7 +2732,7 @@ func (x *UploadBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBlobRequest.ProtoReflect.Descriptor instead.
 func (*UploadBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{33}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UploadBlobRequest) GetRef() string {
@@ -2462,7 +2794,7 @@ type UploadBlobResponse struct {
 
 func (x *UploadBlobResponse) Reset() {
 	*x = UploadBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2806,7 @@ func (x *UploadBlobResponse) String() string {
 func (*UploadBlobResponse) ProtoMessage() {}
 
 func (x *UploadBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2819,7 @@ func (x *UploadBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBlobResponse.ProtoReflect.Descriptor instead.
 func (*UploadBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{34}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UploadBlobResponse) GetRef() string {
@@ -2529,7 +2861,7 @@ type UploadStatusRequest struct {
 
 func (x *UploadStatusRequest) Reset() {
 	*x = UploadStatusRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2873,7 @@ func (x *UploadStatusRequest) String() string {
 func (*UploadStatusRequest) ProtoMessage() {}
 
 func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2886,7 @@ func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusRequest.ProtoReflect.Descriptor instead.
 func (*UploadStatusRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{35}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UploadStatusRequest) GetRef() string {
@@ -2577,7 +2909,7 @@ type UploadStatusResponse struct {
 
 func (x *UploadStatusResponse) Reset() {
 	*x = UploadStatusResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +2921,7 @@ func (x *UploadStatusResponse) String() string {
 func (*UploadStatusResponse) ProtoMessage() {}
 
 func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +2934,7 @@ func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusResponse.ProtoReflect.Descriptor instead.
 func (*UploadStatusResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{36}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UploadStatusResponse) GetOffset() uint64 {
@@ -2639,7 +2971,7 @@ type DownloadBlobRequest struct {
 
 func (x *DownloadBlobRequest) Reset() {
 	*x = DownloadBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +2983,7 @@ func (x *DownloadBlobRequest) String() string {
 func (*DownloadBlobRequest) ProtoMessage() {}
 
 func (x *DownloadBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +2996,7 @@ func (x *DownloadBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBlobRequest.ProtoReflect.Descriptor instead.
 func (*DownloadBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{37}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DownloadBlobRequest) GetDigest() string {
@@ -2716,7 +3048,7 @@ type DownloadBlobResponse struct {
 
 func (x *DownloadBlobResponse) Reset() {
 	*x = DownloadBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2728,7 +3060,7 @@ func (x *DownloadBlobResponse) String() string {
 func (*DownloadBlobResponse) ProtoMessage() {}
 
 func (x *DownloadBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2741,7 +3073,7 @@ func (x *DownloadBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBlobResponse.ProtoReflect.Descriptor instead.
 func (*DownloadBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{38}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DownloadBlobResponse) GetData() []byte {
@@ -2766,7 +3098,7 @@ type ServerInfoRequest struct {
 
 func (x *ServerInfoRequest) Reset() {
 	*x = ServerInfoRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +3110,7 @@ func (x *ServerInfoRequest) String() string {
 func (*ServerInfoRequest) ProtoMessage() {}
 
 func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +3123,7 @@ func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfoRequest.ProtoReflect.Descriptor instead.
 func (*ServerInfoRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{45}
 }
 
 type ServerInfoResponse struct {
@@ -2818,7 +3150,7 @@ type ServerInfoResponse struct {
 
 func (x *ServerInfoResponse) Reset() {
 	*x = ServerInfoResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2830,7 +3162,7 @@ func (x *ServerInfoResponse) String() string {
 func (*ServerInfoResponse) ProtoMessage() {}
 
 func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2843,7 +3175,7 @@ func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfoResponse.ProtoReflect.Descriptor instead.
 func (*ServerInfoResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{40}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ServerInfoResponse) GetVersion() string {
@@ -3016,7 +3348,28 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\x16DeleteManifestResponse\x120\n" +
 	"\adeleted\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\adeleted\x12\x1c\n" +
 	"\treference\x18\x02 \x01(\tR\treference\x12\x1a\n" +
-	"\bwarnings\x18\x03 \x03(\tR\bwarnings\"\x81\x01\n" +
+	"\bwarnings\x18\x03 \x03(\tR\bwarnings\"B\n" +
+	"\x14FetchManifestRequest\x12*\n" +
+	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\"\x83\x01\n" +
+	"\x15FetchManifestResponse\x122\n" +
+	"\bmanifest\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\bmanifest\x12\x1c\n" +
+	"\treference\x18\x02 \x01(\tR\treference\x12\x18\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\"u\n" +
+	"\x0fListTagsRequest\x122\n" +
+	"\n" +
+	"repository\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\n" +
+	"repository\x12.\n" +
+	"\x13exclude_digest_tags\x18\x02 \x01(\bR\x11excludeDigestTags\"&\n" +
+	"\x10ListTagsResponse\x12\x12\n" +
+	"\x04tags\x18\x01 \x03(\tR\x04tags\"L\n" +
+	"\n" +
+	"TagRequest\x12*\n" +
+	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\x12\x12\n" +
+	"\x04tags\x18\x02 \x03(\tR\x04tags\"s\n" +
+	"\vTagResponse\x122\n" +
+	"\bmanifest\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\bmanifest\x12\x1c\n" +
+	"\treference\x18\x02 \x01(\tR\treference\x12\x12\n" +
+	"\x04tags\x18\x03 \x03(\tR\x04tags\"\x81\x01\n" +
 	"\fLoginRequest\x12\x1a\n" +
 	"\bregistry\x18\x01 \x01(\tR\bregistry\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1a\n" +
@@ -3075,14 +3428,17 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\rReferrersMode\x12\x1e\n" +
 	"\x1aREFERRERS_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REFERRERS_MODE_API\x10\x01\x12\x16\n" +
-	"\x12REFERRERS_MODE_TAG\x10\x022\xd6\a\n" +
+	"\x12REFERRERS_MODE_TAG\x10\x022\xab\t\n" +
 	"\x0eSatchelService\x12=\n" +
 	"\x04Push\x12\x17.satchel.v1.PushRequest\x1a\x18.satchel.v1.PushResponse(\x010\x01\x12C\n" +
 	"\x06Attach\x12\x19.satchel.v1.AttachRequest\x1a\x1a.satchel.v1.AttachResponse(\x010\x01\x12E\n" +
 	"\bDiscover\x12\x1b.satchel.v1.DiscoverRequest\x1a\x1c.satchel.v1.DiscoverResponse\x12;\n" +
 	"\x04Pull\x12\x17.satchel.v1.PullRequest\x1a\x18.satchel.v1.PullResponse0\x01\x12B\n" +
 	"\aResolve\x12\x1a.satchel.v1.ResolveRequest\x1a\x1b.satchel.v1.ResolveResponse\x12W\n" +
-	"\x0eDeleteManifest\x12!.satchel.v1.DeleteManifestRequest\x1a\".satchel.v1.DeleteManifestResponse\x12<\n" +
+	"\x0eDeleteManifest\x12!.satchel.v1.DeleteManifestRequest\x1a\".satchel.v1.DeleteManifestResponse\x12T\n" +
+	"\rFetchManifest\x12 .satchel.v1.FetchManifestRequest\x1a!.satchel.v1.FetchManifestResponse\x12E\n" +
+	"\bListTags\x12\x1b.satchel.v1.ListTagsRequest\x1a\x1c.satchel.v1.ListTagsResponse\x126\n" +
+	"\x03Tag\x12\x16.satchel.v1.TagRequest\x1a\x17.satchel.v1.TagResponse\x12<\n" +
 	"\x05Login\x12\x18.satchel.v1.LoginRequest\x1a\x19.satchel.v1.LoginResponse\x12?\n" +
 	"\x06Logout\x12\x19.satchel.v1.LogoutRequest\x1a\x1a.satchel.v1.LogoutResponse\x12Z\n" +
 	"\x0fListCredentials\x12\".satchel.v1.ListCredentialsRequest\x1a#.satchel.v1.ListCredentialsResponse\x12O\n" +
@@ -3107,7 +3463,7 @@ func file_satchel_v1_satchel_proto_rawDescGZIP() []byte {
 }
 
 var file_satchel_v1_satchel_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_satchel_v1_satchel_proto_goTypes = []any{
 	(ReferrersMode)(0),              // 0: satchel.v1.ReferrersMode
 	(*Target)(nil),                  // 1: satchel.v1.Target
@@ -3136,30 +3492,36 @@ var file_satchel_v1_satchel_proto_goTypes = []any{
 	(*ResolveResponse)(nil),         // 24: satchel.v1.ResolveResponse
 	(*DeleteManifestRequest)(nil),   // 25: satchel.v1.DeleteManifestRequest
 	(*DeleteManifestResponse)(nil),  // 26: satchel.v1.DeleteManifestResponse
-	(*LoginRequest)(nil),            // 27: satchel.v1.LoginRequest
-	(*LoginResponse)(nil),           // 28: satchel.v1.LoginResponse
-	(*LogoutRequest)(nil),           // 29: satchel.v1.LogoutRequest
-	(*LogoutResponse)(nil),          // 30: satchel.v1.LogoutResponse
-	(*ListCredentialsRequest)(nil),  // 31: satchel.v1.ListCredentialsRequest
-	(*StoredCredential)(nil),        // 32: satchel.v1.StoredCredential
-	(*ListCredentialsResponse)(nil), // 33: satchel.v1.ListCredentialsResponse
-	(*UploadBlobRequest)(nil),       // 34: satchel.v1.UploadBlobRequest
-	(*UploadBlobResponse)(nil),      // 35: satchel.v1.UploadBlobResponse
-	(*UploadStatusRequest)(nil),     // 36: satchel.v1.UploadStatusRequest
-	(*UploadStatusResponse)(nil),    // 37: satchel.v1.UploadStatusResponse
-	(*DownloadBlobRequest)(nil),     // 38: satchel.v1.DownloadBlobRequest
-	(*DownloadBlobResponse)(nil),    // 39: satchel.v1.DownloadBlobResponse
-	(*ServerInfoRequest)(nil),       // 40: satchel.v1.ServerInfoRequest
-	(*ServerInfoResponse)(nil),      // 41: satchel.v1.ServerInfoResponse
-	nil,                             // 42: satchel.v1.Descriptor.AnnotationsEntry
-	nil,                             // 43: satchel.v1.FileSpec.AnnotationsEntry
-	nil,                             // 44: satchel.v1.ArtifactSpec.AnnotationsEntry
+	(*FetchManifestRequest)(nil),    // 27: satchel.v1.FetchManifestRequest
+	(*FetchManifestResponse)(nil),   // 28: satchel.v1.FetchManifestResponse
+	(*ListTagsRequest)(nil),         // 29: satchel.v1.ListTagsRequest
+	(*ListTagsResponse)(nil),        // 30: satchel.v1.ListTagsResponse
+	(*TagRequest)(nil),              // 31: satchel.v1.TagRequest
+	(*TagResponse)(nil),             // 32: satchel.v1.TagResponse
+	(*LoginRequest)(nil),            // 33: satchel.v1.LoginRequest
+	(*LoginResponse)(nil),           // 34: satchel.v1.LoginResponse
+	(*LogoutRequest)(nil),           // 35: satchel.v1.LogoutRequest
+	(*LogoutResponse)(nil),          // 36: satchel.v1.LogoutResponse
+	(*ListCredentialsRequest)(nil),  // 37: satchel.v1.ListCredentialsRequest
+	(*StoredCredential)(nil),        // 38: satchel.v1.StoredCredential
+	(*ListCredentialsResponse)(nil), // 39: satchel.v1.ListCredentialsResponse
+	(*UploadBlobRequest)(nil),       // 40: satchel.v1.UploadBlobRequest
+	(*UploadBlobResponse)(nil),      // 41: satchel.v1.UploadBlobResponse
+	(*UploadStatusRequest)(nil),     // 42: satchel.v1.UploadStatusRequest
+	(*UploadStatusResponse)(nil),    // 43: satchel.v1.UploadStatusResponse
+	(*DownloadBlobRequest)(nil),     // 44: satchel.v1.DownloadBlobRequest
+	(*DownloadBlobResponse)(nil),    // 45: satchel.v1.DownloadBlobResponse
+	(*ServerInfoRequest)(nil),       // 46: satchel.v1.ServerInfoRequest
+	(*ServerInfoResponse)(nil),      // 47: satchel.v1.ServerInfoResponse
+	nil,                             // 48: satchel.v1.Descriptor.AnnotationsEntry
+	nil,                             // 49: satchel.v1.FileSpec.AnnotationsEntry
+	nil,                             // 50: satchel.v1.ArtifactSpec.AnnotationsEntry
 }
 var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	0,  // 0: satchel.v1.Target.referrers_mode:type_name -> satchel.v1.ReferrersMode
-	42, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
-	43, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
-	44, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
+	48, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
+	49, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
+	50, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
 	3,  // 4: satchel.v1.ArtifactSpec.files:type_name -> satchel.v1.FileSpec
 	4,  // 5: satchel.v1.ArtifactSpec.config:type_name -> satchel.v1.ConfigSpec
 	1,  // 6: satchel.v1.PushHeader.target:type_name -> satchel.v1.Target
@@ -3194,39 +3556,50 @@ var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	2,  // 35: satchel.v1.ResolveResponse.manifest:type_name -> satchel.v1.Descriptor
 	1,  // 36: satchel.v1.DeleteManifestRequest.target:type_name -> satchel.v1.Target
 	2,  // 37: satchel.v1.DeleteManifestResponse.deleted:type_name -> satchel.v1.Descriptor
-	32, // 38: satchel.v1.ListCredentialsResponse.credentials:type_name -> satchel.v1.StoredCredential
-	1,  // 39: satchel.v1.DownloadBlobRequest.source:type_name -> satchel.v1.Target
-	8,  // 40: satchel.v1.SatchelService.Push:input_type -> satchel.v1.PushRequest
-	10, // 41: satchel.v1.SatchelService.Attach:input_type -> satchel.v1.AttachRequest
-	15, // 42: satchel.v1.SatchelService.Discover:input_type -> satchel.v1.DiscoverRequest
-	18, // 43: satchel.v1.SatchelService.Pull:input_type -> satchel.v1.PullRequest
-	23, // 44: satchel.v1.SatchelService.Resolve:input_type -> satchel.v1.ResolveRequest
-	25, // 45: satchel.v1.SatchelService.DeleteManifest:input_type -> satchel.v1.DeleteManifestRequest
-	27, // 46: satchel.v1.SatchelService.Login:input_type -> satchel.v1.LoginRequest
-	29, // 47: satchel.v1.SatchelService.Logout:input_type -> satchel.v1.LogoutRequest
-	31, // 48: satchel.v1.SatchelService.ListCredentials:input_type -> satchel.v1.ListCredentialsRequest
-	34, // 49: satchel.v1.SatchelService.UploadBlob:input_type -> satchel.v1.UploadBlobRequest
-	36, // 50: satchel.v1.SatchelService.UploadStatus:input_type -> satchel.v1.UploadStatusRequest
-	38, // 51: satchel.v1.SatchelService.DownloadBlob:input_type -> satchel.v1.DownloadBlobRequest
-	40, // 52: satchel.v1.SatchelService.ServerInfo:input_type -> satchel.v1.ServerInfoRequest
-	12, // 53: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
-	13, // 54: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
-	17, // 55: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
-	22, // 56: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
-	24, // 57: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
-	26, // 58: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
-	28, // 59: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
-	30, // 60: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
-	33, // 61: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
-	35, // 62: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
-	37, // 63: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
-	39, // 64: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
-	41, // 65: satchel.v1.SatchelService.ServerInfo:output_type -> satchel.v1.ServerInfoResponse
-	53, // [53:66] is the sub-list for method output_type
-	40, // [40:53] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	1,  // 38: satchel.v1.FetchManifestRequest.target:type_name -> satchel.v1.Target
+	2,  // 39: satchel.v1.FetchManifestResponse.manifest:type_name -> satchel.v1.Descriptor
+	1,  // 40: satchel.v1.ListTagsRequest.repository:type_name -> satchel.v1.Target
+	1,  // 41: satchel.v1.TagRequest.target:type_name -> satchel.v1.Target
+	2,  // 42: satchel.v1.TagResponse.manifest:type_name -> satchel.v1.Descriptor
+	38, // 43: satchel.v1.ListCredentialsResponse.credentials:type_name -> satchel.v1.StoredCredential
+	1,  // 44: satchel.v1.DownloadBlobRequest.source:type_name -> satchel.v1.Target
+	8,  // 45: satchel.v1.SatchelService.Push:input_type -> satchel.v1.PushRequest
+	10, // 46: satchel.v1.SatchelService.Attach:input_type -> satchel.v1.AttachRequest
+	15, // 47: satchel.v1.SatchelService.Discover:input_type -> satchel.v1.DiscoverRequest
+	18, // 48: satchel.v1.SatchelService.Pull:input_type -> satchel.v1.PullRequest
+	23, // 49: satchel.v1.SatchelService.Resolve:input_type -> satchel.v1.ResolveRequest
+	25, // 50: satchel.v1.SatchelService.DeleteManifest:input_type -> satchel.v1.DeleteManifestRequest
+	27, // 51: satchel.v1.SatchelService.FetchManifest:input_type -> satchel.v1.FetchManifestRequest
+	29, // 52: satchel.v1.SatchelService.ListTags:input_type -> satchel.v1.ListTagsRequest
+	31, // 53: satchel.v1.SatchelService.Tag:input_type -> satchel.v1.TagRequest
+	33, // 54: satchel.v1.SatchelService.Login:input_type -> satchel.v1.LoginRequest
+	35, // 55: satchel.v1.SatchelService.Logout:input_type -> satchel.v1.LogoutRequest
+	37, // 56: satchel.v1.SatchelService.ListCredentials:input_type -> satchel.v1.ListCredentialsRequest
+	40, // 57: satchel.v1.SatchelService.UploadBlob:input_type -> satchel.v1.UploadBlobRequest
+	42, // 58: satchel.v1.SatchelService.UploadStatus:input_type -> satchel.v1.UploadStatusRequest
+	44, // 59: satchel.v1.SatchelService.DownloadBlob:input_type -> satchel.v1.DownloadBlobRequest
+	46, // 60: satchel.v1.SatchelService.ServerInfo:input_type -> satchel.v1.ServerInfoRequest
+	12, // 61: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
+	13, // 62: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
+	17, // 63: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
+	22, // 64: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
+	24, // 65: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
+	26, // 66: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
+	28, // 67: satchel.v1.SatchelService.FetchManifest:output_type -> satchel.v1.FetchManifestResponse
+	30, // 68: satchel.v1.SatchelService.ListTags:output_type -> satchel.v1.ListTagsResponse
+	32, // 69: satchel.v1.SatchelService.Tag:output_type -> satchel.v1.TagResponse
+	34, // 70: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
+	36, // 71: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
+	39, // 72: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
+	41, // 73: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
+	43, // 74: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
+	45, // 75: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
+	47, // 76: satchel.v1.SatchelService.ServerInfo:output_type -> satchel.v1.ServerInfoResponse
+	61, // [61:77] is the sub-list for method output_type
+	45, // [45:61] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_satchel_v1_satchel_proto_init() }
@@ -3258,14 +3631,14 @@ func file_satchel_v1_satchel_proto_init() {
 		(*PullResponse_Done)(nil),
 		(*PullResponse_Progress)(nil),
 	}
-	file_satchel_v1_satchel_proto_msgTypes[33].OneofWrappers = []any{}
+	file_satchel_v1_satchel_proto_msgTypes[39].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_satchel_v1_satchel_proto_rawDesc), len(file_satchel_v1_satchel_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   44,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -40,6 +40,9 @@ const (
 	SatchelService_Pull_FullMethodName            = "/satchel.v1.SatchelService/Pull"
 	SatchelService_Resolve_FullMethodName         = "/satchel.v1.SatchelService/Resolve"
 	SatchelService_DeleteManifest_FullMethodName  = "/satchel.v1.SatchelService/DeleteManifest"
+	SatchelService_FetchManifest_FullMethodName   = "/satchel.v1.SatchelService/FetchManifest"
+	SatchelService_ListTags_FullMethodName        = "/satchel.v1.SatchelService/ListTags"
+	SatchelService_Tag_FullMethodName             = "/satchel.v1.SatchelService/Tag"
 	SatchelService_Login_FullMethodName           = "/satchel.v1.SatchelService/Login"
 	SatchelService_Logout_FullMethodName          = "/satchel.v1.SatchelService/Logout"
 	SatchelService_ListCredentials_FullMethodName = "/satchel.v1.SatchelService/ListCredentials"
@@ -80,6 +83,15 @@ type SatchelServiceClient interface {
 	// registry without the referrers API, it is also removed from the
 	// subject's referrers tag-schema index.
 	DeleteManifest(ctx context.Context, in *DeleteManifestRequest, opts ...grpc.CallOption) (*DeleteManifestResponse, error)
+	// FetchManifest returns the manifest a reference names, its descriptor
+	// and its exact bytes (verified against the digest), as `oras manifest
+	// fetch` does.
+	FetchManifest(ctx context.Context, in *FetchManifestRequest, opts ...grpc.CallOption) (*FetchManifestResponse, error)
+	// ListTags lists the tags of a repository (a registry's listing in its
+	// order, every page) or of an OCI layout (sorted), as `oras repo tags`.
+	ListTags(ctx context.Context, in *ListTagsRequest, opts ...grpc.CallOption) (*ListTagsResponse, error)
+	// Tag gives the manifest a reference names more tags, as `oras tag`.
+	Tag(ctx context.Context, in *TagRequest, opts ...grpc.CallOption) (*TagResponse, error)
 	// Login checks credentials against a registry, as `docker login` does,
 	// and stores them: through the credential helper docker's config names
 	// for the registry, else in the daemon's docker config file (mode 0600).
@@ -190,6 +202,36 @@ func (c *satchelServiceClient) DeleteManifest(ctx context.Context, in *DeleteMan
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteManifestResponse)
 	err := c.cc.Invoke(ctx, SatchelService_DeleteManifest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *satchelServiceClient) FetchManifest(ctx context.Context, in *FetchManifestRequest, opts ...grpc.CallOption) (*FetchManifestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FetchManifestResponse)
+	err := c.cc.Invoke(ctx, SatchelService_FetchManifest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *satchelServiceClient) ListTags(ctx context.Context, in *ListTagsRequest, opts ...grpc.CallOption) (*ListTagsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTagsResponse)
+	err := c.cc.Invoke(ctx, SatchelService_ListTags_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *satchelServiceClient) Tag(ctx context.Context, in *TagRequest, opts ...grpc.CallOption) (*TagResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TagResponse)
+	err := c.cc.Invoke(ctx, SatchelService_Tag_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -309,6 +351,15 @@ type SatchelServiceServer interface {
 	// registry without the referrers API, it is also removed from the
 	// subject's referrers tag-schema index.
 	DeleteManifest(context.Context, *DeleteManifestRequest) (*DeleteManifestResponse, error)
+	// FetchManifest returns the manifest a reference names, its descriptor
+	// and its exact bytes (verified against the digest), as `oras manifest
+	// fetch` does.
+	FetchManifest(context.Context, *FetchManifestRequest) (*FetchManifestResponse, error)
+	// ListTags lists the tags of a repository (a registry's listing in its
+	// order, every page) or of an OCI layout (sorted), as `oras repo tags`.
+	ListTags(context.Context, *ListTagsRequest) (*ListTagsResponse, error)
+	// Tag gives the manifest a reference names more tags, as `oras tag`.
+	Tag(context.Context, *TagRequest) (*TagResponse, error)
 	// Login checks credentials against a registry, as `docker login` does,
 	// and stores them: through the credential helper docker's config names
 	// for the registry, else in the daemon's docker config file (mode 0600).
@@ -367,6 +418,15 @@ func (UnimplementedSatchelServiceServer) Resolve(context.Context, *ResolveReques
 }
 func (UnimplementedSatchelServiceServer) DeleteManifest(context.Context, *DeleteManifestRequest) (*DeleteManifestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteManifest not implemented")
+}
+func (UnimplementedSatchelServiceServer) FetchManifest(context.Context, *FetchManifestRequest) (*FetchManifestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FetchManifest not implemented")
+}
+func (UnimplementedSatchelServiceServer) ListTags(context.Context, *ListTagsRequest) (*ListTagsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTags not implemented")
+}
+func (UnimplementedSatchelServiceServer) Tag(context.Context, *TagRequest) (*TagResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Tag not implemented")
 }
 func (UnimplementedSatchelServiceServer) Login(context.Context, *LoginRequest) (*LoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Login not implemented")
@@ -485,6 +545,60 @@ func _SatchelService_DeleteManifest_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SatchelServiceServer).DeleteManifest(ctx, req.(*DeleteManifestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SatchelService_FetchManifest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FetchManifestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SatchelServiceServer).FetchManifest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SatchelService_FetchManifest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SatchelServiceServer).FetchManifest(ctx, req.(*FetchManifestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SatchelService_ListTags_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTagsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SatchelServiceServer).ListTags(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SatchelService_ListTags_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SatchelServiceServer).ListTags(ctx, req.(*ListTagsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SatchelService_Tag_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TagRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SatchelServiceServer).Tag(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SatchelService_Tag_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SatchelServiceServer).Tag(ctx, req.(*TagRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -615,6 +729,18 @@ var SatchelService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteManifest",
 			Handler:    _SatchelService_DeleteManifest_Handler,
+		},
+		{
+			MethodName: "FetchManifest",
+			Handler:    _SatchelService_FetchManifest_Handler,
+		},
+		{
+			MethodName: "ListTags",
+			Handler:    _SatchelService_ListTags_Handler,
+		},
+		{
+			MethodName: "Tag",
+			Handler:    _SatchelService_Tag_Handler,
 		},
 		{
 			MethodName: "Login",

@@ -32,9 +32,15 @@ impl Repository {
         if self.known_mode() != ReferrersMode::TagSchema {
             return Ok(None);
         }
+        // Every tag: the schema's `sha256-` and `sha512-` ones among them.
+        Ok(Some(self.tags().await?.into_iter().collect()))
+    }
+
+    /// The repository's tags, in the registry's order, over every page.
+    pub async fn tags(&self) -> Result<Vec<String>> {
         let mut url = self.url("tags/list")?;
         let origin = url.origin();
-        let (mut out, mut read) = (HashSet::new(), 0usize);
+        let (mut out, mut read) = (Vec::new(), 0usize);
         for _ in 0..MAX_PAGES {
             let resp = self
                 .send(
@@ -58,11 +64,10 @@ impl Repository {
                     format!("malformed tag listing: {}", crate::text::json_failure(&e)),
                 )
             })?;
-            // Every tag: the schema's `sha256-` and `sha512-` ones among them.
             out.extend(list.tags.unwrap_or_default());
             match next {
                 Some(next) if next.origin() == origin => url = next,
-                _ => return Ok(Some(out)),
+                _ => return Ok(out),
             }
         }
         Err(Error::new(

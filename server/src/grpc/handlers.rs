@@ -155,6 +155,44 @@ impl pb::satchel_service_server::SatchelService for Api {
         }))
     }
 
+    async fn fetch_manifest(
+        &self,
+        request: Request<pb::FetchManifestRequest>,
+    ) -> Result<Response<pb::FetchManifestResponse>, Status> {
+        let target = convert::target(request.into_inner().target)?;
+        let fetched = self.service.fetch_manifest(target).await.map_err(status)?;
+        Ok(Response::new(pb::FetchManifestResponse {
+            manifest: Some(descriptor(&fetched.manifest.descriptor)),
+            reference: fetched.manifest.reference,
+            content: fetched.content,
+        }))
+    }
+
+    async fn list_tags(
+        &self,
+        request: Request<pb::ListTagsRequest>,
+    ) -> Result<Response<pb::ListTagsResponse>, Status> {
+        let r = request.into_inner();
+        let repository = convert::target(r.repository)?;
+        let tags = self.service.list_tags(repository, r.exclude_digest_tags);
+        let tags = tags.await.map_err(status)?;
+        Ok(Response::new(pb::ListTagsResponse { tags }))
+    }
+
+    async fn tag(
+        &self,
+        request: Request<pb::TagRequest>,
+    ) -> Result<Response<pb::TagResponse>, Status> {
+        let r = request.into_inner();
+        let target = convert::target(r.target)?;
+        let tagged = self.service.tag(target, r.tags).await.map_err(status)?;
+        Ok(Response::new(pb::TagResponse {
+            manifest: Some(descriptor(&tagged.manifest.descriptor)),
+            reference: tagged.manifest.reference,
+            tags: tagged.tags,
+        }))
+    }
+
     async fn login(
         &self,
         request: Request<pb::LoginRequest>,

@@ -102,7 +102,7 @@ impl Service {
     }
 
     /// The target `spec` names and the manifest it resolves to.
-    async fn resolve_in(&self, spec: TargetSpec) -> Result<(Target, Named)> {
+    pub(super) async fn resolve_in(&self, spec: TargetSpec) -> Result<(Target, Named)> {
         let resolved = self.target(spec)?;
         let descriptor = resolved.target.resolve(&resolved.name_or_latest()).await?;
         let reference = resolved.target.reference_for(&descriptor.digest);

@@ -11,6 +11,7 @@
 //! - [`pull`]: the plan of a pull (which manifest, which files) and each
 //!   file's verified bytes.
 //! - [`manifests`]: resolve, delete, and the referrer tree of discover.
+//! - [`tags`]: a manifest fetched whole, tags listed and added.
 //! - [`blobs`]: the content store's resumable uploads and ranged downloads.
 //! - [`login`]: login, logout and the credential listing.
 //!
@@ -23,6 +24,7 @@ pub mod login;
 pub mod manifests;
 pub mod pull;
 pub mod push;
+pub mod tags;
 pub mod target;
 
 use std::sync::Arc;

@@ -295,6 +295,54 @@ class DeleteManifestResponse(_message.Message):
     warnings: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, deleted: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class FetchManifestRequest(_message.Message):
+    __slots__ = ("target",)
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    target: Target
+    def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ...) -> None: ...
+
+class FetchManifestResponse(_message.Message):
+    __slots__ = ("manifest", "reference", "content")
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    manifest: Descriptor
+    reference: str
+    content: bytes
+    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
+
+class ListTagsRequest(_message.Message):
+    __slots__ = ("repository", "exclude_digest_tags")
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_DIGEST_TAGS_FIELD_NUMBER: _ClassVar[int]
+    repository: Target
+    exclude_digest_tags: bool
+    def __init__(self, repository: _Optional[_Union[Target, _Mapping]] = ..., exclude_digest_tags: _Optional[bool] = ...) -> None: ...
+
+class ListTagsResponse(_message.Message):
+    __slots__ = ("tags",)
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TagRequest(_message.Message):
+    __slots__ = ("target", "tags")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    target: Target
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TagResponse(_message.Message):
+    __slots__ = ("manifest", "reference", "tags")
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    manifest: Descriptor
+    reference: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class LoginRequest(_message.Message):
     __slots__ = ("registry", "username", "password", "plain_http")
     REGISTRY_FIELD_NUMBER: _ClassVar[int]

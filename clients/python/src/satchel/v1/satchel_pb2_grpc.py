@@ -66,6 +66,21 @@ class SatchelServiceStub:
                 request_serializer=satchel_dot_v1_dot_satchel__pb2.DeleteManifestRequest.SerializeToString,
                 response_deserializer=satchel_dot_v1_dot_satchel__pb2.DeleteManifestResponse.FromString,
                 _registered_method=True)
+        self.FetchManifest = channel.unary_unary(
+                '/satchel.v1.SatchelService/FetchManifest',
+                request_serializer=satchel_dot_v1_dot_satchel__pb2.FetchManifestRequest.SerializeToString,
+                response_deserializer=satchel_dot_v1_dot_satchel__pb2.FetchManifestResponse.FromString,
+                _registered_method=True)
+        self.ListTags = channel.unary_unary(
+                '/satchel.v1.SatchelService/ListTags',
+                request_serializer=satchel_dot_v1_dot_satchel__pb2.ListTagsRequest.SerializeToString,
+                response_deserializer=satchel_dot_v1_dot_satchel__pb2.ListTagsResponse.FromString,
+                _registered_method=True)
+        self.Tag = channel.unary_unary(
+                '/satchel.v1.SatchelService/Tag',
+                request_serializer=satchel_dot_v1_dot_satchel__pb2.TagRequest.SerializeToString,
+                response_deserializer=satchel_dot_v1_dot_satchel__pb2.TagResponse.FromString,
+                _registered_method=True)
         self.Login = channel.unary_unary(
                 '/satchel.v1.SatchelService/Login',
                 request_serializer=satchel_dot_v1_dot_satchel__pb2.LoginRequest.SerializeToString,
@@ -157,6 +172,30 @@ class SatchelServiceServicer:
         """DeleteManifest deletes a manifest. When it refers to a subject on a
         registry without the referrers API, it is also removed from the
         subject's referrers tag-schema index.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchManifest(self, request, context):
+        """FetchManifest returns the manifest a reference names, its descriptor
+        and its exact bytes (verified against the digest), as `oras manifest
+        fetch` does.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTags(self, request, context):
+        """ListTags lists the tags of a repository (a registry's listing in its
+        order, every page) or of an OCI layout (sorted), as `oras repo tags`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Tag(self, request, context):
+        """Tag gives the manifest a reference names more tags, as `oras tag`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -260,6 +299,21 @@ def add_SatchelServiceServicer_to_server(servicer, server):
                     servicer.DeleteManifest,
                     request_deserializer=satchel_dot_v1_dot_satchel__pb2.DeleteManifestRequest.FromString,
                     response_serializer=satchel_dot_v1_dot_satchel__pb2.DeleteManifestResponse.SerializeToString,
+            ),
+            'FetchManifest': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchManifest,
+                    request_deserializer=satchel_dot_v1_dot_satchel__pb2.FetchManifestRequest.FromString,
+                    response_serializer=satchel_dot_v1_dot_satchel__pb2.FetchManifestResponse.SerializeToString,
+            ),
+            'ListTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTags,
+                    request_deserializer=satchel_dot_v1_dot_satchel__pb2.ListTagsRequest.FromString,
+                    response_serializer=satchel_dot_v1_dot_satchel__pb2.ListTagsResponse.SerializeToString,
+            ),
+            'Tag': grpc.unary_unary_rpc_method_handler(
+                    servicer.Tag,
+                    request_deserializer=satchel_dot_v1_dot_satchel__pb2.TagRequest.FromString,
+                    response_serializer=satchel_dot_v1_dot_satchel__pb2.TagResponse.SerializeToString,
             ),
             'Login': grpc.unary_unary_rpc_method_handler(
                     servicer.Login,
@@ -461,6 +515,87 @@ class SatchelService:
             '/satchel.v1.SatchelService/DeleteManifest',
             satchel_dot_v1_dot_satchel__pb2.DeleteManifestRequest.SerializeToString,
             satchel_dot_v1_dot_satchel__pb2.DeleteManifestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchManifest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satchel.v1.SatchelService/FetchManifest',
+            satchel_dot_v1_dot_satchel__pb2.FetchManifestRequest.SerializeToString,
+            satchel_dot_v1_dot_satchel__pb2.FetchManifestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satchel.v1.SatchelService/ListTags',
+            satchel_dot_v1_dot_satchel__pb2.ListTagsRequest.SerializeToString,
+            satchel_dot_v1_dot_satchel__pb2.ListTagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Tag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satchel.v1.SatchelService/Tag',
+            satchel_dot_v1_dot_satchel__pb2.TagRequest.SerializeToString,
+            satchel_dot_v1_dot_satchel__pb2.TagResponse.FromString,
             options,
             channel_credentials,
             insecure,

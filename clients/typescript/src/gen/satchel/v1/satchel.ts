@@ -374,9 +374,10 @@ export interface PullRequest {
   /**
    * The image whose attachment to pull, by tag or digest. Requires
    * artifact_type. The attachment chosen is the one with the newest
-   * org.opencontainers.image.created annotation; when that cannot be told
-   * (a candidate lacks it, or two tie), the call fails with
-   * FAILED_PRECONDITION and lists the candidates.
+   * org.opencontainers.image.created annotation; among equal times, the one
+   * later in the referrers listing, then the greater digest. When a
+   * candidate lacks the annotation, the call fails with FAILED_PRECONDITION
+   * and lists the candidates.
    */
   subject?:
     | Target
@@ -495,6 +496,67 @@ export interface DeleteManifestResponse {
   reference: string;
   /** Things that went wrong without failing the call. */
   warnings: string[];
+}
+
+/** FetchManifestRequest names a manifest. */
+export interface FetchManifestRequest {
+  /** The manifest, by tag or digest (`latest` when neither). */
+  target?: Target | undefined;
+}
+
+/** FetchManifestResponse carries a manifest. */
+export interface FetchManifestResponse {
+  /** Its descriptor. */
+  manifest?:
+    | Descriptor
+    | undefined;
+  /** Its canonical reference by digest. */
+  reference: string;
+  /** Its bytes, exactly as stored. */
+  content: Buffer;
+}
+
+/** ListTagsRequest names a repository. */
+export interface ListTagsRequest {
+  /**
+   * The repository (or layout); a tag or digest in its reference is
+   * ignored.
+   */
+  repository?:
+    | Target
+    | undefined;
+  /**
+   * Leave out tags of the referrers tag schema (`sha256-<hex>` and the
+   * like), as `oras repo tags --exclude-digest-tags`.
+   */
+  excludeDigestTags: boolean;
+}
+
+/** ListTagsResponse lists tags. */
+export interface ListTagsResponse {
+  tags: string[];
+}
+
+/** TagRequest names a manifest and the tags to give it. */
+export interface TagRequest {
+  /** The manifest, by tag or digest. */
+  target?:
+    | Target
+    | undefined;
+  /** The new tags; at least one, each a valid tag. */
+  tags: string[];
+}
+
+/** TagResponse reports a tagged manifest. */
+export interface TagResponse {
+  /** The manifest's descriptor. */
+  manifest?:
+    | Descriptor
+    | undefined;
+  /** Its canonical reference by digest. */
+  reference: string;
+  /** The tags given, in the order asked. */
+  tags: string[];
 }
 
 /** LoginRequest carries credentials for one registry. */
@@ -3079,6 +3141,418 @@ export const DeleteManifestResponse: MessageFns<DeleteManifestResponse> = {
   },
 };
 
+function createBaseFetchManifestRequest(): FetchManifestRequest {
+  return { target: undefined };
+}
+
+export const FetchManifestRequest: MessageFns<FetchManifestRequest> = {
+  encode(message: FetchManifestRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.target !== undefined) {
+      Target.encode(message.target, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchManifestRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchManifestRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.target = Target.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<FetchManifestRequest>): FetchManifestRequest {
+    return FetchManifestRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FetchManifestRequest>): FetchManifestRequest {
+    const message = createBaseFetchManifestRequest();
+    message.target = (object.target !== undefined && object.target !== null)
+      ? Target.fromPartial(object.target)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseFetchManifestResponse(): FetchManifestResponse {
+  return { manifest: undefined, reference: "", content: Buffer.alloc(0) };
+}
+
+export const FetchManifestResponse: MessageFns<FetchManifestResponse> = {
+  encode(message: FetchManifestResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.manifest !== undefined) {
+      Descriptor.encode(message.manifest, writer.uint32(10).fork()).join();
+    }
+    if (message.reference !== "") {
+      writer.uint32(18).string(message.reference);
+    }
+    if (message.content.length !== 0) {
+      writer.uint32(26).bytes(message.content);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchManifestResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchManifestResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.manifest = Descriptor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.content = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<FetchManifestResponse>): FetchManifestResponse {
+    return FetchManifestResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FetchManifestResponse>): FetchManifestResponse {
+    const message = createBaseFetchManifestResponse();
+    message.manifest = (object.manifest !== undefined && object.manifest !== null)
+      ? Descriptor.fromPartial(object.manifest)
+      : undefined;
+    message.reference = object.reference ?? "";
+    message.content = object.content ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseListTagsRequest(): ListTagsRequest {
+  return { repository: undefined, excludeDigestTags: false };
+}
+
+export const ListTagsRequest: MessageFns<ListTagsRequest> = {
+  encode(message: ListTagsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.repository !== undefined) {
+      Target.encode(message.repository, writer.uint32(10).fork()).join();
+    }
+    if (message.excludeDigestTags !== false) {
+      writer.uint32(16).bool(message.excludeDigestTags);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTagsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTagsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.repository = Target.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.excludeDigestTags = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ListTagsRequest>): ListTagsRequest {
+    return ListTagsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListTagsRequest>): ListTagsRequest {
+    const message = createBaseListTagsRequest();
+    message.repository = (object.repository !== undefined && object.repository !== null)
+      ? Target.fromPartial(object.repository)
+      : undefined;
+    message.excludeDigestTags = object.excludeDigestTags ?? false;
+    return message;
+  },
+};
+
+function createBaseListTagsResponse(): ListTagsResponse {
+  return { tags: [] };
+}
+
+export const ListTagsResponse: MessageFns<ListTagsResponse> = {
+  encode(message: ListTagsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.tags) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTagsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTagsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tags.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ListTagsResponse>): ListTagsResponse {
+    return ListTagsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListTagsResponse>): ListTagsResponse {
+    const message = createBaseListTagsResponse();
+    message.tags = object.tags?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseTagRequest(): TagRequest {
+  return { target: undefined, tags: [] };
+}
+
+export const TagRequest: MessageFns<TagRequest> = {
+  encode(message: TagRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.target !== undefined) {
+      Target.encode(message.target, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.tags) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TagRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTagRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.target = Target.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tags.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TagRequest>): TagRequest {
+    return TagRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TagRequest>): TagRequest {
+    const message = createBaseTagRequest();
+    message.target = (object.target !== undefined && object.target !== null)
+      ? Target.fromPartial(object.target)
+      : undefined;
+    message.tags = object.tags?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseTagResponse(): TagResponse {
+  return { manifest: undefined, reference: "", tags: [] };
+}
+
+export const TagResponse: MessageFns<TagResponse> = {
+  encode(message: TagResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.manifest !== undefined) {
+      Descriptor.encode(message.manifest, writer.uint32(10).fork()).join();
+    }
+    if (message.reference !== "") {
+      writer.uint32(18).string(message.reference);
+    }
+    for (const v of message.tags) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TagResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTagResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.manifest = Descriptor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tags.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TagResponse>): TagResponse {
+    return TagResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TagResponse>): TagResponse {
+    const message = createBaseTagResponse();
+    message.manifest = (object.manifest !== undefined && object.manifest !== null)
+      ? Descriptor.fromPartial(object.manifest)
+      : undefined;
+    message.reference = object.reference ?? "";
+    message.tags = object.tags?.map((e) => e) || [];
+    return message;
+  },
+};
+
 function createBaseLoginRequest(): LoginRequest {
   return { registry: "", username: "", password: "", plainHttp: false };
 }
@@ -4306,6 +4780,44 @@ export const SatchelServiceService = {
     responseDeserialize: (value: Buffer): DeleteManifestResponse => DeleteManifestResponse.decode(value),
   },
   /**
+   * FetchManifest returns the manifest a reference names, its descriptor
+   * and its exact bytes (verified against the digest), as `oras manifest
+   * fetch` does.
+   */
+  fetchManifest: {
+    path: "/satchel.v1.SatchelService/FetchManifest" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FetchManifestRequest): Buffer => Buffer.from(FetchManifestRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FetchManifestRequest => FetchManifestRequest.decode(value),
+    responseSerialize: (value: FetchManifestResponse): Buffer =>
+      Buffer.from(FetchManifestResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FetchManifestResponse => FetchManifestResponse.decode(value),
+  },
+  /**
+   * ListTags lists the tags of a repository (a registry's listing in its
+   * order, every page) or of an OCI layout (sorted), as `oras repo tags`.
+   */
+  listTags: {
+    path: "/satchel.v1.SatchelService/ListTags" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListTagsRequest): Buffer => Buffer.from(ListTagsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListTagsRequest => ListTagsRequest.decode(value),
+    responseSerialize: (value: ListTagsResponse): Buffer => Buffer.from(ListTagsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListTagsResponse => ListTagsResponse.decode(value),
+  },
+  /** Tag gives the manifest a reference names more tags, as `oras tag`. */
+  tag: {
+    path: "/satchel.v1.SatchelService/Tag" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TagRequest): Buffer => Buffer.from(TagRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TagRequest => TagRequest.decode(value),
+    responseSerialize: (value: TagResponse): Buffer => Buffer.from(TagResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TagResponse => TagResponse.decode(value),
+  },
+  /**
    * Login checks credentials against a registry, as `docker login` does,
    * and stores them: through the credential helper docker's config names
    * for the registry, else in the daemon's docker config file (mode 0600).
@@ -4446,6 +4958,19 @@ export interface SatchelServiceServer extends UntypedServiceImplementation {
    */
   deleteManifest: handleUnaryCall<DeleteManifestRequest, DeleteManifestResponse>;
   /**
+   * FetchManifest returns the manifest a reference names, its descriptor
+   * and its exact bytes (verified against the digest), as `oras manifest
+   * fetch` does.
+   */
+  fetchManifest: handleUnaryCall<FetchManifestRequest, FetchManifestResponse>;
+  /**
+   * ListTags lists the tags of a repository (a registry's listing in its
+   * order, every page) or of an OCI layout (sorted), as `oras repo tags`.
+   */
+  listTags: handleUnaryCall<ListTagsRequest, ListTagsResponse>;
+  /** Tag gives the manifest a reference names more tags, as `oras tag`. */
+  tag: handleUnaryCall<TagRequest, TagResponse>;
+  /**
    * Login checks credentials against a registry, as `docker login` does,
    * and stores them: through the credential helper docker's config names
    * for the registry, else in the daemon's docker config file (mode 0600).
@@ -4571,6 +5096,58 @@ export interface SatchelServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteManifestResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * FetchManifest returns the manifest a reference names, its descriptor
+   * and its exact bytes (verified against the digest), as `oras manifest
+   * fetch` does.
+   */
+  fetchManifest(
+    request: FetchManifestRequest,
+    callback: (error: ServiceError | null, response: FetchManifestResponse) => void,
+  ): ClientUnaryCall;
+  fetchManifest(
+    request: FetchManifestRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FetchManifestResponse) => void,
+  ): ClientUnaryCall;
+  fetchManifest(
+    request: FetchManifestRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FetchManifestResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListTags lists the tags of a repository (a registry's listing in its
+   * order, every page) or of an OCI layout (sorted), as `oras repo tags`.
+   */
+  listTags(
+    request: ListTagsRequest,
+    callback: (error: ServiceError | null, response: ListTagsResponse) => void,
+  ): ClientUnaryCall;
+  listTags(
+    request: ListTagsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListTagsResponse) => void,
+  ): ClientUnaryCall;
+  listTags(
+    request: ListTagsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListTagsResponse) => void,
+  ): ClientUnaryCall;
+  /** Tag gives the manifest a reference names more tags, as `oras tag`. */
+  tag(request: TagRequest, callback: (error: ServiceError | null, response: TagResponse) => void): ClientUnaryCall;
+  tag(
+    request: TagRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TagResponse) => void,
+  ): ClientUnaryCall;
+  tag(
+    request: TagRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TagResponse) => void,
   ): ClientUnaryCall;
   /**
    * Login checks credentials against a registry, as `docker login` does,

@@ -1,0 +1,116 @@
+//! Manifests fetched whole and tags listed and added: FetchManifest,
+//! ListTags and Tag, as `oras manifest fetch`, `oras repo tags` and `oras
+//! tag`.
+
+use bytes::Bytes;
+use satchel_oci::Result;
+
+use super::manifests::Named;
+use super::target::TargetSpec;
+use super::{invalid, Service};
+
+/// A fetched manifest.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// What it is and where.
+    pub manifest: Named,
+    /// Its bytes, verified against its digest.
+    pub content: Bytes,
+}
+
+/// A tagged manifest.
+#[derive(Debug, Clone)]
+pub struct Tagged {
+    /// The manifest.
+    pub manifest: Named,
+    /// The tags it was given.
+    pub tags: Vec<String>,
+}
+
+impl Service {
+    /// The manifest `spec` names (`latest` when none), with its bytes.
+    pub async fn fetch_manifest(&self, spec: TargetSpec) -> Result<Fetched> {
+        let resolved = self.target(spec)?;
+        let (descriptor, content) = resolved
+            .target
+            .fetch_manifest(&resolved.name_or_latest())
+            .await?;
+        let reference = resolved.target.reference_for(&descriptor.digest);
+        Ok(Fetched {
+            manifest: Named {
+                reference,
+                descriptor,
+            },
+            content,
+        })
+    }
+
+    /// The tags of the repository or layout `spec` names; without the
+    /// referrers tag schema's with `exclude_digest_tags`.
+    pub async fn list_tags(
+        &self,
+        spec: TargetSpec,
+        exclude_digest_tags: bool,
+    ) -> Result<Vec<String>> {
+        let resolved = self.target(spec)?;
+        let mut tags = resolved.target.tags().await?;
+        if exclude_digest_tags {
+            tags.retain(|t| !is_digest_tag(t));
+        }
+        Ok(tags)
+    }
+
+    /// Gives the manifest `spec` names each of `tags`. Every tag is checked
+    /// before the first is written.
+    pub async fn tag(&self, spec: TargetSpec, tags: Vec<String>) -> Result<Tagged> {
+        if tags.is_empty() {
+            return Err(invalid("name at least one tag"));
+        }
+        for tag in &tags {
+            satchel_oci::reference::validate_tag(tag).map_err(invalid)?;
+        }
+        let resolved = self.target(spec)?;
+        let (descriptor, content) = resolved
+            .target
+            .fetch_manifest(&resolved.name_or_latest())
+            .await?;
+        for tag in &tags {
+            resolved
+                .target
+                .tag(&descriptor, content.clone(), tag)
+                .await?;
+        }
+        let reference = resolved.target.reference_for(&descriptor.digest);
+        tracing::info!(%reference, tags = ?tags, "tagged manifest");
+        Ok(Tagged {
+            manifest: Named {
+                reference,
+                descriptor,
+            },
+            tags,
+        })
+    }
+}
+
+/// Whether `tag` reads as a digest with its `:` made a `-` (`sha256-<hex>`),
+/// as the referrers tag schema and cosign name theirs: what `oras repo
+/// tags --exclude-digest-tags` leaves out.
+fn is_digest_tag(tag: &str) -> bool {
+    tag.split_once('-')
+        .is_some_and(|(alg, hex)| satchel_oci::digest::parse(&format!("{alg}:{hex}")).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_digest_tag;
+
+    #[test]
+    fn digest_tags_are_those_that_parse_as_digests() {
+        let hex = "a".repeat(64);
+        assert!(is_digest_tag(&format!("sha256-{hex}")));
+        assert!(!is_digest_tag(&format!("sha256-{}", &hex[..63])));
+        assert!(!is_digest_tag("v1"));
+        assert!(!is_digest_tag("release-1.0"));
+        assert!(!is_digest_tag(&format!("sha256-{hex}.sig")));
+    }
+}
