@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Makes sure the peer clients the benchmarks compare against are built:
-# the ORAS CLI 1.3.6 and regctl 0.11.7, from their Go modules, into
+# the ORAS CLI 1.3.6, regctl 0.11.7 and crane 0.22.1, from their Go modules, into
 # $(go env GOPATH)/bin. Builds only what is missing or at another version.
 # Prints shell assignments for the callers to eval:
 #
-#   eval "$(bench/peers.sh)"     # sets oras=/path/to/oras regctl=/path/to/regctl
+#   eval "$(bench/peers.sh)"     # sets oras=, regctl= and crane= to their paths
 set -euo pipefail
 ORAS_VERSION=1.3.6
 REGCTL_VERSION=0.11.7
+CRANE_VERSION=0.22.1
 
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || { echo "needs Go 1.26 (with the Go module proxy)" >&2; exit 1; }
 command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
@@ -27,4 +28,10 @@ if [ "$have" != "v$REGCTL_VERSION" ]; then
   echo "building regctl $REGCTL_VERSION" >&2
   GOFLAGS=-mod=mod go install "github.com/regclient/regclient/cmd/regctl@v$REGCTL_VERSION" >&2
 fi
-printf 'oras=%q\nregctl=%q\n' "$oras" "$regctl"
+crane="$gobin/crane"
+have="$("$crane" version 2>/dev/null || true)"
+if [ "$have" != "$CRANE_VERSION" ] && [ "$have" != "v$CRANE_VERSION" ]; then
+  echo "building crane $CRANE_VERSION" >&2
+  GOFLAGS=-mod=mod go install "github.com/google/go-containerregistry/cmd/crane@v$CRANE_VERSION" >&2
+fi
+printf 'oras=%q\nregctl=%q\ncrane=%q\n' "$oras" "$regctl" "$crane"

@@ -29,11 +29,11 @@ if ! command -v ferro-oci-server >/dev/null 2>&1; then
   cargo install --locked --quiet ferro-oci-server@1.0.0
 fi
 
-# The real ORAS CLI (and regctl), built from their Go modules, for the
-# parity tests (tests/tests/oras_parity.rs) and the benchmarks.
-echo "==> bench/peers.sh (the ORAS CLI and regctl from the Go module proxy)"
+# The real ORAS CLI, crane (and regctl), built from their Go modules, for
+# the parity tests (tests/tests/oras_parity.rs) and the benchmarks.
+echo "==> bench/peers.sh (the ORAS CLI, regctl and crane from the Go module proxy)"
 eval "$(bench/peers.sh)"
-export SATCHEL_ORAS="$oras"
+export SATCHEL_ORAS="$oras" SATCHEL_CRANE="$crane"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

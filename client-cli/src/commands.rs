@@ -55,11 +55,13 @@ pub struct ResolveArgs {
     /// Print the full reference with the digest.
     #[arg(short = 'l', long)]
     full_reference: bool,
+    #[command(flatten)]
+    platform: crate::PlatformFlag,
 }
 
 /// Runs `satchel resolve`.
 pub async fn resolve(addr: &satchel_client::Daemon, args: ResolveArgs) -> anyhow::Result<()> {
-    let target = target::parse(&args.reference, &args.target)?;
+    let target = target::parse_for(&args.reference, &args.target, &args.platform)?;
     let mut client = addr.connect().await?;
     let resp = client
         .resolve(pb::ResolveRequest {

@@ -35,6 +35,8 @@ pub struct DiscoverArgs {
     depth: Option<u32>,
     #[command(flatten)]
     target: TargetFlags,
+    #[command(flatten)]
+    platform: crate::PlatformFlag,
 }
 
 /// The depth asked for without `--depth`: the daemon's deepest.
@@ -42,7 +44,7 @@ const ALL_LEVELS: u32 = 16;
 
 /// Runs `satchel discover`.
 pub async fn discover(addr: &satchel_client::Daemon, args: DiscoverArgs) -> anyhow::Result<()> {
-    let subject = target::parse(&args.reference, &args.target)?;
+    let subject = target::parse_for(&args.reference, &args.target, &args.platform)?;
     let mut client = addr.connect().await?;
     let resp = client
         .discover(pb::DiscoverRequest {

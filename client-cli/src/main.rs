@@ -74,6 +74,16 @@ pub struct TargetFlags {
     pub distribution_spec: Option<String>,
 }
 
+/// `--platform`, on the commands that read a manifest the ORAS CLI lets
+/// pick from an index.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PlatformFlag {
+    /// Pick the manifest of this platform when the reference names an
+    /// index: os[/arch[/variant]][:os_version].
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Push files as an artifact: satchel push REF FILE[:MEDIATYPE]...

@@ -31,6 +31,8 @@ pub struct FetchArgs {
     format: Option<String>,
     #[command(flatten)]
     target: TargetFlags,
+    #[command(flatten)]
+    platform: crate::PlatformFlag,
 }
 
 #[derive(Subcommand, Debug)]
@@ -68,7 +70,7 @@ pub struct TagArgs {
 
 /// Runs `satchel manifest fetch`.
 pub async fn fetch(addr: &satchel_client::Daemon, args: FetchArgs) -> anyhow::Result<()> {
-    let target = target::parse(&args.reference, &args.target)?;
+    let target = target::parse_for(&args.reference, &args.target, &args.platform)?;
     let mut client = addr.connect().await?;
     let resp = client
         .fetch_manifest(pb::FetchManifestRequest {

@@ -40,6 +40,8 @@ pub struct PullArgs {
     format: String,
     #[command(flatten)]
     target: TargetFlags,
+    #[command(flatten)]
+    platform: crate::PlatformFlag,
 }
 
 /// Runs `satchel pull`.
@@ -50,11 +52,11 @@ pub async fn pull(
 ) -> anyhow::Result<()> {
     let request = match (&args.reference, &args.subject) {
         (Some(reference), None) => pb::PullRequest {
-            target: Some(target::parse(reference, &args.target)?),
+            target: Some(target::parse_for(reference, &args.target, &args.platform)?),
             ..Default::default()
         },
         (None, Some(subject)) => pb::PullRequest {
-            subject: Some(target::parse(subject, &args.target)?),
+            subject: Some(target::parse_for(subject, &args.target, &args.platform)?),
             artifact_type: args.artifact_type.clone().unwrap_or_default(),
             ..Default::default()
         },

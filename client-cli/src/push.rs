@@ -62,6 +62,8 @@ pub struct AttachArgs {
     artifact_type: String,
     #[command(flatten)]
     flags: ArtifactFlags,
+    #[command(flatten)]
+    platform: crate::PlatformFlag,
 }
 
 /// Splits `FILE[:MEDIATYPE]`: the part after the last ':' is a media type
@@ -192,7 +194,7 @@ pub async fn attach(
     if args.artifact_type.is_empty() {
         bail!("--artifact-type is required");
     }
-    let subject = target::parse(&args.reference, &args.flags.target)?;
+    let subject = target::parse_for(&args.reference, &args.flags.target, &args.platform)?;
     let (spec, local) = artifact(&args.files, args.artifact_type, &args.flags, vec![]).await?;
     let mut client = addr.connect().await?;
     let mut progress = Progress::new(quiet || args.flags.format == "json");

@@ -3,7 +3,19 @@
 use anyhow::{bail, Context};
 use satchel_client::pb;
 
-use crate::TargetFlags;
+use crate::{PlatformFlag, TargetFlags};
+
+/// [`parse`], picking `platform`'s manifest when the reference names an
+/// index.
+pub fn parse_for(
+    reference: &str,
+    flags: &TargetFlags,
+    platform: &PlatformFlag,
+) -> anyhow::Result<pb::Target> {
+    let mut target = parse(reference, flags)?;
+    target.platform = platform.platform.clone().unwrap_or_default();
+    Ok(target)
+}
 
 /// Parses `reference` as a registry reference, or with `--oci-layout` as
 /// `DIR`, `DIR:TAG` or `DIR@DIGEST` (DIR made absolute, since the daemon
@@ -23,6 +35,7 @@ pub fn parse(reference: &str, flags: &TargetFlags) -> anyhow::Result<pb::Target>
             oci_layout: String::new(),
             plain_http: flags.plain_http,
             referrers_mode,
+            platform: String::new(),
         });
     }
     let (dir, name) = if let Some((dir, digest)) = reference.rsplit_once('@') {
@@ -39,6 +52,7 @@ pub fn parse(reference: &str, flags: &TargetFlags) -> anyhow::Result<pb::Target>
         oci_layout: abs.to_string_lossy().into_owned(),
         plain_http: false,
         referrers_mode,
+        platform: String::new(),
     })
 }
 

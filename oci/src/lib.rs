@@ -24,6 +24,7 @@ pub mod error;
 pub mod layout;
 pub mod locks;
 pub mod manifest;
+pub mod platform;
 pub mod reference;
 pub mod registry;
 pub mod target;

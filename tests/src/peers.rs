@@ -1,14 +1,39 @@
-//! The real peer CLIs the parity tests run beside satchel: the ORAS CLI,
-//! built from its Go module by `bench/peers.sh` (which `scripts/test.sh`
-//! runs first). `SATCHEL_ORAS` names the binary; without it, `oras` is
-//! looked for in the Go bin directory and on PATH.
+//! The real peer CLIs the parity tests run beside satchel: the ORAS CLI and
+//! crane, built from their Go modules by `bench/peers.sh` (which
+//! `scripts/test.sh` runs first). `SATCHEL_ORAS` and `SATCHEL_CRANE` name
+//! the binaries; without them, each is looked for in the Go bin directory
+//! and on PATH.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// Where the ORAS CLI is; panics with how to get it when it is missing.
 pub fn oras_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SATCHEL_ORAS") {
+    peer_bin("oras", "SATCHEL_ORAS")
+}
+
+/// Where crane is, as [`oras_bin`] finds the ORAS CLI (`SATCHEL_CRANE`).
+pub fn crane_bin() -> PathBuf {
+    peer_bin("crane", "SATCHEL_CRANE")
+}
+
+/// Runs `crane args...` and requires success; returns stdout.
+pub fn crane_ok(args: &[&str]) -> String {
+    let out = Command::new(crane_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run crane");
+    assert!(
+        out.status.success(),
+        "crane {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+fn peer_bin(name: &str, var: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var) {
         return PathBuf::from(p);
     }
     let home = std::env::var_os("HOME")
@@ -22,10 +47,10 @@ pub fn oras_bin() -> PathBuf {
         .unwrap_or_default();
     std::iter::once(gopath.join("bin"))
         .chain(candidates)
-        .map(|d| d.join("oras"))
+        .map(|d| d.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            panic!("the ORAS CLI is missing: run `eval \"$(bench/peers.sh)\"` or set SATCHEL_ORAS")
+            panic!("{name} is missing: run `eval \"$(bench/peers.sh)\"` or set {var}")
         })
 }
 

@@ -632,3 +632,196 @@ fn layout_tags_match_oras() {
     let fetch = ["manifest", "fetch", "--oci-layout", "lay:a1"];
     assert_eq!(daemon.ok_in(work, &fetch), oras_ok(work, &fetch));
 }
+
+/// Pushes, with the ORAS CLI, an index of two images (linux/amd64 and
+/// linux/arm64/v8) tagged `idx`; returns the images' digests.
+fn multi_arch_index(work: &Path, repo: &str) -> (String, String) {
+    let mut images = Vec::new();
+    for (arch, variant) in [("amd64", ""), ("arm64", "v8")] {
+        let config = serde_json::json!({
+            "architecture": arch, "os": "linux", "variant": variant,
+            "rootfs": {"type": "layers", "diff_ids": []}, "config": {},
+        })
+        .to_string();
+        let config_path = work.join(format!("config-{arch}.json"));
+        std::fs::write(&config_path, &config).unwrap();
+        let config_digest = sha256(config.as_bytes());
+        oras_ok(
+            work,
+            &[
+                "blob",
+                "push",
+                "--plain-http",
+                &format!("{repo}@{config_digest}"),
+                config_path.to_str().unwrap(),
+            ],
+        );
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": [],
+        })
+        .to_string();
+        let manifest_path = work.join(format!("manifest-{arch}.json"));
+        std::fs::write(&manifest_path, &manifest).unwrap();
+        let digest = sha256(manifest.as_bytes());
+        oras_ok(
+            work,
+            &[
+                "manifest",
+                "push",
+                "--plain-http",
+                &format!("{repo}@{digest}"),
+                manifest_path.to_str().unwrap(),
+            ],
+        );
+        let mut platform = serde_json::json!({"architecture": arch, "os": "linux"});
+        if !variant.is_empty() {
+            platform["variant"] = variant.into();
+        }
+        images.push((digest, manifest.len(), platform));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": images.iter().map(|(d, size, p)| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": d, "size": size, "platform": p,
+        })).collect::<Vec<_>>(),
+    })
+    .to_string();
+    std::fs::write(work.join("index.json"), &index).unwrap();
+    oras_ok(
+        work,
+        &[
+            "manifest",
+            "push",
+            "--plain-http",
+            &format!("{repo}:idx"),
+            "index.json",
+        ],
+    );
+    (images[0].0.clone(), images[1].0.clone())
+}
+
+/// `--platform` picks what crane and the ORAS CLI pick, for resolve,
+/// manifest fetch, discover and attach; a bad or absent platform fails
+/// with the right code.
+#[test]
+fn platform_picks_what_crane_and_oras_pick() {
+    use satchel_tests::peers::crane_ok;
+    let registry = Registry::start();
+    let daemon = Daemon::start();
+    let work = daemon.scratch();
+    let repo = format!("{}/multi", registry.addr);
+    let (amd64, arm64) = multi_arch_index(work, &repo);
+    let index = format!("{repo}:idx");
+    for (platform, want) in [
+        ("linux/amd64", &amd64),
+        ("linux/arm64", &arm64),
+        ("linux/arm64/v8", &arm64),
+    ] {
+        let ours = daemon.ok(&["resolve", "--plain-http", "--platform", platform, &index]);
+        assert_eq!(ours.trim(), want.as_str(), "{platform}");
+        let crane = crane_ok(&["digest", "--insecure", "--platform", platform, &index]);
+        assert_eq!(ours.trim(), crane.trim(), "{platform}: crane");
+        let oras = oras_ok(
+            work,
+            &["resolve", "--plain-http", "--platform", platform, &index],
+        );
+        assert_eq!(ours.trim(), oras.trim(), "{platform}: oras");
+        let fetched = daemon.ok(&[
+            "manifest",
+            "fetch",
+            "--plain-http",
+            "--platform",
+            platform,
+            &index,
+        ]);
+        assert_eq!(
+            fetched,
+            crane_ok(&["manifest", "--insecure", "--platform", platform, &index])
+        );
+    }
+    // No platform: the index itself.
+    let idx_digest = daemon.ok(&["resolve", "--plain-http", &index]);
+    assert_eq!(
+        idx_digest.trim(),
+        crane_ok(&["digest", "--insecure", &index]).trim()
+    );
+
+    // An attachment with --platform goes on that platform's image.
+    std::fs::write(work.join("sbom.json"), b"{}").unwrap();
+    daemon.ok_in(
+        work,
+        &[
+            "attach",
+            "--plain-http",
+            "--platform",
+            "linux/arm64",
+            "--artifact-type",
+            "application/x.sbom",
+            &index,
+            "sbom.json",
+        ],
+    );
+    let on_arm: serde_json::Value = serde_json::from_str(&oras_ok(
+        work,
+        &[
+            "discover",
+            "--plain-http",
+            "--format",
+            "json",
+            &format!("{repo}@{arm64}"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(on_arm["referrers"].as_array().unwrap().len(), 1, "{on_arm}");
+    let ours = daemon.ok(&[
+        "discover",
+        "--plain-http",
+        "--platform",
+        "linux/arm64",
+        "--format",
+        "json",
+        &index,
+    ]);
+    let ours: serde_json::Value = serde_json::from_str(&ours).unwrap();
+    assert_eq!(ours, on_arm);
+
+    let code = |args: &[&str]| cli_code(&daemon.fails(args)).to_string();
+    assert_eq!(
+        code(&["resolve", "--plain-http", "--platform", "linux/", &index]),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(
+        code(&[
+            "resolve",
+            "--plain-http",
+            "--platform",
+            "linux/s390x",
+            &index
+        ]),
+        "NOT_FOUND"
+    );
+    let image = format!("{repo}@{amd64}");
+    assert_eq!(
+        code(&[
+            "resolve",
+            "--plain-http",
+            "--platform",
+            "linux/arm64",
+            &image
+        ]),
+        "NOT_FOUND"
+    );
+    let same = daemon.ok(&[
+        "resolve",
+        "--plain-http",
+        "--platform",
+        "linux/amd64",
+        &image,
+    ]);
+    assert_eq!(same.trim(), amd64);
+}

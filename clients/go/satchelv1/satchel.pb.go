@@ -109,6 +109,12 @@ type Target struct {
 	PlainHttp bool `protobuf:"varint,3,opt,name=plain_http,json=plainHttp,proto3" json:"plain_http,omitempty"`
 	// How to find and record referrers. Ignored for layouts.
 	ReferrersMode ReferrersMode `protobuf:"varint,4,opt,name=referrers_mode,json=referrersMode,proto3,enum=satchel.v1.ReferrersMode" json:"referrers_mode,omitempty"`
+	// "os[/arch[/variant]][:os_version]": when reference names an index, the
+	// call acts on the index's first manifest for this platform (as the ORAS
+	// CLI's and crane's --platform); an image manifest must be built for it.
+	// No match is NOT_FOUND, a malformed platform INVALID_ARGUMENT. Ignored
+	// where the target is a place to push to.
+	Platform      string `protobuf:"bytes,5,opt,name=platform,proto3" json:"platform,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -169,6 +175,13 @@ func (x *Target) GetReferrersMode() ReferrersMode {
 		return x.ReferrersMode
 	}
 	return ReferrersMode_REFERRERS_MODE_UNSPECIFIED
+}
+
+func (x *Target) GetPlatform() string {
+	if x != nil {
+		return x.Platform
+	}
+	return ""
 }
 
 // Descriptor describes content by media type, digest and size, as in the OCI
@@ -3218,14 +3231,15 @@ var File_satchel_v1_satchel_proto protoreflect.FileDescriptor
 const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\n" +
 	"\x18satchel/v1/satchel.proto\x12\n" +
-	"satchel.v1\"\xa6\x01\n" +
+	"satchel.v1\"\xc2\x01\n" +
 	"\x06Target\x12\x1c\n" +
 	"\treference\x18\x01 \x01(\tR\treference\x12\x1d\n" +
 	"\n" +
 	"oci_layout\x18\x02 \x01(\tR\tociLayout\x12\x1d\n" +
 	"\n" +
 	"plain_http\x18\x03 \x01(\bR\tplainHttp\x12@\n" +
-	"\x0ereferrers_mode\x18\x04 \x01(\x0e2\x19.satchel.v1.ReferrersModeR\rreferrersMode\"\x87\x02\n" +
+	"\x0ereferrers_mode\x18\x04 \x01(\x0e2\x19.satchel.v1.ReferrersModeR\rreferrersMode\x12\x1a\n" +
+	"\bplatform\x18\x05 \x01(\tR\bplatform\"\x87\x02\n" +
 	"\n" +
 	"Descriptor\x12\x1d\n" +
 	"\n" +

@@ -64,6 +64,8 @@ export interface TargetOptions extends TimeoutOptions {
   ociLayout?: string;
   /** Force the referrers API or the tag schema; default: detect. */
   referrersMode?: ReferrersMode;
+  /** os[/arch[/variant]][:os_version]: when the reference names an index, act on that platform's manifest. */
+  platform?: string;
 }
 
 export interface PushOptions extends TargetOptions {
@@ -358,6 +360,7 @@ function target(reference: string, options: TargetOptions): Target {
     ociLayout: options.ociLayout ?? "",
     plainHttp: options.plainHttp ?? false,
     referrersMode: options.referrersMode ?? ReferrersMode.REFERRERS_MODE_UNSPECIFIED,
+    platform: options.platform ?? "",
   };
 }
 

@@ -34,6 +34,7 @@ pub fn target(t: Option<pb::Target>) -> Result<TargetSpec, Status> {
         oci_layout: t.oci_layout,
         plain_http: t.plain_http,
         referrers_mode,
+        platform: t.platform,
     })
 }
 

@@ -104,7 +104,7 @@ impl Service {
     /// The target `spec` names and the manifest it resolves to.
     pub(super) async fn resolve_in(&self, spec: TargetSpec) -> Result<(Target, Named)> {
         let resolved = self.target(spec)?;
-        let descriptor = resolved.target.resolve(&resolved.name_or_latest()).await?;
+        let descriptor = resolved.resolve_named(&resolved.name_or_latest()).await?;
         let reference = resolved.target.reference_for(&descriptor.digest);
         Ok((
             resolved.target,

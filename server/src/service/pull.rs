@@ -51,18 +51,21 @@ impl Service {
     /// alone and against each other, before a byte is sent; starts
     /// fetching the files after the first. Runs in the caller's scope.
     pub async fn pull(&self, spec: PullSpec) -> Result<PullPlan> {
-        let (target, reference) = match spec {
+        let (target, desc, content) = match spec {
             PullSpec::Target(t) => {
                 let resolved = self.target(t)?;
-                let name = resolved.name_or_latest();
-                (resolved.target, name)
+                let (desc, content) = resolved.fetch_named(&resolved.name_or_latest()).await?;
+                (resolved.target, desc, content)
             }
             PullSpec::Newest {
                 subject,
                 artifact_type,
-            } => self.newest(subject, &artifact_type).await?,
+            } => {
+                let (target, digest) = self.newest(subject, &artifact_type).await?;
+                let (desc, content) = target.fetch_manifest(&digest).await?;
+                (target, desc, content)
+            }
         };
-        let (desc, content) = target.fetch_manifest(&reference).await?;
         let manifest = match Manifest::parse(&desc.media_type, &content)? {
             Manifest::Image(m) => m,
             Manifest::Index(_) => {
@@ -100,9 +103,8 @@ impl Service {
             return Err(invalid("pulling by subject needs an artifact type"));
         }
         let resolved = self.target(subject)?;
-        let name = resolved.name_or_latest();
+        let subject = resolved.resolve_named(&resolved.name_or_latest()).await?;
         let target = resolved.target;
-        let subject = target.resolve(&name).await?;
         let candidates = target
             .referrers(&subject.digest, Some(artifact_type))
             .await?;

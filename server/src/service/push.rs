@@ -150,7 +150,7 @@ impl PushJob {
         let target = &self.resolved.target;
         let subject = async {
             match &self.subject {
-                Some(r) => target.resolve(r).await.map(Some),
+                Some(r) => self.resolved.resolve_named(r).await.map(Some),
                 None => Ok(None),
             }
         };

@@ -31,10 +31,7 @@ impl Service {
     /// The manifest `spec` names (`latest` when none), with its bytes.
     pub async fn fetch_manifest(&self, spec: TargetSpec) -> Result<Fetched> {
         let resolved = self.target(spec)?;
-        let (descriptor, content) = resolved
-            .target
-            .fetch_manifest(&resolved.name_or_latest())
-            .await?;
+        let (descriptor, content) = resolved.fetch_named(&resolved.name_or_latest()).await?;
         let reference = resolved.target.reference_for(&descriptor.digest);
         Ok(Fetched {
             manifest: Named {
@@ -70,10 +67,7 @@ impl Service {
             satchel_oci::reference::validate_tag(tag).map_err(invalid)?;
         }
         let resolved = self.target(spec)?;
-        let (descriptor, content) = resolved
-            .target
-            .fetch_manifest(&resolved.name_or_latest())
-            .await?;
+        let (descriptor, content) = resolved.fetch_named(&resolved.name_or_latest()).await?;
         for tag in &tags {
             resolved
                 .target

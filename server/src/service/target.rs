@@ -5,6 +5,9 @@
 
 use std::path::Path;
 
+use bytes::Bytes;
+use satchel_oci::manifest::Descriptor;
+use satchel_oci::platform::Platform;
 use satchel_oci::registry::{ReferrersMode, Repository};
 use satchel_oci::{digest, Reference, Result, Target};
 
@@ -22,6 +25,9 @@ pub struct TargetSpec {
     pub plain_http: bool,
     /// How the registry's referrers are found and recorded.
     pub referrers_mode: ReferrersMode,
+    /// `os[/arch[/variant]][:os_version]` to pick from an index; empty for
+    /// none.
+    pub platform: String,
 }
 
 /// A target and the tag or digest named inside it.
@@ -30,6 +36,8 @@ pub struct Resolved {
     pub target: Target,
     /// The tag or digest named, if any.
     pub name: Option<String>,
+    /// The platform whose manifest a name stands for, when one was asked.
+    pub platform: Option<Platform>,
 }
 
 impl Resolved {
@@ -39,12 +47,36 @@ impl Resolved {
             .clone()
             .unwrap_or_else(|| satchel_oci::reference::DEFAULT_TAG.to_string())
     }
+
+    /// The descriptor of the manifest `name` stands for: with a platform,
+    /// its manifest of an index (see [`satchel_oci::platform`]).
+    pub async fn resolve_named(&self, name: &str) -> Result<Descriptor> {
+        match &self.platform {
+            None => self.target.resolve(name).await,
+            Some(_) => Ok(self.fetch_named(name).await?.0),
+        }
+    }
+
+    /// The manifest `name` stands for and its bytes, as
+    /// [`Self::resolve_named`] picks it.
+    pub async fn fetch_named(&self, name: &str) -> Result<(Descriptor, Bytes)> {
+        let (desc, content) = self.target.fetch_manifest(name).await?;
+        let Some(platform) = &self.platform else {
+            return Ok((desc, content));
+        };
+        let chosen = satchel_oci::platform::select(&self.target, desc, &content, platform).await?;
+        self.target.fetch_manifest(chosen.digest.as_ref()).await
+    }
 }
 
 impl Service {
     /// Opens what `spec` names. Runs in the caller's scope (see
     /// [`crate::callers`]): call it before handing work to a task.
     pub fn target(&self, spec: TargetSpec) -> Result<Resolved> {
+        let platform = match spec.platform.as_str() {
+            "" => None,
+            p => Some(Platform::parse(p)?),
+        };
         if spec.oci_layout.is_empty() {
             let reference = Reference::parse(&spec.reference)?;
             let repo = Repository::new(self.registry.clone(), &reference, spec.plain_http)
@@ -56,6 +88,7 @@ impl Service {
             return Ok(Resolved {
                 target: Target::Registry(repo),
                 name,
+                platform,
             });
         }
         let path = Path::new(&spec.oci_layout);
@@ -77,6 +110,7 @@ impl Service {
         Ok(Resolved {
             target: Target::Layout(layout),
             name,
+            platform,
         })
     }
 }

@@ -17,16 +17,18 @@ REFERRERS_MODE_API: ReferrersMode
 REFERRERS_MODE_TAG: ReferrersMode
 
 class Target(_message.Message):
-    __slots__ = ("reference", "oci_layout", "plain_http", "referrers_mode")
+    __slots__ = ("reference", "oci_layout", "plain_http", "referrers_mode", "platform")
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     OCI_LAYOUT_FIELD_NUMBER: _ClassVar[int]
     PLAIN_HTTP_FIELD_NUMBER: _ClassVar[int]
     REFERRERS_MODE_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
     reference: str
     oci_layout: str
     plain_http: bool
     referrers_mode: ReferrersMode
-    def __init__(self, reference: _Optional[str] = ..., oci_layout: _Optional[str] = ..., plain_http: _Optional[bool] = ..., referrers_mode: _Optional[_Union[ReferrersMode, str]] = ...) -> None: ...
+    platform: str
+    def __init__(self, reference: _Optional[str] = ..., oci_layout: _Optional[str] = ..., plain_http: _Optional[bool] = ..., referrers_mode: _Optional[_Union[ReferrersMode, str]] = ..., platform: _Optional[str] = ...) -> None: ...
 
 class Descriptor(_message.Message):
     __slots__ = ("media_type", "digest", "size", "artifact_type", "annotations")

@@ -84,6 +84,14 @@ export interface Target {
   plainHttp: boolean;
   /** How to find and record referrers. Ignored for layouts. */
   referrersMode: ReferrersMode;
+  /**
+   * "os[/arch[/variant]][:os_version]": when reference names an index, the
+   * call acts on the index's first manifest for this platform (as the ORAS
+   * CLI's and crane's --platform); an image manifest must be built for it.
+   * No match is NOT_FOUND, a malformed platform INVALID_ARGUMENT. Ignored
+   * where the target is a place to push to.
+   */
+  platform: string;
 }
 
 /**
@@ -725,7 +733,7 @@ export interface ServerInfoResponse {
 }
 
 function createBaseTarget(): Target {
-  return { reference: "", ociLayout: "", plainHttp: false, referrersMode: 0 };
+  return { reference: "", ociLayout: "", plainHttp: false, referrersMode: 0, platform: "" };
 }
 
 export const Target: MessageFns<Target> = {
@@ -741,6 +749,9 @@ export const Target: MessageFns<Target> = {
     }
     if (message.referrersMode !== 0) {
       writer.uint32(32).int32(message.referrersMode);
+    }
+    if (message.platform !== "") {
+      writer.uint32(42).string(message.platform);
     }
     return writer;
   },
@@ -790,6 +801,14 @@ export const Target: MessageFns<Target> = {
             message.referrersMode = reader.int32() as any;
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.platform = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -811,6 +830,7 @@ export const Target: MessageFns<Target> = {
     message.ociLayout = object.ociLayout ?? "";
     message.plainHttp = object.plainHttp ?? false;
     message.referrersMode = object.referrersMode ?? 0;
+    message.platform = object.platform ?? "";
     return message;
   },
 };
