@@ -99,7 +99,7 @@ enum Command {
     /// Manifest operations: fetch, delete.
     #[command(subcommand)]
     Manifest(commands::ManifestCommand),
-    /// Repository operations: tags.
+    /// Repository operations: tags, ls.
     #[command(subcommand)]
     Repo(manifests::RepoCommand),
     /// Add tags to a manifest: satchel tag REF TAG...
@@ -186,6 +186,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             manifests::fetch(addr, args).await
         }
         Command::Repo(manifests::RepoCommand::Tags(args)) => manifests::tags(addr, args).await,
+        Command::Repo(manifests::RepoCommand::Ls(args)) => {
+            manifests::repositories(addr, args).await
+        }
         Command::Tag(args) => manifests::tag(addr, args).await,
         Command::Login(args) => commands::login(addr, args).await,
         Command::Logout(args) => commands::logout(addr, args).await,

@@ -39,6 +39,21 @@ pub struct FetchArgs {
 pub enum RepoCommand {
     /// List a repository's tags: satchel repo tags REPO.
     Tags(TagsArgs),
+    /// List a registry's repositories: satchel repo ls REGISTRY[/NAMESPACE].
+    #[command(alias = "list")]
+    Ls(LsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// host[:port], optionally with /NAMESPACE.
+    registry: String,
+    /// Output format.
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    format: String,
+    /// Talk plain HTTP to the registry instead of HTTPS.
+    #[arg(long)]
+    plain_http: bool,
 }
 
 #[derive(Args, Debug)]
@@ -191,6 +206,33 @@ pub async fn tags(addr: &satchel_client::Daemon, args: TagsArgs) -> anyhow::Resu
     }
     for tag in &resp.tags {
         println!("{}", esc(tag));
+    }
+    Ok(())
+}
+
+/// Runs `satchel repo ls`: names under a namespace are printed without it,
+/// as the ORAS CLI prints them.
+pub async fn repositories(addr: &satchel_client::Daemon, args: LsArgs) -> anyhow::Result<()> {
+    let mut client = addr.connect().await?;
+    let resp = client
+        .list_repositories(pb::ListRepositoriesRequest {
+            registry: args.registry.clone(),
+            plain_http: args.plain_http,
+        })
+        .await?
+        .into_inner();
+    let (host, namespace) = match args.registry.split_once('/') {
+        Some((host, ns)) => (host, Some(format!("{}/", ns.trim_end_matches('/')))),
+        None => (args.registry.as_str(), None),
+    };
+    if args.format == "json" {
+        let doc = serde_json::json!({ "registry": host, "repositories": resp.repositories });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    for name in &resp.repositories {
+        let shown = namespace.as_deref().and_then(|ns| name.strip_prefix(ns));
+        println!("{}", esc(shown.unwrap_or(name)));
     }
     Ok(())
 }

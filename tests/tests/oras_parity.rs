@@ -825,3 +825,52 @@ fn platform_picks_what_crane_and_oras_pick() {
     ]);
     assert_eq!(same.trim(), amd64);
 }
+
+fn repositories_match(kind: RegistryKind) {
+    let registry = Registry::start_kind(kind);
+    let daemon = Daemon::start();
+    let work = daemon.scratch();
+    std::fs::write(work.join("f.txt"), b"f\n").unwrap();
+    for repo in ["team/a", "team/b", "solo"] {
+        oras_ok(
+            work,
+            &[
+                "push",
+                "--plain-http",
+                &format!("{}/{repo}:v1", registry.addr),
+                "f.txt",
+            ],
+        );
+    }
+    for at in [registry.addr.clone(), format!("{}/team", registry.addr)] {
+        for flags in [&[][..], &["--format", "json"]] {
+            let mut args = vec!["repo", "ls", "--plain-http"];
+            args.extend_from_slice(flags);
+            args.push(&at);
+            assert_eq!(
+                daemon.ok_in(work, &args),
+                oras_ok(work, &args),
+                "repo ls {flags:?} {at}"
+            );
+        }
+    }
+    let listed = daemon.ok(&[
+        "repo",
+        "ls",
+        "--plain-http",
+        &format!("{}/team", registry.addr),
+    ]);
+    assert_eq!(listed, "a\nb\n");
+    let err = daemon.fails(&["repo", "ls", "--plain-http", &format!("{}/", registry.addr)]);
+    assert_eq!(cli_code(&err), "INVALID_ARGUMENT", "{err}");
+}
+
+#[test]
+fn repositories_match_oras_on_docker_registry() {
+    repositories_match(RegistryKind::Distribution);
+}
+
+#[test]
+fn repositories_match_oras_on_ferro_oci_server() {
+    repositories_match(RegistryKind::Ferro);
+}

@@ -2201,6 +2201,108 @@ func (x *ListTagsResponse) GetTags() []string {
 	return nil
 }
 
+// ListRepositoriesRequest names a registry.
+type ListRepositoriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host[:port], optionally followed by /NAMESPACE: then only repositories
+	// under NAMESPACE/ are listed.
+	Registry string `protobuf:"bytes,1,opt,name=registry,proto3" json:"registry,omitempty"`
+	// Talk plain HTTP to the registry.
+	PlainHttp     bool `protobuf:"varint,2,opt,name=plain_http,json=plainHttp,proto3" json:"plain_http,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRepositoriesRequest) Reset() {
+	*x = ListRepositoriesRequest{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRepositoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRepositoriesRequest) ProtoMessage() {}
+
+func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRepositoriesRequest.ProtoReflect.Descriptor instead.
+func (*ListRepositoriesRequest) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListRepositoriesRequest) GetRegistry() string {
+	if x != nil {
+		return x.Registry
+	}
+	return ""
+}
+
+func (x *ListRepositoriesRequest) GetPlainHttp() bool {
+	if x != nil {
+		return x.PlainHttp
+	}
+	return false
+}
+
+// ListRepositoriesResponse lists repositories.
+type ListRepositoriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The repository names, in the registry's order, namespace included.
+	Repositories  []string `protobuf:"bytes,1,rep,name=repositories,proto3" json:"repositories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRepositoriesResponse) Reset() {
+	*x = ListRepositoriesResponse{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRepositoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRepositoriesResponse) ProtoMessage() {}
+
+func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRepositoriesResponse.ProtoReflect.Descriptor instead.
+func (*ListRepositoriesResponse) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListRepositoriesResponse) GetRepositories() []string {
+	if x != nil {
+		return x.Repositories
+	}
+	return nil
+}
+
 // TagRequest names a manifest and the tags to give it.
 type TagRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2214,7 +2316,7 @@ type TagRequest struct {
 
 func (x *TagRequest) Reset() {
 	*x = TagRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2226,7 +2328,7 @@ func (x *TagRequest) String() string {
 func (*TagRequest) ProtoMessage() {}
 
 func (x *TagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2239,7 +2341,7 @@ func (x *TagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagRequest.ProtoReflect.Descriptor instead.
 func (*TagRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{30}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TagRequest) GetTarget() *Target {
@@ -2271,7 +2373,7 @@ type TagResponse struct {
 
 func (x *TagResponse) Reset() {
 	*x = TagResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2385,7 @@ func (x *TagResponse) String() string {
 func (*TagResponse) ProtoMessage() {}
 
 func (x *TagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2398,7 @@ func (x *TagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagResponse.ProtoReflect.Descriptor instead.
 func (*TagResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TagResponse) GetManifest() *Descriptor {
@@ -2338,7 +2440,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2452,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2465,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{32}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LoginRequest) GetRegistry() string {
@@ -2409,7 +2511,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2421,7 +2523,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2434,7 +2536,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{33}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LoginResponse) GetRegistry() string {
@@ -2469,7 +2571,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2481,7 +2583,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2494,7 +2596,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{34}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LogoutRequest) GetRegistry() string {
@@ -2515,7 +2617,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2527,7 +2629,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2540,7 +2642,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{35}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LogoutResponse) GetRemoved() bool {
@@ -2559,7 +2661,7 @@ type ListCredentialsRequest struct {
 
 func (x *ListCredentialsRequest) Reset() {
 	*x = ListCredentialsRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2571,7 +2673,7 @@ func (x *ListCredentialsRequest) String() string {
 func (*ListCredentialsRequest) ProtoMessage() {}
 
 func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2584,7 +2686,7 @@ func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{36}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{38}
 }
 
 // StoredCredential describes credentials without their secret.
@@ -2602,7 +2704,7 @@ type StoredCredential struct {
 
 func (x *StoredCredential) Reset() {
 	*x = StoredCredential{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2614,7 +2716,7 @@ func (x *StoredCredential) String() string {
 func (*StoredCredential) ProtoMessage() {}
 
 func (x *StoredCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2627,7 +2729,7 @@ func (x *StoredCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredCredential.ProtoReflect.Descriptor instead.
 func (*StoredCredential) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{37}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *StoredCredential) GetRegistry() string {
@@ -2662,7 +2764,7 @@ type ListCredentialsResponse struct {
 
 func (x *ListCredentialsResponse) Reset() {
 	*x = ListCredentialsResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +2776,7 @@ func (x *ListCredentialsResponse) String() string {
 func (*ListCredentialsResponse) ProtoMessage() {}
 
 func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +2789,7 @@ func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{38}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListCredentialsResponse) GetCredentials() []*StoredCredential {
@@ -2720,7 +2822,7 @@ type UploadBlobRequest struct {
 
 func (x *UploadBlobRequest) Reset() {
 	*x = UploadBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2732,7 +2834,7 @@ func (x *UploadBlobRequest) String() string {
 func (*UploadBlobRequest) ProtoMessage() {}
 
 func (x *UploadBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2745,7 +2847,7 @@ func (x *UploadBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBlobRequest.ProtoReflect.Descriptor instead.
 func (*UploadBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UploadBlobRequest) GetRef() string {
@@ -2807,7 +2909,7 @@ type UploadBlobResponse struct {
 
 func (x *UploadBlobResponse) Reset() {
 	*x = UploadBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2819,7 +2921,7 @@ func (x *UploadBlobResponse) String() string {
 func (*UploadBlobResponse) ProtoMessage() {}
 
 func (x *UploadBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2832,7 +2934,7 @@ func (x *UploadBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBlobResponse.ProtoReflect.Descriptor instead.
 func (*UploadBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{40}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UploadBlobResponse) GetRef() string {
@@ -2874,7 +2976,7 @@ type UploadStatusRequest struct {
 
 func (x *UploadStatusRequest) Reset() {
 	*x = UploadStatusRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2886,7 +2988,7 @@ func (x *UploadStatusRequest) String() string {
 func (*UploadStatusRequest) ProtoMessage() {}
 
 func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2899,7 +3001,7 @@ func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusRequest.ProtoReflect.Descriptor instead.
 func (*UploadStatusRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{41}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UploadStatusRequest) GetRef() string {
@@ -2922,7 +3024,7 @@ type UploadStatusResponse struct {
 
 func (x *UploadStatusResponse) Reset() {
 	*x = UploadStatusResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2934,7 +3036,7 @@ func (x *UploadStatusResponse) String() string {
 func (*UploadStatusResponse) ProtoMessage() {}
 
 func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2947,7 +3049,7 @@ func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusResponse.ProtoReflect.Descriptor instead.
 func (*UploadStatusResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{42}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UploadStatusResponse) GetOffset() uint64 {
@@ -2984,7 +3086,7 @@ type DownloadBlobRequest struct {
 
 func (x *DownloadBlobRequest) Reset() {
 	*x = DownloadBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2996,7 +3098,7 @@ func (x *DownloadBlobRequest) String() string {
 func (*DownloadBlobRequest) ProtoMessage() {}
 
 func (x *DownloadBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3009,7 +3111,7 @@ func (x *DownloadBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBlobRequest.ProtoReflect.Descriptor instead.
 func (*DownloadBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{43}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DownloadBlobRequest) GetDigest() string {
@@ -3061,7 +3163,7 @@ type DownloadBlobResponse struct {
 
 func (x *DownloadBlobResponse) Reset() {
 	*x = DownloadBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3073,7 +3175,7 @@ func (x *DownloadBlobResponse) String() string {
 func (*DownloadBlobResponse) ProtoMessage() {}
 
 func (x *DownloadBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3086,7 +3188,7 @@ func (x *DownloadBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBlobResponse.ProtoReflect.Descriptor instead.
 func (*DownloadBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{44}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DownloadBlobResponse) GetData() []byte {
@@ -3111,7 +3213,7 @@ type ServerInfoRequest struct {
 
 func (x *ServerInfoRequest) Reset() {
 	*x = ServerInfoRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3123,7 +3225,7 @@ func (x *ServerInfoRequest) String() string {
 func (*ServerInfoRequest) ProtoMessage() {}
 
 func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3136,7 +3238,7 @@ func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfoRequest.ProtoReflect.Descriptor instead.
 func (*ServerInfoRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{45}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{47}
 }
 
 type ServerInfoResponse struct {
@@ -3163,7 +3265,7 @@ type ServerInfoResponse struct {
 
 func (x *ServerInfoResponse) Reset() {
 	*x = ServerInfoResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3175,7 +3277,7 @@ func (x *ServerInfoResponse) String() string {
 func (*ServerInfoResponse) ProtoMessage() {}
 
 func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3188,7 +3290,7 @@ func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfoResponse.ProtoReflect.Descriptor instead.
 func (*ServerInfoResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{46}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ServerInfoResponse) GetVersion() string {
@@ -3375,7 +3477,13 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"repository\x12.\n" +
 	"\x13exclude_digest_tags\x18\x02 \x01(\bR\x11excludeDigestTags\"&\n" +
 	"\x10ListTagsResponse\x12\x12\n" +
-	"\x04tags\x18\x01 \x03(\tR\x04tags\"L\n" +
+	"\x04tags\x18\x01 \x03(\tR\x04tags\"T\n" +
+	"\x17ListRepositoriesRequest\x12\x1a\n" +
+	"\bregistry\x18\x01 \x01(\tR\bregistry\x12\x1d\n" +
+	"\n" +
+	"plain_http\x18\x02 \x01(\bR\tplainHttp\">\n" +
+	"\x18ListRepositoriesResponse\x12\"\n" +
+	"\frepositories\x18\x01 \x03(\tR\frepositories\"L\n" +
 	"\n" +
 	"TagRequest\x12*\n" +
 	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\x12\x12\n" +
@@ -3442,7 +3550,8 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\rReferrersMode\x12\x1e\n" +
 	"\x1aREFERRERS_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REFERRERS_MODE_API\x10\x01\x12\x16\n" +
-	"\x12REFERRERS_MODE_TAG\x10\x022\xab\t\n" +
+	"\x12REFERRERS_MODE_TAG\x10\x022\x8a\n" +
+	"\n" +
 	"\x0eSatchelService\x12=\n" +
 	"\x04Push\x12\x17.satchel.v1.PushRequest\x1a\x18.satchel.v1.PushResponse(\x010\x01\x12C\n" +
 	"\x06Attach\x12\x19.satchel.v1.AttachRequest\x1a\x1a.satchel.v1.AttachResponse(\x010\x01\x12E\n" +
@@ -3452,7 +3561,8 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\x0eDeleteManifest\x12!.satchel.v1.DeleteManifestRequest\x1a\".satchel.v1.DeleteManifestResponse\x12T\n" +
 	"\rFetchManifest\x12 .satchel.v1.FetchManifestRequest\x1a!.satchel.v1.FetchManifestResponse\x12E\n" +
 	"\bListTags\x12\x1b.satchel.v1.ListTagsRequest\x1a\x1c.satchel.v1.ListTagsResponse\x126\n" +
-	"\x03Tag\x12\x16.satchel.v1.TagRequest\x1a\x17.satchel.v1.TagResponse\x12<\n" +
+	"\x03Tag\x12\x16.satchel.v1.TagRequest\x1a\x17.satchel.v1.TagResponse\x12]\n" +
+	"\x10ListRepositories\x12#.satchel.v1.ListRepositoriesRequest\x1a$.satchel.v1.ListRepositoriesResponse\x12<\n" +
 	"\x05Login\x12\x18.satchel.v1.LoginRequest\x1a\x19.satchel.v1.LoginResponse\x12?\n" +
 	"\x06Logout\x12\x19.satchel.v1.LogoutRequest\x1a\x1a.satchel.v1.LogoutResponse\x12Z\n" +
 	"\x0fListCredentials\x12\".satchel.v1.ListCredentialsRequest\x1a#.satchel.v1.ListCredentialsResponse\x12O\n" +
@@ -3477,65 +3587,67 @@ func file_satchel_v1_satchel_proto_rawDescGZIP() []byte {
 }
 
 var file_satchel_v1_satchel_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_satchel_v1_satchel_proto_goTypes = []any{
-	(ReferrersMode)(0),              // 0: satchel.v1.ReferrersMode
-	(*Target)(nil),                  // 1: satchel.v1.Target
-	(*Descriptor)(nil),              // 2: satchel.v1.Descriptor
-	(*FileSpec)(nil),                // 3: satchel.v1.FileSpec
-	(*ConfigSpec)(nil),              // 4: satchel.v1.ConfigSpec
-	(*ArtifactSpec)(nil),            // 5: satchel.v1.ArtifactSpec
-	(*FileChunk)(nil),               // 6: satchel.v1.FileChunk
-	(*PushHeader)(nil),              // 7: satchel.v1.PushHeader
-	(*PushRequest)(nil),             // 8: satchel.v1.PushRequest
-	(*AttachHeader)(nil),            // 9: satchel.v1.AttachHeader
-	(*AttachRequest)(nil),           // 10: satchel.v1.AttachRequest
-	(*Progress)(nil),                // 11: satchel.v1.Progress
-	(*PushResponse)(nil),            // 12: satchel.v1.PushResponse
-	(*AttachResponse)(nil),          // 13: satchel.v1.AttachResponse
-	(*PushResult)(nil),              // 14: satchel.v1.PushResult
-	(*DiscoverRequest)(nil),         // 15: satchel.v1.DiscoverRequest
-	(*Referrer)(nil),                // 16: satchel.v1.Referrer
-	(*DiscoverResponse)(nil),        // 17: satchel.v1.DiscoverResponse
-	(*PullRequest)(nil),             // 18: satchel.v1.PullRequest
-	(*PulledManifest)(nil),          // 19: satchel.v1.PulledManifest
-	(*FileHeader)(nil),              // 20: satchel.v1.FileHeader
-	(*FileDone)(nil),                // 21: satchel.v1.FileDone
-	(*PullResponse)(nil),            // 22: satchel.v1.PullResponse
-	(*ResolveRequest)(nil),          // 23: satchel.v1.ResolveRequest
-	(*ResolveResponse)(nil),         // 24: satchel.v1.ResolveResponse
-	(*DeleteManifestRequest)(nil),   // 25: satchel.v1.DeleteManifestRequest
-	(*DeleteManifestResponse)(nil),  // 26: satchel.v1.DeleteManifestResponse
-	(*FetchManifestRequest)(nil),    // 27: satchel.v1.FetchManifestRequest
-	(*FetchManifestResponse)(nil),   // 28: satchel.v1.FetchManifestResponse
-	(*ListTagsRequest)(nil),         // 29: satchel.v1.ListTagsRequest
-	(*ListTagsResponse)(nil),        // 30: satchel.v1.ListTagsResponse
-	(*TagRequest)(nil),              // 31: satchel.v1.TagRequest
-	(*TagResponse)(nil),             // 32: satchel.v1.TagResponse
-	(*LoginRequest)(nil),            // 33: satchel.v1.LoginRequest
-	(*LoginResponse)(nil),           // 34: satchel.v1.LoginResponse
-	(*LogoutRequest)(nil),           // 35: satchel.v1.LogoutRequest
-	(*LogoutResponse)(nil),          // 36: satchel.v1.LogoutResponse
-	(*ListCredentialsRequest)(nil),  // 37: satchel.v1.ListCredentialsRequest
-	(*StoredCredential)(nil),        // 38: satchel.v1.StoredCredential
-	(*ListCredentialsResponse)(nil), // 39: satchel.v1.ListCredentialsResponse
-	(*UploadBlobRequest)(nil),       // 40: satchel.v1.UploadBlobRequest
-	(*UploadBlobResponse)(nil),      // 41: satchel.v1.UploadBlobResponse
-	(*UploadStatusRequest)(nil),     // 42: satchel.v1.UploadStatusRequest
-	(*UploadStatusResponse)(nil),    // 43: satchel.v1.UploadStatusResponse
-	(*DownloadBlobRequest)(nil),     // 44: satchel.v1.DownloadBlobRequest
-	(*DownloadBlobResponse)(nil),    // 45: satchel.v1.DownloadBlobResponse
-	(*ServerInfoRequest)(nil),       // 46: satchel.v1.ServerInfoRequest
-	(*ServerInfoResponse)(nil),      // 47: satchel.v1.ServerInfoResponse
-	nil,                             // 48: satchel.v1.Descriptor.AnnotationsEntry
-	nil,                             // 49: satchel.v1.FileSpec.AnnotationsEntry
-	nil,                             // 50: satchel.v1.ArtifactSpec.AnnotationsEntry
+	(ReferrersMode)(0),               // 0: satchel.v1.ReferrersMode
+	(*Target)(nil),                   // 1: satchel.v1.Target
+	(*Descriptor)(nil),               // 2: satchel.v1.Descriptor
+	(*FileSpec)(nil),                 // 3: satchel.v1.FileSpec
+	(*ConfigSpec)(nil),               // 4: satchel.v1.ConfigSpec
+	(*ArtifactSpec)(nil),             // 5: satchel.v1.ArtifactSpec
+	(*FileChunk)(nil),                // 6: satchel.v1.FileChunk
+	(*PushHeader)(nil),               // 7: satchel.v1.PushHeader
+	(*PushRequest)(nil),              // 8: satchel.v1.PushRequest
+	(*AttachHeader)(nil),             // 9: satchel.v1.AttachHeader
+	(*AttachRequest)(nil),            // 10: satchel.v1.AttachRequest
+	(*Progress)(nil),                 // 11: satchel.v1.Progress
+	(*PushResponse)(nil),             // 12: satchel.v1.PushResponse
+	(*AttachResponse)(nil),           // 13: satchel.v1.AttachResponse
+	(*PushResult)(nil),               // 14: satchel.v1.PushResult
+	(*DiscoverRequest)(nil),          // 15: satchel.v1.DiscoverRequest
+	(*Referrer)(nil),                 // 16: satchel.v1.Referrer
+	(*DiscoverResponse)(nil),         // 17: satchel.v1.DiscoverResponse
+	(*PullRequest)(nil),              // 18: satchel.v1.PullRequest
+	(*PulledManifest)(nil),           // 19: satchel.v1.PulledManifest
+	(*FileHeader)(nil),               // 20: satchel.v1.FileHeader
+	(*FileDone)(nil),                 // 21: satchel.v1.FileDone
+	(*PullResponse)(nil),             // 22: satchel.v1.PullResponse
+	(*ResolveRequest)(nil),           // 23: satchel.v1.ResolveRequest
+	(*ResolveResponse)(nil),          // 24: satchel.v1.ResolveResponse
+	(*DeleteManifestRequest)(nil),    // 25: satchel.v1.DeleteManifestRequest
+	(*DeleteManifestResponse)(nil),   // 26: satchel.v1.DeleteManifestResponse
+	(*FetchManifestRequest)(nil),     // 27: satchel.v1.FetchManifestRequest
+	(*FetchManifestResponse)(nil),    // 28: satchel.v1.FetchManifestResponse
+	(*ListTagsRequest)(nil),          // 29: satchel.v1.ListTagsRequest
+	(*ListTagsResponse)(nil),         // 30: satchel.v1.ListTagsResponse
+	(*ListRepositoriesRequest)(nil),  // 31: satchel.v1.ListRepositoriesRequest
+	(*ListRepositoriesResponse)(nil), // 32: satchel.v1.ListRepositoriesResponse
+	(*TagRequest)(nil),               // 33: satchel.v1.TagRequest
+	(*TagResponse)(nil),              // 34: satchel.v1.TagResponse
+	(*LoginRequest)(nil),             // 35: satchel.v1.LoginRequest
+	(*LoginResponse)(nil),            // 36: satchel.v1.LoginResponse
+	(*LogoutRequest)(nil),            // 37: satchel.v1.LogoutRequest
+	(*LogoutResponse)(nil),           // 38: satchel.v1.LogoutResponse
+	(*ListCredentialsRequest)(nil),   // 39: satchel.v1.ListCredentialsRequest
+	(*StoredCredential)(nil),         // 40: satchel.v1.StoredCredential
+	(*ListCredentialsResponse)(nil),  // 41: satchel.v1.ListCredentialsResponse
+	(*UploadBlobRequest)(nil),        // 42: satchel.v1.UploadBlobRequest
+	(*UploadBlobResponse)(nil),       // 43: satchel.v1.UploadBlobResponse
+	(*UploadStatusRequest)(nil),      // 44: satchel.v1.UploadStatusRequest
+	(*UploadStatusResponse)(nil),     // 45: satchel.v1.UploadStatusResponse
+	(*DownloadBlobRequest)(nil),      // 46: satchel.v1.DownloadBlobRequest
+	(*DownloadBlobResponse)(nil),     // 47: satchel.v1.DownloadBlobResponse
+	(*ServerInfoRequest)(nil),        // 48: satchel.v1.ServerInfoRequest
+	(*ServerInfoResponse)(nil),       // 49: satchel.v1.ServerInfoResponse
+	nil,                              // 50: satchel.v1.Descriptor.AnnotationsEntry
+	nil,                              // 51: satchel.v1.FileSpec.AnnotationsEntry
+	nil,                              // 52: satchel.v1.ArtifactSpec.AnnotationsEntry
 }
 var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	0,  // 0: satchel.v1.Target.referrers_mode:type_name -> satchel.v1.ReferrersMode
-	48, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
-	49, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
-	50, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
+	50, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
+	51, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
+	52, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
 	3,  // 4: satchel.v1.ArtifactSpec.files:type_name -> satchel.v1.FileSpec
 	4,  // 5: satchel.v1.ArtifactSpec.config:type_name -> satchel.v1.ConfigSpec
 	1,  // 6: satchel.v1.PushHeader.target:type_name -> satchel.v1.Target
@@ -3575,7 +3687,7 @@ var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	1,  // 40: satchel.v1.ListTagsRequest.repository:type_name -> satchel.v1.Target
 	1,  // 41: satchel.v1.TagRequest.target:type_name -> satchel.v1.Target
 	2,  // 42: satchel.v1.TagResponse.manifest:type_name -> satchel.v1.Descriptor
-	38, // 43: satchel.v1.ListCredentialsResponse.credentials:type_name -> satchel.v1.StoredCredential
+	40, // 43: satchel.v1.ListCredentialsResponse.credentials:type_name -> satchel.v1.StoredCredential
 	1,  // 44: satchel.v1.DownloadBlobRequest.source:type_name -> satchel.v1.Target
 	8,  // 45: satchel.v1.SatchelService.Push:input_type -> satchel.v1.PushRequest
 	10, // 46: satchel.v1.SatchelService.Attach:input_type -> satchel.v1.AttachRequest
@@ -3585,32 +3697,34 @@ var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	25, // 50: satchel.v1.SatchelService.DeleteManifest:input_type -> satchel.v1.DeleteManifestRequest
 	27, // 51: satchel.v1.SatchelService.FetchManifest:input_type -> satchel.v1.FetchManifestRequest
 	29, // 52: satchel.v1.SatchelService.ListTags:input_type -> satchel.v1.ListTagsRequest
-	31, // 53: satchel.v1.SatchelService.Tag:input_type -> satchel.v1.TagRequest
-	33, // 54: satchel.v1.SatchelService.Login:input_type -> satchel.v1.LoginRequest
-	35, // 55: satchel.v1.SatchelService.Logout:input_type -> satchel.v1.LogoutRequest
-	37, // 56: satchel.v1.SatchelService.ListCredentials:input_type -> satchel.v1.ListCredentialsRequest
-	40, // 57: satchel.v1.SatchelService.UploadBlob:input_type -> satchel.v1.UploadBlobRequest
-	42, // 58: satchel.v1.SatchelService.UploadStatus:input_type -> satchel.v1.UploadStatusRequest
-	44, // 59: satchel.v1.SatchelService.DownloadBlob:input_type -> satchel.v1.DownloadBlobRequest
-	46, // 60: satchel.v1.SatchelService.ServerInfo:input_type -> satchel.v1.ServerInfoRequest
-	12, // 61: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
-	13, // 62: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
-	17, // 63: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
-	22, // 64: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
-	24, // 65: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
-	26, // 66: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
-	28, // 67: satchel.v1.SatchelService.FetchManifest:output_type -> satchel.v1.FetchManifestResponse
-	30, // 68: satchel.v1.SatchelService.ListTags:output_type -> satchel.v1.ListTagsResponse
-	32, // 69: satchel.v1.SatchelService.Tag:output_type -> satchel.v1.TagResponse
-	34, // 70: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
-	36, // 71: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
-	39, // 72: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
-	41, // 73: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
-	43, // 74: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
-	45, // 75: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
-	47, // 76: satchel.v1.SatchelService.ServerInfo:output_type -> satchel.v1.ServerInfoResponse
-	61, // [61:77] is the sub-list for method output_type
-	45, // [45:61] is the sub-list for method input_type
+	33, // 53: satchel.v1.SatchelService.Tag:input_type -> satchel.v1.TagRequest
+	31, // 54: satchel.v1.SatchelService.ListRepositories:input_type -> satchel.v1.ListRepositoriesRequest
+	35, // 55: satchel.v1.SatchelService.Login:input_type -> satchel.v1.LoginRequest
+	37, // 56: satchel.v1.SatchelService.Logout:input_type -> satchel.v1.LogoutRequest
+	39, // 57: satchel.v1.SatchelService.ListCredentials:input_type -> satchel.v1.ListCredentialsRequest
+	42, // 58: satchel.v1.SatchelService.UploadBlob:input_type -> satchel.v1.UploadBlobRequest
+	44, // 59: satchel.v1.SatchelService.UploadStatus:input_type -> satchel.v1.UploadStatusRequest
+	46, // 60: satchel.v1.SatchelService.DownloadBlob:input_type -> satchel.v1.DownloadBlobRequest
+	48, // 61: satchel.v1.SatchelService.ServerInfo:input_type -> satchel.v1.ServerInfoRequest
+	12, // 62: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
+	13, // 63: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
+	17, // 64: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
+	22, // 65: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
+	24, // 66: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
+	26, // 67: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
+	28, // 68: satchel.v1.SatchelService.FetchManifest:output_type -> satchel.v1.FetchManifestResponse
+	30, // 69: satchel.v1.SatchelService.ListTags:output_type -> satchel.v1.ListTagsResponse
+	34, // 70: satchel.v1.SatchelService.Tag:output_type -> satchel.v1.TagResponse
+	32, // 71: satchel.v1.SatchelService.ListRepositories:output_type -> satchel.v1.ListRepositoriesResponse
+	36, // 72: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
+	38, // 73: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
+	41, // 74: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
+	43, // 75: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
+	45, // 76: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
+	47, // 77: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
+	49, // 78: satchel.v1.SatchelService.ServerInfo:output_type -> satchel.v1.ServerInfoResponse
+	62, // [62:79] is the sub-list for method output_type
+	45, // [45:62] is the sub-list for method input_type
 	45, // [45:45] is the sub-list for extension type_name
 	45, // [45:45] is the sub-list for extension extendee
 	0,  // [0:45] is the sub-list for field type_name
@@ -3645,14 +3759,14 @@ func file_satchel_v1_satchel_proto_init() {
 		(*PullResponse_Done)(nil),
 		(*PullResponse_Progress)(nil),
 	}
-	file_satchel_v1_satchel_proto_msgTypes[39].OneofWrappers = []any{}
+	file_satchel_v1_satchel_proto_msgTypes[41].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_satchel_v1_satchel_proto_rawDesc), len(file_satchel_v1_satchel_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   50,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

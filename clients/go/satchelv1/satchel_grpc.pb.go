@@ -34,22 +34,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SatchelService_Push_FullMethodName            = "/satchel.v1.SatchelService/Push"
-	SatchelService_Attach_FullMethodName          = "/satchel.v1.SatchelService/Attach"
-	SatchelService_Discover_FullMethodName        = "/satchel.v1.SatchelService/Discover"
-	SatchelService_Pull_FullMethodName            = "/satchel.v1.SatchelService/Pull"
-	SatchelService_Resolve_FullMethodName         = "/satchel.v1.SatchelService/Resolve"
-	SatchelService_DeleteManifest_FullMethodName  = "/satchel.v1.SatchelService/DeleteManifest"
-	SatchelService_FetchManifest_FullMethodName   = "/satchel.v1.SatchelService/FetchManifest"
-	SatchelService_ListTags_FullMethodName        = "/satchel.v1.SatchelService/ListTags"
-	SatchelService_Tag_FullMethodName             = "/satchel.v1.SatchelService/Tag"
-	SatchelService_Login_FullMethodName           = "/satchel.v1.SatchelService/Login"
-	SatchelService_Logout_FullMethodName          = "/satchel.v1.SatchelService/Logout"
-	SatchelService_ListCredentials_FullMethodName = "/satchel.v1.SatchelService/ListCredentials"
-	SatchelService_UploadBlob_FullMethodName      = "/satchel.v1.SatchelService/UploadBlob"
-	SatchelService_UploadStatus_FullMethodName    = "/satchel.v1.SatchelService/UploadStatus"
-	SatchelService_DownloadBlob_FullMethodName    = "/satchel.v1.SatchelService/DownloadBlob"
-	SatchelService_ServerInfo_FullMethodName      = "/satchel.v1.SatchelService/ServerInfo"
+	SatchelService_Push_FullMethodName             = "/satchel.v1.SatchelService/Push"
+	SatchelService_Attach_FullMethodName           = "/satchel.v1.SatchelService/Attach"
+	SatchelService_Discover_FullMethodName         = "/satchel.v1.SatchelService/Discover"
+	SatchelService_Pull_FullMethodName             = "/satchel.v1.SatchelService/Pull"
+	SatchelService_Resolve_FullMethodName          = "/satchel.v1.SatchelService/Resolve"
+	SatchelService_DeleteManifest_FullMethodName   = "/satchel.v1.SatchelService/DeleteManifest"
+	SatchelService_FetchManifest_FullMethodName    = "/satchel.v1.SatchelService/FetchManifest"
+	SatchelService_ListTags_FullMethodName         = "/satchel.v1.SatchelService/ListTags"
+	SatchelService_Tag_FullMethodName              = "/satchel.v1.SatchelService/Tag"
+	SatchelService_ListRepositories_FullMethodName = "/satchel.v1.SatchelService/ListRepositories"
+	SatchelService_Login_FullMethodName            = "/satchel.v1.SatchelService/Login"
+	SatchelService_Logout_FullMethodName           = "/satchel.v1.SatchelService/Logout"
+	SatchelService_ListCredentials_FullMethodName  = "/satchel.v1.SatchelService/ListCredentials"
+	SatchelService_UploadBlob_FullMethodName       = "/satchel.v1.SatchelService/UploadBlob"
+	SatchelService_UploadStatus_FullMethodName     = "/satchel.v1.SatchelService/UploadStatus"
+	SatchelService_DownloadBlob_FullMethodName     = "/satchel.v1.SatchelService/DownloadBlob"
+	SatchelService_ServerInfo_FullMethodName       = "/satchel.v1.SatchelService/ServerInfo"
 )
 
 // SatchelServiceClient is the client API for SatchelService service.
@@ -92,6 +93,9 @@ type SatchelServiceClient interface {
 	ListTags(ctx context.Context, in *ListTagsRequest, opts ...grpc.CallOption) (*ListTagsResponse, error)
 	// Tag gives the manifest a reference names more tags, as `oras tag`.
 	Tag(ctx context.Context, in *TagRequest, opts ...grpc.CallOption) (*TagResponse, error)
+	// ListRepositories lists a registry's repositories (its catalog, every
+	// page), as `oras repo ls`.
+	ListRepositories(ctx context.Context, in *ListRepositoriesRequest, opts ...grpc.CallOption) (*ListRepositoriesResponse, error)
 	// Login checks credentials against a registry, as `docker login` does,
 	// and stores them: through the credential helper docker's config names
 	// for the registry, else in the daemon's docker config file (mode 0600).
@@ -238,6 +242,16 @@ func (c *satchelServiceClient) Tag(ctx context.Context, in *TagRequest, opts ...
 	return out, nil
 }
 
+func (c *satchelServiceClient) ListRepositories(ctx context.Context, in *ListRepositoriesRequest, opts ...grpc.CallOption) (*ListRepositoriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRepositoriesResponse)
+	err := c.cc.Invoke(ctx, SatchelService_ListRepositories_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *satchelServiceClient) Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LoginResponse)
@@ -360,6 +374,9 @@ type SatchelServiceServer interface {
 	ListTags(context.Context, *ListTagsRequest) (*ListTagsResponse, error)
 	// Tag gives the manifest a reference names more tags, as `oras tag`.
 	Tag(context.Context, *TagRequest) (*TagResponse, error)
+	// ListRepositories lists a registry's repositories (its catalog, every
+	// page), as `oras repo ls`.
+	ListRepositories(context.Context, *ListRepositoriesRequest) (*ListRepositoriesResponse, error)
 	// Login checks credentials against a registry, as `docker login` does,
 	// and stores them: through the credential helper docker's config names
 	// for the registry, else in the daemon's docker config file (mode 0600).
@@ -427,6 +444,9 @@ func (UnimplementedSatchelServiceServer) ListTags(context.Context, *ListTagsRequ
 }
 func (UnimplementedSatchelServiceServer) Tag(context.Context, *TagRequest) (*TagResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Tag not implemented")
+}
+func (UnimplementedSatchelServiceServer) ListRepositories(context.Context, *ListRepositoriesRequest) (*ListRepositoriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRepositories not implemented")
 }
 func (UnimplementedSatchelServiceServer) Login(context.Context, *LoginRequest) (*LoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Login not implemented")
@@ -603,6 +623,24 @@ func _SatchelService_Tag_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SatchelService_ListRepositories_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRepositoriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SatchelServiceServer).ListRepositories(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SatchelService_ListRepositories_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SatchelServiceServer).ListRepositories(ctx, req.(*ListRepositoriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SatchelService_Login_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(LoginRequest)
 	if err := dec(in); err != nil {
@@ -741,6 +779,10 @@ var SatchelService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Tag",
 			Handler:    _SatchelService_Tag_Handler,
+		},
+		{
+			MethodName: "ListRepositories",
+			Handler:    _SatchelService_ListRepositories_Handler,
 		},
 		{
 			MethodName: "Login",

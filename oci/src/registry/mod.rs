@@ -88,6 +88,8 @@ pub enum Access {
     Delete,
     /// Write here, and read the repository a blob is mounted from.
     MountFrom(String),
+    /// List the registry's repositories (`/v2/_catalog`).
+    Catalog,
 }
 
 impl Access {
@@ -97,6 +99,7 @@ impl Access {
             Access::Push => "pull,push",
             Access::Delete => "pull,push,delete",
             Access::MountFrom(_) => "pull,push",
+            Access::Catalog => "*",
         }
     }
 }
@@ -381,6 +384,13 @@ impl Repository {
         &self.name
     }
 
+    /// The registry's own URL for `path` (`_catalog`), outside any
+    /// repository.
+    fn registry_url(&self, path: &str) -> Result<Url> {
+        let s = format!("{}://{}/v2/{}", self.scheme, self.name.api_host(), path);
+        Url::parse(&s).map_err(|e| Error::invalid(format!("bad registry URL {s}: {e}")))
+    }
+
     fn url(&self, path: &str) -> Result<Url> {
         let s = format!(
             "{}://{}/v2/{}/{}",
@@ -398,6 +408,7 @@ impl Repository {
         let own = format!("repository:{}:{}", self.name.repository(), access.actions());
         match access {
             Access::MountFrom(from) => format!("{own} repository:{from}:pull"),
+            Access::Catalog => "registry:catalog:*".to_string(),
             _ => own,
         }
     }

@@ -1,4 +1,5 @@
-//! The referrers tags of a repository, in one listing: `GET
+//! Listings: a repository's tags (`tags/list`), the registry's
+//! repositories (`_catalog`), and the referrers tags of a repository, in one listing: `GET
 //! /v2/<repo>/tags/list` (following `Link` pages on the same origin), kept
 //! whole (the tag schema's `sha256-<hex>` names are among them). A deep discover on a
 //! registry without the referrers API asks this once, then fetches only the
@@ -24,6 +25,12 @@ struct TagList {
     tags: Option<Vec<String>>,
 }
 
+#[derive(Deserialize)]
+struct Catalog {
+    #[serde(default)]
+    repositories: Option<Vec<String>>,
+}
+
 impl Repository {
     /// The repository's tags, when its referrers are known to
     /// live in the tag schema; `None` when they are not (the referrers API,
@@ -38,7 +45,32 @@ impl Repository {
 
     /// The repository's tags, in the registry's order, over every page.
     pub async fn tags(&self) -> Result<Vec<String>> {
-        let mut url = self.url("tags/list")?;
+        let url = self.url("tags/list")?;
+        self.listing(url, Access::Pull, "tag listing", |body| {
+            serde_json::from_slice::<TagList>(body).map(|l| l.tags.unwrap_or_default())
+        })
+        .await
+    }
+
+    /// The registry's repositories (`/v2/_catalog`), over every page; this
+    /// repository's own name plays no part.
+    pub async fn repositories(&self) -> Result<Vec<String>> {
+        let url = self.registry_url("_catalog")?;
+        self.listing(url, Access::Catalog, "repository listing", |body| {
+            serde_json::from_slice::<Catalog>(body).map(|l| l.repositories.unwrap_or_default())
+        })
+        .await
+    }
+
+    /// A paged listing from `url` (following `Link` on the same origin),
+    /// each page's names picked out by `names`.
+    async fn listing(
+        &self,
+        mut url: url::Url,
+        access: Access,
+        what: &str,
+        names: fn(&[u8]) -> serde_json::Result<Vec<String>>,
+    ) -> Result<Vec<String>> {
         let origin = url.origin();
         let (mut out, mut read) = (Vec::new(), 0usize);
         for _ in 0..MAX_PAGES {
@@ -46,25 +78,24 @@ impl Repository {
                 .send(
                     Method::GET,
                     url.clone(),
-                    Access::Pull,
+                    access.clone(),
                     HeaderMap::new(),
                     None,
                 )
                 .await?;
             if resp.status() != StatusCode::OK {
-                return Err(self.error(resp, "the tag listing").await);
+                return Err(self.error(resp, &format!("the {what}")).await);
             }
             let next = next_link(resp.headers(), resp.url());
             let body =
                 read_limited(resp, MAX_LISTING_BYTES - read, self.client.options.idle()).await?;
             read += body.len();
-            let list: TagList = serde_json::from_slice(&body).map_err(|e| {
+            out.extend(names(&body).map_err(|e| {
                 Error::new(
                     ErrorKind::Unavailable,
-                    format!("malformed tag listing: {}", crate::text::json_failure(&e)),
+                    format!("malformed {what}: {}", crate::text::json_failure(&e)),
                 )
-            })?;
-            out.extend(list.tags.unwrap_or_default());
+            })?);
             match next {
                 Some(next) if next.origin() == origin => url = next,
                 _ => return Ok(out),
@@ -72,7 +103,7 @@ impl Repository {
         }
         Err(Error::new(
             ErrorKind::FailedPrecondition,
-            format!("the tag listing has more than {MAX_PAGES} pages"),
+            format!("the {what} has more than {MAX_PAGES} pages"),
         ))
     }
 }

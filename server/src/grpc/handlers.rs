@@ -179,6 +179,16 @@ impl pb::satchel_service_server::SatchelService for Api {
         Ok(Response::new(pb::ListTagsResponse { tags }))
     }
 
+    async fn list_repositories(
+        &self,
+        request: Request<pb::ListRepositoriesRequest>,
+    ) -> Result<Response<pb::ListRepositoriesResponse>, Status> {
+        let r = request.into_inner();
+        let listed = self.service.list_repositories(&r.registry, r.plain_http);
+        let repositories = listed.await.map_err(status)?;
+        Ok(Response::new(pb::ListRepositoriesResponse { repositories }))
+    }
+
     async fn tag(
         &self,
         request: Request<pb::TagRequest>,

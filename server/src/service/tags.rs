@@ -3,7 +3,7 @@
 //! tag`.
 
 use bytes::Bytes;
-use satchel_oci::Result;
+use satchel_oci::{Result, Target};
 
 use super::manifests::Named;
 use super::target::TargetSpec;
@@ -55,6 +55,36 @@ impl Service {
             tags.retain(|t| !is_digest_tag(t));
         }
         Ok(tags)
+    }
+
+    /// The repositories of `registry` (`host[:port][/namespace]`: with a
+    /// namespace, only those under it).
+    pub async fn list_repositories(&self, registry: &str, plain_http: bool) -> Result<Vec<String>> {
+        let (host, namespace) = match registry.split_once('/') {
+            Some((host, ns)) => (host, Some(ns.trim_end_matches('/'))),
+            None => (registry, None),
+        };
+        if host.is_empty() || namespace == Some("") {
+            return Err(invalid(format!(
+                "bad registry {registry:?}: expected host[:port][/namespace]"
+            )));
+        }
+        // The catalog is the registry's; the repository named here only
+        // carries the host and scheme.
+        let spec = TargetSpec {
+            reference: format!("{host}/catalog"),
+            plain_http,
+            ..Default::default()
+        };
+        let Target::Registry(repo) = self.target(spec)?.target else {
+            unreachable!("a reference without a layout is a registry");
+        };
+        let mut names = repo.repositories().await?;
+        if let Some(ns) = namespace {
+            let prefix = format!("{ns}/");
+            names.retain(|n| n.starts_with(&prefix));
+        }
+        Ok(names)
     }
 
     /// Gives the manifest `spec` names each of `tags`. Every tag is checked

@@ -327,6 +327,20 @@ class ListTagsResponse(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ListRepositoriesRequest(_message.Message):
+    __slots__ = ("registry", "plain_http")
+    REGISTRY_FIELD_NUMBER: _ClassVar[int]
+    PLAIN_HTTP_FIELD_NUMBER: _ClassVar[int]
+    registry: str
+    plain_http: bool
+    def __init__(self, registry: _Optional[str] = ..., plain_http: _Optional[bool] = ...) -> None: ...
+
+class ListRepositoriesResponse(_message.Message):
+    __slots__ = ("repositories",)
+    REPOSITORIES_FIELD_NUMBER: _ClassVar[int]
+    repositories: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, repositories: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class TagRequest(_message.Message):
     __slots__ = ("target", "tags")
     TARGET_FIELD_NUMBER: _ClassVar[int]

@@ -81,6 +81,11 @@ class SatchelServiceStub:
                 request_serializer=satchel_dot_v1_dot_satchel__pb2.TagRequest.SerializeToString,
                 response_deserializer=satchel_dot_v1_dot_satchel__pb2.TagResponse.FromString,
                 _registered_method=True)
+        self.ListRepositories = channel.unary_unary(
+                '/satchel.v1.SatchelService/ListRepositories',
+                request_serializer=satchel_dot_v1_dot_satchel__pb2.ListRepositoriesRequest.SerializeToString,
+                response_deserializer=satchel_dot_v1_dot_satchel__pb2.ListRepositoriesResponse.FromString,
+                _registered_method=True)
         self.Login = channel.unary_unary(
                 '/satchel.v1.SatchelService/Login',
                 request_serializer=satchel_dot_v1_dot_satchel__pb2.LoginRequest.SerializeToString,
@@ -201,6 +206,14 @@ class SatchelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRepositories(self, request, context):
+        """ListRepositories lists a registry's repositories (its catalog, every
+        page), as `oras repo ls`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Login(self, request, context):
         """Login checks credentials against a registry, as `docker login` does,
         and stores them: through the credential helper docker's config names
@@ -314,6 +327,11 @@ def add_SatchelServiceServicer_to_server(servicer, server):
                     servicer.Tag,
                     request_deserializer=satchel_dot_v1_dot_satchel__pb2.TagRequest.FromString,
                     response_serializer=satchel_dot_v1_dot_satchel__pb2.TagResponse.SerializeToString,
+            ),
+            'ListRepositories': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRepositories,
+                    request_deserializer=satchel_dot_v1_dot_satchel__pb2.ListRepositoriesRequest.FromString,
+                    response_serializer=satchel_dot_v1_dot_satchel__pb2.ListRepositoriesResponse.SerializeToString,
             ),
             'Login': grpc.unary_unary_rpc_method_handler(
                     servicer.Login,
@@ -596,6 +614,33 @@ class SatchelService:
             '/satchel.v1.SatchelService/Tag',
             satchel_dot_v1_dot_satchel__pb2.TagRequest.SerializeToString,
             satchel_dot_v1_dot_satchel__pb2.TagResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRepositories(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satchel.v1.SatchelService/ListRepositories',
+            satchel_dot_v1_dot_satchel__pb2.ListRepositoriesRequest.SerializeToString,
+            satchel_dot_v1_dot_satchel__pb2.ListRepositoriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -545,6 +545,23 @@ export interface ListTagsResponse {
   tags: string[];
 }
 
+/** ListRepositoriesRequest names a registry. */
+export interface ListRepositoriesRequest {
+  /**
+   * host[:port], optionally followed by /NAMESPACE: then only repositories
+   * under NAMESPACE/ are listed.
+   */
+  registry: string;
+  /** Talk plain HTTP to the registry. */
+  plainHttp: boolean;
+}
+
+/** ListRepositoriesResponse lists repositories. */
+export interface ListRepositoriesResponse {
+  /** The repository names, in the registry's order, namespace included. */
+  repositories: string[];
+}
+
 /** TagRequest names a manifest and the tags to give it. */
 export interface TagRequest {
   /** The manifest, by tag or digest. */
@@ -3423,6 +3440,128 @@ export const ListTagsResponse: MessageFns<ListTagsResponse> = {
   },
 };
 
+function createBaseListRepositoriesRequest(): ListRepositoriesRequest {
+  return { registry: "", plainHttp: false };
+}
+
+export const ListRepositoriesRequest: MessageFns<ListRepositoriesRequest> = {
+  encode(message: ListRepositoriesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.registry !== "") {
+      writer.uint32(10).string(message.registry);
+    }
+    if (message.plainHttp !== false) {
+      writer.uint32(16).bool(message.plainHttp);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRepositoriesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRepositoriesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.registry = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.plainHttp = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ListRepositoriesRequest>): ListRepositoriesRequest {
+    return ListRepositoriesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListRepositoriesRequest>): ListRepositoriesRequest {
+    const message = createBaseListRepositoriesRequest();
+    message.registry = object.registry ?? "";
+    message.plainHttp = object.plainHttp ?? false;
+    return message;
+  },
+};
+
+function createBaseListRepositoriesResponse(): ListRepositoriesResponse {
+  return { repositories: [] };
+}
+
+export const ListRepositoriesResponse: MessageFns<ListRepositoriesResponse> = {
+  encode(message: ListRepositoriesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.repositories) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRepositoriesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRepositoriesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.repositories.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ListRepositoriesResponse>): ListRepositoriesResponse {
+    return ListRepositoriesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListRepositoriesResponse>): ListRepositoriesResponse {
+    const message = createBaseListRepositoriesResponse();
+    message.repositories = object.repositories?.map((e) => e) || [];
+    return message;
+  },
+};
+
 function createBaseTagRequest(): TagRequest {
   return { target: undefined, tags: [] };
 }
@@ -4838,6 +4977,21 @@ export const SatchelServiceService = {
     responseDeserialize: (value: Buffer): TagResponse => TagResponse.decode(value),
   },
   /**
+   * ListRepositories lists a registry's repositories (its catalog, every
+   * page), as `oras repo ls`.
+   */
+  listRepositories: {
+    path: "/satchel.v1.SatchelService/ListRepositories" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRepositoriesRequest): Buffer =>
+      Buffer.from(ListRepositoriesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRepositoriesRequest => ListRepositoriesRequest.decode(value),
+    responseSerialize: (value: ListRepositoriesResponse): Buffer =>
+      Buffer.from(ListRepositoriesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListRepositoriesResponse => ListRepositoriesResponse.decode(value),
+  },
+  /**
    * Login checks credentials against a registry, as `docker login` does,
    * and stores them: through the credential helper docker's config names
    * for the registry, else in the daemon's docker config file (mode 0600).
@@ -4990,6 +5144,11 @@ export interface SatchelServiceServer extends UntypedServiceImplementation {
   listTags: handleUnaryCall<ListTagsRequest, ListTagsResponse>;
   /** Tag gives the manifest a reference names more tags, as `oras tag`. */
   tag: handleUnaryCall<TagRequest, TagResponse>;
+  /**
+   * ListRepositories lists a registry's repositories (its catalog, every
+   * page), as `oras repo ls`.
+   */
+  listRepositories: handleUnaryCall<ListRepositoriesRequest, ListRepositoriesResponse>;
   /**
    * Login checks credentials against a registry, as `docker login` does,
    * and stores them: through the credential helper docker's config names
@@ -5168,6 +5327,25 @@ export interface SatchelServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: TagResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListRepositories lists a registry's repositories (its catalog, every
+   * page), as `oras repo ls`.
+   */
+  listRepositories(
+    request: ListRepositoriesRequest,
+    callback: (error: ServiceError | null, response: ListRepositoriesResponse) => void,
+  ): ClientUnaryCall;
+  listRepositories(
+    request: ListRepositoriesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListRepositoriesResponse) => void,
+  ): ClientUnaryCall;
+  listRepositories(
+    request: ListRepositoriesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListRepositoriesResponse) => void,
   ): ClientUnaryCall;
   /**
    * Login checks credentials against a registry, as `docker login` does,
