@@ -34,6 +34,9 @@ pub struct PullArgs {
     /// local file handoff).
     #[arg(long)]
     stream: bool,
+    /// Also write the manifest's config blob to this file.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Output format: `json` prints the manifest's reference and each file
     /// written, as the ORAS CLI's `pull --format json` does.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
@@ -84,12 +87,44 @@ pub async fn pull(
     if pulled.files.is_empty() {
         eprintln!("Warning: the artifact has no files with a title annotation; nothing written");
     }
+    if let Some(path) = &args.config {
+        let target = target::parse(&pulled.reference, &args.target)?;
+        write_config(&mut client, target, path).await?;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&to_json(&pulled)?)?);
         return Ok(());
     }
     println!("Pulled {}", esc(&pulled.reference));
     println!("Digest: {}", esc(&pulled.manifest.digest));
+    Ok(())
+}
+
+/// Writes the config blob of the manifest `target` names to `path`
+/// (verified, under a temporary name until whole).
+async fn write_config(
+    client: &mut satchel_client::Client,
+    target: pb::Target,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let fetched = client
+        .fetch_manifest(pb::FetchManifestRequest {
+            target: Some(target.clone()),
+        })
+        .await?
+        .into_inner();
+    let manifest: serde_json::Value = serde_json::from_slice(&fetched.content)?;
+    let config = &manifest["config"];
+    let (Some(digest), Some(size)) = (config["digest"].as_str(), config["size"].as_u64()) else {
+        bail!("the manifest has no config");
+    };
+    let request = pb::DownloadBlobRequest {
+        digest: digest.to_string(),
+        size,
+        source: Some(target),
+        ..Default::default()
+    };
+    satchel_client::blob::download(client, request, path, |_| {}).await?;
     Ok(())
 }
 

@@ -32,6 +32,9 @@ pub struct ArtifactFlags {
     /// Output format.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     format: String,
+    /// Write the pushed manifest's bytes to this file.
+    #[arg(long)]
+    export_manifest: Option<std::path::PathBuf>,
     #[command(flatten)]
     target: TargetFlags,
 }
@@ -182,7 +185,9 @@ pub async fn push(
     })
     .await;
     progress.finish();
-    report("Pushed", &result?, &args.flags.format)
+    let result = result?;
+    export_manifest(&mut client, &result, &args.flags).await?;
+    report("Pushed", &result, &args.flags.format)
 }
 
 /// Runs `satchel attach`.
@@ -203,7 +208,30 @@ pub async fn attach(
     })
     .await;
     progress.finish();
-    report("Attached to", &result?, &args.flags.format)
+    let result = result?;
+    export_manifest(&mut client, &result, &args.flags).await?;
+    report("Attached to", &result, &args.flags.format)
+}
+
+/// With `--export-manifest`, writes the manifest just pushed, fetched back
+/// by digest, to the file named.
+async fn export_manifest(
+    client: &mut satchel_client::Client,
+    pushed: &pb::PushResult,
+    flags: &ArtifactFlags,
+) -> anyhow::Result<()> {
+    let Some(path) = &flags.export_manifest else {
+        return Ok(());
+    };
+    let target = target::parse(&pushed.reference, &flags.target)?;
+    let fetched = client
+        .fetch_manifest(pb::FetchManifestRequest {
+            target: Some(target),
+        })
+        .await?
+        .into_inner();
+    std::fs::write(path, &fetched.content)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// ORAS 1.3's `referenceAsTags`: each tag as a full reference.

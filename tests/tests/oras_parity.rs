@@ -874,3 +874,72 @@ fn repositories_match_oras_on_docker_registry() {
 fn repositories_match_oras_on_ferro_oci_server() {
     repositories_match(RegistryKind::Ferro);
 }
+
+/// `--export-manifest` on push and attach writes the manifest pushed;
+/// `pull --config` writes the config blob, as the ORAS CLI's do.
+#[test]
+fn exported_manifests_and_pulled_configs_match_oras() {
+    let registry = Registry::start();
+    let daemon = Daemon::start();
+    let work = daemon.scratch();
+    std::fs::write(work.join("f.txt"), b"f\n").unwrap();
+    std::fs::write(work.join("cfg.json"), br#"{"built":"by a test"}"#).unwrap();
+    let v1 = format!("{}/export:v1", registry.addr);
+    let pushed = daemon.ok_in(
+        work,
+        &[
+            "push",
+            "--plain-http",
+            "--export-manifest",
+            "pushed.json",
+            "--config",
+            "cfg.json:application/x.cfg",
+            &v1,
+            "f.txt",
+        ],
+    );
+    let attached = daemon.ok_in(
+        work,
+        &[
+            "attach",
+            "--plain-http",
+            "--export-manifest",
+            "attached.json",
+            "--artifact-type",
+            "application/x.sbom",
+            &v1,
+            "f.txt",
+        ],
+    );
+    for (out, file) in [(&pushed, "pushed.json"), (&attached, "attached.json")] {
+        let digest = out
+            .lines()
+            .find_map(|l| l.strip_prefix("Digest: "))
+            .unwrap();
+        assert_eq!(
+            sha256(&std::fs::read(work.join(file)).unwrap()),
+            digest,
+            "{file}"
+        );
+    }
+    let fetched = oras_ok(work, &["manifest", "fetch", "--plain-http", &v1]);
+    assert_eq!(
+        std::fs::read(work.join("pushed.json")).unwrap(),
+        fetched.as_bytes()
+    );
+
+    for (tool, dir) in [("satchel", "by-satchel"), ("oras", "by-oras")] {
+        let out = work.join(dir);
+        std::fs::create_dir(&out).unwrap();
+        let args = ["pull", "--plain-http", "--config", "config.json", &v1];
+        match tool {
+            "satchel" => daemon.ok_in(&out, &args),
+            _ => oras_ok(&out, &args),
+        };
+        assert_eq!(
+            std::fs::read(out.join("config.json")).unwrap(),
+            br#"{"built":"by a test"}"#,
+            "{tool}"
+        );
+    }
+}
