@@ -132,8 +132,10 @@ def test_a_missing_local_file_is_invalid_argument(client, registry, tmp_path, wh
     assert isinstance(e.value, FileNotFoundError)
     assert isinstance(e.value, MissingFileError)
     assert e.value.filename == str(missing)
+    # Neither a regular file nor a directory (which would be packed).
+    os.mkfifo(tmp_path / "fifo")
     with pytest.raises(FileNotFoundError):
-        call(f"{registry}/py/missing-file:v1", [tmp_path], plain_http=True, **kw)
+        call(f"{registry}/py/missing-file:v1", [tmp_path / "fifo"], plain_http=True, **kw)
 
 
 def _default_addr_env(monkeypatch, small_daemon, satchel_addr):

@@ -9,6 +9,9 @@ INTERNAL), every title before the first byte is written (INVALID_ARGUMENT),
 and each file's size and digest as written (DATA_LOSS). The output
 directory is made when the first file starts, not before; a file takes its
 final name only once checked, and any failure removes the file in progress.
+A directory layer (``satchel._unpack``) is received the same way, into a
+hidden archive file beside its name, and once checked unpacked from it; the
+archive is removed either way.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Callable, Iterable, Optional
 import grpc
 
 from satchel._files import OutputDir, PartialFile
+from satchel._unpack import is_directory, unpack
 from satchel.errors import SatchelError, rpc_error
 from satchel.results import Descriptor, PulledFile, PullResult
 from satchel.titles import check_title, check_titles, manifest_layers
@@ -46,7 +50,9 @@ class _Receiving:
         self.descriptor = descriptor
         self.hash = hashlib.new(algorithm)
         self.size = 0
-        self.file = PartialFile(out, name.split("/"))
+        self.out = out
+        self.directory = is_directory(descriptor.annotations)
+        self.file = PartialFile(out, name.split("/"), scratch=self.directory)
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
@@ -63,8 +69,16 @@ class _Receiving:
                 f"{self.name!r}: expected {want.digest} ({want.size} bytes), "
                 f"received {got} ({self.size} bytes), the daemon verified {digest or 'nothing'}",
             )
-        self.file.commit()
-        return PulledFile(self.file.path, want)
+        if not self.directory:
+            self.file.commit()
+            return PulledFile(self.file.path, want)
+        # The archive checked out: the directory is made from it, and the
+        # archive removed.
+        try:
+            with self.file.reopen() as archive:
+                return PulledFile(unpack(archive, self.out, self.name, want.annotations), want)
+        finally:
+            self.file.discard()
 
 
 def _expected_files(manifest: pb.PulledManifest) -> dict[str, str]:

@@ -9,6 +9,7 @@ checked it again). No method holds a whole file in memory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -20,6 +21,7 @@ from typing import Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import grpc
 
+from satchel._pack import DIRECTORY_MEDIA_TYPE, PackedDirectory, pack
 from satchel._pull import ProgressCallback
 from satchel._pull import pull_stream as _pull
 from satchel.errors import MissingFileError, SatchelError, rpc_error as _error
@@ -72,7 +74,21 @@ FileArg = Union[
 ]
 """A file to push: a path, ``(path, media_type)`` or ``(path, media_type,
 name)``; ``name`` is the layer's title (default: the file's name) and may be
-a relative ``/``-separated path (see ``satchel.titles``)."""
+a relative ``/``-separated path (see ``satchel.titles``). A directory is
+packed as the ORAS CLI packs one (``satchel._pack``); its media type
+defaults to ``DIRECTORY_MEDIA_TYPE``."""
+
+
+@dataclasses.dataclass
+class _Layer:
+    """A file to push: where its bytes are, its title and media type, and,
+    for a packed directory, the archive's digest, size and annotations."""
+
+    path: Path
+    media_type: str
+    name: str
+    directory: bool = False
+    packed: Optional[PackedDirectory] = None
 
 
 
@@ -173,7 +189,9 @@ class Client:
         twice but lets the daemon skip a blob the registry already has (see
         ``PushResult.blobs_skipped``). A file that is not there raises
         ``MissingFileError`` (INVALID_ARGUMENT, a ``FileNotFoundError``)
-        before any call."""
+        before any call. A directory is packed into a temporary tar+gzip
+        archive first, as the ORAS CLI packs one (a socket, device or FIFO
+        inside is INVALID_ARGUMENT), and that archive removed afterwards."""
         named = _named_files(files)
 
         def header(specs: list[pb.FileSpec]) -> pb.PushRequest:
@@ -197,8 +215,8 @@ class Client:
         timeout: Optional[float] = None,
     ) -> PushResult:
         """Attaches files as an artifact of ``artifact_type`` to the subject
-        manifest ``reference``, like ``satchel attach``. ``hash_first`` and a
-        missing file are as for ``push``."""
+        manifest ``reference``, like ``satchel attach``. ``hash_first``, a
+        missing file and a directory are as for ``push``."""
         if not artifact_type:
             raise ValueError("attach needs an artifact_type")
         named = _named_files(files)
@@ -212,15 +230,23 @@ class Client:
         )
 
     def _upload(self, method, named, header, wrap, hash_first, on_progress, timeout) -> PushResult:
-        """A Push or Attach call: the daemon's limits, the files' specs (hashed
-        or not), then the header and the files' bytes in chunks."""
-        timeout = self._timeout(timeout)
-        deadline = _deadline(timeout)
-        info = self.server_info(timeout=timeout)
-        specs, paths = _file_specs(named, hash_first, info.hash_first_below)
-        requests = _Requests(header(specs), paths, wrap, info.max_chunk_bytes)
-        call = method(iter(requests), timeout=_left(deadline))
-        return _follow(call, requests, on_progress, deadline)
+        """A Push or Attach call: the directories packed, the daemon's limits,
+        the files' specs (hashed or not), then the header and the files'
+        bytes in chunks."""
+        with contextlib.ExitStack() as packed:
+            # Directories are packed before any call, each archive removed
+            # when the call is over, however it ends.
+            for layer in named:
+                if layer.directory:
+                    layer.packed = pack(layer.path, layer.name)
+                    packed.callback(layer.packed.remove)
+            timeout = self._timeout(timeout)
+            deadline = _deadline(timeout)
+            info = self.server_info(timeout=timeout)
+            specs, paths = _file_specs(named, hash_first, info.hash_first_below)
+            requests = _Requests(header(specs), paths, wrap, info.max_chunk_bytes)
+            call = method(iter(requests), timeout=_left(deadline))
+            return _follow(call, requests, on_progress, deadline)
 
     def discover(
         self,
@@ -325,10 +351,10 @@ def _artifact(
     )
 
 
-def _named_files(files: Iterable[FileArg]) -> list[tuple[Path, str, str]]:
-    """Each file as (path, media type, title), after the checks that need
-    no daemon: every title against the rules and each other, then every path
-    a regular file (else ``MissingFileError``)."""
+def _named_files(files: Iterable[FileArg]) -> list[_Layer]:
+    """Each file as a _Layer, after the checks that need no daemon: every
+    title against the rules and each other, then every path a regular file
+    or a directory (else ``MissingFileError``)."""
     # The layer's title is the file's name, as the CLI records it, unless
     # the caller names it.
     named = []
@@ -337,33 +363,49 @@ def _named_files(files: Iterable[FileArg]) -> list[tuple[Path, str, str]]:
             path, media_type = Path(f[0]), f[1]
             name = f[2] if len(f) > 2 else path.name
         else:
-            path, media_type, name = Path(f), DEFAULT_MEDIA_TYPE, Path(f).name
+            path, media_type, name = Path(f), None, Path(f).name
         named.append((path, media_type, name))
     # The titles first: a name the daemon would refuse fails before any
     # file is read.
     check_titles(name for _, _, name in named)
-    for path, _, _ in named:
+    layers = []
+    for path, media_type, name in named:
         if not path.exists():
             raise MissingFileError(path)
-        if not path.is_file():
-            raise MissingFileError(path, "not a regular file")
-    return named
+        if path.is_dir():
+            layers.append(_Layer(path, media_type or DIRECTORY_MEDIA_TYPE, name, directory=True))
+        elif path.is_file():
+            layers.append(_Layer(path, DEFAULT_MEDIA_TYPE if media_type is None else media_type, name))
+        else:
+            raise MissingFileError(path, "not a regular file or a directory")
+    return layers
 
 
 def _file_specs(
-    named: list[tuple[Path, str, str]], hash_first: Optional[bool], hash_first_below: int
+    named: list[_Layer], hash_first: Optional[bool], hash_first_below: int
 ) -> tuple[list[pb.FileSpec], list[Path]]:
     """The FileSpecs of the files, hashed first as ``hash_first`` says (or,
-    when it is None, those smaller than ``hash_first_below``)."""
+    when it is None, those smaller than ``hash_first_below``); a packed
+    directory's digest is known already."""
     specs, paths = [], []
-    for path, media_type, name in named:
+    for layer in named:
+        if layer.packed is not None:
+            p = layer.packed
+            specs.append(
+                pb.FileSpec(
+                    name=layer.name, media_type=layer.media_type, size=p.size, digest=p.digest,
+                    annotations=dict(p.annotations),
+                )
+            )
+            paths.append(p.path)
+            continue
         # The daemon hashes the bytes as they arrive and checks them
         # against a digest sent here.
-        size = path.stat().st_size
+        size = layer.path.stat().st_size
         hash_it = size < hash_first_below if hash_first is None else hash_first
-        digest = _sha256_file(path) if hash_it else ""
-        specs.append(pb.FileSpec(name=name, media_type=media_type, size=size, digest=digest))
-        paths.append(path)
+        digest = _sha256_file(layer.path) if hash_it else ""
+        specs.append(pb.FileSpec(name=layer.name, media_type=layer.media_type, size=size, digest=digest))
+        paths.append(layer.path)
     return specs, paths
 
 

@@ -22,10 +22,11 @@ class SatchelError(Exception):
 
 
 class MissingFileError(SatchelError, FileNotFoundError):
-    """A file given to push or attach is not there or not a regular file:
-    the caller's argument is wrong, so the code is INVALID_ARGUMENT (never
-    NOT_FOUND, which means something the registry lacks), as in every Satchel
-    client. Still a ``FileNotFoundError``, with ``filename`` set."""
+    """A file given to push or attach is not there, or neither a regular
+    file nor a directory: the caller's argument is wrong, so the code is
+    INVALID_ARGUMENT (never NOT_FOUND, which means something the registry
+    lacks), as in every Satchel client. Still a ``FileNotFoundError``, with
+    ``filename`` set."""
 
     def __init__(self, path: Union[str, os.PathLike], why: str = "no such file"):
         SatchelError.__init__(self, grpc.StatusCode.INVALID_ARGUMENT, f"{os.fspath(path)}: {why}")
