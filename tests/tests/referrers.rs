@@ -146,13 +146,15 @@ fn three_types_filter_and_depth_two(kind: RegistryKind) {
         BTreeSet::from([sbom.clone()])
     );
 
-    // A signature on the SBOM: found at depth 2, not at depth 1.
+    // A signature on the SBOM: found at depth 2 and by default (every
+    // level), not at depth 1.
     let sbom_ref = format!("{}@{sbom}", w.repo);
     let sig = w.attach(&sbom_ref, SIGNATURE, &w.file("sig.bin", "signed"), &[]);
-    let shallow = w.discover_json(&[]);
+    let shallow = w.discover_json(&["--depth", "1"]);
     for r in shallow["referrers"].as_array().unwrap() {
         assert_eq!(r["referrers"], Value::Array(vec![]));
     }
+    assert_eq!(w.discover_json(&[]), w.discover_json(&["--depth", "2"]));
     let deep = w.discover_json(&["--depth", "2"]);
     let sbom_node = deep["referrers"]
         .as_array()

@@ -118,14 +118,24 @@ fn tags_and_listings_are_kept_for_the_ttl_and_dropped_on_own_writes() {
     // The attach's work after its answer (read-back, delete) ends first.
     std::thread::sleep(Duration::from_millis(500));
     let mark = w.proxy.mark();
-    let listed = w
-        .daemon
-        .ok(&["discover", "--plain-http", "--format", "json", &tagged]);
+    let listed = w.daemon.ok(&[
+        "discover",
+        "--plain-http",
+        "--depth",
+        "1",
+        "--format",
+        "json",
+        &tagged,
+    ]);
     let listing = w.proxy.since(mark);
     let found: serde_json::Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(found["referrers"].as_array().unwrap().len(), 2, "{listed}");
     // The daemon's own write made it ask again.
     assert_costs("discover after an attach", &listing, 1, 1);
+    // Every level: the tag listing too, which the write also made stale.
+    let mark = w.proxy.mark();
+    w.daemon.ok(&["discover", "--plain-http", &tagged]);
+    assert_costs("deep discover after an attach", &w.proxy.since(mark), 1, 1);
 }
 
 /// Concurrent identical calls share each fetch: eight pulls of the newest

@@ -45,6 +45,8 @@ pub(crate) struct Cache {
     /// Referrer listings, by `registry/repo@subject#type`, grouped by
     /// `registry/repo@subject`.
     listings: Mutex<Timed<Vec<Descriptor>>>,
+    /// Tag listings, by `registry/repo`.
+    tag_lists: Mutex<Timed<Vec<String>>>,
     /// One fetch per key at a time.
     flights: KeyedLocks,
 }
@@ -124,6 +126,7 @@ impl Cache {
             manifests: Mutex::default(),
             tags: Mutex::default(),
             listings: Mutex::default(),
+            tag_lists: Mutex::default(),
             flights: KeyedLocks::default(),
         }
     }
@@ -266,6 +269,8 @@ impl Cache {
         tags.entries.retain(|k, _| !k.starts_with(&prefix));
         let mut listings = self.listings.lock().expect("listing cache");
         listings.entries.retain(|k, _| !k.starts_with(&prefix));
+        let mut lists = self.tag_lists.lock().expect("tag list cache");
+        lists.entries.retain(|k, _| !k.starts_with(&prefix));
     }
 
     /// What `key` (`registry/repo:tag`) resolved to, if fresh enough for a
@@ -324,6 +329,24 @@ impl Cache {
     pub(crate) fn forget_listings(&self, group: &str) {
         self.listings.lock().expect("listing cache").forget(group);
     }
+
+    /// The tags of `repo` (`registry/repo`), if fresh enough for a caller
+    /// who asked at `asked`.
+    pub(crate) fn tag_list(&self, repo: &str, asked: Instant) -> Option<Vec<String>> {
+        let lists = self.tag_lists.lock().expect("tag list cache");
+        lists.get(repo, asked, self.ttl)
+    }
+
+    /// Keeps the tags of `repo`, listed by a fetch that began at `fetched`.
+    pub(crate) fn keep_tag_list(&self, repo: &str, fetched: Instant, tags: &[String]) {
+        let mut lists = self.tag_lists.lock().expect("tag list cache");
+        lists.put(repo, repo, fetched, tags.to_vec());
+    }
+
+    /// Forgets the tags of `repo` after this daemon tagged or deleted there.
+    pub(crate) fn forget_tag_list(&self, repo: &str) {
+        self.tag_lists.lock().expect("tag list cache").forget(repo);
+    }
 }
 
 #[cfg(test)]
@@ -370,6 +393,22 @@ mod tests {
         // A fetch that began before the write is not kept.
         cache.keep_tag("r/a:t", before, &d);
         assert!(cache.tag("r/a:t", Instant::now()).is_none());
+    }
+
+    #[test]
+    fn tag_lists_live_for_the_ttl_and_die_on_writes_and_logouts() {
+        let cache = Cache::new(Duration::from_secs(60), None);
+        let tags = vec!["v1".to_string()];
+        let before = Instant::now();
+        cache.keep_tag_list("r/a", Instant::now(), &tags);
+        assert_eq!(cache.tag_list("r/a", Instant::now()), Some(tags.clone()));
+        cache.forget_tag_list("r/a");
+        assert!(cache.tag_list("r/a", Instant::now()).is_none());
+        cache.keep_tag_list("r/a", before, &tags);
+        assert!(cache.tag_list("r/a", Instant::now()).is_none());
+        cache.keep_tag_list("r/b", Instant::now(), &tags);
+        cache.forget_registry("r");
+        assert!(cache.tag_list("r/b", Instant::now()).is_none());
     }
 
     #[test]

@@ -220,6 +220,7 @@ impl Repository {
         // asks it.
         if !reference.contains(':') {
             self.client.cache.forget_tag(&self.cache_key(reference));
+            self.client.cache.forget_tag_list(&self.name.name());
         }
         let subject_indexed = resp.headers().contains_key("oci-subject");
         if subject_indexed {
@@ -249,6 +250,7 @@ impl Repository {
         let cache = &self.client.cache;
         cache.forget_manifest(&self.cache_key(digest.as_ref()));
         cache.forget_tags_of(&self.name.name(), digest);
+        cache.forget_tag_list(&self.name.name());
         Ok(())
     }
 }

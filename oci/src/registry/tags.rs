@@ -6,6 +6,7 @@
 //! indexes that exist instead of one 404 per manifest in the tree.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
@@ -43,13 +44,22 @@ impl Repository {
         Ok(Some(self.tags().await?.into_iter().collect()))
     }
 
-    /// The repository's tags, in the registry's order, over every page.
+    /// The repository's tags, in the registry's order, over every page;
+    /// kept for the tag cache's time to live, forgotten when this daemon
+    /// tags or deletes in the repository.
     pub async fn tags(&self) -> Result<Vec<String>> {
+        let (cache, key, asked) = (&self.client.cache, self.name.name(), Instant::now());
+        if let Some(hit) = cache.tag_list(&key, asked) {
+            return Ok(hit);
+        }
         let url = self.url("tags/list")?;
-        self.listing(url, Access::Pull, "tag listing", |body| {
-            serde_json::from_slice::<TagList>(body).map(|l| l.tags.unwrap_or_default())
-        })
-        .await
+        let tags = self
+            .listing(url, Access::Pull, "tag listing", |body| {
+                serde_json::from_slice::<TagList>(body).map(|l| l.tags.unwrap_or_default())
+            })
+            .await?;
+        cache.keep_tag_list(&key, asked, &tags);
+        Ok(tags)
     }
 
     /// The registry's repositories (`/v2/_catalog`), over every page; this
