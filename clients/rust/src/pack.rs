@@ -30,8 +30,9 @@ pub const DIRECTORY_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+g
 pub struct Packed {
     /// The archive, removed when dropped.
     pub file: tempfile::TempPath,
-    /// Its sha256 digest and size.
+    /// Its sha256 digest.
     pub digest: String,
+    /// Its size in bytes.
     pub size: u64,
     /// The layer annotations that mark it for unpacking.
     pub annotations: Vec<(String, String)>,
