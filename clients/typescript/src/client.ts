@@ -37,7 +37,7 @@ import {
   SERVER_INFO_DEFAULTS,
 } from "./limits";
 import { pullInto } from "./pull";
-import { type FileInput, fileSpecs, localFiles, type Upload, upload } from "./push";
+import { type FileInput, fileSpecs, localFiles, removeArchives, type Upload, upload, uploadPaths } from "./push";
 import { checkTitle } from "./titles";
 
 export { type FileInput, SatchelError };
@@ -122,11 +122,11 @@ export interface PullOptions extends PullStreamOptions {
   onProgress?: (progress: Progress) => void;
 }
 
-/** A file written by pull. */
+/** A file (or unpacked directory) written by pull. */
 export interface PulledFile {
   /** The name from the layer's title annotation. */
   name: string;
-  /** Where it was written. */
+  /** Where it was written (a directory layer: the directory). */
   path: string;
   /** The layer descriptor. */
   descriptor: Descriptor;
@@ -218,9 +218,11 @@ export class SatchelClient {
    * Each file is streamed from disk in chunks of the daemon's
    * maxChunkBytes; files under its hashFirstBelow are hashed first (see
    * PushOptions.hashFirst), so blobs the target already has are not
-   * uploaded again. The result's `blobsSkipped` counts those. A missing
-   * file (or one that is not a regular file) is INVALID_ARGUMENT, before
-   * any call.
+   * uploaded again. The result's `blobsSkipped` counts those. A
+   * directory is packed as the ORAS CLI packs one (a tar+gzip layer that
+   * pull unpacks; see DIRECTORY_MEDIA_TYPE), into a temporary file removed
+   * after the call. A missing path (or one that is neither a regular file
+   * nor a directory) is INVALID_ARGUMENT, before any call.
    */
   async push(reference: string, files: FileInput[], options: PushOptions = {}): Promise<PushResult> {
     return this.upload(files, options, (callOptions) => this.raw.push(callOptions), (artifact) => ({
@@ -244,7 +246,8 @@ export class SatchelClient {
   /**
    * Push and attach: checks and describes the files (asking the daemon's
    * limits), then sends header(artifact) and the files' chunks on the call
-   * that open starts.
+   * that open starts; the archives of packed directories are removed at
+   * the end, whatever the outcome.
    */
   private async upload<Header>(
     files: FileInput[],
@@ -253,13 +256,17 @@ export class SatchelClient {
     header: (artifact: ArtifactSpec) => Header,
   ): Promise<PushResult> {
     const local = await localFiles(files);
-    const callOptions = this.callOptions(options);
-    const info = await this.askServerInfo(callOptions);
-    const specs = await fileSpecs(local, options.hashFirst, info.hashFirstBelow, info.maxChunkBytes);
-    const first = header(artifactSpec(specs, options));
-    const call = open(callOptions);
-    const paths = local.inputs.map((file) => file.path);
-    return upload(call, deadlineMs(callOptions), first, paths, info.maxChunkBytes, options.onProgress);
+    try {
+      const callOptions = this.callOptions(options);
+      const info = await this.askServerInfo(callOptions);
+      const specs = await fileSpecs(local, options.hashFirst, info.hashFirstBelow, info.maxChunkBytes);
+      const first = header(artifactSpec(specs, options));
+      const call = open(callOptions);
+      const paths = uploadPaths(local);
+      return await upload(call, deadlineMs(callOptions), first, paths, info.maxChunkBytes, options.onProgress);
+    } finally {
+      await removeArchives(local);
+    }
   }
 
   /** Lists the referrers of a subject manifest. */
@@ -322,6 +329,9 @@ export class SatchelClient {
    * Pulls an artifact's files into outputDir. Each file is written to a
    * temporary file next to its final name and renamed only once the daemon
    * has verified its digest; nothing is left under a final name on failure.
+   * A directory layer (io.deis.oras.content.unpack "true") is unpacked
+   * into the directory its title names, replacing what stood there (see
+   * unpack).
    * outputDir (made if missing) is made only when the first file starts: a
    * pull that fails before, or an artifact without files, leaves no
    * directory behind.

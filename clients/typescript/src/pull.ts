@@ -1,6 +1,9 @@
 // The Pull stream written to disk: every title checked before the first
 // byte, each file checked against the manifest, hashed as it arrives and
 // moved to its final name only after the daemon's done and a local check.
+// A directory layer (io.deis.oras.content.unpack) is received the same way
+// into a scratch file beside its final name, then unpacked (./unpack) and
+// the scratch file removed.
 
 import { createHash, type Hash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
@@ -12,6 +15,7 @@ import { malformed, SatchelError } from "./errors";
 import { PartialFile } from "./files";
 import type { Descriptor, FileHeader, Progress, PulledManifest, PullResponse } from "./gen/satchel/v1/satchel";
 import { checkTitle, expectedFiles } from "./titles";
+import { isDirectoryLayer, unpack } from "./unpack";
 
 /** The digest algorithms pull can verify. */
 const DIGEST_ALGORITHMS = new Set(["sha256", "sha512"]);
@@ -26,6 +30,8 @@ class Receiving {
     readonly descriptor: Descriptor,
     readonly file: PartialFile,
     algorithm: string,
+    /** Where a directory layer is unpacked; undefined for a file. */
+    private readonly unpackInto: string | undefined,
   ) {
     this.hash = createHash(algorithm);
   }
@@ -46,7 +52,9 @@ class Receiving {
     if (!DIGEST_ALGORITHMS.has(algorithm)) {
       throw new SatchelError(status.FAILED_PRECONDITION, `file ${name}: cannot verify digest ${layer.digest}`);
     }
-    return new Receiving(name, layer, await PartialFile.create(outputDir, parts), algorithm);
+    const directory = isDirectoryLayer(layer);
+    const file = await PartialFile.create(outputDir, parts, { scratch: directory });
+    return new Receiving(name, layer, file, algorithm, directory ? outputDir : undefined);
   }
 
   async write(data: Uint8Array): Promise<void> {
@@ -55,7 +63,7 @@ class Receiving {
     await this.file.write(data);
   }
 
-  /** Checks the file against its header and the daemon's done, then commits it. */
+  /** Checks the file against its header and the daemon's done, then commits it (a directory layer: unpacks it). */
   async finish(digest: string): Promise<PulledFile> {
     const want = this.descriptor;
     const got = `${want.digest.split(":", 1)[0]}:${this.hash.digest("hex")}`;
@@ -67,8 +75,19 @@ class Receiving {
           `the daemon verified ${digest || "nothing"}`,
       );
     }
-    await this.file.commit();
-    return { name: this.name, path: this.file.finalPath, descriptor: want };
+    if (this.unpackInto === undefined) {
+      await this.file.commit();
+      return { name: this.name, path: this.file.finalPath, descriptor: want };
+    }
+    // The archive checked out: the directory is made from it, and the
+    // archive removed either way.
+    try {
+      await this.file.close();
+      const path = await unpack(this.file.tempPath, this.unpackInto, this.name, want);
+      return { name: this.name, path, descriptor: want };
+    } finally {
+      await this.file.discard();
+    }
   }
 }
 

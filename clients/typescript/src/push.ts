@@ -1,56 +1,90 @@
 // The upload half of push and attach: the files described (size, and the
 // digest of those hashed first), then sent in chunks as large as the
-// daemon's ServerInfo allows, with grpc-js's backpressure.
+// daemon's ServerInfo allows, with grpc-js's backpressure. A directory is
+// packed first (./pack) and its archive sent in its place.
 
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { stat } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import * as path from "node:path";
 
 import { type ClientDuplexStream, status } from "@grpc/grpc-js";
 
 import { localFileError, malformed, SatchelError } from "./errors";
 import type { AttachResponse, FileChunk, FileSpec, Progress, PushResponse, PushResult } from "./gen/satchel/v1/satchel";
+import { DIRECTORY_MEDIA_TYPE, pack, type Packed } from "./pack";
 import { checkTitles } from "./titles";
 
-/** A file to push: a path, or a path with a name, media type and annotations. */
+/**
+ * A file to push: a path, or a path with a name, media type and
+ * annotations. A directory is packed as the ORAS CLI packs one (a tar+gzip
+ * layer marked io.deis.oras.content.unpack, which pull unpacks).
+ */
 export type FileInput =
   | string
   | {
       path: string;
       /** The name recorded in the layer's title; default: the path's base name. */
       name?: string;
-      /** The layer media type; default: the daemon's. */
+      /** The layer media type; default: the daemon's (a directory's: DIRECTORY_MEDIA_TYPE). */
       mediaType?: string;
       /** Extra annotations on the layer descriptor. */
       annotations?: Record<string, string>;
     };
 
-/** The files named to push, checked and sized, not yet read. */
+/** The files named to push, checked and sized, not yet read; directories packed. */
 export interface LocalFiles {
   inputs: Exclude<FileInput, string>[];
   sizes: number[];
+  /** Per input, a directory's archive (removed by removeArchives), else undefined. */
+  packed: (Packed | undefined)[];
 }
 
 /**
  * Checks the files' names (a title the daemon would refuse is
- * INVALID_ARGUMENT) and that each is a regular file (else INVALID_ARGUMENT
- * naming the path), before anything is read or any call made.
+ * INVALID_ARGUMENT) and that each is a regular file or a directory (else
+ * INVALID_ARGUMENT naming the path), before any call is made. Directories
+ * are packed now, each into a temporary file: removeArchives removes them.
  */
 export async function localFiles(files: FileInput[]): Promise<LocalFiles> {
   const inputs = files.map((input) => (typeof input === "string" ? { path: input } : input));
-  checkTitles(inputs.map((file) => file.name ?? path.basename(file.path)));
-  const sizes: number[] = [];
-  for (const file of inputs) {
-    try {
-      const info = await stat(file.path);
-      if (!info.isFile()) throw new SatchelError(status.INVALID_ARGUMENT, `not a regular file: ${file.path}`);
-      sizes.push(info.size);
-    } catch (err) {
-      throw localFileError(file.path, err);
+  const titles = inputs.map((file) => file.name ?? path.basename(file.path));
+  checkTitles(titles);
+  const local: LocalFiles = { inputs, sizes: [], packed: [] };
+  try {
+    for (const [index, file] of inputs.entries()) {
+      let info;
+      try {
+        info = await stat(file.path);
+      } catch (err) {
+        throw localFileError(file.path, err);
+      }
+      if (info.isDirectory()) {
+        const packed = await pack(file.path, titles[index]!);
+        local.packed.push(packed);
+        local.sizes.push(packed.size);
+      } else if (info.isFile()) {
+        local.packed.push(undefined);
+        local.sizes.push(info.size);
+      } else {
+        throw new SatchelError(status.INVALID_ARGUMENT, `not a regular file or a directory: ${file.path}`);
+      }
     }
+  } catch (err) {
+    await removeArchives(local);
+    throw err;
   }
-  return { inputs, sizes };
+  return local;
+}
+
+/** Removes the archives localFiles packed. */
+export async function removeArchives(local: LocalFiles): Promise<void> {
+  await Promise.all(local.packed.map((p) => (p ? rm(p.file, { force: true }) : undefined)));
+}
+
+/** Where each file's bytes are read from: its path, or a directory's archive. */
+export function uploadPaths(local: LocalFiles): string[] {
+  return local.inputs.map((file, index) => local.packed[index]?.file ?? file.path);
 }
 
 /**
@@ -69,6 +103,18 @@ export async function fileSpecs(
   const specs: FileSpec[] = [];
   for (const [index, file] of local.inputs.entries()) {
     const size = local.sizes[index]!;
+    const packed = local.packed[index];
+    if (packed) {
+      specs.push({
+        name: file.name ?? path.basename(file.path),
+        mediaType: file.mediaType ?? DIRECTORY_MEDIA_TYPE,
+        size: BigInt(packed.size),
+        digest: packed.digest,
+        annotations: { ...file.annotations, ...packed.annotations },
+        fromContentStore: false,
+      });
+      continue;
+    }
     const hashed = hashFirst ?? BigInt(size) < hashFirstBelow;
     const described = hashed ? await sizeAndDigest(file.path, readSize) : { size: BigInt(size), digest: "" };
     specs.push({

@@ -1,6 +1,7 @@
 // Live tests: a real docker-registry and satcheld from ../testenv.sh.
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createReadStream, createWriteStream, readFileSync } from "node:fs";
@@ -189,8 +190,11 @@ test("push and attach of a missing file are INVALID_ARGUMENT naming the path (be
     assert.equal((err.cause as NodeJS.ErrnoException | undefined)?.code, "ENOENT");
   }
   assert.equal(BEHAVIOUR.errors.missing_local_file.code, status[status.INVALID_ARGUMENT]);
-  // A directory is not a file to push either.
-  await rejectsWith(client.push(`${repo}:v2`, [work], { plainHttp: true }), status.INVALID_ARGUMENT);
+  // Nor is a FIFO (a directory is packed: test/directories.test.ts).
+  const fifo = path.join(work, "fifo");
+  execFileSync("mkfifo", [fifo]);
+  const refused = await rejectsWith(client.push(`${repo}:v2`, [fifo], { plainHttp: true }), status.INVALID_ARGUMENT);
+  assert.ok(refused.details.includes(fifo), refused.details);
 });
 
 test("attach without an artifact type fails with INVALID_ARGUMENT", async () => {
