@@ -8,6 +8,7 @@ import dev.satchel.v1.PulledManifest;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -22,7 +23,9 @@ import java.util.Set;
 /**
  * One pull's client side: checks every title of the manifest before the first byte is written,
  * writes only files the manifest names, each through {@link OutputDir} to a partial file renamed
- * only when the daemon's FileDone digest, the local digest and the byte count match the layer.
+ * only when the daemon's FileDone digest, the local digest and the byte count match the layer. A
+ * directory layer ({@link Directories#isDirectory}) is received the same way into a scratch file
+ * beside its final name, then unpacked ({@link Directories#unpack}) and the scratch file removed.
  */
 final class Pull implements AutoCloseable {
   private final Path dir;
@@ -133,14 +136,25 @@ final class Pull implements AutoCloseable {
     private final MessageDigest hash;
     private final String algorithm;
     private final Descriptor layer;
+    /** The title, and for a directory layer the output directory to unpack it in (else null). */
+    private final String name;
+    private final OutputDir unpackInto;
     private long size;
     private boolean closed;
 
-    private PendingFile(OutputDir.Slot slot, MessageDigest hash, String algorithm, Descriptor layer) {
+    private PendingFile(
+        OutputDir.Slot slot,
+        MessageDigest hash,
+        String algorithm,
+        Descriptor layer,
+        String name,
+        OutputDir unpackInto) {
       this.slot = slot;
       this.hash = hash;
       this.algorithm = algorithm;
       this.layer = layer;
+      this.name = name;
+      this.unpackInto = unpackInto;
     }
 
     /** Checks the name and digest algorithm, then walks to the file's directory and creates it. */
@@ -165,7 +179,10 @@ final class Pull implements AutoCloseable {
       } catch (NoSuchAlgorithmException e) {
         throw new IllegalStateException(e);
       }
-      return new PendingFile(out.slot(header.getName()), hash, algorithm, layer);
+      boolean directory = Directories.isDirectory(layer);
+      OutputDir.Slot slot = out.slot(header.getName(), -1, directory);
+      return new PendingFile(
+          slot, hash, algorithm, layer, header.getName(), directory ? out : null);
     }
 
     void write(ByteString data) throws IOException {
@@ -189,6 +206,19 @@ final class Pull implements AutoCloseable {
                     slot.path.getFileName(), want, layer.getSize(), actual, size,
                     doneDigest.isEmpty() ? "nothing" : doneDigest))
             .asRuntimeException();
+      }
+      if (unpackInto != null) {
+        // The archive checked out: the directory is made from it, and the archive removed.
+        try {
+          slot.channel.close();
+          try (InputStream archive = java.nio.channels.Channels.newInputStream(slot.reopen())) {
+            return Directories.unpack(
+                archive, unpackInto, name, layer.getAnnotationsMap(),
+                Directories.Limits.DEFAULT);
+          }
+        } finally {
+          discard();
+        }
       }
       try {
         slot.commit();

@@ -272,7 +272,10 @@ public final class SatchelClient implements AutoCloseable {
    * <p>Files smaller than the daemon's {@code hash_first_below} ({@link #serverInfo()}; by
    * default, see {@link Options.Builder#hashFirst(boolean)}) are read once to hash them before the
    * call starts, so that the daemon can skip blobs the registry already has; {@link
-   * PushResult#getBlobsSkipped()} counts them. A file that is missing or not a regular file is
+   * PushResult#getBlobsSkipped()} counts them. A directory is packed as the ORAS CLI packs one (a
+   * tar+gzip layer of media type {@link Directories#MEDIA_TYPE} unless the options name one, which
+   * pull unpacks; see {@link Directories}) into a temporary file removed after the call. A path
+   * that is missing or neither a regular file nor a directory is
    * INVALID_ARGUMENT naming its path, with the {@link NoSuchFileException} as the cause.
    */
   public PushResult push(String reference, List<Path> files, Options options) throws IOException {
@@ -329,7 +332,9 @@ public final class SatchelClient implements AutoCloseable {
    * exclusively under a random name, and renamed once the daemon has verified its digest and this
    * client has checked the digest (sha256 or sha512) and size of the bytes it wrote against the
    * layer descriptor; a mismatch is DATA_LOSS and leaves no file. A link at the final name is
-   * replaced, never written through.
+   * replaced, never written through. A directory layer ({@link Directories#isDirectory}) is
+   * unpacked into the directory its title names, replacing what stood there ({@link
+   * Directories}); the path in the result is that directory's.
    */
   public PullResult pull(String reference, Options options) throws IOException {
     return pull(PullRequest.newBuilder().setTarget(target(reference, options)).build(), options);
@@ -373,18 +378,39 @@ public final class SatchelClient implements AutoCloseable {
         .build();
   }
 
-  /** What push and attach send: the artifact's spec and the chunk size. */
-  private record Plan(ArtifactSpec spec, int chunkSize) {}
+  /**
+   * What push and attach send: the artifact's spec, the chunk size, where each file's bytes are
+   * read from (a directory's archive in its place) and the archives to remove after the call.
+   */
+  private record Plan(ArtifactSpec spec, int chunkSize, List<Path> sources, List<Path> archives) {
+    void removeArchives() {
+      remove(archives);
+    }
+  }
+
+  private static void remove(List<Path> archives) {
+    for (Path archive : archives) {
+      try {
+        Files.deleteIfExists(archive);
+      } catch (IOException ignored) {
+        // A temporary file: nothing more to do.
+      }
+    }
+  }
 
   /**
    * Checks the titles and that every file is there before asking the daemon's {@link
-   * #serverInfo()}, then hashes the files below its threshold (as the options say).
+   * #serverInfo()}, packs the directories ({@link Pack}) and hashes the files below its threshold
+   * (as the options say).
    */
   private Plan plan(List<Path> files, Options options, Deadline deadline) throws IOException {
     List<String> titles = titles(files, options);
+    List<Boolean> directories = new ArrayList<>();
     List<Long> sizes = new ArrayList<>();
     for (Path file : files) {
-      sizes.add(size(file));
+      boolean directory = Files.isDirectory(file);
+      directories.add(directory);
+      sizes.add(directory ? 0 : size(file));
     }
     ServerInfoResponse info = serverInfo(deadline);
     long hashBelow = hashFirstBelow(info);
@@ -393,29 +419,49 @@ public final class SatchelClient implements AutoCloseable {
             .setArtifactType(options.artifactType())
             .putAllAnnotations(options.annotations())
             .addAllTags(options.tags());
+    List<Path> sources = new ArrayList<>();
+    List<Path> archives = new ArrayList<>();
     byte[] buf = null;
-    for (int i = 0; i < files.size(); i++) {
-      FileSpec.Builder f =
-          FileSpec.newBuilder()
-              .setName(titles.get(i))
-              .setMediaType(options.mediaType())
-              .setSize(sizes.get(i));
-      if (options.hashes(f.getSize(), hashBelow)) {
-        if (buf == null) {
-          buf = new byte[CHUNK_SIZE];
+    try {
+      for (int i = 0; i < files.size(); i++) {
+        FileSpec.Builder f = FileSpec.newBuilder().setName(titles.get(i));
+        if (directories.get(i)) {
+          Pack.Packed packed = Pack.pack(files.get(i), titles.get(i));
+          archives.add(packed.file());
+          sources.add(packed.file());
+          String mediaType = options.mediaType();
+          f.setMediaType(mediaType.isEmpty() ? Directories.MEDIA_TYPE : mediaType)
+              .setSize(packed.size())
+              .setDigest(packed.digest())
+              .putAllAnnotations(packed.annotations());
+        } else {
+          sources.add(files.get(i));
+          f.setMediaType(options.mediaType()).setSize(sizes.get(i));
+          if (options.hashes(f.getSize(), hashBelow)) {
+            if (buf == null) {
+              buf = new byte[CHUNK_SIZE];
+            }
+            hash(files.get(i), f, buf);
+          }
         }
-        hash(files.get(i), f, buf);
+        spec.addFiles(f);
       }
-      spec.addFiles(f);
+    } catch (IOException | RuntimeException e) {
+      remove(archives);
+      throw e;
     }
-    return new Plan(spec.build(), chunkSize(info));
+    return new Plan(spec.build(), chunkSize(info), sources, archives);
   }
 
-  /** A file's size; INVALID_ARGUMENT if it is missing or not a regular file. */
+  /** A file's size; INVALID_ARGUMENT if it is missing or neither a regular file nor a directory. */
   private static long size(Path file) throws IOException {
     try {
       if (!Files.isRegularFile(file)) {
-        throw new NoSuchFileException(file.toString(), null, "not a regular file");
+        if (!Files.exists(file)) {
+          throw new NoSuchFileException(file.toString());
+        }
+        throw new NoSuchFileException(
+            file.toString(), null, "not a regular file or a directory");
       }
       return Files.size(file);
     } catch (NoSuchFileException e) {
@@ -526,14 +572,24 @@ public final class SatchelClient implements AutoCloseable {
       throws IOException {
     Deadline deadline = deadline(options);
     Plan plan = plan(files, options, deadline);
+    try {
+      return upload(rpc, reference, plan, options, deadline);
+    } finally {
+      plan.removeArchives();
+    }
+  }
+
+  private <Req, Resp> PushResult upload(
+      UploadRpc<Req, Resp> rpc, String reference, Plan plan, Options options, Deadline deadline)
+      throws IOException {
     Req header = rpc.header().apply(target(reference, options), plan.spec());
     Upload<Req, Resp> call = new Upload<>(rpc.progressOf(), rpc.resultOf(), options);
     rpc.start().apply(withDeadline(async, deadline), call);
     try {
       call.send(header);
       byte[] buf = new byte[plan.chunkSize()];
-      for (int i = 0; i < files.size(); i++) {
-        try (InputStream in = read(files.get(i))) {
+      for (int i = 0; i < plan.sources().size(); i++) {
+        try (InputStream in = read(plan.sources().get(i))) {
           int n;
           while ((n = in.readNBytes(buf, 0, buf.length)) > 0) {
             FileChunk chunk =

@@ -54,11 +54,15 @@ class BehaviourTest extends LiveTest {
       assertTrue(e.getStatus().getDescription().contains(missing.toString()), e.toString());
       assertInstanceOf(NoSuchFileException.class, e.getCause(), e.toString());
     }
-    // A directory is not a regular file: the same answer.
-    StatusRuntimeException dir =
-        assertThrows(StatusRuntimeException.class, () -> client.push(ref, env.work));
-    assertEquals(want, dir.getStatus().getCode(), dir.toString());
-    assertInstanceOf(NoSuchFileException.class, dir.getCause());
+    // A FIFO is neither a regular file nor a directory (which is packed: DirectoriesTest): the
+    // same answer.
+    Path fifo = env.work.resolve("fifo");
+    assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).inheritIO().start().waitFor());
+    StatusRuntimeException notFile =
+        assertThrows(StatusRuntimeException.class, () -> client.push(ref, fifo));
+    assertEquals(want, notFile.getStatus().getCode(), notFile.toString());
+    assertTrue(notFile.getStatus().getDescription().contains(fifo.toString()), notFile.toString());
+    assertInstanceOf(NoSuchFileException.class, notFile.getCause());
   }
 
   @Test
