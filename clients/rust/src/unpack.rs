@@ -170,10 +170,18 @@ impl Tree<'_> {
     /// Makes one entry.
     fn put(&mut self, entry: &mut tar::Entry<'_, impl Read>) -> Result<(), Error> {
         let (tree, title, kinds, buf) = (&self.dir, self.title, &mut self.kinds, &mut self.buf);
+        let kind = entry.header().entry_type();
+        // Extension headers the tar reader did not fold into an entry (a
+        // global PAX header, as `git archive` writes) name nothing.
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
+            return Ok(());
+        }
         let raw = entry.path_bytes().into_owned();
         let rel = relative(title, &raw)?;
         let header = entry.header();
-        let kind = header.entry_type();
         if rel.is_empty() && !kind.is_dir() {
             return Err(unsafe_entry(title, "its top is not a directory".into()));
         }

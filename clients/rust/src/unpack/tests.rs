@@ -402,3 +402,23 @@ fn the_shared_archive_vectors() {
         assert_eq!(serde_json::Value::Object(found), expect["tree"], "{name}");
     }
 }
+
+#[test]
+fn a_global_pax_header_names_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let global = E {
+        name: "pax_global_header",
+        kind: b'g',
+        data: b"52 comment=0123456789abcdef0123456789abcdef01234567\n",
+        link: "",
+        mode: 0o666,
+    };
+    let path = run(
+        tmp.path(),
+        "d",
+        &[global, dir("d"), file("d/x", b"x")],
+        Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(path.join("x")).unwrap(), b"x");
+}
