@@ -16,7 +16,7 @@ import (
 
 // clients/conformance/behaviour.json's missing_local_file: a file named to
 // Push or Attach that is missing is INVALID_ARGUMENT naming the path, and
-// still fs.ErrNotExist; a directory is INVALID_ARGUMENT too. Nothing reaches
+// still fs.ErrNotExist; a device is INVALID_ARGUMENT too. Nothing reaches
 // the registry.
 func TestAMissingLocalFileIsInvalidArgumentNamingThePath(t *testing.T) {
 	ctx := testContext(t)
@@ -56,12 +56,13 @@ func TestAMissingLocalFileIsInvalidArgumentNamingThePath(t *testing.T) {
 				t.Errorf("not a *LocalFileError for %s: %#v", missing, err)
 			}
 
-			err = call(dir)
+			// Neither a regular file nor a directory (which would be packed).
+			err = call(os.DevNull)
 			if code := status.Code(err); code != codes.InvalidArgument || !errors.Is(err, satchel.ErrNotRegular) {
-				t.Errorf("a directory: code %v (%v), want InvalidArgument and ErrNotRegular", code, err)
+				t.Errorf("a device: code %v (%v), want InvalidArgument and ErrNotRegular", code, err)
 			}
 			if errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("a directory is fs.ErrNotExist: %v", err)
+				t.Errorf("a device is fs.ErrNotExist: %v", err)
 			}
 		})
 	}

@@ -68,10 +68,17 @@ type PulledFile struct {
 // through it) only once the daemon has confirmed the layer digest and the
 // bytes received match the layer's digest and size (else codes.DataLoss).
 // A layer digest other than sha256 or sha512 fails with
-// codes.FailedPrecondition. If Pull returns early (an error, ctx done:
-// codes.DeadlineExceeded past its deadline or Client.Timeout), the call is
-// cancelled and the file it was writing is removed, with the directories
-// made for it (files finished before stay).
+// codes.FailedPrecondition. A layer marked io.deis.oras.content.unpack (a
+// directory, as the ORAS CLI and Push make one) is received the same way
+// into a hidden archive beside its name and, once checked, unpacked into
+// the directory its title names (see unpack.go: unsafe entries are
+// codes.InvalidArgument, a wrong content digest or a broken archive
+// codes.DataLoss, one past 64 GiB or a million entries
+// codes.ResourceExhausted); the tree takes its name only when whole,
+// replacing what stood there, and the archive is removed. If Pull returns
+// early (an error, ctx done: codes.DeadlineExceeded past its deadline or
+// Client.Timeout), the call is cancelled and the file it was writing is
+// removed, with the directories made for it (files finished before stay).
 func (c *Client) Pull(ctx context.Context, ref string, opts PullOptions) (*PullResult, error) {
 	return c.pull(ctx, &pb.PullRequest{Target: opts.target(ref)}, opts)
 }
@@ -223,16 +230,23 @@ func (p *puller) startFile(header *pb.FileHeader) error {
 	if !ok {
 		return status.Errorf(codes.FailedPrecondition, "satchel: %s: unsupported layer digest %q (want sha256 or sha512)", shownTitle(name), desc.Digest)
 	}
-	s, err := p.out.walk(name)
+	// A directory's archive goes beside the directory's name (a directory
+	// there is no obstacle: it is swapped out once the new one is made).
+	walk, mode := p.out.walk, uint32(0o666)
+	directory := isDirectoryLayer(desc)
+	if directory {
+		walk, mode = p.out.walkParents, 0o600
+	}
+	s, err := walk(name)
 	if err != nil {
 		return err
 	}
-	temp, tempName, err := s.createPartial()
+	temp, tempName, err := s.createPartial(mode)
 	if err != nil {
 		s.release(true)
 		return err
 	}
-	p.cur = &partial{name: name, slot: s, temp: temp, tempName: tempName, desc: desc, hash: h}
+	p.cur = &partial{name: name, slot: s, temp: temp, tempName: tempName, desc: desc, hash: h, out: p.out, directory: directory}
 	return nil
 }
 
@@ -267,16 +281,19 @@ func newHash(digest string) (hash.Hash, bool) {
 }
 
 // partial is a file being pulled: a partial file beside its final name and
-// a running hash.
+// a running hash. For a directory layer (unpack.go) the partial file is
+// its archive, unpacked once checked and then removed.
 type partial struct {
-	name     string
-	slot     *slot
-	temp     *os.File
-	tempName string
-	desc     Descriptor
-	hash     hash.Hash
-	size     uint64
-	finished bool
+	name      string
+	slot      *slot
+	temp      *os.File
+	tempName  string
+	desc      Descriptor
+	hash      hash.Hash
+	size      uint64
+	finished  bool
+	out       *outputDir
+	directory bool
 }
 
 func (p *partial) write(data []byte) error {
@@ -300,6 +317,9 @@ func (p *partial) finish(confirmed string) (PulledFile, error) {
 			"satchel: %s: expected %s (%d bytes), received %s (%d bytes), the daemon confirmed %q",
 			shownTitle(p.name), want.Digest, want.Size, got, p.size, confirmed)
 	}
+	if p.directory {
+		return p.unpack()
+	}
 	if err := p.temp.Sync(); err != nil {
 		p.abandon()
 		return PulledFile{}, fmt.Errorf("satchel: %w", err)
@@ -315,6 +335,33 @@ func (p *partial) finish(confirmed string) (PulledFile, error) {
 	p.finished = true
 	p.slot.release(false)
 	return PulledFile{Name: p.name, Path: p.slot.path, Descriptor: p.desc}, nil
+}
+
+// unpack makes the directory from the checked archive, then removes the
+// archive (and, if the unpack failed, the directories made for it).
+func (p *partial) unpack() (_ PulledFile, err error) {
+	defer func() {
+		if err != nil {
+			p.abandon()
+			return
+		}
+		p.finished = true
+		p.slot.removePartial(p.tempName)
+		p.slot.release(false)
+	}()
+	if err := p.temp.Close(); err != nil {
+		return PulledFile{}, fmt.Errorf("satchel: %w", err)
+	}
+	archive, err := p.slot.reopenPartial(p.tempName)
+	if err != nil {
+		return PulledFile{}, err
+	}
+	defer archive.Close()
+	path, err := unpackDirectory(archive, p.out, p.name, p.desc.Annotations, defaultUnpackLimits)
+	if err != nil {
+		return PulledFile{}, err
+	}
+	return PulledFile{Name: p.name, Path: path, Descriptor: p.desc}, nil
 }
 
 // abandon removes the partial file and the directories made for it.

@@ -38,7 +38,12 @@ func openOutputDir(dir string) (*outputDir, error) {
 	return &outputDir{path: dir, fd: fd}, nil
 }
 
-func (o *outputDir) close() { unix.Close(o.fd) }
+func (o *outputDir) close() {
+	if o.fd >= 0 {
+		unix.Close(o.fd)
+		o.fd = -1
+	}
+}
 
 // slot is where one title's file goes: its parent directory, open, and its
 // base name; and the directories the walk made, removed again if the file
@@ -64,6 +69,21 @@ type madeDir struct {
 // the artifact, is at fault. A directory at the final name fails the same
 // way. title must have passed CheckTitle.
 func (o *outputDir) walk(title string) (*slot, error) {
+	s, err := o.walkParents(title)
+	if err != nil {
+		return nil, err
+	}
+	if isDir(s.dir, s.base) {
+		s.release(true)
+		return nil, status.Errorf(codes.FailedPrecondition, "satchel: %s: %s is a directory", shownTitle(title), s.path)
+	}
+	return s, nil
+}
+
+// walkParents is walk without the check of the final name: for a
+// directory's archive, which never takes that name (see unpack.go), and for
+// the directory itself.
+func (o *outputDir) walkParents(title string) (*slot, error) {
 	parts := strings.Split(title, "/")
 	s := &slot{path: filepath.Join(o.path, filepath.FromSlash(title)), dir: o.fd, base: parts[len(parts)-1]}
 	for i, part := range parts[:len(parts)-1] {
@@ -78,10 +98,6 @@ func (o *outputDir) walk(title string) (*slot, error) {
 		}
 		s.fds = append(s.fds, fd)
 		s.dir = fd
-	}
-	if isDir(s.dir, s.base) {
-		s.release(true)
-		return nil, status.Errorf(codes.FailedPrecondition, "satchel: %s: %s is a directory", shownTitle(title), s.path)
 	}
 	return s, nil
 }
@@ -127,18 +143,35 @@ func isDir(parent int, name string) bool {
 
 // createPartial creates the file the bytes go to until they are verified:
 // exclusively, not through a link, under a name with 128 random bits that
-// no one can plant something at in advance.
-func (s *slot) createPartial() (*os.File, string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, "", fmt.Errorf("satchel: %w", err)
+// no one can plant something at in advance; with mode (less the umask).
+func (s *slot) createPartial(mode uint32) (*os.File, string, error) {
+	name, err := partialName()
+	if err != nil {
+		return nil, "", err
 	}
-	name := ".satchel-" + hex.EncodeToString(b[:]) + ".partial"
-	fd, err := unix.Openat(s.dir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o666)
+	fd, err := unix.Openat(s.dir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode&0o777)
 	if err != nil {
 		return nil, "", fmt.Errorf("satchel: create %s: %w", filepath.Join(filepath.Dir(s.path), name), err)
 	}
 	return os.NewFile(uintptr(fd), filepath.Join(filepath.Dir(s.path), name)), name, nil
+}
+
+// partialName is a hidden name with 128 random bits.
+func partialName() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("satchel: %w", err)
+	}
+	return ".satchel-" + hex.EncodeToString(b[:]) + ".partial", nil
+}
+
+// reopenPartial opens the partial file again, for reading.
+func (s *slot) reopenPartial(partial string) (*os.File, error) {
+	fd, err := unix.Openat(s.dir, partial, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("satchel: read back %s: %w", filepath.Join(filepath.Dir(s.path), partial), err)
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(filepath.Dir(s.path), partial)), nil
 }
 
 // commit renames the partial file to the final name. rename(2) replaces a

@@ -82,7 +82,8 @@ type PushOptions struct {
 	// Annotations are manifest annotations.
 	Annotations map[string]string
 	// MediaType is the media type of every layer (default
-	// "application/vnd.oci.image.layer.v1.tar").
+	// "application/vnd.oci.image.layer.v1.tar" for a file, DirectoryMediaType
+	// for a directory).
 	MediaType string
 	// Tags are extra tags to apply to the pushed manifest.
 	Tags []string
@@ -112,8 +113,12 @@ type PushOptions struct {
 // `satchel push REF FILE...`. Each file becomes a layer named after its
 // base name; its bytes are streamed from disk in chunks of the daemon's
 // ServerInfo.MaxChunkBytes (files under its HashFirstBelow are hashed
-// first; see PushOptions.HashFirst). A missing file, or one that is not
-// a regular file, is a *LocalFileError (codes.InvalidArgument) before
+// first; see PushOptions.HashFirst). A directory is packed first, as the
+// ORAS CLI packs one, into a temporary tar+gzip file removed when Push
+// returns (see pack.go; media type DirectoryMediaType unless
+// PushOptions.MediaType is set; a socket, device or FIFO inside is
+// codes.InvalidArgument). A missing file, or one that is neither a regular
+// file nor a directory, is a *LocalFileError (codes.InvalidArgument) before
 // anything is sent. If Push returns early (an error, a cancelled ctx, a panicking OnProgress), the
 // upload is cancelled.
 func (c *Client) Push(ctx context.Context, ref string, files []string, opts PushOptions) (*PushResult, error) {
@@ -163,10 +168,11 @@ var attachRPC = uploadRPC[pb.AttachRequest, pb.AttachResponse]{
 // send is Push and Attach: it checks and describes the files, opens the
 // call, and uploads them to ref. If it returns early, the call is cancelled.
 func send[Req, Resp any](c *Client, ctx context.Context, rpc uploadRPC[Req, Resp], ref string, files []string, opts PushOptions) (_ *PushResult, err error) {
-	specs, info, err := c.prepare(ctx, files, opts)
+	local, info, err := c.prepare(ctx, files, opts)
 	if err != nil {
 		return nil, err
 	}
+	defer local.remove()
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
 	defer surfaceDeadline(ctx, &err)
@@ -174,8 +180,8 @@ func send[Req, Resp any](c *Client, ctx context.Context, rpc uploadRPC[Req, Resp
 	if err != nil {
 		return nil, err
 	}
-	header := rpc.header(opts.target(ref), opts.artifact(specs))
-	return upload(cancel, stream, header, files, info.MaxChunkBytes, rpc.chunk, rpc.event, progressFunc(opts.OnProgress))
+	header := rpc.header(opts.target(ref), opts.artifact(local.specs))
+	return upload(cancel, stream, header, local.paths, info.MaxChunkBytes, rpc.chunk, rpc.event, progressFunc(opts.OnProgress))
 }
 
 func (o PushOptions) artifact(files []*pb.FileSpec) *pb.ArtifactSpec {
@@ -187,37 +193,86 @@ func (o PushOptions) artifact(files []*pb.FileSpec) *pb.ArtifactSpec {
 	}
 }
 
+// localFiles are the files to upload: their specs, and where their bytes
+// are (a packed directory's archive in place of the directory).
+type localFiles struct {
+	specs []*pb.FileSpec
+	paths []string
+	// packed are the packed directories, by index; nil for a file.
+	packed []*packedDirectory
+}
+
+// remove removes the packed directories' archives.
+func (l *localFiles) remove() {
+	for _, p := range l.packed {
+		if p != nil {
+			os.Remove(p.path)
+		}
+	}
+}
+
 // prepare checks the files before anything is read or sent (their titles,
-// then that each is a regular file), asks the daemon's ServerInfo (once per
-// Client), and describes the files with its HashFirstBelow.
-func (c *Client) prepare(ctx context.Context, files []string, opts PushOptions) ([]*pb.FileSpec, ServerInfo, error) {
+// then that each is a regular file or a directory), packs the directories
+// (packDirectory), asks the daemon's ServerInfo (once per Client), and
+// describes the files with its HashFirstBelow. On an error nothing packed
+// is left behind.
+func (c *Client) prepare(ctx context.Context, files []string, opts PushOptions) (_ *localFiles, _ ServerInfo, err error) {
 	titles, err := pushTitles(files, opts.Titles)
 	if err != nil {
 		return nil, ServerInfo{}, err
 	}
-	for _, p := range files {
+	local := &localFiles{paths: append([]string(nil), files...), packed: make([]*packedDirectory, len(files))}
+	dirs := make([]bool, len(files))
+	for i, p := range files {
+		if info, err := os.Stat(p); err == nil && info.IsDir() {
+			dirs[i] = true
+			continue
+		}
 		f, _, err := openRegular(p)
 		if err != nil {
 			return nil, ServerInfo{}, err
 		}
 		f.Close()
 	}
+	defer func() {
+		if err != nil {
+			local.remove()
+		}
+	}()
+	for i, p := range files {
+		if dirs[i] {
+			if local.packed[i], err = packDirectory(p, titles[i]); err != nil {
+				return nil, ServerInfo{}, err
+			}
+			local.paths[i] = local.packed[i].path
+		}
+	}
 	info, err := c.ServerInfo(ctx)
 	if err != nil {
 		return nil, ServerInfo{}, err
 	}
-	specs, err := fileSpecs(files, titles, opts, info.HashFirstBelow)
-	return specs, info, err
+	local.specs, err = fileSpecs(local.paths, titles, local.packed, opts, info.HashFirstBelow)
+	return local, info, err
 }
 
 // fileSpecs describes the files: title and size, and for files under
 // hashFirstBelow (all with opts.HashFirst) the sha256 digest, hashed by
 // streaming the file, so the daemon can verify the bytes and skip blobs the
 // target already has. Larger files go without a digest: the daemon hashes
-// them as they arrive.
-func fileSpecs(paths, titles []string, opts PushOptions, hashFirstBelow uint64) ([]*pb.FileSpec, error) {
+// them as they arrive. A packed directory (packed[i], if packed is not nil)
+// has its digest, size and annotations already, and its media type
+// defaults to DirectoryMediaType.
+func fileSpecs(paths, titles []string, packed []*packedDirectory, opts PushOptions, hashFirstBelow uint64) ([]*pb.FileSpec, error) {
 	specs := make([]*pb.FileSpec, 0, len(paths))
 	for i, p := range paths {
+		if packed != nil && packed[i] != nil {
+			d, mediaType := packed[i], opts.MediaType
+			if mediaType == "" {
+				mediaType = DirectoryMediaType
+			}
+			specs = append(specs, &pb.FileSpec{Name: titles[i], MediaType: mediaType, Size: &d.size, Digest: d.digest, Annotations: d.annotations})
+			continue
+		}
 		spec, err := fileSpec(p, opts.HashFirst, hashFirstBelow)
 		if err != nil {
 			return nil, err
@@ -246,7 +301,8 @@ func pushTitles(paths, titles []string) ([]string, error) {
 }
 
 // LocalFileError is a file given to Push or Attach that cannot be pushed:
-// missing, unreadable or not a regular file. It is the caller's argument at
+// missing, unreadable or neither a regular file nor a directory (or such a
+// file inside a directory given). It is the caller's argument at
 // fault, so its gRPC status is codes.InvalidArgument (status.Code(err)),
 // with the path in the message; it unwraps to the operating system's
 // error, so errors.Is(err, fs.ErrNotExist) tells a missing file.
@@ -258,8 +314,8 @@ type LocalFileError struct {
 	Err error
 }
 
-// ErrNotRegular is a LocalFileError's Err for a path that is a directory,
-// a device or anything else but a regular file.
+// ErrNotRegular is a LocalFileError's Err for a path that is a device, a
+// FIFO or anything else but a regular file or a directory.
 var ErrNotRegular = errors.New("not a regular file")
 
 func (e *LocalFileError) Error() string {
@@ -279,8 +335,12 @@ func (e *LocalFileError) GRPCStatus() *status.Status {
 	return status.New(codes.InvalidArgument, e.Error())
 }
 
-// openRegular opens a file to push, which must be a regular file.
+// openRegular opens a file to push, which must be a regular file. It is
+// checked before it is opened too: opening a FIFO would wait for a writer.
 func openRegular(path string) (*os.File, fs.FileInfo, error) {
+	if info, err := os.Stat(path); err == nil && !info.Mode().IsRegular() {
+		return nil, nil, &LocalFileError{Path: path, Err: ErrNotRegular}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, &LocalFileError{Path: path, Err: err}

@@ -35,7 +35,7 @@ func TestPushHashesSmallFilesFirst(t *testing.T) {
 		zeroDigest = "sha256:a6d72ac7690f53be6ae46ba88506bd97302a093f7108472bd9efc3cefda06484"
 	)
 
-	specs, err := fileSpecs([]string{small, big}, []string{"small.txt", "big.bin"}, PushOptions{}, HashFirstBelow)
+	specs, err := fileSpecs([]string{small, big}, []string{"small.txt", "big.bin"}, nil, PushOptions{}, HashFirstBelow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestPushHashesSmallFilesFirst(t *testing.T) {
 		t.Errorf("large file spec = %v, want size %d and no digest", s, HashFirstBelow)
 	}
 
-	specs, err = fileSpecs([]string{big}, []string{"big.bin"}, PushOptions{HashFirst: true}, HashFirstBelow)
+	specs, err = fileSpecs([]string{big}, []string{"big.bin"}, nil, PushOptions{HashFirst: true}, HashFirstBelow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestPushHashesSmallFilesFirst(t *testing.T) {
 		t.Errorf("large file spec with HashFirst = %v, want digest %s", s, zeroDigest)
 	}
 
-	if _, err := fileSpecs([]string{dir}, []string{"d"}, PushOptions{}, HashFirstBelow); err == nil {
+	if _, err := fileSpecs([]string{dir}, []string{"d"}, nil, PushOptions{}, HashFirstBelow); err == nil {
 		t.Errorf("a directory was accepted as a file")
 	}
 }
