@@ -293,6 +293,28 @@ func TestUnpackRefusesASparseFile(t *testing.T) {
 	unpackFails(t, archive, 64<<30, codes.InvalidArgument)
 }
 
+// A global PAX header (git archive writes one first, named
+// pax_global_header) names nothing: it is skipped, not refused as outside
+// the directory.
+func TestUnpackSkipsAGlobalPAXHeader(t *testing.T) {
+	records := paxRecord("comment", "a commit id")
+	archive := rawHeader("pax_global_header", tar.TypeXGlobalHeader, int64(len(records)))
+	archive = append(archive, records...)
+	archive = append(archive, make([]byte, 512-len(records)%512)...)
+	archive = append(archive, rawHeader("d", tar.TypeDir, 0)...)
+	archive = append(archive, rawHeader("d/x", tar.TypeReg, 1)...)
+	archive = append(archive, 'x')
+	archive = append(archive, make([]byte, 511+1024)...)
+	root := filepath.Join(t.TempDir(), "out")
+	path, err := satchel.Unpack(bytes.NewReader(gzipped(t, archive)), root, "d", unpackAnnotations(""), 64<<30, 1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := everything(t, path); !slices.Equal(got, []string{"x"}) {
+		t.Errorf("unpacked %q, want x", got)
+	}
+}
+
 // A directory layer through the pull's state machine: unpacked where its
 // title says with its archive removed; or, failing, nothing new left and
 // an older tree there as it was.

@@ -202,6 +202,11 @@ func (u *unpacker) fill(tr *tar.Reader) error {
 
 // put makes one entry.
 func (u *unpacker) put(tr *tar.Reader, hdr *tar.Header) error {
+	if hdr.Typeflag == tar.TypeXGlobalHeader {
+		// PAX records for the entries that follow (git archive writes one
+		// first, named pax_global_header): they name nothing.
+		return nil
+	}
 	rel, err := u.relative(hdr.Name)
 	if err != nil {
 		return err
@@ -235,9 +240,6 @@ func (u *unpacker) put(tr *tar.Reader, hdr *tar.Header) error {
 		}
 		u.files[rel] = true
 		return u.tree.hardLink(existing, rel)
-	case tar.TypeXGlobalHeader:
-		// PAX records for every entry that follows; nothing to make.
-		return nil
 	}
 	return u.unsafe("%s is %s, not a file, directory or link", shownTitle(rel), entryKind(hdr.Typeflag))
 }

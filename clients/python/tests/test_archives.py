@@ -205,3 +205,19 @@ def test_without_renameat2_the_old_tree_is_moved_aside(tmp_path, monkeypatch):
     os.unlink(root / "d" / "stray")
     assert tree(root / "d") == GOOD["expect"]["tree"]
     assert os.listdir(root) == ["d"]
+
+
+def test_a_global_pax_header_is_skipped(tmp_path):
+    # As git archive writes one first, named pax_global_header: it names
+    # nothing, and is not refused as outside the directory.
+    records = b"20 comment=a commit\n"
+    info = _info("pax_global_header", tarfile.XGLTYPE, len(records))
+    header = info.tobuf(tarfile.USTAR_FORMAT) + records + bytes(-len(records) % 512)
+    tar = header + _tar((_info("d"), None), (_info("d/x", tarfile.REGTYPE, 1), b"x"))
+    root = tmp_path / "out"
+    out = OutputDir(root)
+    try:
+        path = unpack(io.BytesIO(gzip.compress(tar)), out, "d", {UNPACK_ANNOTATION: "true"})
+    finally:
+        out.close()
+    assert everything(path) == ["x"]
