@@ -93,7 +93,7 @@ pub async fn fetch(addr: &satchel_client::Daemon, args: FetchArgs) -> anyhow::Re
         })
         .await?
         .into_inner();
-    let desc = resp.manifest.unwrap_or_default();
+    let desc = resp.manifest.clone().unwrap_or_default();
     let content = resp.content.to_vec();
     let out = if args.descriptor {
         // In ORAS's key order (serde_json's maps would sort them).
@@ -125,9 +125,16 @@ pub async fn fetch(addr: &satchel_client::Daemon, args: FetchArgs) -> anyhow::Re
     } else {
         content
     };
+    // As ORAS: `-o FILE` gets the manifest's own bytes; a descriptor or a
+    // JSON document still goes to standard output.
     match args.output.as_deref() {
-        Some(path) if path.as_os_str() != "-" => std::fs::write(path, &out)
-            .with_context(|| format!("cannot write {}", path.display()))?,
+        Some(path) if path.as_os_str() != "-" => {
+            std::fs::write(path, &resp.content)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            if args.descriptor || args.format.is_some() {
+                std::io::stdout().write_all(&out)?;
+            }
+        }
         _ => std::io::stdout().write_all(&out)?,
     }
     Ok(())
@@ -216,14 +223,15 @@ pub async fn repositories(addr: &satchel_client::Daemon, args: LsArgs) -> anyhow
     let mut client = addr.connect().await?;
     let resp = client
         .list_repositories(pb::ListRepositoriesRequest {
-            registry: args.registry.clone(),
+            registry: args.registry.trim_end_matches('/').to_string(),
             plain_http: args.plain_http,
         })
         .await?
         .into_inner();
-    let (host, namespace) = match args.registry.split_once('/') {
+    let registry = args.registry.trim_end_matches('/');
+    let (host, namespace) = match registry.split_once('/') {
         Some((host, ns)) => (host, Some(format!("{}/", ns.trim_end_matches('/')))),
-        None => (args.registry.as_str(), None),
+        None => (registry, None),
     };
     if args.format == "json" {
         let doc = serde_json::json!({ "registry": host, "repositories": resp.repositories });

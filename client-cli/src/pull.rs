@@ -88,8 +88,9 @@ pub async fn pull(
         eprintln!("Warning: the artifact has no files with a title annotation; nothing written");
     }
     if let Some(path) = &args.config {
+        // Relative to the output directory, as ORAS writes it.
         let target = target::parse(&pulled.reference, &args.target)?;
-        write_config(&mut client, target, path).await?;
+        write_config(&mut client, target, &args.output.join(path)).await?;
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&to_json(&pulled)?)?);

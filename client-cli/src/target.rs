@@ -13,8 +13,25 @@ pub fn parse_for(
     platform: &PlatformFlag,
 ) -> anyhow::Result<pb::Target> {
     let mut target = parse(reference, flags)?;
-    target.platform = platform.platform.clone().unwrap_or_default();
+    target.platform = match platform.platform.as_deref() {
+        // An OS alone means this machine's architecture, as ORAS reads it.
+        Some(os) if !os.is_empty() && !os.contains(['/', ':']) => format!("{os}/{}", host_arch()),
+        Some(p) => p.to_string(),
+        None => String::new(),
+    };
     Ok(target)
+}
+
+/// This machine's architecture in the OCI (Go) spelling.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    }
 }
 
 /// Parses `reference` as a registry reference, or with `--oci-layout` as

@@ -57,13 +57,13 @@ impl Pack {
 /// (`2026-12-02T12:38:51.123456Z`): two attachments made in one second
 /// still sort by time. ORAS and regctl parse the fraction.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let micros = now.nanosecond() / 1_000 * 1_000;
-    let now = now
-        .replace_nanosecond(micros)
-        .expect("a truncated nanosecond is valid");
-    now.format(&time::format_description::well_known::Rfc3339)
-        .expect("RFC 3339 formatting of a UTC time cannot fail")
+    // Always six digits, so the strings sort as the times do.
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(&format)
+        .expect("formatting a UTC time cannot fail")
 }
 
 #[cfg(test)]
@@ -88,7 +88,10 @@ mod tests {
         let m: ImageManifest = serde_json::from_slice(&a).unwrap();
         assert_eq!(m.layers, vec![Descriptor::empty_config()]);
         let now = now_rfc3339();
-        assert!(now.ends_with('Z'), "{now}");
+        assert!(
+            now.ends_with('Z') && now.len() == "2026-12-02T12:38:51.123456Z".len(),
+            "{now}"
+        );
         time::OffsetDateTime::parse(&now, &time::format_description::well_known::Rfc3339).unwrap();
     }
 }
@@ -96,7 +99,8 @@ mod tests {
 /// Picks the attachment with the newest `org.opencontainers.image.created`.
 /// Equal times (every tool once wrote whole seconds) go to the entry later
 /// in `candidates`, the referrers listing's order (the tag schema's index
-/// appends), then to the greater digest. A single candidate needs no date;
+/// appends); the digest is compared last, for a listing that names one
+/// manifest twice. A single candidate needs no date;
 /// when one of several has no parseable date, fails with
 /// `FailedPrecondition` and lists the candidates.
 pub fn select_newest<'a>(candidates: &'a [Descriptor], what: &str) -> Result<&'a Descriptor> {

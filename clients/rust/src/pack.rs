@@ -11,10 +11,11 @@
 //! [`crate::LocalFile`] holding it is dropped), not kept in memory.
 
 use std::fs::{File, Metadata};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
+use rustix::fs::{FileType, Mode, OFlags};
 use sha2::{Digest as _, Sha256};
 use tonic::Code;
 
@@ -115,11 +116,24 @@ impl<W: Write> Walk<'_, W> {
                 self.add(&path.join(&child), &format!("{name}/{child_name}"))?;
             }
         } else if kind.is_file() {
+            // The file as opened (never through a link, never waiting on a
+            // FIFO swapped in) is what goes in, exactly its size then.
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            let fd = rustix::fs::open(path, flags, Mode::empty())
+                .map_err(|e| failed(std::io::Error::from(e)))?;
+            let st = rustix::fs::fstat(&fd).map_err(|e| failed(std::io::Error::from(e)))?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                return Err(changed(path));
+            }
+            let size = u64::try_from(st.st_size).unwrap_or(0);
             header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(meta.len());
-            let file = File::open(path).map_err(failed)?;
+            header.set_size(size);
+            let exact = Exact {
+                inner: File::from(fd).take(size),
+                left: size,
+            };
             self.builder
-                .append_data(&mut header, name, file)
+                .append_data(&mut header, name, exact)
                 .map_err(failed)?;
         } else if kind.is_symlink() {
             let target = std::fs::read_link(path).map_err(failed)?;
@@ -146,6 +160,31 @@ impl<W: Write> Walk<'_, W> {
             ));
         }
         Ok(())
+    }
+}
+
+fn changed(path: &Path) -> Error {
+    Error::local(
+        Code::Aborted,
+        format!("{} changed while it was packed; push again", path.display()),
+    )
+}
+
+/// A file's first `left` bytes, failing if it ends sooner (it shrank while
+/// it was packed: the archive would not match its headers).
+struct Exact {
+    inner: std::io::Take<File>,
+    left: u64,
+}
+
+impl std::io::Read for Exact {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(std::io::Error::other("the file shrank while it was packed"));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 

@@ -296,6 +296,10 @@ struct Partial {
     placement: Placement,
     body: Body,
     layer: pb::Descriptor,
+    /// A directory layer's archive, opened for reading when it was made:
+    /// what is unpacked is the file that was checked, whatever its name
+    /// comes to point at.
+    archive: Option<std::fs::File>,
 }
 
 /// Who writes a [`Partial`]'s bytes.
@@ -327,6 +331,12 @@ impl Partial {
         })
         .await
         .map_err(|e| Error::local(Code::Internal, format!("file creation failed: {e}")))??;
+        let archive = match scratch {
+            true => Some(file.try_clone().map_err(|e| {
+                Error::io(format!("cannot reopen {}", placement.path().display()), e)
+            })?),
+            false => None,
+        };
         let body = match handed {
             true => Body::Handed(file),
             false => Body::Stream(Sink::start(file)),
@@ -337,6 +347,7 @@ impl Partial {
             placement,
             body,
             layer,
+            archive,
         })
     }
 
@@ -409,15 +420,20 @@ impl Partial {
             return Err(Error::local(Code::DataLoss, message));
         }
         let (name, layer) = (self.name, self.layer);
-        let (placement, out) = (self.placement, self.out);
+        let (placement, out, archive) = (self.placement, self.out, self.archive);
         let (title, desc) = (name.clone(), layer.clone());
         let path = tokio::task::spawn_blocking(move || {
-            if !unpack::is_directory(&desc) {
+            let Some(mut archive) = archive else {
                 return placement.commit();
-            }
+            };
             // The archive checked out; the directory is made from it, and
             // the archive (dropped with `placement`) removed.
-            let archive = placement.reopen()?;
+            std::io::Seek::rewind(&mut archive).map_err(|e| {
+                Error::io(
+                    format!("cannot read back {}", placement.path().display()),
+                    e,
+                )
+            })?;
             unpack::unpack(archive, &out, &title, &desc, unpack::Limits::default())
         })
         .await

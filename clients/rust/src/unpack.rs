@@ -21,7 +21,7 @@
 //! a wrong digest or a broken archive DATA_LOSS, an archive past the limits
 //! RESOURCE_EXHAUSTED.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -108,14 +108,23 @@ pub fn unpack(
     let mut tree = Tree {
         dir: tree,
         title,
-        kinds: HashMap::new(),
+        files: HashSet::new(),
         declared: 0,
         limits,
         buf: vec![0; 256 << 10],
     };
-    let iter = archive.entries().map_err(|e| broken(title, e, limits))?;
+    // Raw entries: long names and PAX records are read here, each at most
+    // MAX_EXTENSION_BYTES, not whole by the tar reader.
+    let iter = archive
+        .entries()
+        .map_err(|e| broken(title, e, limits))?
+        .raw(true);
+    let mut names = Names::default();
     for entry in iter {
         let mut entry = entry.map_err(|e| broken(title, e, limits))?;
+        if names.take_extension(title, &mut entry, limits)? {
+            continue;
+        }
         entries += 1;
         if entries > limits.max_entries {
             return Err(Error::local(
@@ -127,7 +136,8 @@ pub fn unpack(
                 ),
             ));
         }
-        tree.put(&mut entry)
+        let named = std::mem::take(&mut names);
+        tree.put(&mut entry, named)
             .map_err(|e| as_content_error(title, e))?;
     }
     // The digest covers the whole stream, the end-of-archive blocks too.
@@ -146,19 +156,82 @@ pub fn unpack(
     placement.commit()
 }
 
-/// What an entry made, for the hard links that follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    File,
-    Other,
+/// The most bytes of one long name or PAX header.
+const MAX_EXTENSION_BYTES: u64 = 1 << 20;
+
+/// The most directories an entry may lie under.
+const MAX_DEPTH: usize = 128;
+
+/// The long path and link name the extension headers before an entry gave.
+#[derive(Default)]
+struct Names {
+    path: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+}
+
+impl Names {
+    /// Takes in `entry` if it is an extension header (GNU long name or
+    /// link, PAX record, PAX global header) and says so.
+    fn take_extension(
+        &mut self,
+        title: &str,
+        entry: &mut tar::Entry<'_, impl Read>,
+        limits: Limits,
+    ) -> Result<bool, Error> {
+        let kind = entry.header().entry_type();
+        let extension = matches!(
+            kind,
+            tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink
+                | tar::EntryType::XHeader
+                | tar::EntryType::XGlobalHeader
+        );
+        if !extension {
+            return Ok(false);
+        }
+        if entry.size() > MAX_EXTENSION_BYTES {
+            return Err(unsafe_entry(
+                title,
+                format!("an extension header is larger than {MAX_EXTENSION_BYTES} bytes"),
+            ));
+        }
+        let mut data = Vec::new();
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| broken(title, e, limits))?;
+        let trimmed = |d: &[u8]| d.strip_suffix(b"\0").unwrap_or(d).to_vec();
+        match kind {
+            tar::EntryType::GNULongName => self.path = Some(trimmed(&data)),
+            tar::EntryType::GNULongLink => self.link = Some(trimmed(&data)),
+            tar::EntryType::XHeader => {
+                for record in tar::PaxExtensions::new(&data) {
+                    let record = record.map_err(|e| broken(title, e, limits))?;
+                    match record.key_bytes() {
+                        b"path" => self.path = Some(record.value_bytes().to_vec()),
+                        b"linkpath" => self.link = Some(record.value_bytes().to_vec()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(true)
+    }
+}
+
+/// `name` hashed, to remember which entries made regular files (for the
+/// hard links that follow) in 32 bytes each, whatever the names' length.
+fn key(name: &str) -> [u8; 32] {
+    Sha256::digest(name.as_bytes()).into()
 }
 
 /// The tree being unpacked.
 struct Tree<'t> {
     dir: OutDir,
     title: &'t str,
-    /// What each entry made, for the hard links that follow.
-    kinds: HashMap<String, Kind>,
+    /// The entries that made regular files ([`key`]), for the hard links
+    /// that follow.
+    files: HashSet<[u8; 32]>,
     /// The sizes the entries declared so far.
     declared: u64,
     limits: Limits,
@@ -168,66 +241,48 @@ struct Tree<'t> {
 
 impl Tree<'_> {
     /// Makes one entry.
-    fn put(&mut self, entry: &mut tar::Entry<'_, impl Read>) -> Result<(), Error> {
-        let (tree, title, kinds, buf) = (&self.dir, self.title, &mut self.kinds, &mut self.buf);
+    fn put(&mut self, entry: &mut tar::Entry<'_, impl Read>, names: Names) -> Result<(), Error> {
+        let (tree, title, files) = (&self.dir, self.title, &mut self.files);
         let kind = entry.header().entry_type();
-        // Extension headers the tar reader did not fold into an entry (a
-        // global PAX header, as `git archive` writes) name nothing.
-        if matches!(
-            kind,
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
-        ) {
-            return Ok(());
-        }
-        let raw = entry.path_bytes().into_owned();
+        let raw = names
+            .path
+            .unwrap_or_else(|| entry.path_bytes().into_owned());
         let rel = relative(title, &raw)?;
+        if rel.split('/').count() > MAX_DEPTH {
+            return Err(unsafe_entry(
+                title,
+                format!(
+                    "{} lies more than {MAX_DEPTH} directories deep",
+                    shown(&rel)
+                ),
+            ));
+        }
         let header = entry.header();
+        let link = names
+            .link
+            .or_else(|| entry.link_name_bytes().map(|l| l.into_owned()));
         if rel.is_empty() && !kind.is_dir() {
             return Err(unsafe_entry(title, "its top is not a directory".into()));
         }
         match kind {
             tar::EntryType::Directory => {
-                tree.make_dirs(&rel)?;
-                kinds.insert(rel, Kind::Other);
+                let mode = header.mode().unwrap_or(0o755) & 0o777;
+                tree.make_dirs_mode(&rel, mode)?;
+                files.remove(&key(&rel));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                self.declared = self.declared.saturating_add(entry.size());
-                if self.declared > self.limits.max_bytes {
-                    return Err(over_limit(title, self.limits));
-                }
-                let mode = header.mode().unwrap_or(0o644) & 0o777;
-                let mtime = header.mtime().ok();
-                let (placement, mut file) = tree.create_mode(&rel, mode)?;
-                copy_entry(entry, &mut file, buf).map_err(|e| match e {
-                    CopyError::Read(e) => broken(title, e, self.limits),
-                    CopyError::Write(e) => Error::io(format!("cannot unpack {}", shown(&rel)), e),
-                })?;
-                if let Some(secs) = mtime.and_then(|t| i64::try_from(t).ok()) {
-                    let t = rustix::fs::Timespec {
-                        tv_sec: secs,
-                        tv_nsec: 0,
-                    };
-                    let _ = rustix::fs::futimens(
-                        &file,
-                        &rustix::fs::Timestamps {
-                            last_access: t,
-                            last_modification: t,
-                        },
-                    );
-                }
-                placement.commit()?;
-                kinds.insert(rel, Kind::File);
+                self.file(entry, &rel)?;
             }
             tar::EntryType::Symlink => {
-                let target = link_name(title, entry)?;
+                let target = link_name(title, link)?;
                 check_link_target(title, &rel, &target)?;
                 tree.symlink(&rel, &target)?;
-                kinds.insert(rel, Kind::Other);
+                files.remove(&key(&rel));
             }
             tar::EntryType::Link => {
-                let target = link_name(title, entry)?;
+                let target = link_name(title, link)?;
                 let existing = relative(title, target.as_bytes())?;
-                if kinds.get(&existing) != Some(&Kind::File) {
+                if !files.contains(&key(&existing)) {
                     return Err(unsafe_entry(
                         title,
                         format!(
@@ -238,10 +293,8 @@ impl Tree<'_> {
                     ));
                 }
                 tree.hard_link(&existing, &rel)?;
-                kinds.insert(rel, Kind::File);
+                files.insert(key(&rel));
             }
-            // Extension headers the tar reader did not fold into an entry.
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
             other => {
                 return Err(unsafe_entry(
                     title,
@@ -252,6 +305,39 @@ impl Tree<'_> {
                 ))
             }
         }
+        Ok(())
+    }
+
+    /// Makes the regular file `rel` of `entry`, with its mode and time.
+    fn file(&mut self, entry: &mut tar::Entry<'_, impl Read>, rel: &str) -> Result<(), Error> {
+        let (tree, title, files, buf) = (&self.dir, self.title, &mut self.files, &mut self.buf);
+        let header = entry.header();
+        self.declared = self.declared.saturating_add(entry.size());
+        if self.declared > self.limits.max_bytes {
+            return Err(over_limit(title, self.limits));
+        }
+        let mode = header.mode().unwrap_or(0o644) & 0o777;
+        let mtime = header.mtime().ok();
+        let (placement, mut file) = tree.create_mode(rel, mode)?;
+        copy_entry(entry, &mut file, buf).map_err(|e| match e {
+            CopyError::Read(e) => broken(title, e, self.limits),
+            CopyError::Write(e) => Error::io(format!("cannot unpack {}", shown(rel)), e),
+        })?;
+        if let Some(secs) = mtime.and_then(|t| i64::try_from(t).ok()) {
+            let t = rustix::fs::Timespec {
+                tv_sec: secs,
+                tv_nsec: 0,
+            };
+            let _ = rustix::fs::futimens(
+                &file,
+                &rustix::fs::Timestamps {
+                    last_access: t,
+                    last_modification: t,
+                },
+            );
+        }
+        placement.commit()?;
+        files.insert(key(rel));
         Ok(())
     }
 }
@@ -301,12 +387,9 @@ fn relative(title: &str, raw: &[u8]) -> Result<String, Error> {
     Ok(rel.to_string())
 }
 
-fn link_name(title: &str, entry: &tar::Entry<'_, impl Read>) -> Result<String, Error> {
-    let raw = entry
-        .link_name_bytes()
-        .ok_or_else(|| unsafe_entry(title, "a link entry has no target".into()))?;
-    String::from_utf8(raw.into_owned())
-        .map_err(|_| unsafe_entry(title, "a link's target is not UTF-8".into()))
+fn link_name(title: &str, link: Option<Vec<u8>>) -> Result<String, Error> {
+    let raw = link.ok_or_else(|| unsafe_entry(title, "a link entry has no target".into()))?;
+    String::from_utf8(raw).map_err(|_| unsafe_entry(title, "a link's target is not UTF-8".into()))
 }
 
 /// A symbolic link at `rel` may point only inside the tree: relative, with

@@ -91,8 +91,9 @@ impl OutDir {
     }
 
     /// A temporary file beside `name` that will never take that name: a
-    /// directory's archive, read back and removed once the directory is
-    /// made ([`crate::unpack`]). A directory at `name` is no obstacle.
+    /// directory's archive, read back (it is open for reading and writing)
+    /// and removed once the directory is made ([`crate::unpack`]). A
+    /// directory at `name` is no obstacle.
     pub fn create_scratch(&self, name: &str) -> Result<(Placement, File), Error> {
         self.create_in(name, 0o600, true)
     }
@@ -106,10 +107,15 @@ impl OutDir {
             )));
         }
         let temp = temp_name(base)?;
+        // A scratch file is read back by its writer.
+        let access = match scratch {
+            true => OFlags::RDWR,
+            false => OFlags::WRONLY,
+        };
         let fd = rustix::fs::openat(
             &dir,
             temp.as_str(),
-            OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::WRONLY | OFlags::CLOEXEC,
+            OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | access | OFlags::CLOEXEC,
             Mode::from_raw_mode(mode & 0o777),
         )
         .map_err(|e| io(format!("cannot create a file beside {}", path.display()), e))?;
@@ -136,11 +142,17 @@ impl OutDir {
     /// Makes the directory `name` and those on the way, as [`Self::create`]
     /// walks them; an empty `name` is this directory.
     pub fn make_dirs(&self, name: &str) -> Result<(), Error> {
+        self.make_dirs_mode(name, 0o777)
+    }
+
+    /// [`Self::make_dirs`], the last directory made with `mode` (less the
+    /// umask) if it is new.
+    pub fn make_dirs_mode(&self, name: &str, mode: u32) -> Result<(), Error> {
         if name.is_empty() {
             return Ok(());
         }
         let (dir, base, path) = self.parent_of(name)?;
-        subdir(&dir, base, &path).map(drop)
+        subdir_mode(&dir, base, &path, mode & 0o777).map(drop)
     }
 
     /// Makes a symbolic link `name` to `target`, replacing a file or link
@@ -219,6 +231,11 @@ fn is_dir_at(dir: &OwnedFd, name: &str) -> bool {
 /// Opens (making it if missing) the directory `part` inside `dir`, never
 /// through a link.
 fn subdir(dir: &OwnedFd, part: &str, path: &Path) -> Result<OwnedFd, Error> {
+    subdir_mode(dir, part, path, 0o777)
+}
+
+/// [`subdir`], a new directory made with `mode` (less the umask).
+fn subdir_mode(dir: &OwnedFd, part: &str, path: &Path, mode: u32) -> Result<OwnedFd, Error> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let open = || rustix::fs::openat(dir, part, flags, Mode::empty());
     match open() {
@@ -239,7 +256,7 @@ fn subdir(dir: &OwnedFd, part: &str, path: &Path) -> Result<OwnedFd, Error> {
         }
         Err(e) => return Err(io(format!("cannot open {}", path.display()), e)),
     }
-    match rustix::fs::mkdirat(dir, part, Mode::from_raw_mode(0o777)) {
+    match rustix::fs::mkdirat(dir, part, Mode::from_raw_mode(mode)) {
         // Someone made it meanwhile: open it as it is, links refused.
         Ok(()) | Err(Errno::EXIST) => {}
         Err(e) => return Err(io(format!("cannot create {}", path.display()), e)),
@@ -306,14 +323,6 @@ impl Placement {
         }
     }
 
-    /// Opens the temporary file again, for reading.
-    pub fn reopen(&self) -> Result<File, Error> {
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        rustix::fs::openat(&self.dir, self.temp.as_str(), flags, Mode::empty())
-            .map(File::from)
-            .map_err(|e| io(format!("cannot read back {}", self.path.display()), e))
-    }
-
     /// Removes the temporary file.
     pub fn discard(self) {}
 }
@@ -339,10 +348,13 @@ impl TreePlacement {
         };
         let swapped = match rename(RenameFlags::NOREPLACE) {
             Ok(()) => false,
-            Err(Errno::EXIST) => {
-                rename(RenameFlags::EXCHANGE).map_err(|e| self.move_failed(e))?;
-                true
-            }
+            Err(Errno::EXIST) => match rename(RenameFlags::EXCHANGE) {
+                Ok(()) => true,
+                Err(Errno::INVAL | Errno::NOSYS) => self.set_aside_and_rename()?,
+                Err(e) => return Err(self.move_failed(e)),
+            },
+            // File systems without renameat2's flags (NFS, CIFS, many FUSE).
+            Err(Errno::INVAL | Errno::NOSYS) => self.set_aside_and_rename()?,
             Err(e) => return Err(self.move_failed(e)),
         };
         let path = std::mem::take(&mut self.inner.path);
@@ -352,6 +364,33 @@ impl TreePlacement {
         // Dropping `self` removes what now has the temporary name: nothing,
         // or what the tree replaced.
         Ok(path)
+    }
+
+    /// Where renameat2 cannot swap: what stands at the final name is moved
+    /// to a name of its own first, then the tree is renamed in, then the
+    /// old one removed. The final name is missing for a moment, but never
+    /// shows a partial tree. Returns whether something was set aside (it
+    /// is removed as the swapped-out tree is).
+    fn set_aside_and_rename(&mut self) -> Result<bool, Error> {
+        let p = &self.inner;
+        let aside = temp_name(&p.name)?;
+        let had = match rustix::fs::renameat(&p.dir, p.name.as_str(), &p.dir, aside.as_str()) {
+            Ok(()) => true,
+            Err(Errno::NOENT) => false,
+            Err(e) => return Err(self.move_failed(e)),
+        };
+        if let Err(e) = rustix::fs::renameat(&p.dir, p.temp.as_str(), &p.dir, p.name.as_str()) {
+            if had {
+                let _ = rustix::fs::renameat(&p.dir, aside.as_str(), &p.dir, p.name.as_str());
+            }
+            return Err(self.move_failed(e));
+        }
+        if had {
+            // The old tree now has the name the drop removes.
+            let _ = rustix::fs::renameat(&p.dir, aside.as_str(), &p.dir, p.temp.as_str());
+            remove_any(&self.temp_path.with_file_name(&aside));
+        }
+        Ok(had)
     }
 
     fn move_failed(&self, e: Errno) -> Error {

@@ -16,7 +16,7 @@ use super::{read_limited, Access, Repository};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The most pages of one tag listing we follow.
-const MAX_PAGES: usize = 64;
+const MAX_PAGES: usize = 4096;
 /// The most bytes of one tag listing we read, over all pages.
 const MAX_LISTING_BYTES: usize = 16 << 20;
 

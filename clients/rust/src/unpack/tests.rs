@@ -422,3 +422,58 @@ fn a_global_pax_header_names_nothing() {
     .unwrap();
     assert_eq!(std::fs::read(path.join("x")).unwrap(), b"x");
 }
+
+#[test]
+fn oversized_extension_headers_and_deep_entries_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let huge = vec![b'n'; 2 << 20];
+    let long_name = E {
+        name: "././@LongLink",
+        kind: b'L',
+        data: &huge,
+        link: "",
+        mode: 0o644,
+    };
+    let err = run(
+        tmp.path(),
+        "d",
+        &[dir("d"), long_name, file("d/x", b"x")],
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("extension header"), "{err}");
+    assert!(names(tmp.path()).is_empty());
+
+    let deep = format!("d/{}x", "a/".repeat(MAX_DEPTH));
+    let long = E {
+        name: "././@LongLink",
+        kind: b'L',
+        data: deep.as_bytes(),
+        link: "",
+        mode: 0o644,
+    };
+    let err = run(
+        tmp.path(),
+        "d",
+        &[dir("d"), long, file("d/short", b"x")],
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("deep"), "{err}");
+    assert!(names(tmp.path()).is_empty());
+}
+
+#[test]
+fn directories_keep_their_modes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut private = dir("d/private");
+    private.mode = 0o700;
+    let path = run(tmp.path(), "d", &[dir("d"), private], Limits::default()).unwrap();
+    let mode = std::fs::metadata(path.join("private"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+}
