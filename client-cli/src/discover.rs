@@ -11,7 +11,7 @@ use satchel_client::pb;
 use serde_json::{json, Value};
 
 use crate::show::esc;
-use crate::target;
+use crate::target::{self, repo_of};
 use crate::TargetFlags;
 
 /// `satchel discover`.
@@ -61,10 +61,6 @@ pub async fn discover(addr: &satchel_client::Daemon, args: DiscoverArgs) -> anyh
     };
     print!("{out}");
     Ok(())
-}
-
-fn repo_of(reference: &str) -> &str {
-    reference.split_once('@').map_or(reference, |(r, _)| r)
 }
 
 fn referrer_json(repo: &str, r: &pb::Referrer) -> Value {

@@ -132,10 +132,7 @@ async fn write_config(
 /// The ORAS CLI's pull document: the manifest's reference and each file
 /// with its absolute path (a directory's ends in `/`) and its layer.
 fn to_json(pulled: &satchel_client::Pulled) -> anyhow::Result<serde_json::Value> {
-    let repo = pulled
-        .reference
-        .split_once('@')
-        .map_or(pulled.reference.as_str(), |(r, _)| r);
+    let repo = target::repo_of(&pulled.reference);
     let mut files = Vec::new();
     for f in &pulled.files {
         let mut path = std::path::absolute(&f.path)?.to_string_lossy().into_owned();

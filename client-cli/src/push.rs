@@ -236,7 +236,7 @@ async fn export_manifest(
 
 /// ORAS 1.3's `referenceAsTags`: each tag as a full reference.
 fn reference_as_tags(reference: &str, tags: &[String]) -> Vec<String> {
-    let repo = reference.split_once('@').map_or(reference, |(r, _)| r);
+    let repo = target::repo_of(reference);
     tags.iter().map(|t| format!("{repo}:{t}")).collect()
 }
 

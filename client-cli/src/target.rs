@@ -73,6 +73,11 @@ pub fn parse(reference: &str, flags: &TargetFlags) -> anyhow::Result<pb::Target>
     })
 }
 
+/// The repository part of a reference by digest (`repo@sha256:...`).
+pub fn repo_of(reference: &str) -> &str {
+    reference.split_once('@').map_or(reference, |(r, _)| r)
+}
+
 /// For Push: splits `REF:tag1,tag2` into the reference with its first tag
 /// and the extra tags, as `oras push` does.
 pub fn split_tags(reference: &str) -> (String, Vec<String>) {

@@ -564,3 +564,17 @@ pub fn without_annotations(tree: &str) -> String {
     }
     out
 }
+
+/// Tests `fn scenario(kind: RegistryKind)` on each real registry:
+/// `distribution::scenario` and `ferro::scenario`.
+#[macro_export]
+macro_rules! on_both_registries {
+    ($($scenario:ident),* $(,)?) => {
+        mod distribution {
+            $( #[test] fn $scenario() { super::$scenario(satchel_tests::RegistryKind::Distribution) } )*
+        }
+        mod ferro {
+            $( #[test] fn $scenario() { super::$scenario(satchel_tests::RegistryKind::Ferro) } )*
+        }
+    };
+}

@@ -154,16 +154,6 @@ fn directories_cross_both_ways(kind: RegistryKind) {
     }
 }
 
-#[test]
-fn directories_cross_both_ways_on_docker_registry() {
-    directories_cross_both_ways(RegistryKind::Distribution);
-}
-
-#[test]
-fn directories_cross_both_ways_on_ferro_oci_server() {
-    directories_cross_both_ways(RegistryKind::Ferro);
-}
-
 /// A raw tar entry: name, typeflag, data, link target.
 type RawEntry<'a> = (&'a str, u8, &'a [u8], &'a str);
 
@@ -454,16 +444,6 @@ fn discover_matches(kind: RegistryKind) {
     }
 }
 
-#[test]
-fn discover_matches_oras_on_docker_registry() {
-    discover_matches(RegistryKind::Distribution);
-}
-
-#[test]
-fn discover_matches_oras_on_ferro_oci_server() {
-    discover_matches(RegistryKind::Ferro);
-}
-
 /// `push --format json` and `pull --format json` carry the ORAS CLI's
 /// fields with its values (paths aside, which name each tool's directory).
 #[test]
@@ -638,16 +618,6 @@ fn manifests_and_tags_match(kind: RegistryKind) {
         code(&["tag", "--plain-http", &format!("{repo}:absent"), "x"]),
         "NOT_FOUND"
     );
-}
-
-#[test]
-fn manifests_and_tags_match_oras_on_docker_registry() {
-    manifests_and_tags_match(RegistryKind::Distribution);
-}
-
-#[test]
-fn manifests_and_tags_match_oras_on_ferro_oci_server() {
-    manifests_and_tags_match(RegistryKind::Ferro);
 }
 
 #[test]
@@ -901,16 +871,6 @@ fn repositories_match(kind: RegistryKind) {
     assert_eq!(daemon.ok_in(work, &slash), oras_ok(work, &slash));
 }
 
-#[test]
-fn repositories_match_oras_on_docker_registry() {
-    repositories_match(RegistryKind::Distribution);
-}
-
-#[test]
-fn repositories_match_oras_on_ferro_oci_server() {
-    repositories_match(RegistryKind::Ferro);
-}
-
 /// `--export-manifest` on push and attach writes the manifest pushed;
 /// `pull --config` writes the config blob, as the ORAS CLI's do.
 #[test]
@@ -987,3 +947,10 @@ fn exported_manifests_and_pulled_configs_match_oras() {
         );
     }
 }
+
+satchel_tests::on_both_registries!(
+    directories_cross_both_ways,
+    discover_matches,
+    manifests_and_tags_match,
+    repositories_match,
+);

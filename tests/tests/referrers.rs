@@ -94,19 +94,7 @@ fn digests(referrers: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-/// Generates one test per registry for a scenario.
-macro_rules! on_both_registries {
-    ($($scenario:ident),* $(,)?) => {
-        mod distribution {
-            $( #[test] fn $scenario() { super::$scenario(satchel_tests::RegistryKind::Distribution) } )*
-        }
-        mod ferro {
-            $( #[test] fn $scenario() { super::$scenario(satchel_tests::RegistryKind::Ferro) } )*
-        }
-    };
-}
-
-on_both_registries!(
+satchel_tests::on_both_registries!(
     three_types_filter_and_depth_two,
     delete_keeps_the_index_right,
     fifty_concurrent_attaches_are_all_discovered,
