@@ -319,10 +319,11 @@ impl Daemon {
             log,
             dir,
         };
-        // The socket is bound before serving starts; once it accepts a
-        // connection, calls queue until the server reads them.
-        wait_for("satcheld's socket", Duration::from_secs(30), || {
-            std::os::unix::net::UnixStream::connect(&socket).is_ok()
+        // The socket is bound before the daemon's stores and spool are
+        // made, so a socket that accepts is not yet a daemon that is up:
+        // the log line says the daemon has finished starting.
+        wait_for("satcheld to serve", Duration::from_secs(30), || {
+            daemon.log().contains("satcheld serving")
         });
         daemon
     }
