@@ -40,7 +40,7 @@ pub struct DiscoverArgs {
 }
 
 /// The depth asked for without `--depth`: the daemon's deepest.
-const ALL_LEVELS: u32 = 16;
+pub const ALL_LEVELS: u32 = 16;
 
 /// Runs `satchel discover`.
 pub async fn discover(addr: &satchel_client::Daemon, args: DiscoverArgs) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@
 
 mod blob;
 mod commands;
+mod copy;
 mod discover;
 mod manifests;
 mod progress;
@@ -104,6 +105,15 @@ enum Command {
     Repo(manifests::RepoCommand),
     /// Add tags to a manifest: satchel tag REF TAG...
     Tag(manifests::TagArgs),
+    /// Copy an artifact, and with -r its referrers, between registries and
+    /// OCI layouts: satchel cp SRC DST[:TAG[,TAG...]]
+    #[command(alias = "copy")]
+    Cp(copy::CopyArgs),
+    /// Back up artifacts of a repository into an OCI layout (a directory or
+    /// a .tar): satchel backup -o PATH REG/REPO[:TAG[,TAG...]]
+    Backup(copy::BackupArgs),
+    /// Restore artifacts from a backup: satchel restore --input PATH REG/REPO[:TAG...]
+    Restore(copy::RestoreArgs),
     /// Log in to a registry: satcheld checks and stores the credentials.
     Login(commands::LoginArgs),
     /// Forget a registry's stored credentials.
@@ -190,6 +200,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             manifests::repositories(addr, args).await
         }
         Command::Tag(args) => manifests::tag(addr, args).await,
+        Command::Cp(args) => copy::copy(addr, args, cli.quiet).await,
+        Command::Backup(args) => copy::backup(addr, args, cli.quiet).await,
+        Command::Restore(args) => copy::restore(addr, args, cli.quiet).await,
         Command::Login(args) => commands::login(addr, args).await,
         Command::Logout(args) => commands::logout(addr, args).await,
         Command::Credentials => commands::credentials(addr).await,

@@ -19,6 +19,7 @@
 pub mod artifact;
 pub mod auth;
 pub mod content;
+pub mod copy;
 pub mod digest;
 pub mod error;
 pub mod layout;

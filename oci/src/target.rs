@@ -156,6 +156,16 @@ impl Target {
         }
     }
 
+    /// Makes the blob present by a cross-repository mount from `source`,
+    /// when both are repositories of one registry reached over one scheme;
+    /// says whether it did (a refused mount is not an error).
+    pub async fn mount_from(&self, digest: &Digest, source: &Target) -> Result<bool> {
+        match (self, source) {
+            (Target::Registry(to), Target::Registry(from)) => to.mount_from(digest, from).await,
+            _ => Ok(false),
+        }
+    }
+
     /// Whether the blob is there already, or could be mounted from another
     /// repository.
     pub async fn has_or_mounts(&self, digest: &Digest) -> Result<bool> {

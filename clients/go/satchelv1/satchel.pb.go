@@ -92,6 +92,65 @@ func (ReferrersMode) EnumDescriptor() ([]byte, []int) {
 	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{0}
 }
 
+type CopyEvent_Kind int32
+
+const (
+	CopyEvent_KIND_UNSPECIFIED CopyEvent_Kind = 0
+	// Its bytes started to move.
+	CopyEvent_KIND_COPYING CopyEvent_Kind = 1
+	// Its bytes reached the destination, verified.
+	CopyEvent_KIND_COPIED CopyEvent_Kind = 2
+	// The destination had it already.
+	CopyEvent_KIND_EXISTS CopyEvent_Kind = 3
+	// The destination's registry mounted it from the source's repository.
+	CopyEvent_KIND_MOUNTED CopyEvent_Kind = 4
+)
+
+// Enum value maps for CopyEvent_Kind.
+var (
+	CopyEvent_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "KIND_COPYING",
+		2: "KIND_COPIED",
+		3: "KIND_EXISTS",
+		4: "KIND_MOUNTED",
+	}
+	CopyEvent_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"KIND_COPYING":     1,
+		"KIND_COPIED":      2,
+		"KIND_EXISTS":      3,
+		"KIND_MOUNTED":     4,
+	}
+)
+
+func (x CopyEvent_Kind) Enum() *CopyEvent_Kind {
+	p := new(CopyEvent_Kind)
+	*p = x
+	return p
+}
+
+func (x CopyEvent_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CopyEvent_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_satchel_v1_satchel_proto_enumTypes[1].Descriptor()
+}
+
+func (CopyEvent_Kind) Type() protoreflect.EnumType {
+	return &file_satchel_v1_satchel_proto_enumTypes[1]
+}
+
+func (x CopyEvent_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CopyEvent_Kind.Descriptor instead.
+func (CopyEvent_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31, 0}
+}
+
 // Target names a manifest, or the place to push one, in a registry or in a
 // local OCI image layout.
 type Target struct {
@@ -2201,6 +2260,293 @@ func (x *ListTagsResponse) GetTags() []string {
 	return nil
 }
 
+// CopyRequest names what to copy and where.
+type CopyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What to copy, by tag or digest (`latest` when neither); with a
+	// platform, that platform's manifest of an index.
+	Source *Target `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// Where to: a tag gives the copy that tag, a digest must be the
+	// source's, neither leaves the copy untagged.
+	Destination *Target `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	// Copy the referrers too, at every level.
+	Recursive bool `protobuf:"varint,3,opt,name=recursive,proto3" json:"recursive,omitempty"`
+	// More tags for the copy, each a valid tag.
+	ExtraTags     []string `protobuf:"bytes,4,rep,name=extra_tags,json=extraTags,proto3" json:"extra_tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyRequest) Reset() {
+	*x = CopyRequest{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyRequest) ProtoMessage() {}
+
+func (x *CopyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyRequest.ProtoReflect.Descriptor instead.
+func (*CopyRequest) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CopyRequest) GetSource() *Target {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *CopyRequest) GetDestination() *Target {
+	if x != nil {
+		return x.Destination
+	}
+	return nil
+}
+
+func (x *CopyRequest) GetRecursive() bool {
+	if x != nil {
+		return x.Recursive
+	}
+	return false
+}
+
+func (x *CopyRequest) GetExtraTags() []string {
+	if x != nil {
+		return x.ExtraTags
+	}
+	return nil
+}
+
+// CopyEvent tells what happened to one blob or manifest of a copy.
+type CopyEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          CopyEvent_Kind         `protobuf:"varint,1,opt,name=kind,proto3,enum=satchel.v1.CopyEvent_Kind" json:"kind,omitempty"`
+	Descriptor_   *Descriptor            `protobuf:"bytes,2,opt,name=descriptor,proto3" json:"descriptor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyEvent) Reset() {
+	*x = CopyEvent{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyEvent) ProtoMessage() {}
+
+func (x *CopyEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyEvent.ProtoReflect.Descriptor instead.
+func (*CopyEvent) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CopyEvent) GetKind() CopyEvent_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return CopyEvent_KIND_UNSPECIFIED
+}
+
+func (x *CopyEvent) GetDescriptor_() *Descriptor {
+	if x != nil {
+		return x.Descriptor_
+	}
+	return nil
+}
+
+// CopyResult reports a finished copy.
+type CopyResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The copied manifest (the platform's, when one was asked).
+	Manifest *Descriptor `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	// Its canonical reference by digest in the destination.
+	Reference string `protobuf:"bytes,2,opt,name=reference,proto3" json:"reference,omitempty"`
+	// The tags it was given, in the order asked.
+	Tags []string `protobuf:"bytes,3,rep,name=tags,proto3" json:"tags,omitempty"`
+	// How many referrers were copied with it (recursive only).
+	Referrers     uint32 `protobuf:"varint,4,opt,name=referrers,proto3" json:"referrers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyResult) Reset() {
+	*x = CopyResult{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyResult) ProtoMessage() {}
+
+func (x *CopyResult) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyResult.ProtoReflect.Descriptor instead.
+func (*CopyResult) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CopyResult) GetManifest() *Descriptor {
+	if x != nil {
+		return x.Manifest
+	}
+	return nil
+}
+
+func (x *CopyResult) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *CopyResult) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *CopyResult) GetReferrers() uint32 {
+	if x != nil {
+		return x.Referrers
+	}
+	return 0
+}
+
+// CopyResponse is one message of a Copy answer: events while the content
+// moves, then the result, last.
+type CopyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Answer:
+	//
+	//	*CopyResponse_Event
+	//	*CopyResponse_Result
+	Answer        isCopyResponse_Answer `protobuf_oneof:"answer"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyResponse) Reset() {
+	*x = CopyResponse{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyResponse) ProtoMessage() {}
+
+func (x *CopyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyResponse.ProtoReflect.Descriptor instead.
+func (*CopyResponse) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CopyResponse) GetAnswer() isCopyResponse_Answer {
+	if x != nil {
+		return x.Answer
+	}
+	return nil
+}
+
+func (x *CopyResponse) GetEvent() *CopyEvent {
+	if x != nil {
+		if x, ok := x.Answer.(*CopyResponse_Event); ok {
+			return x.Event
+		}
+	}
+	return nil
+}
+
+func (x *CopyResponse) GetResult() *CopyResult {
+	if x != nil {
+		if x, ok := x.Answer.(*CopyResponse_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+type isCopyResponse_Answer interface {
+	isCopyResponse_Answer()
+}
+
+type CopyResponse_Event struct {
+	// A blob or manifest moved, or did not need to.
+	Event *CopyEvent `protobuf:"bytes,1,opt,name=event,proto3,oneof"`
+}
+
+type CopyResponse_Result struct {
+	// The copied manifest; the last message.
+	Result *CopyResult `protobuf:"bytes,2,opt,name=result,proto3,oneof"`
+}
+
+func (*CopyResponse_Event) isCopyResponse_Answer() {}
+
+func (*CopyResponse_Result) isCopyResponse_Answer() {}
+
 // ListRepositoriesRequest names a registry.
 type ListRepositoriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2215,7 +2561,7 @@ type ListRepositoriesRequest struct {
 
 func (x *ListRepositoriesRequest) Reset() {
 	*x = ListRepositoriesRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2573,7 @@ func (x *ListRepositoriesRequest) String() string {
 func (*ListRepositoriesRequest) ProtoMessage() {}
 
 func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +2586,7 @@ func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesRequest.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{30}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListRepositoriesRequest) GetRegistry() string {
@@ -2268,7 +2614,7 @@ type ListRepositoriesResponse struct {
 
 func (x *ListRepositoriesResponse) Reset() {
 	*x = ListRepositoriesResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2280,7 +2626,7 @@ func (x *ListRepositoriesResponse) String() string {
 func (*ListRepositoriesResponse) ProtoMessage() {}
 
 func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2293,7 +2639,7 @@ func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesResponse.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListRepositoriesResponse) GetRepositories() []string {
@@ -2316,7 +2662,7 @@ type TagRequest struct {
 
 func (x *TagRequest) Reset() {
 	*x = TagRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2328,7 +2674,7 @@ func (x *TagRequest) String() string {
 func (*TagRequest) ProtoMessage() {}
 
 func (x *TagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2341,7 +2687,7 @@ func (x *TagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagRequest.ProtoReflect.Descriptor instead.
 func (*TagRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{32}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TagRequest) GetTarget() *Target {
@@ -2373,7 +2719,7 @@ type TagResponse struct {
 
 func (x *TagResponse) Reset() {
 	*x = TagResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2385,7 +2731,7 @@ func (x *TagResponse) String() string {
 func (*TagResponse) ProtoMessage() {}
 
 func (x *TagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2398,7 +2744,7 @@ func (x *TagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagResponse.ProtoReflect.Descriptor instead.
 func (*TagResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{33}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TagResponse) GetManifest() *Descriptor {
@@ -2440,7 +2786,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2798,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2811,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{34}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LoginRequest) GetRegistry() string {
@@ -2511,7 +2857,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2523,7 +2869,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2536,7 +2882,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{35}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LoginResponse) GetRegistry() string {
@@ -2571,7 +2917,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2583,7 +2929,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2596,7 +2942,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{36}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *LogoutRequest) GetRegistry() string {
@@ -2617,7 +2963,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2629,7 +2975,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2642,7 +2988,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{37}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *LogoutResponse) GetRemoved() bool {
@@ -2661,7 +3007,7 @@ type ListCredentialsRequest struct {
 
 func (x *ListCredentialsRequest) Reset() {
 	*x = ListCredentialsRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +3019,7 @@ func (x *ListCredentialsRequest) String() string {
 func (*ListCredentialsRequest) ProtoMessage() {}
 
 func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +3032,7 @@ func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{38}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{42}
 }
 
 // StoredCredential describes credentials without their secret.
@@ -2704,7 +3050,7 @@ type StoredCredential struct {
 
 func (x *StoredCredential) Reset() {
 	*x = StoredCredential{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2716,7 +3062,7 @@ func (x *StoredCredential) String() string {
 func (*StoredCredential) ProtoMessage() {}
 
 func (x *StoredCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2729,7 +3075,7 @@ func (x *StoredCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredCredential.ProtoReflect.Descriptor instead.
 func (*StoredCredential) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *StoredCredential) GetRegistry() string {
@@ -2764,7 +3110,7 @@ type ListCredentialsResponse struct {
 
 func (x *ListCredentialsResponse) Reset() {
 	*x = ListCredentialsResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2776,7 +3122,7 @@ func (x *ListCredentialsResponse) String() string {
 func (*ListCredentialsResponse) ProtoMessage() {}
 
 func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2789,7 +3135,7 @@ func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{40}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListCredentialsResponse) GetCredentials() []*StoredCredential {
@@ -2822,7 +3168,7 @@ type UploadBlobRequest struct {
 
 func (x *UploadBlobRequest) Reset() {
 	*x = UploadBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +3180,7 @@ func (x *UploadBlobRequest) String() string {
 func (*UploadBlobRequest) ProtoMessage() {}
 
 func (x *UploadBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +3193,7 @@ func (x *UploadBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBlobRequest.ProtoReflect.Descriptor instead.
 func (*UploadBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{41}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UploadBlobRequest) GetRef() string {
@@ -2909,7 +3255,7 @@ type UploadBlobResponse struct {
 
 func (x *UploadBlobResponse) Reset() {
 	*x = UploadBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +3267,7 @@ func (x *UploadBlobResponse) String() string {
 func (*UploadBlobResponse) ProtoMessage() {}
 
 func (x *UploadBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +3280,7 @@ func (x *UploadBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBlobResponse.ProtoReflect.Descriptor instead.
 func (*UploadBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{42}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UploadBlobResponse) GetRef() string {
@@ -2976,7 +3322,7 @@ type UploadStatusRequest struct {
 
 func (x *UploadStatusRequest) Reset() {
 	*x = UploadStatusRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2988,7 +3334,7 @@ func (x *UploadStatusRequest) String() string {
 func (*UploadStatusRequest) ProtoMessage() {}
 
 func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3001,7 +3347,7 @@ func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusRequest.ProtoReflect.Descriptor instead.
 func (*UploadStatusRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{43}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UploadStatusRequest) GetRef() string {
@@ -3024,7 +3370,7 @@ type UploadStatusResponse struct {
 
 func (x *UploadStatusResponse) Reset() {
 	*x = UploadStatusResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3036,7 +3382,7 @@ func (x *UploadStatusResponse) String() string {
 func (*UploadStatusResponse) ProtoMessage() {}
 
 func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3049,7 +3395,7 @@ func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusResponse.ProtoReflect.Descriptor instead.
 func (*UploadStatusResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{44}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UploadStatusResponse) GetOffset() uint64 {
@@ -3086,7 +3432,7 @@ type DownloadBlobRequest struct {
 
 func (x *DownloadBlobRequest) Reset() {
 	*x = DownloadBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3098,7 +3444,7 @@ func (x *DownloadBlobRequest) String() string {
 func (*DownloadBlobRequest) ProtoMessage() {}
 
 func (x *DownloadBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3111,7 +3457,7 @@ func (x *DownloadBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBlobRequest.ProtoReflect.Descriptor instead.
 func (*DownloadBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{45}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DownloadBlobRequest) GetDigest() string {
@@ -3163,7 +3509,7 @@ type DownloadBlobResponse struct {
 
 func (x *DownloadBlobResponse) Reset() {
 	*x = DownloadBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3175,7 +3521,7 @@ func (x *DownloadBlobResponse) String() string {
 func (*DownloadBlobResponse) ProtoMessage() {}
 
 func (x *DownloadBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3188,7 +3534,7 @@ func (x *DownloadBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBlobResponse.ProtoReflect.Descriptor instead.
 func (*DownloadBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{46}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DownloadBlobResponse) GetData() []byte {
@@ -3213,7 +3559,7 @@ type ServerInfoRequest struct {
 
 func (x *ServerInfoRequest) Reset() {
 	*x = ServerInfoRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3225,7 +3571,7 @@ func (x *ServerInfoRequest) String() string {
 func (*ServerInfoRequest) ProtoMessage() {}
 
 func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3238,7 +3584,7 @@ func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfoRequest.ProtoReflect.Descriptor instead.
 func (*ServerInfoRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{47}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{51}
 }
 
 type ServerInfoResponse struct {
@@ -3265,7 +3611,7 @@ type ServerInfoResponse struct {
 
 func (x *ServerInfoResponse) Reset() {
 	*x = ServerInfoResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3277,7 +3623,7 @@ func (x *ServerInfoResponse) String() string {
 func (*ServerInfoResponse) ProtoMessage() {}
 
 func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3290,7 +3636,7 @@ func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfoResponse.ProtoReflect.Descriptor instead.
 func (*ServerInfoResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{48}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ServerInfoResponse) GetVersion() string {
@@ -3477,7 +3823,34 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"repository\x12.\n" +
 	"\x13exclude_digest_tags\x18\x02 \x01(\bR\x11excludeDigestTags\"&\n" +
 	"\x10ListTagsResponse\x12\x12\n" +
-	"\x04tags\x18\x01 \x03(\tR\x04tags\"T\n" +
+	"\x04tags\x18\x01 \x03(\tR\x04tags\"\xac\x01\n" +
+	"\vCopyRequest\x12*\n" +
+	"\x06source\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06source\x124\n" +
+	"\vdestination\x18\x02 \x01(\v2\x12.satchel.v1.TargetR\vdestination\x12\x1c\n" +
+	"\trecursive\x18\x03 \x01(\bR\trecursive\x12\x1d\n" +
+	"\n" +
+	"extra_tags\x18\x04 \x03(\tR\textraTags\"\xd7\x01\n" +
+	"\tCopyEvent\x12.\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1a.satchel.v1.CopyEvent.KindR\x04kind\x126\n" +
+	"\n" +
+	"descriptor\x18\x02 \x01(\v2\x16.satchel.v1.DescriptorR\n" +
+	"descriptor\"b\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fKIND_COPYING\x10\x01\x12\x0f\n" +
+	"\vKIND_COPIED\x10\x02\x12\x0f\n" +
+	"\vKIND_EXISTS\x10\x03\x12\x10\n" +
+	"\fKIND_MOUNTED\x10\x04\"\x90\x01\n" +
+	"\n" +
+	"CopyResult\x122\n" +
+	"\bmanifest\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\bmanifest\x12\x1c\n" +
+	"\treference\x18\x02 \x01(\tR\treference\x12\x12\n" +
+	"\x04tags\x18\x03 \x03(\tR\x04tags\x12\x1c\n" +
+	"\treferrers\x18\x04 \x01(\rR\treferrers\"y\n" +
+	"\fCopyResponse\x12-\n" +
+	"\x05event\x18\x01 \x01(\v2\x15.satchel.v1.CopyEventH\x00R\x05event\x120\n" +
+	"\x06result\x18\x02 \x01(\v2\x16.satchel.v1.CopyResultH\x00R\x06resultB\b\n" +
+	"\x06answer\"T\n" +
 	"\x17ListRepositoriesRequest\x12\x1a\n" +
 	"\bregistry\x18\x01 \x01(\tR\bregistry\x12\x1d\n" +
 	"\n" +
@@ -3550,7 +3923,7 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\rReferrersMode\x12\x1e\n" +
 	"\x1aREFERRERS_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REFERRERS_MODE_API\x10\x01\x12\x16\n" +
-	"\x12REFERRERS_MODE_TAG\x10\x022\x8a\n" +
+	"\x12REFERRERS_MODE_TAG\x10\x022\xc7\n" +
 	"\n" +
 	"\x0eSatchelService\x12=\n" +
 	"\x04Push\x12\x17.satchel.v1.PushRequest\x1a\x18.satchel.v1.PushResponse(\x010\x01\x12C\n" +
@@ -3562,7 +3935,8 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\rFetchManifest\x12 .satchel.v1.FetchManifestRequest\x1a!.satchel.v1.FetchManifestResponse\x12E\n" +
 	"\bListTags\x12\x1b.satchel.v1.ListTagsRequest\x1a\x1c.satchel.v1.ListTagsResponse\x126\n" +
 	"\x03Tag\x12\x16.satchel.v1.TagRequest\x1a\x17.satchel.v1.TagResponse\x12]\n" +
-	"\x10ListRepositories\x12#.satchel.v1.ListRepositoriesRequest\x1a$.satchel.v1.ListRepositoriesResponse\x12<\n" +
+	"\x10ListRepositories\x12#.satchel.v1.ListRepositoriesRequest\x1a$.satchel.v1.ListRepositoriesResponse\x12;\n" +
+	"\x04Copy\x12\x17.satchel.v1.CopyRequest\x1a\x18.satchel.v1.CopyResponse0\x01\x12<\n" +
 	"\x05Login\x12\x18.satchel.v1.LoginRequest\x1a\x19.satchel.v1.LoginResponse\x12?\n" +
 	"\x06Logout\x12\x19.satchel.v1.LogoutRequest\x1a\x1a.satchel.v1.LogoutResponse\x12Z\n" +
 	"\x0fListCredentials\x12\".satchel.v1.ListCredentialsRequest\x1a#.satchel.v1.ListCredentialsResponse\x12O\n" +
@@ -3586,148 +3960,162 @@ func file_satchel_v1_satchel_proto_rawDescGZIP() []byte {
 	return file_satchel_v1_satchel_proto_rawDescData
 }
 
-var file_satchel_v1_satchel_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_satchel_v1_satchel_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_satchel_v1_satchel_proto_goTypes = []any{
 	(ReferrersMode)(0),               // 0: satchel.v1.ReferrersMode
-	(*Target)(nil),                   // 1: satchel.v1.Target
-	(*Descriptor)(nil),               // 2: satchel.v1.Descriptor
-	(*FileSpec)(nil),                 // 3: satchel.v1.FileSpec
-	(*ConfigSpec)(nil),               // 4: satchel.v1.ConfigSpec
-	(*ArtifactSpec)(nil),             // 5: satchel.v1.ArtifactSpec
-	(*FileChunk)(nil),                // 6: satchel.v1.FileChunk
-	(*PushHeader)(nil),               // 7: satchel.v1.PushHeader
-	(*PushRequest)(nil),              // 8: satchel.v1.PushRequest
-	(*AttachHeader)(nil),             // 9: satchel.v1.AttachHeader
-	(*AttachRequest)(nil),            // 10: satchel.v1.AttachRequest
-	(*Progress)(nil),                 // 11: satchel.v1.Progress
-	(*PushResponse)(nil),             // 12: satchel.v1.PushResponse
-	(*AttachResponse)(nil),           // 13: satchel.v1.AttachResponse
-	(*PushResult)(nil),               // 14: satchel.v1.PushResult
-	(*DiscoverRequest)(nil),          // 15: satchel.v1.DiscoverRequest
-	(*Referrer)(nil),                 // 16: satchel.v1.Referrer
-	(*DiscoverResponse)(nil),         // 17: satchel.v1.DiscoverResponse
-	(*PullRequest)(nil),              // 18: satchel.v1.PullRequest
-	(*PulledManifest)(nil),           // 19: satchel.v1.PulledManifest
-	(*FileHeader)(nil),               // 20: satchel.v1.FileHeader
-	(*FileDone)(nil),                 // 21: satchel.v1.FileDone
-	(*PullResponse)(nil),             // 22: satchel.v1.PullResponse
-	(*ResolveRequest)(nil),           // 23: satchel.v1.ResolveRequest
-	(*ResolveResponse)(nil),          // 24: satchel.v1.ResolveResponse
-	(*DeleteManifestRequest)(nil),    // 25: satchel.v1.DeleteManifestRequest
-	(*DeleteManifestResponse)(nil),   // 26: satchel.v1.DeleteManifestResponse
-	(*FetchManifestRequest)(nil),     // 27: satchel.v1.FetchManifestRequest
-	(*FetchManifestResponse)(nil),    // 28: satchel.v1.FetchManifestResponse
-	(*ListTagsRequest)(nil),          // 29: satchel.v1.ListTagsRequest
-	(*ListTagsResponse)(nil),         // 30: satchel.v1.ListTagsResponse
-	(*ListRepositoriesRequest)(nil),  // 31: satchel.v1.ListRepositoriesRequest
-	(*ListRepositoriesResponse)(nil), // 32: satchel.v1.ListRepositoriesResponse
-	(*TagRequest)(nil),               // 33: satchel.v1.TagRequest
-	(*TagResponse)(nil),              // 34: satchel.v1.TagResponse
-	(*LoginRequest)(nil),             // 35: satchel.v1.LoginRequest
-	(*LoginResponse)(nil),            // 36: satchel.v1.LoginResponse
-	(*LogoutRequest)(nil),            // 37: satchel.v1.LogoutRequest
-	(*LogoutResponse)(nil),           // 38: satchel.v1.LogoutResponse
-	(*ListCredentialsRequest)(nil),   // 39: satchel.v1.ListCredentialsRequest
-	(*StoredCredential)(nil),         // 40: satchel.v1.StoredCredential
-	(*ListCredentialsResponse)(nil),  // 41: satchel.v1.ListCredentialsResponse
-	(*UploadBlobRequest)(nil),        // 42: satchel.v1.UploadBlobRequest
-	(*UploadBlobResponse)(nil),       // 43: satchel.v1.UploadBlobResponse
-	(*UploadStatusRequest)(nil),      // 44: satchel.v1.UploadStatusRequest
-	(*UploadStatusResponse)(nil),     // 45: satchel.v1.UploadStatusResponse
-	(*DownloadBlobRequest)(nil),      // 46: satchel.v1.DownloadBlobRequest
-	(*DownloadBlobResponse)(nil),     // 47: satchel.v1.DownloadBlobResponse
-	(*ServerInfoRequest)(nil),        // 48: satchel.v1.ServerInfoRequest
-	(*ServerInfoResponse)(nil),       // 49: satchel.v1.ServerInfoResponse
-	nil,                              // 50: satchel.v1.Descriptor.AnnotationsEntry
-	nil,                              // 51: satchel.v1.FileSpec.AnnotationsEntry
-	nil,                              // 52: satchel.v1.ArtifactSpec.AnnotationsEntry
+	(CopyEvent_Kind)(0),              // 1: satchel.v1.CopyEvent.Kind
+	(*Target)(nil),                   // 2: satchel.v1.Target
+	(*Descriptor)(nil),               // 3: satchel.v1.Descriptor
+	(*FileSpec)(nil),                 // 4: satchel.v1.FileSpec
+	(*ConfigSpec)(nil),               // 5: satchel.v1.ConfigSpec
+	(*ArtifactSpec)(nil),             // 6: satchel.v1.ArtifactSpec
+	(*FileChunk)(nil),                // 7: satchel.v1.FileChunk
+	(*PushHeader)(nil),               // 8: satchel.v1.PushHeader
+	(*PushRequest)(nil),              // 9: satchel.v1.PushRequest
+	(*AttachHeader)(nil),             // 10: satchel.v1.AttachHeader
+	(*AttachRequest)(nil),            // 11: satchel.v1.AttachRequest
+	(*Progress)(nil),                 // 12: satchel.v1.Progress
+	(*PushResponse)(nil),             // 13: satchel.v1.PushResponse
+	(*AttachResponse)(nil),           // 14: satchel.v1.AttachResponse
+	(*PushResult)(nil),               // 15: satchel.v1.PushResult
+	(*DiscoverRequest)(nil),          // 16: satchel.v1.DiscoverRequest
+	(*Referrer)(nil),                 // 17: satchel.v1.Referrer
+	(*DiscoverResponse)(nil),         // 18: satchel.v1.DiscoverResponse
+	(*PullRequest)(nil),              // 19: satchel.v1.PullRequest
+	(*PulledManifest)(nil),           // 20: satchel.v1.PulledManifest
+	(*FileHeader)(nil),               // 21: satchel.v1.FileHeader
+	(*FileDone)(nil),                 // 22: satchel.v1.FileDone
+	(*PullResponse)(nil),             // 23: satchel.v1.PullResponse
+	(*ResolveRequest)(nil),           // 24: satchel.v1.ResolveRequest
+	(*ResolveResponse)(nil),          // 25: satchel.v1.ResolveResponse
+	(*DeleteManifestRequest)(nil),    // 26: satchel.v1.DeleteManifestRequest
+	(*DeleteManifestResponse)(nil),   // 27: satchel.v1.DeleteManifestResponse
+	(*FetchManifestRequest)(nil),     // 28: satchel.v1.FetchManifestRequest
+	(*FetchManifestResponse)(nil),    // 29: satchel.v1.FetchManifestResponse
+	(*ListTagsRequest)(nil),          // 30: satchel.v1.ListTagsRequest
+	(*ListTagsResponse)(nil),         // 31: satchel.v1.ListTagsResponse
+	(*CopyRequest)(nil),              // 32: satchel.v1.CopyRequest
+	(*CopyEvent)(nil),                // 33: satchel.v1.CopyEvent
+	(*CopyResult)(nil),               // 34: satchel.v1.CopyResult
+	(*CopyResponse)(nil),             // 35: satchel.v1.CopyResponse
+	(*ListRepositoriesRequest)(nil),  // 36: satchel.v1.ListRepositoriesRequest
+	(*ListRepositoriesResponse)(nil), // 37: satchel.v1.ListRepositoriesResponse
+	(*TagRequest)(nil),               // 38: satchel.v1.TagRequest
+	(*TagResponse)(nil),              // 39: satchel.v1.TagResponse
+	(*LoginRequest)(nil),             // 40: satchel.v1.LoginRequest
+	(*LoginResponse)(nil),            // 41: satchel.v1.LoginResponse
+	(*LogoutRequest)(nil),            // 42: satchel.v1.LogoutRequest
+	(*LogoutResponse)(nil),           // 43: satchel.v1.LogoutResponse
+	(*ListCredentialsRequest)(nil),   // 44: satchel.v1.ListCredentialsRequest
+	(*StoredCredential)(nil),         // 45: satchel.v1.StoredCredential
+	(*ListCredentialsResponse)(nil),  // 46: satchel.v1.ListCredentialsResponse
+	(*UploadBlobRequest)(nil),        // 47: satchel.v1.UploadBlobRequest
+	(*UploadBlobResponse)(nil),       // 48: satchel.v1.UploadBlobResponse
+	(*UploadStatusRequest)(nil),      // 49: satchel.v1.UploadStatusRequest
+	(*UploadStatusResponse)(nil),     // 50: satchel.v1.UploadStatusResponse
+	(*DownloadBlobRequest)(nil),      // 51: satchel.v1.DownloadBlobRequest
+	(*DownloadBlobResponse)(nil),     // 52: satchel.v1.DownloadBlobResponse
+	(*ServerInfoRequest)(nil),        // 53: satchel.v1.ServerInfoRequest
+	(*ServerInfoResponse)(nil),       // 54: satchel.v1.ServerInfoResponse
+	nil,                              // 55: satchel.v1.Descriptor.AnnotationsEntry
+	nil,                              // 56: satchel.v1.FileSpec.AnnotationsEntry
+	nil,                              // 57: satchel.v1.ArtifactSpec.AnnotationsEntry
 }
 var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	0,  // 0: satchel.v1.Target.referrers_mode:type_name -> satchel.v1.ReferrersMode
-	50, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
-	51, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
-	52, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
-	3,  // 4: satchel.v1.ArtifactSpec.files:type_name -> satchel.v1.FileSpec
-	4,  // 5: satchel.v1.ArtifactSpec.config:type_name -> satchel.v1.ConfigSpec
-	1,  // 6: satchel.v1.PushHeader.target:type_name -> satchel.v1.Target
-	5,  // 7: satchel.v1.PushHeader.artifact:type_name -> satchel.v1.ArtifactSpec
-	7,  // 8: satchel.v1.PushRequest.header:type_name -> satchel.v1.PushHeader
-	6,  // 9: satchel.v1.PushRequest.chunk:type_name -> satchel.v1.FileChunk
-	1,  // 10: satchel.v1.AttachHeader.subject:type_name -> satchel.v1.Target
-	5,  // 11: satchel.v1.AttachHeader.artifact:type_name -> satchel.v1.ArtifactSpec
-	9,  // 12: satchel.v1.AttachRequest.header:type_name -> satchel.v1.AttachHeader
-	6,  // 13: satchel.v1.AttachRequest.chunk:type_name -> satchel.v1.FileChunk
-	11, // 14: satchel.v1.PushResponse.progress:type_name -> satchel.v1.Progress
-	14, // 15: satchel.v1.PushResponse.result:type_name -> satchel.v1.PushResult
-	11, // 16: satchel.v1.AttachResponse.progress:type_name -> satchel.v1.Progress
-	14, // 17: satchel.v1.AttachResponse.result:type_name -> satchel.v1.PushResult
-	2,  // 18: satchel.v1.PushResult.manifest:type_name -> satchel.v1.Descriptor
-	2,  // 19: satchel.v1.PushResult.layers:type_name -> satchel.v1.Descriptor
-	2,  // 20: satchel.v1.PushResult.subject:type_name -> satchel.v1.Descriptor
-	1,  // 21: satchel.v1.DiscoverRequest.subject:type_name -> satchel.v1.Target
-	2,  // 22: satchel.v1.Referrer.manifest:type_name -> satchel.v1.Descriptor
-	16, // 23: satchel.v1.Referrer.referrers:type_name -> satchel.v1.Referrer
-	2,  // 24: satchel.v1.DiscoverResponse.subject:type_name -> satchel.v1.Descriptor
-	16, // 25: satchel.v1.DiscoverResponse.referrers:type_name -> satchel.v1.Referrer
-	1,  // 26: satchel.v1.PullRequest.target:type_name -> satchel.v1.Target
-	1,  // 27: satchel.v1.PullRequest.subject:type_name -> satchel.v1.Target
-	2,  // 28: satchel.v1.PulledManifest.manifest:type_name -> satchel.v1.Descriptor
-	2,  // 29: satchel.v1.FileHeader.layer:type_name -> satchel.v1.Descriptor
-	19, // 30: satchel.v1.PullResponse.manifest:type_name -> satchel.v1.PulledManifest
-	20, // 31: satchel.v1.PullResponse.file:type_name -> satchel.v1.FileHeader
-	21, // 32: satchel.v1.PullResponse.done:type_name -> satchel.v1.FileDone
-	11, // 33: satchel.v1.PullResponse.progress:type_name -> satchel.v1.Progress
-	1,  // 34: satchel.v1.ResolveRequest.target:type_name -> satchel.v1.Target
-	2,  // 35: satchel.v1.ResolveResponse.manifest:type_name -> satchel.v1.Descriptor
-	1,  // 36: satchel.v1.DeleteManifestRequest.target:type_name -> satchel.v1.Target
-	2,  // 37: satchel.v1.DeleteManifestResponse.deleted:type_name -> satchel.v1.Descriptor
-	1,  // 38: satchel.v1.FetchManifestRequest.target:type_name -> satchel.v1.Target
-	2,  // 39: satchel.v1.FetchManifestResponse.manifest:type_name -> satchel.v1.Descriptor
-	1,  // 40: satchel.v1.ListTagsRequest.repository:type_name -> satchel.v1.Target
-	1,  // 41: satchel.v1.TagRequest.target:type_name -> satchel.v1.Target
-	2,  // 42: satchel.v1.TagResponse.manifest:type_name -> satchel.v1.Descriptor
-	40, // 43: satchel.v1.ListCredentialsResponse.credentials:type_name -> satchel.v1.StoredCredential
-	1,  // 44: satchel.v1.DownloadBlobRequest.source:type_name -> satchel.v1.Target
-	8,  // 45: satchel.v1.SatchelService.Push:input_type -> satchel.v1.PushRequest
-	10, // 46: satchel.v1.SatchelService.Attach:input_type -> satchel.v1.AttachRequest
-	15, // 47: satchel.v1.SatchelService.Discover:input_type -> satchel.v1.DiscoverRequest
-	18, // 48: satchel.v1.SatchelService.Pull:input_type -> satchel.v1.PullRequest
-	23, // 49: satchel.v1.SatchelService.Resolve:input_type -> satchel.v1.ResolveRequest
-	25, // 50: satchel.v1.SatchelService.DeleteManifest:input_type -> satchel.v1.DeleteManifestRequest
-	27, // 51: satchel.v1.SatchelService.FetchManifest:input_type -> satchel.v1.FetchManifestRequest
-	29, // 52: satchel.v1.SatchelService.ListTags:input_type -> satchel.v1.ListTagsRequest
-	33, // 53: satchel.v1.SatchelService.Tag:input_type -> satchel.v1.TagRequest
-	31, // 54: satchel.v1.SatchelService.ListRepositories:input_type -> satchel.v1.ListRepositoriesRequest
-	35, // 55: satchel.v1.SatchelService.Login:input_type -> satchel.v1.LoginRequest
-	37, // 56: satchel.v1.SatchelService.Logout:input_type -> satchel.v1.LogoutRequest
-	39, // 57: satchel.v1.SatchelService.ListCredentials:input_type -> satchel.v1.ListCredentialsRequest
-	42, // 58: satchel.v1.SatchelService.UploadBlob:input_type -> satchel.v1.UploadBlobRequest
-	44, // 59: satchel.v1.SatchelService.UploadStatus:input_type -> satchel.v1.UploadStatusRequest
-	46, // 60: satchel.v1.SatchelService.DownloadBlob:input_type -> satchel.v1.DownloadBlobRequest
-	48, // 61: satchel.v1.SatchelService.ServerInfo:input_type -> satchel.v1.ServerInfoRequest
-	12, // 62: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
-	13, // 63: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
-	17, // 64: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
-	22, // 65: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
-	24, // 66: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
-	26, // 67: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
-	28, // 68: satchel.v1.SatchelService.FetchManifest:output_type -> satchel.v1.FetchManifestResponse
-	30, // 69: satchel.v1.SatchelService.ListTags:output_type -> satchel.v1.ListTagsResponse
-	34, // 70: satchel.v1.SatchelService.Tag:output_type -> satchel.v1.TagResponse
-	32, // 71: satchel.v1.SatchelService.ListRepositories:output_type -> satchel.v1.ListRepositoriesResponse
-	36, // 72: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
-	38, // 73: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
-	41, // 74: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
-	43, // 75: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
-	45, // 76: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
-	47, // 77: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
-	49, // 78: satchel.v1.SatchelService.ServerInfo:output_type -> satchel.v1.ServerInfoResponse
-	62, // [62:79] is the sub-list for method output_type
-	45, // [45:62] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	55, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
+	56, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
+	57, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
+	4,  // 4: satchel.v1.ArtifactSpec.files:type_name -> satchel.v1.FileSpec
+	5,  // 5: satchel.v1.ArtifactSpec.config:type_name -> satchel.v1.ConfigSpec
+	2,  // 6: satchel.v1.PushHeader.target:type_name -> satchel.v1.Target
+	6,  // 7: satchel.v1.PushHeader.artifact:type_name -> satchel.v1.ArtifactSpec
+	8,  // 8: satchel.v1.PushRequest.header:type_name -> satchel.v1.PushHeader
+	7,  // 9: satchel.v1.PushRequest.chunk:type_name -> satchel.v1.FileChunk
+	2,  // 10: satchel.v1.AttachHeader.subject:type_name -> satchel.v1.Target
+	6,  // 11: satchel.v1.AttachHeader.artifact:type_name -> satchel.v1.ArtifactSpec
+	10, // 12: satchel.v1.AttachRequest.header:type_name -> satchel.v1.AttachHeader
+	7,  // 13: satchel.v1.AttachRequest.chunk:type_name -> satchel.v1.FileChunk
+	12, // 14: satchel.v1.PushResponse.progress:type_name -> satchel.v1.Progress
+	15, // 15: satchel.v1.PushResponse.result:type_name -> satchel.v1.PushResult
+	12, // 16: satchel.v1.AttachResponse.progress:type_name -> satchel.v1.Progress
+	15, // 17: satchel.v1.AttachResponse.result:type_name -> satchel.v1.PushResult
+	3,  // 18: satchel.v1.PushResult.manifest:type_name -> satchel.v1.Descriptor
+	3,  // 19: satchel.v1.PushResult.layers:type_name -> satchel.v1.Descriptor
+	3,  // 20: satchel.v1.PushResult.subject:type_name -> satchel.v1.Descriptor
+	2,  // 21: satchel.v1.DiscoverRequest.subject:type_name -> satchel.v1.Target
+	3,  // 22: satchel.v1.Referrer.manifest:type_name -> satchel.v1.Descriptor
+	17, // 23: satchel.v1.Referrer.referrers:type_name -> satchel.v1.Referrer
+	3,  // 24: satchel.v1.DiscoverResponse.subject:type_name -> satchel.v1.Descriptor
+	17, // 25: satchel.v1.DiscoverResponse.referrers:type_name -> satchel.v1.Referrer
+	2,  // 26: satchel.v1.PullRequest.target:type_name -> satchel.v1.Target
+	2,  // 27: satchel.v1.PullRequest.subject:type_name -> satchel.v1.Target
+	3,  // 28: satchel.v1.PulledManifest.manifest:type_name -> satchel.v1.Descriptor
+	3,  // 29: satchel.v1.FileHeader.layer:type_name -> satchel.v1.Descriptor
+	20, // 30: satchel.v1.PullResponse.manifest:type_name -> satchel.v1.PulledManifest
+	21, // 31: satchel.v1.PullResponse.file:type_name -> satchel.v1.FileHeader
+	22, // 32: satchel.v1.PullResponse.done:type_name -> satchel.v1.FileDone
+	12, // 33: satchel.v1.PullResponse.progress:type_name -> satchel.v1.Progress
+	2,  // 34: satchel.v1.ResolveRequest.target:type_name -> satchel.v1.Target
+	3,  // 35: satchel.v1.ResolveResponse.manifest:type_name -> satchel.v1.Descriptor
+	2,  // 36: satchel.v1.DeleteManifestRequest.target:type_name -> satchel.v1.Target
+	3,  // 37: satchel.v1.DeleteManifestResponse.deleted:type_name -> satchel.v1.Descriptor
+	2,  // 38: satchel.v1.FetchManifestRequest.target:type_name -> satchel.v1.Target
+	3,  // 39: satchel.v1.FetchManifestResponse.manifest:type_name -> satchel.v1.Descriptor
+	2,  // 40: satchel.v1.ListTagsRequest.repository:type_name -> satchel.v1.Target
+	2,  // 41: satchel.v1.CopyRequest.source:type_name -> satchel.v1.Target
+	2,  // 42: satchel.v1.CopyRequest.destination:type_name -> satchel.v1.Target
+	1,  // 43: satchel.v1.CopyEvent.kind:type_name -> satchel.v1.CopyEvent.Kind
+	3,  // 44: satchel.v1.CopyEvent.descriptor:type_name -> satchel.v1.Descriptor
+	3,  // 45: satchel.v1.CopyResult.manifest:type_name -> satchel.v1.Descriptor
+	33, // 46: satchel.v1.CopyResponse.event:type_name -> satchel.v1.CopyEvent
+	34, // 47: satchel.v1.CopyResponse.result:type_name -> satchel.v1.CopyResult
+	2,  // 48: satchel.v1.TagRequest.target:type_name -> satchel.v1.Target
+	3,  // 49: satchel.v1.TagResponse.manifest:type_name -> satchel.v1.Descriptor
+	45, // 50: satchel.v1.ListCredentialsResponse.credentials:type_name -> satchel.v1.StoredCredential
+	2,  // 51: satchel.v1.DownloadBlobRequest.source:type_name -> satchel.v1.Target
+	9,  // 52: satchel.v1.SatchelService.Push:input_type -> satchel.v1.PushRequest
+	11, // 53: satchel.v1.SatchelService.Attach:input_type -> satchel.v1.AttachRequest
+	16, // 54: satchel.v1.SatchelService.Discover:input_type -> satchel.v1.DiscoverRequest
+	19, // 55: satchel.v1.SatchelService.Pull:input_type -> satchel.v1.PullRequest
+	24, // 56: satchel.v1.SatchelService.Resolve:input_type -> satchel.v1.ResolveRequest
+	26, // 57: satchel.v1.SatchelService.DeleteManifest:input_type -> satchel.v1.DeleteManifestRequest
+	28, // 58: satchel.v1.SatchelService.FetchManifest:input_type -> satchel.v1.FetchManifestRequest
+	30, // 59: satchel.v1.SatchelService.ListTags:input_type -> satchel.v1.ListTagsRequest
+	38, // 60: satchel.v1.SatchelService.Tag:input_type -> satchel.v1.TagRequest
+	36, // 61: satchel.v1.SatchelService.ListRepositories:input_type -> satchel.v1.ListRepositoriesRequest
+	32, // 62: satchel.v1.SatchelService.Copy:input_type -> satchel.v1.CopyRequest
+	40, // 63: satchel.v1.SatchelService.Login:input_type -> satchel.v1.LoginRequest
+	42, // 64: satchel.v1.SatchelService.Logout:input_type -> satchel.v1.LogoutRequest
+	44, // 65: satchel.v1.SatchelService.ListCredentials:input_type -> satchel.v1.ListCredentialsRequest
+	47, // 66: satchel.v1.SatchelService.UploadBlob:input_type -> satchel.v1.UploadBlobRequest
+	49, // 67: satchel.v1.SatchelService.UploadStatus:input_type -> satchel.v1.UploadStatusRequest
+	51, // 68: satchel.v1.SatchelService.DownloadBlob:input_type -> satchel.v1.DownloadBlobRequest
+	53, // 69: satchel.v1.SatchelService.ServerInfo:input_type -> satchel.v1.ServerInfoRequest
+	13, // 70: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
+	14, // 71: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
+	18, // 72: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
+	23, // 73: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
+	25, // 74: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
+	27, // 75: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
+	29, // 76: satchel.v1.SatchelService.FetchManifest:output_type -> satchel.v1.FetchManifestResponse
+	31, // 77: satchel.v1.SatchelService.ListTags:output_type -> satchel.v1.ListTagsResponse
+	39, // 78: satchel.v1.SatchelService.Tag:output_type -> satchel.v1.TagResponse
+	37, // 79: satchel.v1.SatchelService.ListRepositories:output_type -> satchel.v1.ListRepositoriesResponse
+	35, // 80: satchel.v1.SatchelService.Copy:output_type -> satchel.v1.CopyResponse
+	41, // 81: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
+	43, // 82: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
+	46, // 83: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
+	48, // 84: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
+	50, // 85: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
+	52, // 86: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
+	54, // 87: satchel.v1.SatchelService.ServerInfo:output_type -> satchel.v1.ServerInfoResponse
+	70, // [70:88] is the sub-list for method output_type
+	52, // [52:70] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_satchel_v1_satchel_proto_init() }
@@ -3759,14 +4147,18 @@ func file_satchel_v1_satchel_proto_init() {
 		(*PullResponse_Done)(nil),
 		(*PullResponse_Progress)(nil),
 	}
-	file_satchel_v1_satchel_proto_msgTypes[41].OneofWrappers = []any{}
+	file_satchel_v1_satchel_proto_msgTypes[33].OneofWrappers = []any{
+		(*CopyResponse_Event)(nil),
+		(*CopyResponse_Result)(nil),
+	}
+	file_satchel_v1_satchel_proto_msgTypes[45].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_satchel_v1_satchel_proto_rawDesc), len(file_satchel_v1_satchel_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   52,
+			NumEnums:      2,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -44,6 +44,7 @@ const (
 	SatchelService_ListTags_FullMethodName         = "/satchel.v1.SatchelService/ListTags"
 	SatchelService_Tag_FullMethodName              = "/satchel.v1.SatchelService/Tag"
 	SatchelService_ListRepositories_FullMethodName = "/satchel.v1.SatchelService/ListRepositories"
+	SatchelService_Copy_FullMethodName             = "/satchel.v1.SatchelService/Copy"
 	SatchelService_Login_FullMethodName            = "/satchel.v1.SatchelService/Login"
 	SatchelService_Logout_FullMethodName           = "/satchel.v1.SatchelService/Logout"
 	SatchelService_ListCredentials_FullMethodName  = "/satchel.v1.SatchelService/ListCredentials"
@@ -96,6 +97,16 @@ type SatchelServiceClient interface {
 	// ListRepositories lists a registry's repositories (its catalog, every
 	// page), as `oras repo ls`.
 	ListRepositories(ctx context.Context, in *ListRepositoriesRequest, opts ...grpc.CallOption) (*ListRepositoriesResponse, error)
+	// Copy copies a manifest and everything it references (an index's
+	// manifests, configs, layers, a subject) from one target to another,
+	// registry or layout either side, as `oras cp`; with recursive, the
+	// referrers below it too (at every level, and an index's manifests'),
+	// recorded on the destination by its referrers API or tag schema. Blobs
+	// stream through the daemon in bounded memory, each checked against its
+	// digest, unless the destination has them already or mounts them from
+	// the source's repository on the same registry. The daemon answers with
+	// an event per blob and manifest, and ends with the result.
+	Copy(ctx context.Context, in *CopyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyResponse], error)
 	// Login checks credentials against a registry, as `docker login` does,
 	// and stores them: through the credential helper docker's config names
 	// for the registry, else in the daemon's docker config file (mode 0600).
@@ -252,6 +263,25 @@ func (c *satchelServiceClient) ListRepositories(ctx context.Context, in *ListRep
 	return out, nil
 }
 
+func (c *satchelServiceClient) Copy(ctx context.Context, in *CopyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[3], SatchelService_Copy_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CopyRequest, CopyResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SatchelService_CopyClient = grpc.ServerStreamingClient[CopyResponse]
+
 func (c *satchelServiceClient) Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LoginResponse)
@@ -284,7 +314,7 @@ func (c *satchelServiceClient) ListCredentials(ctx context.Context, in *ListCred
 
 func (c *satchelServiceClient) UploadBlob(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[UploadBlobRequest, UploadBlobResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[3], SatchelService_UploadBlob_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[4], SatchelService_UploadBlob_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +337,7 @@ func (c *satchelServiceClient) UploadStatus(ctx context.Context, in *UploadStatu
 
 func (c *satchelServiceClient) DownloadBlob(ctx context.Context, in *DownloadBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadBlobResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[4], SatchelService_DownloadBlob_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[5], SatchelService_DownloadBlob_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -377,6 +407,16 @@ type SatchelServiceServer interface {
 	// ListRepositories lists a registry's repositories (its catalog, every
 	// page), as `oras repo ls`.
 	ListRepositories(context.Context, *ListRepositoriesRequest) (*ListRepositoriesResponse, error)
+	// Copy copies a manifest and everything it references (an index's
+	// manifests, configs, layers, a subject) from one target to another,
+	// registry or layout either side, as `oras cp`; with recursive, the
+	// referrers below it too (at every level, and an index's manifests'),
+	// recorded on the destination by its referrers API or tag schema. Blobs
+	// stream through the daemon in bounded memory, each checked against its
+	// digest, unless the destination has them already or mounts them from
+	// the source's repository on the same registry. The daemon answers with
+	// an event per blob and manifest, and ends with the result.
+	Copy(*CopyRequest, grpc.ServerStreamingServer[CopyResponse]) error
 	// Login checks credentials against a registry, as `docker login` does,
 	// and stores them: through the credential helper docker's config names
 	// for the registry, else in the daemon's docker config file (mode 0600).
@@ -447,6 +487,9 @@ func (UnimplementedSatchelServiceServer) Tag(context.Context, *TagRequest) (*Tag
 }
 func (UnimplementedSatchelServiceServer) ListRepositories(context.Context, *ListRepositoriesRequest) (*ListRepositoriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRepositories not implemented")
+}
+func (UnimplementedSatchelServiceServer) Copy(*CopyRequest, grpc.ServerStreamingServer[CopyResponse]) error {
+	return status.Error(codes.Unimplemented, "method Copy not implemented")
 }
 func (UnimplementedSatchelServiceServer) Login(context.Context, *LoginRequest) (*LoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Login not implemented")
@@ -641,6 +684,17 @@ func _SatchelService_ListRepositories_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SatchelService_Copy_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CopyRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SatchelServiceServer).Copy(m, &grpc.GenericServerStream[CopyRequest, CopyResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SatchelService_CopyServer = grpc.ServerStreamingServer[CopyResponse]
+
 func _SatchelService_Login_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(LoginRequest)
 	if err := dec(in); err != nil {
@@ -821,6 +875,11 @@ var SatchelService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Pull",
 			Handler:       _SatchelService_Pull_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Copy",
+			Handler:       _SatchelService_Copy_Handler,
 			ServerStreams: true,
 		},
 		{

@@ -29,6 +29,7 @@ mod client;
 mod connect;
 mod error;
 mod handoff;
+pub mod layout_archive;
 pub mod pack;
 mod pull;
 mod push;

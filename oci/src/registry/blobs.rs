@@ -56,6 +56,20 @@ impl Repository {
         }
     }
 
+    /// Mounts `digest` from `from`, another repository of this registry
+    /// reached the same way (a copy's source); `false` when the two are
+    /// not such a pair or the registry refused.
+    pub(crate) async fn mount_from(&self, digest: &Digest, from: &Repository) -> Result<bool> {
+        let same_registry = from.name.registry() == self.name.registry()
+            && from.scheme == self.scheme
+            && from.name.repository() != self.name.repository();
+        if !same_registry {
+            return Ok(false);
+        }
+        let repository = from.name.repository().to_string();
+        Ok(self.mount(digest, repository).await?.is_none())
+    }
+
     /// The mount POST: `None` when mounted, else the session the registry
     /// opened instead (a 202), if it did.
     async fn mount(&self, digest: &Digest, from: String) -> Result<Option<Option<UploadSession>>> {

@@ -125,3 +125,19 @@ pub fn pushed(p: Pushed) -> pb::PushResult {
         warnings: p.warnings,
     }
 }
+
+/// A copy's event.
+pub fn copy_event(e: satchel_oci::copy::Event) -> pb::CopyEvent {
+    use pb::copy_event::Kind;
+    use satchel_oci::copy::EventKind;
+    let kind = match e.kind {
+        EventKind::Copying => Kind::Copying,
+        EventKind::Copied => Kind::Copied,
+        EventKind::Exists => Kind::Exists,
+        EventKind::Mounted => Kind::Mounted,
+    };
+    pb::CopyEvent {
+        kind: kind.into(),
+        descriptor: Some(descriptor(&e.descriptor)),
+    }
+}

@@ -20,6 +20,7 @@ use super::framing::{
 use super::status::status;
 use crate::callers;
 use crate::handoff::Handoff;
+use crate::service::copy::CopyJob;
 use crate::service::push::PushJob;
 use crate::service::Service;
 use crate::task_stream;
@@ -203,6 +204,22 @@ impl pb::satchel_service_server::SatchelService for Api {
         }))
     }
 
+    type CopyStream = Answer<pb::CopyResponse>;
+
+    async fn copy(
+        &self,
+        request: Request<pb::CopyRequest>,
+    ) -> Result<Response<Self::CopyStream>, Status> {
+        let r = request.into_inner();
+        let (source, destination) = (convert::target(r.source)?, convert::target(r.destination)?);
+        let job = self
+            .service
+            .copy(source, destination, r.recursive, r.extra_tags);
+        let job = job.map_err(status)?;
+        let answer = task_stream::spawn(16, move |tx| send_copy(job, tx));
+        Ok(Response::new(Box::pin(answer)))
+    }
+
     async fn login(
         &self,
         request: Request<pb::LoginRequest>,
@@ -313,4 +330,50 @@ impl pb::satchel_service_server::SatchelService for Api {
             content_store: info.content_store,
         }))
     }
+}
+
+/// Runs a copy, forwarding its events, then its result or error.
+async fn send_copy(job: CopyJob, tx: tokio::sync::mpsc::Sender<Result<pb::CopyResponse, Status>>) {
+    use pb::copy_response::Answer as Item;
+    let (events_tx, mut events) = tokio::sync::mpsc::channel(16);
+    let run = job.run(events_tx);
+    tokio::pin!(run);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut run => break outcome,
+            Some(e) = events.recv() => {
+                let event = Item::Event(convert::copy_event(e));
+                if tx.send(Ok(pb::CopyResponse { answer: Some(event) })).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    while let Ok(e) = events.try_recv() {
+        let event = Item::Event(convert::copy_event(e));
+        if tx
+            .send(Ok(pb::CopyResponse {
+                answer: Some(event),
+            }))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let answer = match outcome {
+        Ok(done) => Ok(pb::CopyResponse {
+            answer: Some(Item::Result(pb::CopyResult {
+                manifest: Some(descriptor(&done.manifest)),
+                reference: done.reference,
+                tags: done.tags,
+                referrers: done.referrers,
+            })),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "copy failed");
+            Err(status(e))
+        }
+    };
+    let _ = tx.send(answer).await;
 }

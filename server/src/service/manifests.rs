@@ -123,7 +123,7 @@ impl Service {
 /// (a listing that fails leaves every manifest to be asked). The listing
 /// is a snapshot: an index tagged after it is missed, as it would be if
 /// its manifest had been asked a moment earlier.
-async fn referrer_tree(
+pub(super) async fn referrer_tree(
     target: &Target,
     root: &Digest,
     filter: Option<&str>,

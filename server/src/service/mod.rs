@@ -12,6 +12,7 @@
 //!   file's verified bytes.
 //! - [`manifests`]: resolve, delete, and the referrer tree of discover.
 //! - [`tags`]: a manifest fetched whole, tags listed and added.
+//! - [`copy`]: a manifest's graph, and its referrers, to another target.
 //! - [`blobs`]: the content store's resumable uploads and ranged downloads.
 //! - [`login`]: login, logout and the credential listing.
 //!
@@ -19,6 +20,7 @@
 //! maps to a code in one place; nothing here picks a code.
 
 pub mod blobs;
+pub mod copy;
 pub mod deliver;
 pub mod login;
 pub mod manifests;

@@ -327,6 +327,58 @@ class ListTagsResponse(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class CopyRequest(_message.Message):
+    __slots__ = ("source", "destination", "recursive", "extra_tags")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_TAGS_FIELD_NUMBER: _ClassVar[int]
+    source: Target
+    destination: Target
+    recursive: bool
+    extra_tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, source: _Optional[_Union[Target, _Mapping]] = ..., destination: _Optional[_Union[Target, _Mapping]] = ..., recursive: _Optional[bool] = ..., extra_tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CopyEvent(_message.Message):
+    __slots__ = ("kind", "descriptor")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[CopyEvent.Kind]
+        KIND_COPYING: _ClassVar[CopyEvent.Kind]
+        KIND_COPIED: _ClassVar[CopyEvent.Kind]
+        KIND_EXISTS: _ClassVar[CopyEvent.Kind]
+        KIND_MOUNTED: _ClassVar[CopyEvent.Kind]
+    KIND_UNSPECIFIED: CopyEvent.Kind
+    KIND_COPYING: CopyEvent.Kind
+    KIND_COPIED: CopyEvent.Kind
+    KIND_EXISTS: CopyEvent.Kind
+    KIND_MOUNTED: CopyEvent.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    kind: CopyEvent.Kind
+    descriptor: Descriptor
+    def __init__(self, kind: _Optional[_Union[CopyEvent.Kind, str]] = ..., descriptor: _Optional[_Union[Descriptor, _Mapping]] = ...) -> None: ...
+
+class CopyResult(_message.Message):
+    __slots__ = ("manifest", "reference", "tags", "referrers")
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    REFERRERS_FIELD_NUMBER: _ClassVar[int]
+    manifest: Descriptor
+    reference: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    referrers: int
+    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., referrers: _Optional[int] = ...) -> None: ...
+
+class CopyResponse(_message.Message):
+    __slots__ = ("event", "result")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    event: CopyEvent
+    result: CopyResult
+    def __init__(self, event: _Optional[_Union[CopyEvent, _Mapping]] = ..., result: _Optional[_Union[CopyResult, _Mapping]] = ...) -> None: ...
+
 class ListRepositoriesRequest(_message.Message):
     __slots__ = ("registry", "plain_http")
     REGISTRY_FIELD_NUMBER: _ClassVar[int]

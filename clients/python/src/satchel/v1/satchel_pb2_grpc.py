@@ -86,6 +86,11 @@ class SatchelServiceStub:
                 request_serializer=satchel_dot_v1_dot_satchel__pb2.ListRepositoriesRequest.SerializeToString,
                 response_deserializer=satchel_dot_v1_dot_satchel__pb2.ListRepositoriesResponse.FromString,
                 _registered_method=True)
+        self.Copy = channel.unary_stream(
+                '/satchel.v1.SatchelService/Copy',
+                request_serializer=satchel_dot_v1_dot_satchel__pb2.CopyRequest.SerializeToString,
+                response_deserializer=satchel_dot_v1_dot_satchel__pb2.CopyResponse.FromString,
+                _registered_method=True)
         self.Login = channel.unary_unary(
                 '/satchel.v1.SatchelService/Login',
                 request_serializer=satchel_dot_v1_dot_satchel__pb2.LoginRequest.SerializeToString,
@@ -214,6 +219,21 @@ class SatchelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Copy(self, request, context):
+        """Copy copies a manifest and everything it references (an index's
+        manifests, configs, layers, a subject) from one target to another,
+        registry or layout either side, as `oras cp`; with recursive, the
+        referrers below it too (at every level, and an index's manifests'),
+        recorded on the destination by its referrers API or tag schema. Blobs
+        stream through the daemon in bounded memory, each checked against its
+        digest, unless the destination has them already or mounts them from
+        the source's repository on the same registry. The daemon answers with
+        an event per blob and manifest, and ends with the result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Login(self, request, context):
         """Login checks credentials against a registry, as `docker login` does,
         and stores them: through the credential helper docker's config names
@@ -332,6 +352,11 @@ def add_SatchelServiceServicer_to_server(servicer, server):
                     servicer.ListRepositories,
                     request_deserializer=satchel_dot_v1_dot_satchel__pb2.ListRepositoriesRequest.FromString,
                     response_serializer=satchel_dot_v1_dot_satchel__pb2.ListRepositoriesResponse.SerializeToString,
+            ),
+            'Copy': grpc.unary_stream_rpc_method_handler(
+                    servicer.Copy,
+                    request_deserializer=satchel_dot_v1_dot_satchel__pb2.CopyRequest.FromString,
+                    response_serializer=satchel_dot_v1_dot_satchel__pb2.CopyResponse.SerializeToString,
             ),
             'Login': grpc.unary_unary_rpc_method_handler(
                     servicer.Login,
@@ -641,6 +666,33 @@ class SatchelService:
             '/satchel.v1.SatchelService/ListRepositories',
             satchel_dot_v1_dot_satchel__pb2.ListRepositoriesRequest.SerializeToString,
             satchel_dot_v1_dot_satchel__pb2.ListRepositoriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Copy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/satchel.v1.SatchelService/Copy',
+            satchel_dot_v1_dot_satchel__pb2.CopyRequest.SerializeToString,
+            satchel_dot_v1_dot_satchel__pb2.CopyResponse.FromString,
             options,
             channel_credentials,
             insecure,

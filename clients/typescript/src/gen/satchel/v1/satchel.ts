@@ -545,6 +545,76 @@ export interface ListTagsResponse {
   tags: string[];
 }
 
+/** CopyRequest names what to copy and where. */
+export interface CopyRequest {
+  /**
+   * What to copy, by tag or digest (`latest` when neither); with a
+   * platform, that platform's manifest of an index.
+   */
+  source?:
+    | Target
+    | undefined;
+  /**
+   * Where to: a tag gives the copy that tag, a digest must be the
+   * source's, neither leaves the copy untagged.
+   */
+  destination?:
+    | Target
+    | undefined;
+  /** Copy the referrers too, at every level. */
+  recursive: boolean;
+  /** More tags for the copy, each a valid tag. */
+  extraTags: string[];
+}
+
+/** CopyEvent tells what happened to one blob or manifest of a copy. */
+export interface CopyEvent {
+  kind: CopyEvent_Kind;
+  descriptor?: Descriptor | undefined;
+}
+
+export enum CopyEvent_Kind {
+  KIND_UNSPECIFIED = 0,
+  /** KIND_COPYING - Its bytes started to move. */
+  KIND_COPYING = 1,
+  /** KIND_COPIED - Its bytes reached the destination, verified. */
+  KIND_COPIED = 2,
+  /** KIND_EXISTS - The destination had it already. */
+  KIND_EXISTS = 3,
+  /** KIND_MOUNTED - The destination's registry mounted it from the source's repository. */
+  KIND_MOUNTED = 4,
+  UNRECOGNIZED = -1,
+}
+
+/** CopyResult reports a finished copy. */
+export interface CopyResult {
+  /** The copied manifest (the platform's, when one was asked). */
+  manifest?:
+    | Descriptor
+    | undefined;
+  /** Its canonical reference by digest in the destination. */
+  reference: string;
+  /** The tags it was given, in the order asked. */
+  tags: string[];
+  /** How many referrers were copied with it (recursive only). */
+  referrers: number;
+}
+
+/**
+ * CopyResponse is one message of a Copy answer: events while the content
+ * moves, then the result, last.
+ */
+export interface CopyResponse {
+  answer?:
+    | //
+    /** A blob or manifest moved, or did not need to. */
+    { $case: "event"; event: CopyEvent }
+    | //
+    /** The copied manifest; the last message. */
+    { $case: "result"; result: CopyResult }
+    | undefined;
+}
+
 /** ListRepositoriesRequest names a registry. */
 export interface ListRepositoriesRequest {
   /**
@@ -3440,6 +3510,344 @@ export const ListTagsResponse: MessageFns<ListTagsResponse> = {
   },
 };
 
+function createBaseCopyRequest(): CopyRequest {
+  return { source: undefined, destination: undefined, recursive: false, extraTags: [] };
+}
+
+export const CopyRequest: MessageFns<CopyRequest> = {
+  encode(message: CopyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.source !== undefined) {
+      Target.encode(message.source, writer.uint32(10).fork()).join();
+    }
+    if (message.destination !== undefined) {
+      Target.encode(message.destination, writer.uint32(18).fork()).join();
+    }
+    if (message.recursive !== false) {
+      writer.uint32(24).bool(message.recursive);
+    }
+    for (const v of message.extraTags) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CopyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCopyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.source = Target.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.destination = Target.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.recursive = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.extraTags.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<CopyRequest>): CopyRequest {
+    return CopyRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CopyRequest>): CopyRequest {
+    const message = createBaseCopyRequest();
+    message.source = (object.source !== undefined && object.source !== null)
+      ? Target.fromPartial(object.source)
+      : undefined;
+    message.destination = (object.destination !== undefined && object.destination !== null)
+      ? Target.fromPartial(object.destination)
+      : undefined;
+    message.recursive = object.recursive ?? false;
+    message.extraTags = object.extraTags?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseCopyEvent(): CopyEvent {
+  return { kind: 0, descriptor: undefined };
+}
+
+export const CopyEvent: MessageFns<CopyEvent> = {
+  encode(message: CopyEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    if (message.descriptor !== undefined) {
+      Descriptor.encode(message.descriptor, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CopyEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCopyEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.descriptor = Descriptor.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<CopyEvent>): CopyEvent {
+    return CopyEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CopyEvent>): CopyEvent {
+    const message = createBaseCopyEvent();
+    message.kind = object.kind ?? 0;
+    message.descriptor = (object.descriptor !== undefined && object.descriptor !== null)
+      ? Descriptor.fromPartial(object.descriptor)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCopyResult(): CopyResult {
+  return { manifest: undefined, reference: "", tags: [], referrers: 0 };
+}
+
+export const CopyResult: MessageFns<CopyResult> = {
+  encode(message: CopyResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.manifest !== undefined) {
+      Descriptor.encode(message.manifest, writer.uint32(10).fork()).join();
+    }
+    if (message.reference !== "") {
+      writer.uint32(18).string(message.reference);
+    }
+    for (const v of message.tags) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.referrers !== 0) {
+      writer.uint32(32).uint32(message.referrers);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CopyResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCopyResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.manifest = Descriptor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tags.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.referrers = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<CopyResult>): CopyResult {
+    return CopyResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CopyResult>): CopyResult {
+    const message = createBaseCopyResult();
+    message.manifest = (object.manifest !== undefined && object.manifest !== null)
+      ? Descriptor.fromPartial(object.manifest)
+      : undefined;
+    message.reference = object.reference ?? "";
+    message.tags = object.tags?.map((e) => e) || [];
+    message.referrers = object.referrers ?? 0;
+    return message;
+  },
+};
+
+function createBaseCopyResponse(): CopyResponse {
+  return { answer: undefined };
+}
+
+export const CopyResponse: MessageFns<CopyResponse> = {
+  encode(message: CopyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.answer?.$case) {
+      case "event":
+        CopyEvent.encode(message.answer.event, writer.uint32(10).fork()).join();
+        break;
+      case "result":
+        CopyResult.encode(message.answer.result, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CopyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCopyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.answer = { $case: "event", event: CopyEvent.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.answer = { $case: "result", result: CopyResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<CopyResponse>): CopyResponse {
+    return CopyResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CopyResponse>): CopyResponse {
+    const message = createBaseCopyResponse();
+    switch (object.answer?.$case) {
+      case "event": {
+        if (object.answer?.event !== undefined && object.answer?.event !== null) {
+          message.answer = { $case: "event", event: CopyEvent.fromPartial(object.answer.event) };
+        }
+        break;
+      }
+      case "result": {
+        if (object.answer?.result !== undefined && object.answer?.result !== null) {
+          message.answer = { $case: "result", result: CopyResult.fromPartial(object.answer.result) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
 function createBaseListRepositoriesRequest(): ListRepositoriesRequest {
   return { registry: "", plainHttp: false };
 }
@@ -4992,6 +5400,26 @@ export const SatchelServiceService = {
     responseDeserialize: (value: Buffer): ListRepositoriesResponse => ListRepositoriesResponse.decode(value),
   },
   /**
+   * Copy copies a manifest and everything it references (an index's
+   * manifests, configs, layers, a subject) from one target to another,
+   * registry or layout either side, as `oras cp`; with recursive, the
+   * referrers below it too (at every level, and an index's manifests'),
+   * recorded on the destination by its referrers API or tag schema. Blobs
+   * stream through the daemon in bounded memory, each checked against its
+   * digest, unless the destination has them already or mounts them from
+   * the source's repository on the same registry. The daemon answers with
+   * an event per blob and manifest, and ends with the result.
+   */
+  copy: {
+    path: "/satchel.v1.SatchelService/Copy" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: CopyRequest): Buffer => Buffer.from(CopyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CopyRequest => CopyRequest.decode(value),
+    responseSerialize: (value: CopyResponse): Buffer => Buffer.from(CopyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CopyResponse => CopyResponse.decode(value),
+  },
+  /**
    * Login checks credentials against a registry, as `docker login` does,
    * and stores them: through the credential helper docker's config names
    * for the registry, else in the daemon's docker config file (mode 0600).
@@ -5149,6 +5577,18 @@ export interface SatchelServiceServer extends UntypedServiceImplementation {
    * page), as `oras repo ls`.
    */
   listRepositories: handleUnaryCall<ListRepositoriesRequest, ListRepositoriesResponse>;
+  /**
+   * Copy copies a manifest and everything it references (an index's
+   * manifests, configs, layers, a subject) from one target to another,
+   * registry or layout either side, as `oras cp`; with recursive, the
+   * referrers below it too (at every level, and an index's manifests'),
+   * recorded on the destination by its referrers API or tag schema. Blobs
+   * stream through the daemon in bounded memory, each checked against its
+   * digest, unless the destination has them already or mounts them from
+   * the source's repository on the same registry. The daemon answers with
+   * an event per blob and manifest, and ends with the result.
+   */
+  copy: handleServerStreamingCall<CopyRequest, CopyResponse>;
   /**
    * Login checks credentials against a registry, as `docker login` does,
    * and stores them: through the credential helper docker's config names
@@ -5347,6 +5787,19 @@ export interface SatchelServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListRepositoriesResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Copy copies a manifest and everything it references (an index's
+   * manifests, configs, layers, a subject) from one target to another,
+   * registry or layout either side, as `oras cp`; with recursive, the
+   * referrers below it too (at every level, and an index's manifests'),
+   * recorded on the destination by its referrers API or tag schema. Blobs
+   * stream through the daemon in bounded memory, each checked against its
+   * digest, unless the destination has them already or mounts them from
+   * the source's repository on the same registry. The daemon answers with
+   * an event per blob and manifest, and ends with the result.
+   */
+  copy(request: CopyRequest, options?: Partial<CallOptions>): ClientReadableStream<CopyResponse>;
+  copy(request: CopyRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<CopyResponse>;
   /**
    * Login checks credentials against a registry, as `docker login` does,
    * and stores them: through the credential helper docker's config names
