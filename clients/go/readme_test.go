@@ -46,8 +46,8 @@ func readFences(t *testing.T) []fence {
 }
 
 // goEnv is the environment of the go commands the README's steps run: the
-// module cache as an offline module proxy (the test needs nothing that
-// test.sh's `go mod download` did not bring), no workspace, -mod=mod.
+// module cache as the first module proxy, the usual one after it, no
+// workspace, -mod=mod.
 func goEnv(t *testing.T) []string {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
@@ -55,13 +55,20 @@ func goEnv(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	cache := strings.TrimSpace(string(out))
+	// What the cache lacks (modules only dependencies' tests import, which
+	// `go mod tidy` still asks for) comes from the module proxy test.sh
+	// downloaded from.
+	proxy, err := exec.Command("go", "env", "GOPROXY").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "GOFLAGS=") && !strings.HasPrefix(kv, "GOPROXY=") && !strings.HasPrefix(kv, "GOWORK=") {
 			env = append(env, kv)
 		}
 	}
-	return append(env, "GOFLAGS=-mod=mod", "GOPROXY=file://"+filepath.ToSlash(filepath.Join(cache, "cache", "download")),
+	return append(env, "GOFLAGS=-mod=mod", "GOPROXY=file://"+filepath.ToSlash(filepath.Join(cache, "cache", "download"))+","+strings.TrimSpace(string(proxy)),
 		"GOSUMDB=off", "GOWORK=off", "GOTOOLCHAIN=local")
 }
 
