@@ -117,7 +117,7 @@ pub async fn copy(
         recursive: args.recursive,
         extra_tags,
     };
-    let done = run_copy(addr, request, quiet).await?;
+    let done = run_copy(addr, request, (!quiet).then_some(&CP_PROMPTS)).await?;
     let kind = |layout: bool| if layout { "oci-layout" } else { "registry" };
     println!(
         "Copied [{}] {} => [{}] {}",
@@ -133,24 +133,32 @@ pub async fn copy(
     Ok(())
 }
 
+/// The status words of one command, by event: copying, copied, exists,
+/// mounted (ORAS's, each padded to one width).
+type Prompts = [&'static str; 4];
+const CP_PROMPTS: Prompts = ["Copying", "Copied ", "Exists ", "Mounted"];
+const BACKUP_PROMPTS: Prompts = ["Pulling  ", "Pulled   ", "Exists   ", "Exists   "];
+const RESTORE_PROMPTS: Prompts = ["Pushing  ", "Pushed   ", "Exists   ", "Exists   "];
+
 /// Sends a Copy, printing its events as ORAS's status lines unless
 /// `quiet`; returns the result.
 async fn run_copy(
     addr: &satchel_client::Daemon,
     request: pb::CopyRequest,
-    quiet: bool,
+    prompts: Option<&Prompts>,
 ) -> anyhow::Result<pb::CopyResult> {
     use pb::copy_event::Kind;
     let mut client = addr.connect().await?;
     let mut answers = client.copy(request).await?.into_inner();
     while let Some(answer) = answers.message().await? {
         match answer.answer {
-            Some(pb::copy_response::Answer::Event(e)) if !quiet => {
+            Some(pb::copy_response::Answer::Event(e)) if prompts.is_some() => {
+                let words = prompts.expect("matched");
                 let prompt = match e.kind() {
-                    Kind::Copying => "Copying",
-                    Kind::Copied => "Copied ",
-                    Kind::Exists => "Exists ",
-                    Kind::Mounted => "Mounted",
+                    Kind::Copying => words[0],
+                    Kind::Copied => words[1],
+                    Kind::Exists => words[2],
+                    Kind::Mounted => words[3],
                     Kind::Unspecified => continue,
                 };
                 let desc = e.descriptor.unwrap_or_default();
@@ -236,11 +244,13 @@ pub async fn backup(
             args.output
         );
     }
+    // Next to the archive, where a daemon serving other users may be
+    // allowed to write (its layout roots), and on the same file system.
     let scratch = match to_tar {
         true => Some(
             tempfile::Builder::new()
-                .prefix("satchel-backup-")
-                .tempdir()?,
+                .prefix(".satchel-backup-")
+                .tempdir_in(parent_of(&args.output))?,
         ),
         false => None,
     };
@@ -256,31 +266,30 @@ pub async fn backup(
             bail!("no tags found in repository {repository:?}");
         }
     }
-    println!(
-        "Found {} tag(s) in {}: {}",
-        tags.len(),
-        esc(&repository),
-        esc(&tags.join(", "))
-    );
+    let mut sources = Vec::new();
     for tag in &tags {
+        let source = registry_target(&repository, tag, args.plain_http, &args.distribution_spec)?;
+        resolve_all(&mut client, &source, tag).await?;
+        sources.push(source);
+    }
+    print_found(&tags, &format!("in {}", esc(&repository)));
+    for (tag, source) in tags.iter().zip(sources) {
         let request = pb::CopyRequest {
-            source: Some(registry_target(
-                &repository,
-                tag,
-                args.plain_http,
-                &args.distribution_spec,
-            )?),
+            source: Some(source),
             destination: Some(layout_target(&dir, tag)),
             recursive: args.include_referrers,
             extra_tags: Vec::new(),
         };
-        let done = run_copy(addr, request, quiet).await?;
+        let done = run_copy(addr, request, (!quiet).then_some(&BACKUP_PROMPTS)).await?;
         println!(
             "Pulled tag {} with {} referrer(s)",
             esc(tag),
             done.referrers
         );
     }
+    // The layout's staging directory, empty once the copies are done, as
+    // ORAS removes its own.
+    let _ = std::fs::remove_dir(dir.join("ingest"));
     if let Some(scratch) = scratch {
         println!("Exporting to {}", args.output.display());
         let size = satchel_client::layout_archive::write(scratch.path(), &args.output)?;
@@ -312,11 +321,10 @@ pub async fn restore(
             bail!("no tags found in OCI layout {:?}", args.input);
         }
     }
-    println!(
-        "Found {} tag(s) in the backup: {}",
-        tags.len(),
-        esc(&tags.join(", "))
-    );
+    for tag in &tags {
+        resolve_all(&mut client, &layout_target(&dir, tag), tag).await?;
+    }
+    print_found(&tags, "in the backup");
     for tag in &tags {
         if args.dry_run {
             let count = match args.exclude_referrers {
@@ -340,7 +348,7 @@ pub async fn restore(
             recursive: !args.exclude_referrers,
             extra_tags: Vec::new(),
         };
-        let done = run_copy(addr, request, quiet).await?;
+        let done = run_copy(addr, request, (!quiet).then_some(&RESTORE_PROMPTS)).await?;
         println!(
             "Pushed tag {} with {} referrer(s)",
             esc(tag),
@@ -361,6 +369,48 @@ pub async fn restore(
     Ok(())
 }
 
+/// The directory a path is in (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Fails before anything is copied when `tag` does not resolve, as ORAS
+/// resolves every tag first.
+async fn resolve_all(
+    client: &mut satchel_client::Client,
+    target: &pb::Target,
+    tag: &str,
+) -> anyhow::Result<()> {
+    let request = pb::ResolveRequest {
+        target: Some(target.clone()),
+    };
+    client
+        .resolve(request)
+        .await
+        .with_context(|| format!("failed to resolve tag {tag:?}"))?;
+    Ok(())
+}
+
+/// `Found N tag(s) WHERE: a, b` as ORAS prints it: one line for up to five
+/// tags, else a tag per line.
+fn print_found(tags: &[String], place: &str) {
+    match tags.len() {
+        ..=5 => println!(
+            "Found {} tag(s) {place}: {}",
+            tags.len(),
+            esc(&tags.join(", "))
+        ),
+        n => {
+            println!("Found {n} tag(s) {place}:");
+            for tag in tags {
+                println!("{}", esc(tag));
+            }
+        }
+    }
+}
+
 /// A backup as a layout directory: `input` itself, or a tar archive of
 /// one extracted into a temporary directory (returned, to keep it alive).
 fn open_backup(input: &Path) -> anyhow::Result<(Option<tempfile::TempDir>, PathBuf)> {
@@ -369,9 +419,15 @@ fn open_backup(input: &Path) -> anyhow::Result<(Option<tempfile::TempDir>, PathB
     if !meta.is_file() {
         return Ok((None, std::path::absolute(input)?));
     }
+    // Beside the archive (see backup), else in the temporary directory.
     let scratch = tempfile::Builder::new()
-        .prefix("satchel-restore-")
-        .tempdir()?;
+        .prefix(".satchel-restore-")
+        .tempdir_in(parent_of(input))
+        .or_else(|_| {
+            tempfile::Builder::new()
+                .prefix("satchel-restore-")
+                .tempdir()
+        })?;
     satchel_client::layout_archive::extract(input, scratch.path())?;
     println!("Loaded backup archive: {}", input.display());
     let dir = scratch.path().to_path_buf();

@@ -15,7 +15,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
 use crate::digest::{Digest, Expected};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::manifest::{Descriptor, Manifest};
 use crate::target::Target;
 
@@ -42,8 +42,10 @@ pub struct Event {
 }
 
 /// Copies graphs from `source` to `destination`, reporting each blob and
-/// manifest on `events`. One copier remembers what it has copied, so a
-/// manifest two graphs share (a subject, an index's child) goes once.
+/// manifest on `events`. One copier remembers the manifests it has found
+/// in the destination or pushed there, so one that two graphs share (a
+/// subject, an index's child) goes once. Its copies run one after another,
+/// and a manifest is remembered only once it is in place.
 pub struct Copier<'a> {
     source: &'a Target,
     destination: &'a Target,
@@ -93,15 +95,11 @@ impl<'a> Copier<'a> {
     fn node(&self, desc: &Descriptor, content: Bytes) -> BoxFuture<'_, Result<bool>> {
         let desc = desc.clone();
         Box::pin(async move {
-            if !self
-                .done
-                .lock()
-                .expect("done set")
-                .insert(desc.digest.clone())
-            {
+            if self.is_done(&desc.digest) {
                 return Ok(true);
             }
             if self.manifest_exists(&desc).await? {
+                self.mark_done(&desc.digest);
                 self.event(EventKind::Exists, &desc).await;
                 return Ok(true);
             }
@@ -135,18 +133,21 @@ impl<'a> Copier<'a> {
             .destination
             .push_manifest(tag, &desc.media_type, content)
             .await?;
-        if pushed.descriptor.digest != desc.digest {
-            return Err(Error::new(
-                ErrorKind::DataLoss,
-                format!("{} arrived as {}", desc.digest, pushed.descriptor.digest),
-            ));
-        }
+        self.mark_done(&desc.digest);
         self.warnings
             .lock()
             .expect("warnings")
             .extend(pushed.warnings);
         self.event(EventKind::Copied, desc).await;
         Ok(())
+    }
+
+    fn is_done(&self, digest: &Digest) -> bool {
+        self.done.lock().expect("done set").contains(digest)
+    }
+
+    fn mark_done(&self, digest: &Digest) {
+        self.done.lock().expect("done set").insert(digest.clone());
     }
 
     async fn manifest_exists(&self, desc: &Descriptor) -> Result<bool> {

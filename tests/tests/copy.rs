@@ -328,7 +328,7 @@ fn bad_copies_are_refused(kind: RegistryKind) {
     let mut header = tar::Header::new_gnu();
     header.set_size(1);
     header.set_mode(0o644);
-    let name = b"blobs/sha256/../../../escaped";
+    let name = b"blobs/sha256/../../../satchel-restore-escaped";
     header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
     header.set_cksum();
     builder.append(&header, &b"x"[..]).unwrap();
@@ -345,10 +345,79 @@ fn bad_copies_are_refused(kind: RegistryKind) {
         String::from_utf8_lossy(&out.stderr).contains("not an OCI layout archive"),
         "{out:?}"
     );
-    assert!(!scratch.join("escaped").exists());
+    // Wherever the archive would have been unpacked, nothing escaped.
+    for dir in [scratch, scratch.parent().unwrap(), &std::env::temp_dir()] {
+        assert!(
+            !dir.join("satchel-restore-escaped").exists(),
+            "{}",
+            dir.display()
+        );
+    }
+}
+
+/// An index over `subject`'s manifest, pushed with `satchel manifest
+/// push` as `app:idx`, with a note attached to the index itself.
+fn index_over(registry: &Registry, daemon: &Daemon, subject: &str) -> (String, String) {
+    let dir = daemon.scratch();
+    let child = oras_ok(dir, &["resolve", "--plain-http", subject]);
+    let size = oras_ok(dir, &["manifest", "fetch", "--plain-http", subject]).len();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": child.trim(),
+            "size": size,
+        }],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let reference = format!("{}/app:idx", registry.addr);
+    daemon.ok_in(
+        dir,
+        &["manifest", "push", "--plain-http", &reference, "index.json"],
+    );
+    std::fs::write(dir.join("note.txt"), b"about the index\n").unwrap();
+    let attach = [
+        "attach",
+        "--plain-http",
+        "--artifact-type",
+        "application/example.note",
+    ];
+    oras_ok(dir, &[&attach[..], &[&reference, "note.txt"]].concat());
+    (reference, child.trim().to_string())
+}
+
+fn cp_r_of_an_index_carries_its_manifests_referrers(kind: RegistryKind) {
+    let (registry, daemon, subject) = seeded(kind);
+    let (index, child) = index_over(&registry, &daemon, &subject);
+    let cp = ["cp", "-r", "--from-plain-http", "--to-plain-http"];
+    let ours = format!("{}/ours:idx", registry.addr);
+    daemon.ok(&[&cp[..], &[&index, &ours]].concat());
+    let theirs = format!("{}/theirs:idx", registry.addr);
+    oras_ok(Path::new("."), &[&cp[..], &[&index, &theirs]].concat());
+    assert_eq!(tree(&ours, false), tree(&index, false));
+    assert_eq!(tree(&ours, false), tree(&theirs, false));
+    let child_in = |repo: &str| format!("{}/{repo}@{child}", registry.addr);
+    let expected = tree(&subject, false);
+    assert_eq!(
+        expected["referrers"][0]["referrers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        tree(&child_in("ours"), false)["referrers"],
+        expected["referrers"]
+    );
+    assert_eq!(
+        tree(&child_in("theirs"), false)["referrers"],
+        expected["referrers"]
+    );
 }
 
 satchel_tests::on_both_registries!(
+    cp_r_of_an_index_carries_its_manifests_referrers,
     within_one_registry_blobs_are_mounted,
     backups_restore_across_the_tools,
     a_layout_in_between_keeps_the_tree,

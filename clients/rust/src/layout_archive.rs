@@ -3,6 +3,7 @@
 //! relative to the layout.
 
 use std::io::BufWriter;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use tonic::Code;
@@ -51,9 +52,12 @@ pub fn write(dir: &Path, out: &Path) -> Result<u64, Error> {
         }
     }
     let writer = builder.into_inner().map_err(io("the end"))?;
-    writer
+    let file = writer
         .into_inner()
         .map_err(|e| io("the end")(e.into_error()))?;
+    file.sync_all().map_err(io("the end"))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(io("its mode"))?;
     let size = temp.as_file().metadata().map_err(io("its size"))?.len();
     temp.persist(out)
         .map_err(|e| io("its final name")(e.error))?;
@@ -108,7 +112,13 @@ pub fn extract(archive: &Path, dir: &Path) -> Result<(), Error> {
                 .write(true)
                 .create_new(true)
                 .open(&path)
-                .map_err(io(format!("cannot create {name} (twice in the archive?)")))?;
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Error::local(
+                        Code::InvalidArgument,
+                        format!("{} holds {name} twice", archive.display()),
+                    ),
+                    _ => Error::io(format!("cannot create {}", path.display()), e),
+                })?;
             std::io::copy(&mut entry, &mut out).map_err(broken.clone())?;
         } else {
             return Err(Error::local(
@@ -122,4 +132,92 @@ pub fn extract(archive: &Path, dir: &Path) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An archive of `entries` (name, kind, link target or contents), with
+    /// names written as given, `..` included.
+    fn archive(dir: &Path, entries: &[(&str, tar::EntryType, &[u8])]) -> std::path::PathBuf {
+        let path = dir.join("in.tar");
+        let mut builder = tar::Builder::new(std::fs::File::create(&path).unwrap());
+        for (name, kind, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_mode(0o644);
+            let gnu = header.as_gnu_mut().unwrap();
+            gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+            let body: &[u8] = match kind {
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    header
+                        .set_link_name(std::str::from_utf8(data).unwrap())
+                        .unwrap();
+                    &[]
+                }
+                _ => data,
+            };
+            header.set_size(body.len() as u64);
+            header.set_cksum();
+            builder.append(&header, body).unwrap();
+        }
+        builder.finish().unwrap();
+        path
+    }
+
+    const FILE: tar::EntryType = tar::EntryType::Regular;
+    const DIR: tar::EntryType = tar::EntryType::Directory;
+
+    #[test]
+    fn a_layout_round_trips() {
+        let scratch = tempfile::tempdir().unwrap();
+        let layout = scratch.path().join("layout");
+        std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+        std::fs::write(layout.join("oci-layout"), b"{}").unwrap();
+        std::fs::write(layout.join("index.json"), b"{\"manifests\":[]}").unwrap();
+        std::fs::write(layout.join("blobs/sha256/abc123"), b"blob").unwrap();
+        let out = scratch.path().join("out.tar");
+        write(&layout, &out).unwrap();
+        let back = scratch.path().join("back");
+        std::fs::create_dir(&back).unwrap();
+        extract(&out, &back).unwrap();
+        assert_eq!(
+            std::fs::read(back.join("blobs/sha256/abc123")).unwrap(),
+            b"blob"
+        );
+        assert_eq!(
+            std::fs::read(back.join("index.json")).unwrap(),
+            b"{\"manifests\":[]}"
+        );
+    }
+
+    #[test]
+    fn anything_but_a_layouts_names_is_refused() {
+        let cases: &[&[(&str, tar::EntryType, &[u8])]] = &[
+            &[("blobs/sha256/../../x", FILE, b"x")],
+            &[("/etc/x", FILE, b"x")],
+            &[(
+                "./blobs/sha256/abc",
+                tar::EntryType::Symlink,
+                b"/etc/passwd",
+            )],
+            &[("blobs/sha256/abc", tar::EntryType::Link, b"index.json")],
+            &[("blobs/sha256/a.b", FILE, b"x")],
+            &[("blobs/sha256/abc/def", FILE, b"x")],
+            &[("other", FILE, b"x")],
+            &[("blobs/sha256/abc", DIR, b"")],
+            &[("oci-layout", FILE, b"1"), ("./oci-layout", FILE, b"2")],
+        ];
+        for entries in cases {
+            let scratch = tempfile::tempdir().unwrap();
+            let input = archive(scratch.path(), entries);
+            let out = scratch.path().join("out");
+            std::fs::create_dir(&out).unwrap();
+            let err = extract(&input, &out).unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{entries:?}: {err}");
+            assert!(!scratch.path().join("x").exists());
+            assert!(!Path::new("/etc/x").exists());
+        }
+    }
 }

@@ -8,9 +8,13 @@ use satchel_oci::manifest::{Descriptor, Manifest};
 use satchel_oci::{Error, ErrorKind, Result, Target};
 use tokio::sync::mpsc;
 
-use super::manifests::{referrer_tree, Node, MAX_DEPTH};
+use super::manifests::{referrer_tree, Node};
 use super::target::{Resolved, TargetSpec};
 use super::{invalid, Service};
+
+/// How many levels of referrers a recursive copy follows (ORAS has no
+/// bound; the walk's visited set already stops cycles).
+pub const COPY_DEPTH: u32 = 64;
 
 /// A copy with its targets open, ready to run.
 pub struct CopyJob {
@@ -79,18 +83,17 @@ impl CopyJob {
             Some(d) if !d.contains(':') => tags.push(d.to_string()),
             _ => {}
         }
+        tags.extend(self.tags.iter().cloned());
         let (src, dst) = (&self.source.target, &self.destination.target);
         let copier = Copier::new(src, dst, self.concurrency).with_events(events);
-        copier
-            .copy(&root, content.clone(), tags.first().map(String::as_str))
-            .await?;
+        // The root's tags move last, once everything below it is in place.
+        copier.copy(&root, content.clone(), None).await?;
         let referrers = match self.recursive {
             true => copy_referrers(&copier, src, &root, &content).await?,
             false => 0,
         };
-        for tag in &self.tags {
+        for tag in &tags {
             copier.copy(&root, content.clone(), Some(tag)).await?;
-            tags.push(tag.clone());
         }
         for warning in copier.warnings() {
             tracing::warn!(%warning, "copy finished with a warning");
@@ -120,7 +123,7 @@ async fn copy_referrers(
     }
     let mut count = 0;
     for subject in &subjects {
-        let tree = referrer_tree(source, &subject.digest, None, MAX_DEPTH).await?;
+        let tree = referrer_tree(source, &subject.digest, None, COPY_DEPTH).await?;
         // A registry that reads the tag `sha256-<hex>` as the digest answers
         // an index's own manifests as its referrers; none can be one.
         let tree = tree
