@@ -1,4 +1,5 @@
-//! `satchel blob upload` and `satchel blob download`: flags to
+//! `satchel blob upload` and `satchel blob download` (fetch, push and
+//! delete are in `raw.rs`): flags to
 //! [`satchel_client::blob::upload`] and [`satchel_client::blob::download`]
 //! (the daemon's content store, resumable by ref), results to output.
 
@@ -20,6 +21,12 @@ pub enum BlobCommand {
     /// Download a blob (or a range of it) from the content store, fetching
     /// it from --from first if the store lacks it.
     Download(DownloadArgs),
+    /// Fetch a blob of a repository or layout: satchel blob fetch -o FILE REF@DIGEST
+    Fetch(crate::raw::BlobFetchArgs),
+    /// Push a file as a blob: satchel blob push REF[@DIGEST] FILE
+    Push(crate::raw::BlobPushArgs),
+    /// Delete a blob: satchel blob delete REF@DIGEST
+    Delete(crate::raw::BlobDeleteArgs),
 }
 
 /// `satchel blob upload`.
@@ -70,6 +77,9 @@ pub async fn run(
     let result = match command {
         BlobCommand::Upload(args) => upload(addr, args, &mut progress).await,
         BlobCommand::Download(args) => download(addr, args, &mut progress).await,
+        BlobCommand::Fetch(args) => crate::raw::blob_fetch(addr, args).await,
+        BlobCommand::Push(args) => crate::raw::blob_push(addr, args).await,
+        BlobCommand::Delete(args) => crate::raw::blob_delete(addr, args).await,
     };
     progress.finish();
     result

@@ -36,12 +36,19 @@ pub enum ManifestCommand {
     Delete(DeleteArgs),
     /// Print a manifest (its exact bytes), or its descriptor.
     Fetch(crate::manifests::FetchArgs),
+    /// Print an image manifest's config, or write it to a file.
+    FetchConfig(crate::raw::FetchConfigArgs),
+    /// Store a manifest given as a file: satchel manifest push REF[:TAGS] FILE|-
+    Push(crate::raw::ManifestPushArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
     /// The manifest, by digest or tag.
     reference: String,
+    /// Delete without asking (satchel asks only on a terminal).
+    #[arg(short, long)]
+    force: bool,
     #[command(flatten)]
     target: TargetFlags,
 }
@@ -82,6 +89,13 @@ pub async fn delete_manifest(
     addr: &satchel_client::Daemon,
     args: DeleteArgs,
 ) -> anyhow::Result<()> {
+    let question = format!(
+        "Are you sure you want to delete the manifest {:?} and all tags associated with it?",
+        args.reference
+    );
+    if !args.force && !crate::raw::confirmed(&question)? {
+        anyhow::bail!("not deleted");
+    }
     let target = target::parse(&args.reference, &args.target)?;
     let mut client = addr.connect().await?;
     let resp = client

@@ -11,6 +11,7 @@ mod manifests;
 mod progress;
 mod pull;
 mod push;
+mod raw;
 mod show;
 mod target;
 
@@ -97,7 +98,7 @@ enum Command {
     Pull(pull::PullArgs),
     /// Print the digest a reference resolves to.
     Resolve(commands::ResolveArgs),
-    /// Manifest operations: fetch, delete.
+    /// Manifest operations: fetch, fetch-config, push, delete.
     #[command(subcommand)]
     Manifest(commands::ManifestCommand),
     /// Repository operations: tags, ls.
@@ -120,7 +121,8 @@ enum Command {
     Logout(commands::LogoutArgs),
     /// List the registries satcheld has credentials for (never secrets).
     Credentials,
-    /// Blobs in the daemon's content store: resumable upload, ranged download.
+    /// Blobs: fetch, push and delete in a repository or layout; resumable
+    /// upload and ranged download through the daemon's content store.
     #[command(subcommand)]
     Blob(blob::BlobCommand),
 }
@@ -194,6 +196,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Manifest(commands::ManifestCommand::Fetch(args)) => {
             manifests::fetch(addr, args).await
+        }
+        Command::Manifest(commands::ManifestCommand::FetchConfig(args)) => {
+            raw::fetch_config(addr, args).await
+        }
+        Command::Manifest(commands::ManifestCommand::Push(args)) => {
+            raw::manifest_push(addr, args).await
         }
         Command::Repo(manifests::RepoCommand::Tags(args)) => manifests::tags(addr, args).await,
         Command::Repo(manifests::RepoCommand::Ls(args)) => {

@@ -181,11 +181,25 @@ impl OciLayout {
 
     /// Whether the layout holds the blob.
     pub async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.blob_size(digest).await?.is_some())
+    }
+
+    /// The blob's size; `None` when the layout lacks it.
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
         match self.open_blob(digest) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Ok(file) => Ok(Some(
+                file.metadata().map_err(|e| fs_error("blob", e))?.len(),
+            )),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Deletes a blob's file; a missing one is NOT_FOUND.
+    pub async fn delete_blob(&self, digest: &Digest) -> Result<()> {
+        let dir = self.blob_dir(digest, false)?;
+        dir.remove(OsStr::new(digest.digest()))
+            .map_err(|e| fs_error(format!("blob {digest} in {}", self.root.display()), e))
     }
 
     /// Streams a blob's bytes; [`crate::Target`] verifies them on the way.

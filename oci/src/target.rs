@@ -72,6 +72,23 @@ impl Target {
         }
     }
 
+    /// The blob's size (0 when a registry does not say); `None` when the
+    /// target lacks it.
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        match self {
+            Target::Registry(repo) => repo.blob_size(digest).await,
+            Target::Layout(layout) => layout.blob_size(digest).await,
+        }
+    }
+
+    /// Deletes a blob.
+    pub async fn delete_blob(&self, digest: &Digest) -> Result<()> {
+        match self {
+            Target::Registry(repo) => repo.delete_blob(digest).await,
+            Target::Layout(layout) => layout.delete_blob(digest).await,
+        }
+    }
+
     /// Uploads a blob from a stream. The bytes must match what `expected`
     /// gives (a registry checks a given digest itself; everything else is
     /// checked here); a digest not given is computed. Either way the blob is

@@ -148,7 +148,7 @@ func (x CopyEvent_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CopyEvent_Kind.Descriptor instead.
 func (CopyEvent_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31, 0}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39, 0}
 }
 
 // Target names a manifest, or the place to push one, in a registry or in a
@@ -2260,6 +2260,506 @@ func (x *ListTagsResponse) GetTags() []string {
 	return nil
 }
 
+// PushManifestRequest carries a manifest and where to store it.
+type PushManifestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The repository or layout, with the tag to give the manifest, or its
+	// digest (which must be the content's), or neither.
+	Target *Target `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// The manifest's bytes, stored exactly; at most 4 MiB.
+	Content []byte `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	// Its media type; empty: the document's own mediaType field.
+	MediaType string `protobuf:"bytes,3,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
+	// More tags, each a valid tag.
+	ExtraTags     []string `protobuf:"bytes,4,rep,name=extra_tags,json=extraTags,proto3" json:"extra_tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushManifestRequest) Reset() {
+	*x = PushManifestRequest{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushManifestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushManifestRequest) ProtoMessage() {}
+
+func (x *PushManifestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushManifestRequest.ProtoReflect.Descriptor instead.
+func (*PushManifestRequest) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *PushManifestRequest) GetTarget() *Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *PushManifestRequest) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *PushManifestRequest) GetMediaType() string {
+	if x != nil {
+		return x.MediaType
+	}
+	return ""
+}
+
+func (x *PushManifestRequest) GetExtraTags() []string {
+	if x != nil {
+		return x.ExtraTags
+	}
+	return nil
+}
+
+// PushManifestResponse reports a stored manifest.
+type PushManifestResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its descriptor.
+	Manifest *Descriptor `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	// Its canonical reference by digest.
+	Reference string `protobuf:"bytes,2,opt,name=reference,proto3" json:"reference,omitempty"`
+	// The tags it was given, in the order asked.
+	Tags []string `protobuf:"bytes,3,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Whether the target had it already under the name asked.
+	Existed       bool `protobuf:"varint,4,opt,name=existed,proto3" json:"existed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushManifestResponse) Reset() {
+	*x = PushManifestResponse{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushManifestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushManifestResponse) ProtoMessage() {}
+
+func (x *PushManifestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushManifestResponse.ProtoReflect.Descriptor instead.
+func (*PushManifestResponse) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PushManifestResponse) GetManifest() *Descriptor {
+	if x != nil {
+		return x.Manifest
+	}
+	return nil
+}
+
+func (x *PushManifestResponse) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *PushManifestResponse) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *PushManifestResponse) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+// FetchBlobRequest names a blob.
+type FetchBlobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The repository or layout, and the blob's digest
+	// ("registry/repo@sha256:...", or with oci_layout "sha256:...").
+	Target        *Target `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchBlobRequest) Reset() {
+	*x = FetchBlobRequest{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchBlobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchBlobRequest) ProtoMessage() {}
+
+func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchBlobRequest.ProtoReflect.Descriptor instead.
+func (*FetchBlobRequest) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *FetchBlobRequest) GetTarget() *Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+// FetchBlobResponse is one message of a FetchBlob answer.
+type FetchBlobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*FetchBlobResponse_Descriptor_
+	//	*FetchBlobResponse_Data
+	Part          isFetchBlobResponse_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchBlobResponse) Reset() {
+	*x = FetchBlobResponse{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchBlobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchBlobResponse) ProtoMessage() {}
+
+func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchBlobResponse.ProtoReflect.Descriptor instead.
+func (*FetchBlobResponse) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *FetchBlobResponse) GetPart() isFetchBlobResponse_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *FetchBlobResponse) GetDescriptor_() *Descriptor {
+	if x != nil {
+		if x, ok := x.Part.(*FetchBlobResponse_Descriptor_); ok {
+			return x.Descriptor_
+		}
+	}
+	return nil
+}
+
+func (x *FetchBlobResponse) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*FetchBlobResponse_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+type isFetchBlobResponse_Part interface {
+	isFetchBlobResponse_Part()
+}
+
+type FetchBlobResponse_Descriptor_ struct {
+	// The blob's descriptor (media type application/octet-stream); first.
+	Descriptor_ *Descriptor `protobuf:"bytes,1,opt,name=descriptor,proto3,oneof"`
+}
+
+type FetchBlobResponse_Data struct {
+	// At most 1 MiB of the blob's bytes, following the previous ones.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+func (*FetchBlobResponse_Descriptor_) isFetchBlobResponse_Part() {}
+
+func (*FetchBlobResponse_Data) isFetchBlobResponse_Part() {}
+
+// PushBlobRequest names a blob of the content store and where to put it.
+type PushBlobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The repository or layout; a tag or digest in it is ignored.
+	Target *Target `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// The blob's digest in the content store.
+	Digest string `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	// The media type to report in the descriptor; empty:
+	// application/octet-stream.
+	MediaType     string `protobuf:"bytes,3,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushBlobRequest) Reset() {
+	*x = PushBlobRequest{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushBlobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushBlobRequest) ProtoMessage() {}
+
+func (x *PushBlobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushBlobRequest.ProtoReflect.Descriptor instead.
+func (*PushBlobRequest) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *PushBlobRequest) GetTarget() *Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *PushBlobRequest) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *PushBlobRequest) GetMediaType() string {
+	if x != nil {
+		return x.MediaType
+	}
+	return ""
+}
+
+// PushBlobResponse reports a pushed blob.
+type PushBlobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its descriptor.
+	Blob *Descriptor `protobuf:"bytes,1,opt,name=blob,proto3" json:"blob,omitempty"`
+	// Its reference by digest in the target.
+	Reference string `protobuf:"bytes,2,opt,name=reference,proto3" json:"reference,omitempty"`
+	// Whether the target had it already.
+	Existed       bool `protobuf:"varint,3,opt,name=existed,proto3" json:"existed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushBlobResponse) Reset() {
+	*x = PushBlobResponse{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushBlobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushBlobResponse) ProtoMessage() {}
+
+func (x *PushBlobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushBlobResponse.ProtoReflect.Descriptor instead.
+func (*PushBlobResponse) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *PushBlobResponse) GetBlob() *Descriptor {
+	if x != nil {
+		return x.Blob
+	}
+	return nil
+}
+
+func (x *PushBlobResponse) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *PushBlobResponse) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+// DeleteBlobRequest names a blob.
+type DeleteBlobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The repository or layout, and the blob's digest.
+	Target        *Target `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBlobRequest) Reset() {
+	*x = DeleteBlobRequest{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBlobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBlobRequest) ProtoMessage() {}
+
+func (x *DeleteBlobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBlobRequest.ProtoReflect.Descriptor instead.
+func (*DeleteBlobRequest) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DeleteBlobRequest) GetTarget() *Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+// DeleteBlobResponse reports a deleted blob.
+type DeleteBlobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its reference by digest.
+	Reference     string `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBlobResponse) Reset() {
+	*x = DeleteBlobResponse{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBlobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBlobResponse) ProtoMessage() {}
+
+func (x *DeleteBlobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBlobResponse.ProtoReflect.Descriptor instead.
+func (*DeleteBlobResponse) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *DeleteBlobResponse) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
 // CopyRequest names what to copy and where.
 type CopyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2279,7 +2779,7 @@ type CopyRequest struct {
 
 func (x *CopyRequest) Reset() {
 	*x = CopyRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2791,7 @@ func (x *CopyRequest) String() string {
 func (*CopyRequest) ProtoMessage() {}
 
 func (x *CopyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2804,7 @@ func (x *CopyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyRequest.ProtoReflect.Descriptor instead.
 func (*CopyRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{30}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CopyRequest) GetSource() *Target {
@@ -2346,7 +2846,7 @@ type CopyEvent struct {
 
 func (x *CopyEvent) Reset() {
 	*x = CopyEvent{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2358,7 +2858,7 @@ func (x *CopyEvent) String() string {
 func (*CopyEvent) ProtoMessage() {}
 
 func (x *CopyEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2371,7 +2871,7 @@ func (x *CopyEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyEvent.ProtoReflect.Descriptor instead.
 func (*CopyEvent) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CopyEvent) GetKind() CopyEvent_Kind {
@@ -2405,7 +2905,7 @@ type CopyResult struct {
 
 func (x *CopyResult) Reset() {
 	*x = CopyResult{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2917,7 @@ func (x *CopyResult) String() string {
 func (*CopyResult) ProtoMessage() {}
 
 func (x *CopyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2930,7 @@ func (x *CopyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyResult.ProtoReflect.Descriptor instead.
 func (*CopyResult) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{32}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CopyResult) GetManifest() *Descriptor {
@@ -2476,7 +2976,7 @@ type CopyResponse struct {
 
 func (x *CopyResponse) Reset() {
 	*x = CopyResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2488,7 +2988,7 @@ func (x *CopyResponse) String() string {
 func (*CopyResponse) ProtoMessage() {}
 
 func (x *CopyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2501,7 +3001,7 @@ func (x *CopyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyResponse.ProtoReflect.Descriptor instead.
 func (*CopyResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{33}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CopyResponse) GetAnswer() isCopyResponse_Answer {
@@ -2561,7 +3061,7 @@ type ListRepositoriesRequest struct {
 
 func (x *ListRepositoriesRequest) Reset() {
 	*x = ListRepositoriesRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +3073,7 @@ func (x *ListRepositoriesRequest) String() string {
 func (*ListRepositoriesRequest) ProtoMessage() {}
 
 func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +3086,7 @@ func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesRequest.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{34}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListRepositoriesRequest) GetRegistry() string {
@@ -2614,7 +3114,7 @@ type ListRepositoriesResponse struct {
 
 func (x *ListRepositoriesResponse) Reset() {
 	*x = ListRepositoriesResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +3126,7 @@ func (x *ListRepositoriesResponse) String() string {
 func (*ListRepositoriesResponse) ProtoMessage() {}
 
 func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +3139,7 @@ func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesResponse.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{35}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListRepositoriesResponse) GetRepositories() []string {
@@ -2662,7 +3162,7 @@ type TagRequest struct {
 
 func (x *TagRequest) Reset() {
 	*x = TagRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +3174,7 @@ func (x *TagRequest) String() string {
 func (*TagRequest) ProtoMessage() {}
 
 func (x *TagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +3187,7 @@ func (x *TagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagRequest.ProtoReflect.Descriptor instead.
 func (*TagRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{36}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TagRequest) GetTarget() *Target {
@@ -2719,7 +3219,7 @@ type TagResponse struct {
 
 func (x *TagResponse) Reset() {
 	*x = TagResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2731,7 +3231,7 @@ func (x *TagResponse) String() string {
 func (*TagResponse) ProtoMessage() {}
 
 func (x *TagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2744,7 +3244,7 @@ func (x *TagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagResponse.ProtoReflect.Descriptor instead.
 func (*TagResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{37}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TagResponse) GetManifest() *Descriptor {
@@ -2786,7 +3286,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +3298,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +3311,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{38}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *LoginRequest) GetRegistry() string {
@@ -2857,7 +3357,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2869,7 +3369,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2882,7 +3382,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *LoginResponse) GetRegistry() string {
@@ -2917,7 +3417,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3429,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3442,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{40}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *LogoutRequest) GetRegistry() string {
@@ -2963,7 +3463,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3475,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3488,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{41}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *LogoutResponse) GetRemoved() bool {
@@ -3007,7 +3507,7 @@ type ListCredentialsRequest struct {
 
 func (x *ListCredentialsRequest) Reset() {
 	*x = ListCredentialsRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3019,7 +3519,7 @@ func (x *ListCredentialsRequest) String() string {
 func (*ListCredentialsRequest) ProtoMessage() {}
 
 func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3032,7 +3532,7 @@ func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{42}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{50}
 }
 
 // StoredCredential describes credentials without their secret.
@@ -3050,7 +3550,7 @@ type StoredCredential struct {
 
 func (x *StoredCredential) Reset() {
 	*x = StoredCredential{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3062,7 +3562,7 @@ func (x *StoredCredential) String() string {
 func (*StoredCredential) ProtoMessage() {}
 
 func (x *StoredCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3075,7 +3575,7 @@ func (x *StoredCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredCredential.ProtoReflect.Descriptor instead.
 func (*StoredCredential) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{43}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *StoredCredential) GetRegistry() string {
@@ -3110,7 +3610,7 @@ type ListCredentialsResponse struct {
 
 func (x *ListCredentialsResponse) Reset() {
 	*x = ListCredentialsResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3122,7 +3622,7 @@ func (x *ListCredentialsResponse) String() string {
 func (*ListCredentialsResponse) ProtoMessage() {}
 
 func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3135,7 +3635,7 @@ func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{44}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListCredentialsResponse) GetCredentials() []*StoredCredential {
@@ -3168,7 +3668,7 @@ type UploadBlobRequest struct {
 
 func (x *UploadBlobRequest) Reset() {
 	*x = UploadBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3180,7 +3680,7 @@ func (x *UploadBlobRequest) String() string {
 func (*UploadBlobRequest) ProtoMessage() {}
 
 func (x *UploadBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3193,7 +3693,7 @@ func (x *UploadBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBlobRequest.ProtoReflect.Descriptor instead.
 func (*UploadBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{45}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *UploadBlobRequest) GetRef() string {
@@ -3255,7 +3755,7 @@ type UploadBlobResponse struct {
 
 func (x *UploadBlobResponse) Reset() {
 	*x = UploadBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3267,7 +3767,7 @@ func (x *UploadBlobResponse) String() string {
 func (*UploadBlobResponse) ProtoMessage() {}
 
 func (x *UploadBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3280,7 +3780,7 @@ func (x *UploadBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBlobResponse.ProtoReflect.Descriptor instead.
 func (*UploadBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{46}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *UploadBlobResponse) GetRef() string {
@@ -3322,7 +3822,7 @@ type UploadStatusRequest struct {
 
 func (x *UploadStatusRequest) Reset() {
 	*x = UploadStatusRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3334,7 +3834,7 @@ func (x *UploadStatusRequest) String() string {
 func (*UploadStatusRequest) ProtoMessage() {}
 
 func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3347,7 +3847,7 @@ func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusRequest.ProtoReflect.Descriptor instead.
 func (*UploadStatusRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{47}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *UploadStatusRequest) GetRef() string {
@@ -3370,7 +3870,7 @@ type UploadStatusResponse struct {
 
 func (x *UploadStatusResponse) Reset() {
 	*x = UploadStatusResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3382,7 +3882,7 @@ func (x *UploadStatusResponse) String() string {
 func (*UploadStatusResponse) ProtoMessage() {}
 
 func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3395,7 +3895,7 @@ func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusResponse.ProtoReflect.Descriptor instead.
 func (*UploadStatusResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{48}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UploadStatusResponse) GetOffset() uint64 {
@@ -3432,7 +3932,7 @@ type DownloadBlobRequest struct {
 
 func (x *DownloadBlobRequest) Reset() {
 	*x = DownloadBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3444,7 +3944,7 @@ func (x *DownloadBlobRequest) String() string {
 func (*DownloadBlobRequest) ProtoMessage() {}
 
 func (x *DownloadBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3457,7 +3957,7 @@ func (x *DownloadBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBlobRequest.ProtoReflect.Descriptor instead.
 func (*DownloadBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{49}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DownloadBlobRequest) GetDigest() string {
@@ -3509,7 +4009,7 @@ type DownloadBlobResponse struct {
 
 func (x *DownloadBlobResponse) Reset() {
 	*x = DownloadBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3521,7 +4021,7 @@ func (x *DownloadBlobResponse) String() string {
 func (*DownloadBlobResponse) ProtoMessage() {}
 
 func (x *DownloadBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3534,7 +4034,7 @@ func (x *DownloadBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBlobResponse.ProtoReflect.Descriptor instead.
 func (*DownloadBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{50}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DownloadBlobResponse) GetData() []byte {
@@ -3559,7 +4059,7 @@ type ServerInfoRequest struct {
 
 func (x *ServerInfoRequest) Reset() {
 	*x = ServerInfoRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3571,7 +4071,7 @@ func (x *ServerInfoRequest) String() string {
 func (*ServerInfoRequest) ProtoMessage() {}
 
 func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3584,7 +4084,7 @@ func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfoRequest.ProtoReflect.Descriptor instead.
 func (*ServerInfoRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{51}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{59}
 }
 
 type ServerInfoResponse struct {
@@ -3611,7 +4111,7 @@ type ServerInfoResponse struct {
 
 func (x *ServerInfoResponse) Reset() {
 	*x = ServerInfoResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3623,7 +4123,7 @@ func (x *ServerInfoResponse) String() string {
 func (*ServerInfoResponse) ProtoMessage() {}
 
 func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3636,7 +4136,7 @@ func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfoResponse.ProtoReflect.Descriptor instead.
 func (*ServerInfoResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{52}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ServerInfoResponse) GetVersion() string {
@@ -3823,7 +4323,40 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"repository\x12.\n" +
 	"\x13exclude_digest_tags\x18\x02 \x01(\bR\x11excludeDigestTags\"&\n" +
 	"\x10ListTagsResponse\x12\x12\n" +
-	"\x04tags\x18\x01 \x03(\tR\x04tags\"\xac\x01\n" +
+	"\x04tags\x18\x01 \x03(\tR\x04tags\"\x99\x01\n" +
+	"\x13PushManifestRequest\x12*\n" +
+	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\x12\x1d\n" +
+	"\n" +
+	"media_type\x18\x03 \x01(\tR\tmediaType\x12\x1d\n" +
+	"\n" +
+	"extra_tags\x18\x04 \x03(\tR\textraTags\"\x96\x01\n" +
+	"\x14PushManifestResponse\x122\n" +
+	"\bmanifest\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\bmanifest\x12\x1c\n" +
+	"\treference\x18\x02 \x01(\tR\treference\x12\x12\n" +
+	"\x04tags\x18\x03 \x03(\tR\x04tags\x12\x18\n" +
+	"\aexisted\x18\x04 \x01(\bR\aexisted\">\n" +
+	"\x10FetchBlobRequest\x12*\n" +
+	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\"k\n" +
+	"\x11FetchBlobResponse\x128\n" +
+	"\n" +
+	"descriptor\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorH\x00R\n" +
+	"descriptor\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
+	"\x04part\"t\n" +
+	"\x0fPushBlobRequest\x12*\n" +
+	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x1d\n" +
+	"\n" +
+	"media_type\x18\x03 \x01(\tR\tmediaType\"v\n" +
+	"\x10PushBlobResponse\x12*\n" +
+	"\x04blob\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\x04blob\x12\x1c\n" +
+	"\treference\x18\x02 \x01(\tR\treference\x12\x18\n" +
+	"\aexisted\x18\x03 \x01(\bR\aexisted\"?\n" +
+	"\x11DeleteBlobRequest\x12*\n" +
+	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\"2\n" +
+	"\x12DeleteBlobResponse\x12\x1c\n" +
+	"\treference\x18\x01 \x01(\tR\treference\"\xac\x01\n" +
 	"\vCopyRequest\x12*\n" +
 	"\x06source\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06source\x124\n" +
 	"\vdestination\x18\x02 \x01(\v2\x12.satchel.v1.TargetR\vdestination\x12\x1c\n" +
@@ -3923,8 +4456,7 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\rReferrersMode\x12\x1e\n" +
 	"\x1aREFERRERS_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REFERRERS_MODE_API\x10\x01\x12\x16\n" +
-	"\x12REFERRERS_MODE_TAG\x10\x022\xc7\n" +
-	"\n" +
+	"\x12REFERRERS_MODE_TAG\x10\x022\xfa\f\n" +
 	"\x0eSatchelService\x12=\n" +
 	"\x04Push\x12\x17.satchel.v1.PushRequest\x1a\x18.satchel.v1.PushResponse(\x010\x01\x12C\n" +
 	"\x06Attach\x12\x19.satchel.v1.AttachRequest\x1a\x1a.satchel.v1.AttachResponse(\x010\x01\x12E\n" +
@@ -3935,7 +4467,12 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\rFetchManifest\x12 .satchel.v1.FetchManifestRequest\x1a!.satchel.v1.FetchManifestResponse\x12E\n" +
 	"\bListTags\x12\x1b.satchel.v1.ListTagsRequest\x1a\x1c.satchel.v1.ListTagsResponse\x126\n" +
 	"\x03Tag\x12\x16.satchel.v1.TagRequest\x1a\x17.satchel.v1.TagResponse\x12]\n" +
-	"\x10ListRepositories\x12#.satchel.v1.ListRepositoriesRequest\x1a$.satchel.v1.ListRepositoriesResponse\x12;\n" +
+	"\x10ListRepositories\x12#.satchel.v1.ListRepositoriesRequest\x1a$.satchel.v1.ListRepositoriesResponse\x12Q\n" +
+	"\fPushManifest\x12\x1f.satchel.v1.PushManifestRequest\x1a .satchel.v1.PushManifestResponse\x12J\n" +
+	"\tFetchBlob\x12\x1c.satchel.v1.FetchBlobRequest\x1a\x1d.satchel.v1.FetchBlobResponse0\x01\x12E\n" +
+	"\bPushBlob\x12\x1b.satchel.v1.PushBlobRequest\x1a\x1c.satchel.v1.PushBlobResponse\x12K\n" +
+	"\n" +
+	"DeleteBlob\x12\x1d.satchel.v1.DeleteBlobRequest\x1a\x1e.satchel.v1.DeleteBlobResponse\x12;\n" +
 	"\x04Copy\x12\x17.satchel.v1.CopyRequest\x1a\x18.satchel.v1.CopyResponse0\x01\x12<\n" +
 	"\x05Login\x12\x18.satchel.v1.LoginRequest\x1a\x19.satchel.v1.LoginResponse\x12?\n" +
 	"\x06Logout\x12\x19.satchel.v1.LogoutRequest\x1a\x1a.satchel.v1.LogoutResponse\x12Z\n" +
@@ -3961,7 +4498,7 @@ func file_satchel_v1_satchel_proto_rawDescGZIP() []byte {
 }
 
 var file_satchel_v1_satchel_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_satchel_v1_satchel_proto_goTypes = []any{
 	(ReferrersMode)(0),               // 0: satchel.v1.ReferrersMode
 	(CopyEvent_Kind)(0),              // 1: satchel.v1.CopyEvent.Kind
@@ -3995,38 +4532,46 @@ var file_satchel_v1_satchel_proto_goTypes = []any{
 	(*FetchManifestResponse)(nil),    // 29: satchel.v1.FetchManifestResponse
 	(*ListTagsRequest)(nil),          // 30: satchel.v1.ListTagsRequest
 	(*ListTagsResponse)(nil),         // 31: satchel.v1.ListTagsResponse
-	(*CopyRequest)(nil),              // 32: satchel.v1.CopyRequest
-	(*CopyEvent)(nil),                // 33: satchel.v1.CopyEvent
-	(*CopyResult)(nil),               // 34: satchel.v1.CopyResult
-	(*CopyResponse)(nil),             // 35: satchel.v1.CopyResponse
-	(*ListRepositoriesRequest)(nil),  // 36: satchel.v1.ListRepositoriesRequest
-	(*ListRepositoriesResponse)(nil), // 37: satchel.v1.ListRepositoriesResponse
-	(*TagRequest)(nil),               // 38: satchel.v1.TagRequest
-	(*TagResponse)(nil),              // 39: satchel.v1.TagResponse
-	(*LoginRequest)(nil),             // 40: satchel.v1.LoginRequest
-	(*LoginResponse)(nil),            // 41: satchel.v1.LoginResponse
-	(*LogoutRequest)(nil),            // 42: satchel.v1.LogoutRequest
-	(*LogoutResponse)(nil),           // 43: satchel.v1.LogoutResponse
-	(*ListCredentialsRequest)(nil),   // 44: satchel.v1.ListCredentialsRequest
-	(*StoredCredential)(nil),         // 45: satchel.v1.StoredCredential
-	(*ListCredentialsResponse)(nil),  // 46: satchel.v1.ListCredentialsResponse
-	(*UploadBlobRequest)(nil),        // 47: satchel.v1.UploadBlobRequest
-	(*UploadBlobResponse)(nil),       // 48: satchel.v1.UploadBlobResponse
-	(*UploadStatusRequest)(nil),      // 49: satchel.v1.UploadStatusRequest
-	(*UploadStatusResponse)(nil),     // 50: satchel.v1.UploadStatusResponse
-	(*DownloadBlobRequest)(nil),      // 51: satchel.v1.DownloadBlobRequest
-	(*DownloadBlobResponse)(nil),     // 52: satchel.v1.DownloadBlobResponse
-	(*ServerInfoRequest)(nil),        // 53: satchel.v1.ServerInfoRequest
-	(*ServerInfoResponse)(nil),       // 54: satchel.v1.ServerInfoResponse
-	nil,                              // 55: satchel.v1.Descriptor.AnnotationsEntry
-	nil,                              // 56: satchel.v1.FileSpec.AnnotationsEntry
-	nil,                              // 57: satchel.v1.ArtifactSpec.AnnotationsEntry
+	(*PushManifestRequest)(nil),      // 32: satchel.v1.PushManifestRequest
+	(*PushManifestResponse)(nil),     // 33: satchel.v1.PushManifestResponse
+	(*FetchBlobRequest)(nil),         // 34: satchel.v1.FetchBlobRequest
+	(*FetchBlobResponse)(nil),        // 35: satchel.v1.FetchBlobResponse
+	(*PushBlobRequest)(nil),          // 36: satchel.v1.PushBlobRequest
+	(*PushBlobResponse)(nil),         // 37: satchel.v1.PushBlobResponse
+	(*DeleteBlobRequest)(nil),        // 38: satchel.v1.DeleteBlobRequest
+	(*DeleteBlobResponse)(nil),       // 39: satchel.v1.DeleteBlobResponse
+	(*CopyRequest)(nil),              // 40: satchel.v1.CopyRequest
+	(*CopyEvent)(nil),                // 41: satchel.v1.CopyEvent
+	(*CopyResult)(nil),               // 42: satchel.v1.CopyResult
+	(*CopyResponse)(nil),             // 43: satchel.v1.CopyResponse
+	(*ListRepositoriesRequest)(nil),  // 44: satchel.v1.ListRepositoriesRequest
+	(*ListRepositoriesResponse)(nil), // 45: satchel.v1.ListRepositoriesResponse
+	(*TagRequest)(nil),               // 46: satchel.v1.TagRequest
+	(*TagResponse)(nil),              // 47: satchel.v1.TagResponse
+	(*LoginRequest)(nil),             // 48: satchel.v1.LoginRequest
+	(*LoginResponse)(nil),            // 49: satchel.v1.LoginResponse
+	(*LogoutRequest)(nil),            // 50: satchel.v1.LogoutRequest
+	(*LogoutResponse)(nil),           // 51: satchel.v1.LogoutResponse
+	(*ListCredentialsRequest)(nil),   // 52: satchel.v1.ListCredentialsRequest
+	(*StoredCredential)(nil),         // 53: satchel.v1.StoredCredential
+	(*ListCredentialsResponse)(nil),  // 54: satchel.v1.ListCredentialsResponse
+	(*UploadBlobRequest)(nil),        // 55: satchel.v1.UploadBlobRequest
+	(*UploadBlobResponse)(nil),       // 56: satchel.v1.UploadBlobResponse
+	(*UploadStatusRequest)(nil),      // 57: satchel.v1.UploadStatusRequest
+	(*UploadStatusResponse)(nil),     // 58: satchel.v1.UploadStatusResponse
+	(*DownloadBlobRequest)(nil),      // 59: satchel.v1.DownloadBlobRequest
+	(*DownloadBlobResponse)(nil),     // 60: satchel.v1.DownloadBlobResponse
+	(*ServerInfoRequest)(nil),        // 61: satchel.v1.ServerInfoRequest
+	(*ServerInfoResponse)(nil),       // 62: satchel.v1.ServerInfoResponse
+	nil,                              // 63: satchel.v1.Descriptor.AnnotationsEntry
+	nil,                              // 64: satchel.v1.FileSpec.AnnotationsEntry
+	nil,                              // 65: satchel.v1.ArtifactSpec.AnnotationsEntry
 }
 var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	0,  // 0: satchel.v1.Target.referrers_mode:type_name -> satchel.v1.ReferrersMode
-	55, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
-	56, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
-	57, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
+	63, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
+	64, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
+	65, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
 	4,  // 4: satchel.v1.ArtifactSpec.files:type_name -> satchel.v1.FileSpec
 	5,  // 5: satchel.v1.ArtifactSpec.config:type_name -> satchel.v1.ConfigSpec
 	2,  // 6: satchel.v1.PushHeader.target:type_name -> satchel.v1.Target
@@ -4064,58 +4609,73 @@ var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	2,  // 38: satchel.v1.FetchManifestRequest.target:type_name -> satchel.v1.Target
 	3,  // 39: satchel.v1.FetchManifestResponse.manifest:type_name -> satchel.v1.Descriptor
 	2,  // 40: satchel.v1.ListTagsRequest.repository:type_name -> satchel.v1.Target
-	2,  // 41: satchel.v1.CopyRequest.source:type_name -> satchel.v1.Target
-	2,  // 42: satchel.v1.CopyRequest.destination:type_name -> satchel.v1.Target
-	1,  // 43: satchel.v1.CopyEvent.kind:type_name -> satchel.v1.CopyEvent.Kind
-	3,  // 44: satchel.v1.CopyEvent.descriptor:type_name -> satchel.v1.Descriptor
-	3,  // 45: satchel.v1.CopyResult.manifest:type_name -> satchel.v1.Descriptor
-	33, // 46: satchel.v1.CopyResponse.event:type_name -> satchel.v1.CopyEvent
-	34, // 47: satchel.v1.CopyResponse.result:type_name -> satchel.v1.CopyResult
-	2,  // 48: satchel.v1.TagRequest.target:type_name -> satchel.v1.Target
-	3,  // 49: satchel.v1.TagResponse.manifest:type_name -> satchel.v1.Descriptor
-	45, // 50: satchel.v1.ListCredentialsResponse.credentials:type_name -> satchel.v1.StoredCredential
-	2,  // 51: satchel.v1.DownloadBlobRequest.source:type_name -> satchel.v1.Target
-	9,  // 52: satchel.v1.SatchelService.Push:input_type -> satchel.v1.PushRequest
-	11, // 53: satchel.v1.SatchelService.Attach:input_type -> satchel.v1.AttachRequest
-	16, // 54: satchel.v1.SatchelService.Discover:input_type -> satchel.v1.DiscoverRequest
-	19, // 55: satchel.v1.SatchelService.Pull:input_type -> satchel.v1.PullRequest
-	24, // 56: satchel.v1.SatchelService.Resolve:input_type -> satchel.v1.ResolveRequest
-	26, // 57: satchel.v1.SatchelService.DeleteManifest:input_type -> satchel.v1.DeleteManifestRequest
-	28, // 58: satchel.v1.SatchelService.FetchManifest:input_type -> satchel.v1.FetchManifestRequest
-	30, // 59: satchel.v1.SatchelService.ListTags:input_type -> satchel.v1.ListTagsRequest
-	38, // 60: satchel.v1.SatchelService.Tag:input_type -> satchel.v1.TagRequest
-	36, // 61: satchel.v1.SatchelService.ListRepositories:input_type -> satchel.v1.ListRepositoriesRequest
-	32, // 62: satchel.v1.SatchelService.Copy:input_type -> satchel.v1.CopyRequest
-	40, // 63: satchel.v1.SatchelService.Login:input_type -> satchel.v1.LoginRequest
-	42, // 64: satchel.v1.SatchelService.Logout:input_type -> satchel.v1.LogoutRequest
-	44, // 65: satchel.v1.SatchelService.ListCredentials:input_type -> satchel.v1.ListCredentialsRequest
-	47, // 66: satchel.v1.SatchelService.UploadBlob:input_type -> satchel.v1.UploadBlobRequest
-	49, // 67: satchel.v1.SatchelService.UploadStatus:input_type -> satchel.v1.UploadStatusRequest
-	51, // 68: satchel.v1.SatchelService.DownloadBlob:input_type -> satchel.v1.DownloadBlobRequest
-	53, // 69: satchel.v1.SatchelService.ServerInfo:input_type -> satchel.v1.ServerInfoRequest
-	13, // 70: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
-	14, // 71: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
-	18, // 72: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
-	23, // 73: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
-	25, // 74: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
-	27, // 75: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
-	29, // 76: satchel.v1.SatchelService.FetchManifest:output_type -> satchel.v1.FetchManifestResponse
-	31, // 77: satchel.v1.SatchelService.ListTags:output_type -> satchel.v1.ListTagsResponse
-	39, // 78: satchel.v1.SatchelService.Tag:output_type -> satchel.v1.TagResponse
-	37, // 79: satchel.v1.SatchelService.ListRepositories:output_type -> satchel.v1.ListRepositoriesResponse
-	35, // 80: satchel.v1.SatchelService.Copy:output_type -> satchel.v1.CopyResponse
-	41, // 81: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
-	43, // 82: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
-	46, // 83: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
-	48, // 84: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
-	50, // 85: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
-	52, // 86: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
-	54, // 87: satchel.v1.SatchelService.ServerInfo:output_type -> satchel.v1.ServerInfoResponse
-	70, // [70:88] is the sub-list for method output_type
-	52, // [52:70] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	2,  // 41: satchel.v1.PushManifestRequest.target:type_name -> satchel.v1.Target
+	3,  // 42: satchel.v1.PushManifestResponse.manifest:type_name -> satchel.v1.Descriptor
+	2,  // 43: satchel.v1.FetchBlobRequest.target:type_name -> satchel.v1.Target
+	3,  // 44: satchel.v1.FetchBlobResponse.descriptor:type_name -> satchel.v1.Descriptor
+	2,  // 45: satchel.v1.PushBlobRequest.target:type_name -> satchel.v1.Target
+	3,  // 46: satchel.v1.PushBlobResponse.blob:type_name -> satchel.v1.Descriptor
+	2,  // 47: satchel.v1.DeleteBlobRequest.target:type_name -> satchel.v1.Target
+	2,  // 48: satchel.v1.CopyRequest.source:type_name -> satchel.v1.Target
+	2,  // 49: satchel.v1.CopyRequest.destination:type_name -> satchel.v1.Target
+	1,  // 50: satchel.v1.CopyEvent.kind:type_name -> satchel.v1.CopyEvent.Kind
+	3,  // 51: satchel.v1.CopyEvent.descriptor:type_name -> satchel.v1.Descriptor
+	3,  // 52: satchel.v1.CopyResult.manifest:type_name -> satchel.v1.Descriptor
+	41, // 53: satchel.v1.CopyResponse.event:type_name -> satchel.v1.CopyEvent
+	42, // 54: satchel.v1.CopyResponse.result:type_name -> satchel.v1.CopyResult
+	2,  // 55: satchel.v1.TagRequest.target:type_name -> satchel.v1.Target
+	3,  // 56: satchel.v1.TagResponse.manifest:type_name -> satchel.v1.Descriptor
+	53, // 57: satchel.v1.ListCredentialsResponse.credentials:type_name -> satchel.v1.StoredCredential
+	2,  // 58: satchel.v1.DownloadBlobRequest.source:type_name -> satchel.v1.Target
+	9,  // 59: satchel.v1.SatchelService.Push:input_type -> satchel.v1.PushRequest
+	11, // 60: satchel.v1.SatchelService.Attach:input_type -> satchel.v1.AttachRequest
+	16, // 61: satchel.v1.SatchelService.Discover:input_type -> satchel.v1.DiscoverRequest
+	19, // 62: satchel.v1.SatchelService.Pull:input_type -> satchel.v1.PullRequest
+	24, // 63: satchel.v1.SatchelService.Resolve:input_type -> satchel.v1.ResolveRequest
+	26, // 64: satchel.v1.SatchelService.DeleteManifest:input_type -> satchel.v1.DeleteManifestRequest
+	28, // 65: satchel.v1.SatchelService.FetchManifest:input_type -> satchel.v1.FetchManifestRequest
+	30, // 66: satchel.v1.SatchelService.ListTags:input_type -> satchel.v1.ListTagsRequest
+	46, // 67: satchel.v1.SatchelService.Tag:input_type -> satchel.v1.TagRequest
+	44, // 68: satchel.v1.SatchelService.ListRepositories:input_type -> satchel.v1.ListRepositoriesRequest
+	32, // 69: satchel.v1.SatchelService.PushManifest:input_type -> satchel.v1.PushManifestRequest
+	34, // 70: satchel.v1.SatchelService.FetchBlob:input_type -> satchel.v1.FetchBlobRequest
+	36, // 71: satchel.v1.SatchelService.PushBlob:input_type -> satchel.v1.PushBlobRequest
+	38, // 72: satchel.v1.SatchelService.DeleteBlob:input_type -> satchel.v1.DeleteBlobRequest
+	40, // 73: satchel.v1.SatchelService.Copy:input_type -> satchel.v1.CopyRequest
+	48, // 74: satchel.v1.SatchelService.Login:input_type -> satchel.v1.LoginRequest
+	50, // 75: satchel.v1.SatchelService.Logout:input_type -> satchel.v1.LogoutRequest
+	52, // 76: satchel.v1.SatchelService.ListCredentials:input_type -> satchel.v1.ListCredentialsRequest
+	55, // 77: satchel.v1.SatchelService.UploadBlob:input_type -> satchel.v1.UploadBlobRequest
+	57, // 78: satchel.v1.SatchelService.UploadStatus:input_type -> satchel.v1.UploadStatusRequest
+	59, // 79: satchel.v1.SatchelService.DownloadBlob:input_type -> satchel.v1.DownloadBlobRequest
+	61, // 80: satchel.v1.SatchelService.ServerInfo:input_type -> satchel.v1.ServerInfoRequest
+	13, // 81: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
+	14, // 82: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
+	18, // 83: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
+	23, // 84: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
+	25, // 85: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
+	27, // 86: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
+	29, // 87: satchel.v1.SatchelService.FetchManifest:output_type -> satchel.v1.FetchManifestResponse
+	31, // 88: satchel.v1.SatchelService.ListTags:output_type -> satchel.v1.ListTagsResponse
+	47, // 89: satchel.v1.SatchelService.Tag:output_type -> satchel.v1.TagResponse
+	45, // 90: satchel.v1.SatchelService.ListRepositories:output_type -> satchel.v1.ListRepositoriesResponse
+	33, // 91: satchel.v1.SatchelService.PushManifest:output_type -> satchel.v1.PushManifestResponse
+	35, // 92: satchel.v1.SatchelService.FetchBlob:output_type -> satchel.v1.FetchBlobResponse
+	37, // 93: satchel.v1.SatchelService.PushBlob:output_type -> satchel.v1.PushBlobResponse
+	39, // 94: satchel.v1.SatchelService.DeleteBlob:output_type -> satchel.v1.DeleteBlobResponse
+	43, // 95: satchel.v1.SatchelService.Copy:output_type -> satchel.v1.CopyResponse
+	49, // 96: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
+	51, // 97: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
+	54, // 98: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
+	56, // 99: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
+	58, // 100: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
+	60, // 101: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
+	62, // 102: satchel.v1.SatchelService.ServerInfo:output_type -> satchel.v1.ServerInfoResponse
+	81, // [81:103] is the sub-list for method output_type
+	59, // [59:81] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_satchel_v1_satchel_proto_init() }
@@ -4148,17 +4708,21 @@ func file_satchel_v1_satchel_proto_init() {
 		(*PullResponse_Progress)(nil),
 	}
 	file_satchel_v1_satchel_proto_msgTypes[33].OneofWrappers = []any{
+		(*FetchBlobResponse_Descriptor_)(nil),
+		(*FetchBlobResponse_Data)(nil),
+	}
+	file_satchel_v1_satchel_proto_msgTypes[41].OneofWrappers = []any{
 		(*CopyResponse_Event)(nil),
 		(*CopyResponse_Result)(nil),
 	}
-	file_satchel_v1_satchel_proto_msgTypes[45].OneofWrappers = []any{}
+	file_satchel_v1_satchel_proto_msgTypes[53].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_satchel_v1_satchel_proto_rawDesc), len(file_satchel_v1_satchel_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   56,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

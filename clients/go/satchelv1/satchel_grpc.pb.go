@@ -44,6 +44,10 @@ const (
 	SatchelService_ListTags_FullMethodName         = "/satchel.v1.SatchelService/ListTags"
 	SatchelService_Tag_FullMethodName              = "/satchel.v1.SatchelService/Tag"
 	SatchelService_ListRepositories_FullMethodName = "/satchel.v1.SatchelService/ListRepositories"
+	SatchelService_PushManifest_FullMethodName     = "/satchel.v1.SatchelService/PushManifest"
+	SatchelService_FetchBlob_FullMethodName        = "/satchel.v1.SatchelService/FetchBlob"
+	SatchelService_PushBlob_FullMethodName         = "/satchel.v1.SatchelService/PushBlob"
+	SatchelService_DeleteBlob_FullMethodName       = "/satchel.v1.SatchelService/DeleteBlob"
 	SatchelService_Copy_FullMethodName             = "/satchel.v1.SatchelService/Copy"
 	SatchelService_Login_FullMethodName            = "/satchel.v1.SatchelService/Login"
 	SatchelService_Logout_FullMethodName           = "/satchel.v1.SatchelService/Logout"
@@ -97,6 +101,22 @@ type SatchelServiceClient interface {
 	// ListRepositories lists a registry's repositories (its catalog, every
 	// page), as `oras repo ls`.
 	ListRepositories(ctx context.Context, in *ListRepositoriesRequest, opts ...grpc.CallOption) (*ListRepositoriesResponse, error)
+	// PushManifest stores a manifest given whole, as `oras manifest push`:
+	// under the target's tag (a digest must be the content's), or by digest
+	// alone, plus extra tags. A manifest with a subject is recorded among
+	// the subject's referrers (by the tag schema where the registry has no
+	// referrers API). What it references must be in the target already.
+	PushManifest(ctx context.Context, in *PushManifestRequest, opts ...grpc.CallOption) (*PushManifestResponse, error)
+	// FetchBlob streams a blob of a repository or layout, as `oras blob
+	// fetch`: first its descriptor, then its bytes, checked against the
+	// digest as they go (a mismatch ends the stream with DATA_LOSS).
+	FetchBlob(ctx context.Context, in *FetchBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBlobResponse], error)
+	// PushBlob puts a blob of the daemon's content store (uploaded with
+	// UploadBlob) into a repository or layout, as `oras blob push`.
+	PushBlob(ctx context.Context, in *PushBlobRequest, opts ...grpc.CallOption) (*PushBlobResponse, error)
+	// DeleteBlob deletes a blob from a repository or layout, as `oras blob
+	// delete`. A blob that is not there is NOT_FOUND.
+	DeleteBlob(ctx context.Context, in *DeleteBlobRequest, opts ...grpc.CallOption) (*DeleteBlobResponse, error)
 	// Copy copies a manifest and everything it references (an index's
 	// manifests, configs, layers, a subject) from one target to another,
 	// registry or layout either side, as `oras cp`; with recursive, the
@@ -263,9 +283,58 @@ func (c *satchelServiceClient) ListRepositories(ctx context.Context, in *ListRep
 	return out, nil
 }
 
+func (c *satchelServiceClient) PushManifest(ctx context.Context, in *PushManifestRequest, opts ...grpc.CallOption) (*PushManifestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PushManifestResponse)
+	err := c.cc.Invoke(ctx, SatchelService_PushManifest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *satchelServiceClient) FetchBlob(ctx context.Context, in *FetchBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBlobResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[3], SatchelService_FetchBlob_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FetchBlobRequest, FetchBlobResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SatchelService_FetchBlobClient = grpc.ServerStreamingClient[FetchBlobResponse]
+
+func (c *satchelServiceClient) PushBlob(ctx context.Context, in *PushBlobRequest, opts ...grpc.CallOption) (*PushBlobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PushBlobResponse)
+	err := c.cc.Invoke(ctx, SatchelService_PushBlob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *satchelServiceClient) DeleteBlob(ctx context.Context, in *DeleteBlobRequest, opts ...grpc.CallOption) (*DeleteBlobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteBlobResponse)
+	err := c.cc.Invoke(ctx, SatchelService_DeleteBlob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *satchelServiceClient) Copy(ctx context.Context, in *CopyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[3], SatchelService_Copy_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[4], SatchelService_Copy_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +383,7 @@ func (c *satchelServiceClient) ListCredentials(ctx context.Context, in *ListCred
 
 func (c *satchelServiceClient) UploadBlob(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[UploadBlobRequest, UploadBlobResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[4], SatchelService_UploadBlob_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[5], SatchelService_UploadBlob_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +406,7 @@ func (c *satchelServiceClient) UploadStatus(ctx context.Context, in *UploadStatu
 
 func (c *satchelServiceClient) DownloadBlob(ctx context.Context, in *DownloadBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadBlobResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[5], SatchelService_DownloadBlob_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[6], SatchelService_DownloadBlob_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -407,6 +476,22 @@ type SatchelServiceServer interface {
 	// ListRepositories lists a registry's repositories (its catalog, every
 	// page), as `oras repo ls`.
 	ListRepositories(context.Context, *ListRepositoriesRequest) (*ListRepositoriesResponse, error)
+	// PushManifest stores a manifest given whole, as `oras manifest push`:
+	// under the target's tag (a digest must be the content's), or by digest
+	// alone, plus extra tags. A manifest with a subject is recorded among
+	// the subject's referrers (by the tag schema where the registry has no
+	// referrers API). What it references must be in the target already.
+	PushManifest(context.Context, *PushManifestRequest) (*PushManifestResponse, error)
+	// FetchBlob streams a blob of a repository or layout, as `oras blob
+	// fetch`: first its descriptor, then its bytes, checked against the
+	// digest as they go (a mismatch ends the stream with DATA_LOSS).
+	FetchBlob(*FetchBlobRequest, grpc.ServerStreamingServer[FetchBlobResponse]) error
+	// PushBlob puts a blob of the daemon's content store (uploaded with
+	// UploadBlob) into a repository or layout, as `oras blob push`.
+	PushBlob(context.Context, *PushBlobRequest) (*PushBlobResponse, error)
+	// DeleteBlob deletes a blob from a repository or layout, as `oras blob
+	// delete`. A blob that is not there is NOT_FOUND.
+	DeleteBlob(context.Context, *DeleteBlobRequest) (*DeleteBlobResponse, error)
 	// Copy copies a manifest and everything it references (an index's
 	// manifests, configs, layers, a subject) from one target to another,
 	// registry or layout either side, as `oras cp`; with recursive, the
@@ -487,6 +572,18 @@ func (UnimplementedSatchelServiceServer) Tag(context.Context, *TagRequest) (*Tag
 }
 func (UnimplementedSatchelServiceServer) ListRepositories(context.Context, *ListRepositoriesRequest) (*ListRepositoriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRepositories not implemented")
+}
+func (UnimplementedSatchelServiceServer) PushManifest(context.Context, *PushManifestRequest) (*PushManifestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PushManifest not implemented")
+}
+func (UnimplementedSatchelServiceServer) FetchBlob(*FetchBlobRequest, grpc.ServerStreamingServer[FetchBlobResponse]) error {
+	return status.Error(codes.Unimplemented, "method FetchBlob not implemented")
+}
+func (UnimplementedSatchelServiceServer) PushBlob(context.Context, *PushBlobRequest) (*PushBlobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PushBlob not implemented")
+}
+func (UnimplementedSatchelServiceServer) DeleteBlob(context.Context, *DeleteBlobRequest) (*DeleteBlobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteBlob not implemented")
 }
 func (UnimplementedSatchelServiceServer) Copy(*CopyRequest, grpc.ServerStreamingServer[CopyResponse]) error {
 	return status.Error(codes.Unimplemented, "method Copy not implemented")
@@ -684,6 +781,71 @@ func _SatchelService_ListRepositories_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SatchelService_PushManifest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PushManifestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SatchelServiceServer).PushManifest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SatchelService_PushManifest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SatchelServiceServer).PushManifest(ctx, req.(*PushManifestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SatchelService_FetchBlob_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FetchBlobRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SatchelServiceServer).FetchBlob(m, &grpc.GenericServerStream[FetchBlobRequest, FetchBlobResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SatchelService_FetchBlobServer = grpc.ServerStreamingServer[FetchBlobResponse]
+
+func _SatchelService_PushBlob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PushBlobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SatchelServiceServer).PushBlob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SatchelService_PushBlob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SatchelServiceServer).PushBlob(ctx, req.(*PushBlobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SatchelService_DeleteBlob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteBlobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SatchelServiceServer).DeleteBlob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SatchelService_DeleteBlob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SatchelServiceServer).DeleteBlob(ctx, req.(*DeleteBlobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SatchelService_Copy_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(CopyRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -839,6 +1001,18 @@ var SatchelService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _SatchelService_ListRepositories_Handler,
 		},
 		{
+			MethodName: "PushManifest",
+			Handler:    _SatchelService_PushManifest_Handler,
+		},
+		{
+			MethodName: "PushBlob",
+			Handler:    _SatchelService_PushBlob_Handler,
+		},
+		{
+			MethodName: "DeleteBlob",
+			Handler:    _SatchelService_DeleteBlob_Handler,
+		},
+		{
 			MethodName: "Login",
 			Handler:    _SatchelService_Login_Handler,
 		},
@@ -875,6 +1049,11 @@ var SatchelService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Pull",
 			Handler:       _SatchelService_Pull_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "FetchBlob",
+			Handler:       _SatchelService_FetchBlob_Handler,
 			ServerStreams: true,
 		},
 		{

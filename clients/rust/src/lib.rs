@@ -28,6 +28,7 @@ pub mod blob;
 mod client;
 mod connect;
 mod error;
+pub mod fetch;
 mod handoff;
 pub mod layout_archive;
 pub mod pack;

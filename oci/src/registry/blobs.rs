@@ -125,6 +125,12 @@ impl Repository {
 
     /// Whether the repository has the blob.
     pub(crate) async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.blob_size(digest).await?.is_some())
+    }
+
+    /// The blob's size by a HEAD (its `Content-Length`, 0 when the
+    /// registry gives none); `None` when the repository lacks it.
+    pub(crate) async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
         let url = self.url(&format!("blobs/{digest}"))?;
         let resp = self
             .send(Method::HEAD, url, Access::Pull, HeaderMap::new(), None)
@@ -132,10 +138,26 @@ impl Repository {
         match resp.status() {
             s if s.is_success() => {
                 self.saw_blob(digest);
-                Ok(true)
+                let size = resp
+                    .headers()
+                    .get(reqwest::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                Ok(Some(size.unwrap_or(0)))
             }
-            StatusCode::NOT_FOUND => Ok(false),
+            StatusCode::NOT_FOUND => Ok(None),
             _ => Err(self.error(resp, &format!("blob {digest}")).await),
+        }
+    }
+
+    /// Deletes a blob (`DELETE /blobs/<digest>`, the `delete` scope).
+    pub(crate) async fn delete_blob(&self, digest: &Digest) -> Result<()> {
+        let url = self.url(&format!("blobs/{digest}"))?;
+        let resp = self
+            .send(Method::DELETE, url, Access::Delete, HeaderMap::new(), None)
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(()),
+            _ => Err(self.error(resp, &format!("delete of blob {digest}")).await),
         }
     }
 

@@ -204,6 +204,68 @@ impl pb::satchel_service_server::SatchelService for Api {
         }))
     }
 
+    async fn push_manifest(
+        &self,
+        request: Request<pb::PushManifestRequest>,
+    ) -> Result<Response<pb::PushManifestResponse>, Status> {
+        let r = request.into_inner();
+        let target = convert::target(r.target)?;
+        let pushed =
+            self.service
+                .push_manifest_bytes(target, r.content, &r.media_type, r.extra_tags);
+        let pushed = pushed.await.map_err(status)?;
+        Ok(Response::new(pb::PushManifestResponse {
+            manifest: Some(descriptor(&pushed.manifest.descriptor)),
+            reference: pushed.manifest.reference,
+            tags: pushed.tags,
+            existed: pushed.existed,
+        }))
+    }
+
+    type FetchBlobStream = Answer<pb::FetchBlobResponse>;
+
+    async fn fetch_blob(
+        &self,
+        request: Request<pb::FetchBlobRequest>,
+    ) -> Result<Response<Self::FetchBlobStream>, Status> {
+        use pb::fetch_blob_response::Part;
+        let target = convert::target(request.into_inner().target)?;
+        let fetched = self.service.fetch_blob(target).await.map_err(status)?;
+        let first = Part::Descriptor(descriptor(&fetched.descriptor));
+        let first = futures::stream::once(async move { Ok(first) });
+        let data = rechunk(fetched.body).map(|piece| Ok(Part::Data(piece.map_err(status)?)));
+        let answer = first
+            .chain(data)
+            .map(|part: Result<Part, Status>| Ok(pb::FetchBlobResponse { part: Some(part?) }));
+        Ok(Response::new(Box::pin(answer)))
+    }
+
+    async fn push_blob(
+        &self,
+        request: Request<pb::PushBlobRequest>,
+    ) -> Result<Response<pb::PushBlobResponse>, Status> {
+        let r = request.into_inner();
+        let target = convert::target(r.target)?;
+        let pushed = self
+            .service
+            .push_stored_blob(target, &r.digest, &r.media_type);
+        let pushed = pushed.await.map_err(status)?;
+        Ok(Response::new(pb::PushBlobResponse {
+            blob: Some(descriptor(&pushed.blob.descriptor)),
+            reference: pushed.blob.reference,
+            existed: pushed.existed,
+        }))
+    }
+
+    async fn delete_blob(
+        &self,
+        request: Request<pb::DeleteBlobRequest>,
+    ) -> Result<Response<pb::DeleteBlobResponse>, Status> {
+        let target = convert::target(request.into_inner().target)?;
+        let reference = self.service.delete_blob(target).await.map_err(status)?;
+        Ok(Response::new(pb::DeleteBlobResponse { reference }))
+    }
+
     type CopyStream = Answer<pb::CopyResponse>;
 
     async fn copy(

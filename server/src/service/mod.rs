@@ -13,6 +13,7 @@
 //! - [`manifests`]: resolve, delete, and the referrer tree of discover.
 //! - [`tags`]: a manifest fetched whole, tags listed and added.
 //! - [`copy`]: a manifest's graph, and its referrers, to another target.
+//! - [`raw`]: manifests pushed whole; blobs fetched, pushed and deleted.
 //! - [`blobs`]: the content store's resumable uploads and ranged downloads.
 //! - [`login`]: login, logout and the credential listing.
 //!
@@ -26,6 +27,7 @@ pub mod login;
 pub mod manifests;
 pub mod pull;
 pub mod push;
+pub mod raw;
 pub mod tags;
 pub mod target;
 

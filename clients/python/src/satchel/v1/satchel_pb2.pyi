@@ -327,6 +327,76 @@ class ListTagsResponse(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class PushManifestRequest(_message.Message):
+    __slots__ = ("target", "content", "media_type", "extra_tags")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_TAGS_FIELD_NUMBER: _ClassVar[int]
+    target: Target
+    content: bytes
+    media_type: str
+    extra_tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ..., content: _Optional[bytes] = ..., media_type: _Optional[str] = ..., extra_tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PushManifestResponse(_message.Message):
+    __slots__ = ("manifest", "reference", "tags", "existed")
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    EXISTED_FIELD_NUMBER: _ClassVar[int]
+    manifest: Descriptor
+    reference: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    existed: bool
+    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., existed: _Optional[bool] = ...) -> None: ...
+
+class FetchBlobRequest(_message.Message):
+    __slots__ = ("target",)
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    target: Target
+    def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ...) -> None: ...
+
+class FetchBlobResponse(_message.Message):
+    __slots__ = ("descriptor", "data")
+    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    descriptor: Descriptor
+    data: bytes
+    def __init__(self, descriptor: _Optional[_Union[Descriptor, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class PushBlobRequest(_message.Message):
+    __slots__ = ("target", "digest", "media_type")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    target: Target
+    digest: str
+    media_type: str
+    def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ..., digest: _Optional[str] = ..., media_type: _Optional[str] = ...) -> None: ...
+
+class PushBlobResponse(_message.Message):
+    __slots__ = ("blob", "reference", "existed")
+    BLOB_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    EXISTED_FIELD_NUMBER: _ClassVar[int]
+    blob: Descriptor
+    reference: str
+    existed: bool
+    def __init__(self, blob: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ..., existed: _Optional[bool] = ...) -> None: ...
+
+class DeleteBlobRequest(_message.Message):
+    __slots__ = ("target",)
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    target: Target
+    def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ...) -> None: ...
+
+class DeleteBlobResponse(_message.Message):
+    __slots__ = ("reference",)
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    reference: str
+    def __init__(self, reference: _Optional[str] = ...) -> None: ...
+
 class CopyRequest(_message.Message):
     __slots__ = ("source", "destination", "recursive", "extra_tags")
     SOURCE_FIELD_NUMBER: _ClassVar[int]

@@ -86,6 +86,26 @@ class SatchelServiceStub:
                 request_serializer=satchel_dot_v1_dot_satchel__pb2.ListRepositoriesRequest.SerializeToString,
                 response_deserializer=satchel_dot_v1_dot_satchel__pb2.ListRepositoriesResponse.FromString,
                 _registered_method=True)
+        self.PushManifest = channel.unary_unary(
+                '/satchel.v1.SatchelService/PushManifest',
+                request_serializer=satchel_dot_v1_dot_satchel__pb2.PushManifestRequest.SerializeToString,
+                response_deserializer=satchel_dot_v1_dot_satchel__pb2.PushManifestResponse.FromString,
+                _registered_method=True)
+        self.FetchBlob = channel.unary_stream(
+                '/satchel.v1.SatchelService/FetchBlob',
+                request_serializer=satchel_dot_v1_dot_satchel__pb2.FetchBlobRequest.SerializeToString,
+                response_deserializer=satchel_dot_v1_dot_satchel__pb2.FetchBlobResponse.FromString,
+                _registered_method=True)
+        self.PushBlob = channel.unary_unary(
+                '/satchel.v1.SatchelService/PushBlob',
+                request_serializer=satchel_dot_v1_dot_satchel__pb2.PushBlobRequest.SerializeToString,
+                response_deserializer=satchel_dot_v1_dot_satchel__pb2.PushBlobResponse.FromString,
+                _registered_method=True)
+        self.DeleteBlob = channel.unary_unary(
+                '/satchel.v1.SatchelService/DeleteBlob',
+                request_serializer=satchel_dot_v1_dot_satchel__pb2.DeleteBlobRequest.SerializeToString,
+                response_deserializer=satchel_dot_v1_dot_satchel__pb2.DeleteBlobResponse.FromString,
+                _registered_method=True)
         self.Copy = channel.unary_stream(
                 '/satchel.v1.SatchelService/Copy',
                 request_serializer=satchel_dot_v1_dot_satchel__pb2.CopyRequest.SerializeToString,
@@ -214,6 +234,42 @@ class SatchelServiceServicer:
     def ListRepositories(self, request, context):
         """ListRepositories lists a registry's repositories (its catalog, every
         page), as `oras repo ls`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PushManifest(self, request, context):
+        """PushManifest stores a manifest given whole, as `oras manifest push`:
+        under the target's tag (a digest must be the content's), or by digest
+        alone, plus extra tags. A manifest with a subject is recorded among
+        the subject's referrers (by the tag schema where the registry has no
+        referrers API). What it references must be in the target already.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchBlob(self, request, context):
+        """FetchBlob streams a blob of a repository or layout, as `oras blob
+        fetch`: first its descriptor, then its bytes, checked against the
+        digest as they go (a mismatch ends the stream with DATA_LOSS).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PushBlob(self, request, context):
+        """PushBlob puts a blob of the daemon's content store (uploaded with
+        UploadBlob) into a repository or layout, as `oras blob push`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteBlob(self, request, context):
+        """DeleteBlob deletes a blob from a repository or layout, as `oras blob
+        delete`. A blob that is not there is NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -352,6 +408,26 @@ def add_SatchelServiceServicer_to_server(servicer, server):
                     servicer.ListRepositories,
                     request_deserializer=satchel_dot_v1_dot_satchel__pb2.ListRepositoriesRequest.FromString,
                     response_serializer=satchel_dot_v1_dot_satchel__pb2.ListRepositoriesResponse.SerializeToString,
+            ),
+            'PushManifest': grpc.unary_unary_rpc_method_handler(
+                    servicer.PushManifest,
+                    request_deserializer=satchel_dot_v1_dot_satchel__pb2.PushManifestRequest.FromString,
+                    response_serializer=satchel_dot_v1_dot_satchel__pb2.PushManifestResponse.SerializeToString,
+            ),
+            'FetchBlob': grpc.unary_stream_rpc_method_handler(
+                    servicer.FetchBlob,
+                    request_deserializer=satchel_dot_v1_dot_satchel__pb2.FetchBlobRequest.FromString,
+                    response_serializer=satchel_dot_v1_dot_satchel__pb2.FetchBlobResponse.SerializeToString,
+            ),
+            'PushBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.PushBlob,
+                    request_deserializer=satchel_dot_v1_dot_satchel__pb2.PushBlobRequest.FromString,
+                    response_serializer=satchel_dot_v1_dot_satchel__pb2.PushBlobResponse.SerializeToString,
+            ),
+            'DeleteBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteBlob,
+                    request_deserializer=satchel_dot_v1_dot_satchel__pb2.DeleteBlobRequest.FromString,
+                    response_serializer=satchel_dot_v1_dot_satchel__pb2.DeleteBlobResponse.SerializeToString,
             ),
             'Copy': grpc.unary_stream_rpc_method_handler(
                     servicer.Copy,
@@ -666,6 +742,114 @@ class SatchelService:
             '/satchel.v1.SatchelService/ListRepositories',
             satchel_dot_v1_dot_satchel__pb2.ListRepositoriesRequest.SerializeToString,
             satchel_dot_v1_dot_satchel__pb2.ListRepositoriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushManifest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satchel.v1.SatchelService/PushManifest',
+            satchel_dot_v1_dot_satchel__pb2.PushManifestRequest.SerializeToString,
+            satchel_dot_v1_dot_satchel__pb2.PushManifestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/satchel.v1.SatchelService/FetchBlob',
+            satchel_dot_v1_dot_satchel__pb2.FetchBlobRequest.SerializeToString,
+            satchel_dot_v1_dot_satchel__pb2.FetchBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satchel.v1.SatchelService/PushBlob',
+            satchel_dot_v1_dot_satchel__pb2.PushBlobRequest.SerializeToString,
+            satchel_dot_v1_dot_satchel__pb2.PushBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satchel.v1.SatchelService/DeleteBlob',
+            satchel_dot_v1_dot_satchel__pb2.DeleteBlobRequest.SerializeToString,
+            satchel_dot_v1_dot_satchel__pb2.DeleteBlobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -545,6 +545,97 @@ export interface ListTagsResponse {
   tags: string[];
 }
 
+/** PushManifestRequest carries a manifest and where to store it. */
+export interface PushManifestRequest {
+  /**
+   * The repository or layout, with the tag to give the manifest, or its
+   * digest (which must be the content's), or neither.
+   */
+  target?:
+    | Target
+    | undefined;
+  /** The manifest's bytes, stored exactly; at most 4 MiB. */
+  content: Buffer;
+  /** Its media type; empty: the document's own mediaType field. */
+  mediaType: string;
+  /** More tags, each a valid tag. */
+  extraTags: string[];
+}
+
+/** PushManifestResponse reports a stored manifest. */
+export interface PushManifestResponse {
+  /** Its descriptor. */
+  manifest?:
+    | Descriptor
+    | undefined;
+  /** Its canonical reference by digest. */
+  reference: string;
+  /** The tags it was given, in the order asked. */
+  tags: string[];
+  /** Whether the target had it already under the name asked. */
+  existed: boolean;
+}
+
+/** FetchBlobRequest names a blob. */
+export interface FetchBlobRequest {
+  /**
+   * The repository or layout, and the blob's digest
+   * ("registry/repo@sha256:...", or with oci_layout "sha256:...").
+   */
+  target?: Target | undefined;
+}
+
+/** FetchBlobResponse is one message of a FetchBlob answer. */
+export interface FetchBlobResponse {
+  part?:
+    | //
+    /** The blob's descriptor (media type application/octet-stream); first. */
+    { $case: "descriptor"; descriptor: Descriptor }
+    | //
+    /** At most 1 MiB of the blob's bytes, following the previous ones. */
+    { $case: "data"; data: Buffer }
+    | undefined;
+}
+
+/** PushBlobRequest names a blob of the content store and where to put it. */
+export interface PushBlobRequest {
+  /** The repository or layout; a tag or digest in it is ignored. */
+  target?:
+    | Target
+    | undefined;
+  /** The blob's digest in the content store. */
+  digest: string;
+  /**
+   * The media type to report in the descriptor; empty:
+   * application/octet-stream.
+   */
+  mediaType: string;
+}
+
+/** PushBlobResponse reports a pushed blob. */
+export interface PushBlobResponse {
+  /** Its descriptor. */
+  blob?:
+    | Descriptor
+    | undefined;
+  /** Its reference by digest in the target. */
+  reference: string;
+  /** Whether the target had it already. */
+  existed: boolean;
+}
+
+/** DeleteBlobRequest names a blob. */
+export interface DeleteBlobRequest {
+  /** The repository or layout, and the blob's digest. */
+  target?: Target | undefined;
+}
+
+/** DeleteBlobResponse reports a deleted blob. */
+export interface DeleteBlobResponse {
+  /** Its reference by digest. */
+  reference: string;
+}
+
 /** CopyRequest names what to copy and where. */
 export interface CopyRequest {
   /**
@@ -3510,6 +3601,604 @@ export const ListTagsResponse: MessageFns<ListTagsResponse> = {
   },
 };
 
+function createBasePushManifestRequest(): PushManifestRequest {
+  return { target: undefined, content: Buffer.alloc(0), mediaType: "", extraTags: [] };
+}
+
+export const PushManifestRequest: MessageFns<PushManifestRequest> = {
+  encode(message: PushManifestRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.target !== undefined) {
+      Target.encode(message.target, writer.uint32(10).fork()).join();
+    }
+    if (message.content.length !== 0) {
+      writer.uint32(18).bytes(message.content);
+    }
+    if (message.mediaType !== "") {
+      writer.uint32(26).string(message.mediaType);
+    }
+    for (const v of message.extraTags) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushManifestRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushManifestRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.target = Target.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.content = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.mediaType = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.extraTags.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<PushManifestRequest>): PushManifestRequest {
+    return PushManifestRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PushManifestRequest>): PushManifestRequest {
+    const message = createBasePushManifestRequest();
+    message.target = (object.target !== undefined && object.target !== null)
+      ? Target.fromPartial(object.target)
+      : undefined;
+    message.content = object.content ?? Buffer.alloc(0);
+    message.mediaType = object.mediaType ?? "";
+    message.extraTags = object.extraTags?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBasePushManifestResponse(): PushManifestResponse {
+  return { manifest: undefined, reference: "", tags: [], existed: false };
+}
+
+export const PushManifestResponse: MessageFns<PushManifestResponse> = {
+  encode(message: PushManifestResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.manifest !== undefined) {
+      Descriptor.encode(message.manifest, writer.uint32(10).fork()).join();
+    }
+    if (message.reference !== "") {
+      writer.uint32(18).string(message.reference);
+    }
+    for (const v of message.tags) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.existed !== false) {
+      writer.uint32(32).bool(message.existed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushManifestResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushManifestResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.manifest = Descriptor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tags.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.existed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<PushManifestResponse>): PushManifestResponse {
+    return PushManifestResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PushManifestResponse>): PushManifestResponse {
+    const message = createBasePushManifestResponse();
+    message.manifest = (object.manifest !== undefined && object.manifest !== null)
+      ? Descriptor.fromPartial(object.manifest)
+      : undefined;
+    message.reference = object.reference ?? "";
+    message.tags = object.tags?.map((e) => e) || [];
+    message.existed = object.existed ?? false;
+    return message;
+  },
+};
+
+function createBaseFetchBlobRequest(): FetchBlobRequest {
+  return { target: undefined };
+}
+
+export const FetchBlobRequest: MessageFns<FetchBlobRequest> = {
+  encode(message: FetchBlobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.target !== undefined) {
+      Target.encode(message.target, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchBlobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchBlobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.target = Target.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<FetchBlobRequest>): FetchBlobRequest {
+    return FetchBlobRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FetchBlobRequest>): FetchBlobRequest {
+    const message = createBaseFetchBlobRequest();
+    message.target = (object.target !== undefined && object.target !== null)
+      ? Target.fromPartial(object.target)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseFetchBlobResponse(): FetchBlobResponse {
+  return { part: undefined };
+}
+
+export const FetchBlobResponse: MessageFns<FetchBlobResponse> = {
+  encode(message: FetchBlobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.part?.$case) {
+      case "descriptor":
+        Descriptor.encode(message.part.descriptor, writer.uint32(10).fork()).join();
+        break;
+      case "data":
+        writer.uint32(18).bytes(message.part.data);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchBlobResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchBlobResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.part = { $case: "descriptor", descriptor: Descriptor.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.part = { $case: "data", data: Buffer.from(reader.bytes()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<FetchBlobResponse>): FetchBlobResponse {
+    return FetchBlobResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FetchBlobResponse>): FetchBlobResponse {
+    const message = createBaseFetchBlobResponse();
+    switch (object.part?.$case) {
+      case "descriptor": {
+        if (object.part?.descriptor !== undefined && object.part?.descriptor !== null) {
+          message.part = { $case: "descriptor", descriptor: Descriptor.fromPartial(object.part.descriptor) };
+        }
+        break;
+      }
+      case "data": {
+        if (object.part?.data !== undefined && object.part?.data !== null) {
+          message.part = { $case: "data", data: object.part.data };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBasePushBlobRequest(): PushBlobRequest {
+  return { target: undefined, digest: "", mediaType: "" };
+}
+
+export const PushBlobRequest: MessageFns<PushBlobRequest> = {
+  encode(message: PushBlobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.target !== undefined) {
+      Target.encode(message.target, writer.uint32(10).fork()).join();
+    }
+    if (message.digest !== "") {
+      writer.uint32(18).string(message.digest);
+    }
+    if (message.mediaType !== "") {
+      writer.uint32(26).string(message.mediaType);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushBlobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushBlobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.target = Target.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.mediaType = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<PushBlobRequest>): PushBlobRequest {
+    return PushBlobRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PushBlobRequest>): PushBlobRequest {
+    const message = createBasePushBlobRequest();
+    message.target = (object.target !== undefined && object.target !== null)
+      ? Target.fromPartial(object.target)
+      : undefined;
+    message.digest = object.digest ?? "";
+    message.mediaType = object.mediaType ?? "";
+    return message;
+  },
+};
+
+function createBasePushBlobResponse(): PushBlobResponse {
+  return { blob: undefined, reference: "", existed: false };
+}
+
+export const PushBlobResponse: MessageFns<PushBlobResponse> = {
+  encode(message: PushBlobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.blob !== undefined) {
+      Descriptor.encode(message.blob, writer.uint32(10).fork()).join();
+    }
+    if (message.reference !== "") {
+      writer.uint32(18).string(message.reference);
+    }
+    if (message.existed !== false) {
+      writer.uint32(24).bool(message.existed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushBlobResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushBlobResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.blob = Descriptor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.existed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<PushBlobResponse>): PushBlobResponse {
+    return PushBlobResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PushBlobResponse>): PushBlobResponse {
+    const message = createBasePushBlobResponse();
+    message.blob = (object.blob !== undefined && object.blob !== null)
+      ? Descriptor.fromPartial(object.blob)
+      : undefined;
+    message.reference = object.reference ?? "";
+    message.existed = object.existed ?? false;
+    return message;
+  },
+};
+
+function createBaseDeleteBlobRequest(): DeleteBlobRequest {
+  return { target: undefined };
+}
+
+export const DeleteBlobRequest: MessageFns<DeleteBlobRequest> = {
+  encode(message: DeleteBlobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.target !== undefined) {
+      Target.encode(message.target, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteBlobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteBlobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.target = Target.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<DeleteBlobRequest>): DeleteBlobRequest {
+    return DeleteBlobRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteBlobRequest>): DeleteBlobRequest {
+    const message = createBaseDeleteBlobRequest();
+    message.target = (object.target !== undefined && object.target !== null)
+      ? Target.fromPartial(object.target)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteBlobResponse(): DeleteBlobResponse {
+  return { reference: "" };
+}
+
+export const DeleteBlobResponse: MessageFns<DeleteBlobResponse> = {
+  encode(message: DeleteBlobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reference !== "") {
+      writer.uint32(10).string(message.reference);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteBlobResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteBlobResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<DeleteBlobResponse>): DeleteBlobResponse {
+    return DeleteBlobResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteBlobResponse>): DeleteBlobResponse {
+    const message = createBaseDeleteBlobResponse();
+    message.reference = object.reference ?? "";
+    return message;
+  },
+};
+
 function createBaseCopyRequest(): CopyRequest {
   return { source: undefined, destination: undefined, recursive: false, extraTags: [] };
 }
@@ -5400,6 +6089,63 @@ export const SatchelServiceService = {
     responseDeserialize: (value: Buffer): ListRepositoriesResponse => ListRepositoriesResponse.decode(value),
   },
   /**
+   * PushManifest stores a manifest given whole, as `oras manifest push`:
+   * under the target's tag (a digest must be the content's), or by digest
+   * alone, plus extra tags. A manifest with a subject is recorded among
+   * the subject's referrers (by the tag schema where the registry has no
+   * referrers API). What it references must be in the target already.
+   */
+  pushManifest: {
+    path: "/satchel.v1.SatchelService/PushManifest" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PushManifestRequest): Buffer => Buffer.from(PushManifestRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PushManifestRequest => PushManifestRequest.decode(value),
+    responseSerialize: (value: PushManifestResponse): Buffer =>
+      Buffer.from(PushManifestResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PushManifestResponse => PushManifestResponse.decode(value),
+  },
+  /**
+   * FetchBlob streams a blob of a repository or layout, as `oras blob
+   * fetch`: first its descriptor, then its bytes, checked against the
+   * digest as they go (a mismatch ends the stream with DATA_LOSS).
+   */
+  fetchBlob: {
+    path: "/satchel.v1.SatchelService/FetchBlob" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: FetchBlobRequest): Buffer => Buffer.from(FetchBlobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FetchBlobRequest => FetchBlobRequest.decode(value),
+    responseSerialize: (value: FetchBlobResponse): Buffer => Buffer.from(FetchBlobResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FetchBlobResponse => FetchBlobResponse.decode(value),
+  },
+  /**
+   * PushBlob puts a blob of the daemon's content store (uploaded with
+   * UploadBlob) into a repository or layout, as `oras blob push`.
+   */
+  pushBlob: {
+    path: "/satchel.v1.SatchelService/PushBlob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PushBlobRequest): Buffer => Buffer.from(PushBlobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PushBlobRequest => PushBlobRequest.decode(value),
+    responseSerialize: (value: PushBlobResponse): Buffer => Buffer.from(PushBlobResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PushBlobResponse => PushBlobResponse.decode(value),
+  },
+  /**
+   * DeleteBlob deletes a blob from a repository or layout, as `oras blob
+   * delete`. A blob that is not there is NOT_FOUND.
+   */
+  deleteBlob: {
+    path: "/satchel.v1.SatchelService/DeleteBlob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteBlobRequest): Buffer => Buffer.from(DeleteBlobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteBlobRequest => DeleteBlobRequest.decode(value),
+    responseSerialize: (value: DeleteBlobResponse): Buffer => Buffer.from(DeleteBlobResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteBlobResponse => DeleteBlobResponse.decode(value),
+  },
+  /**
    * Copy copies a manifest and everything it references (an index's
    * manifests, configs, layers, a subject) from one target to another,
    * registry or layout either side, as `oras cp`; with recursive, the
@@ -5577,6 +6323,30 @@ export interface SatchelServiceServer extends UntypedServiceImplementation {
    * page), as `oras repo ls`.
    */
   listRepositories: handleUnaryCall<ListRepositoriesRequest, ListRepositoriesResponse>;
+  /**
+   * PushManifest stores a manifest given whole, as `oras manifest push`:
+   * under the target's tag (a digest must be the content's), or by digest
+   * alone, plus extra tags. A manifest with a subject is recorded among
+   * the subject's referrers (by the tag schema where the registry has no
+   * referrers API). What it references must be in the target already.
+   */
+  pushManifest: handleUnaryCall<PushManifestRequest, PushManifestResponse>;
+  /**
+   * FetchBlob streams a blob of a repository or layout, as `oras blob
+   * fetch`: first its descriptor, then its bytes, checked against the
+   * digest as they go (a mismatch ends the stream with DATA_LOSS).
+   */
+  fetchBlob: handleServerStreamingCall<FetchBlobRequest, FetchBlobResponse>;
+  /**
+   * PushBlob puts a blob of the daemon's content store (uploaded with
+   * UploadBlob) into a repository or layout, as `oras blob push`.
+   */
+  pushBlob: handleUnaryCall<PushBlobRequest, PushBlobResponse>;
+  /**
+   * DeleteBlob deletes a blob from a repository or layout, as `oras blob
+   * delete`. A blob that is not there is NOT_FOUND.
+   */
+  deleteBlob: handleUnaryCall<DeleteBlobRequest, DeleteBlobResponse>;
   /**
    * Copy copies a manifest and everything it references (an index's
    * manifests, configs, layers, a subject) from one target to another,
@@ -5786,6 +6556,77 @@ export interface SatchelServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListRepositoriesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * PushManifest stores a manifest given whole, as `oras manifest push`:
+   * under the target's tag (a digest must be the content's), or by digest
+   * alone, plus extra tags. A manifest with a subject is recorded among
+   * the subject's referrers (by the tag schema where the registry has no
+   * referrers API). What it references must be in the target already.
+   */
+  pushManifest(
+    request: PushManifestRequest,
+    callback: (error: ServiceError | null, response: PushManifestResponse) => void,
+  ): ClientUnaryCall;
+  pushManifest(
+    request: PushManifestRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PushManifestResponse) => void,
+  ): ClientUnaryCall;
+  pushManifest(
+    request: PushManifestRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PushManifestResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * FetchBlob streams a blob of a repository or layout, as `oras blob
+   * fetch`: first its descriptor, then its bytes, checked against the
+   * digest as they go (a mismatch ends the stream with DATA_LOSS).
+   */
+  fetchBlob(request: FetchBlobRequest, options?: Partial<CallOptions>): ClientReadableStream<FetchBlobResponse>;
+  fetchBlob(
+    request: FetchBlobRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<FetchBlobResponse>;
+  /**
+   * PushBlob puts a blob of the daemon's content store (uploaded with
+   * UploadBlob) into a repository or layout, as `oras blob push`.
+   */
+  pushBlob(
+    request: PushBlobRequest,
+    callback: (error: ServiceError | null, response: PushBlobResponse) => void,
+  ): ClientUnaryCall;
+  pushBlob(
+    request: PushBlobRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PushBlobResponse) => void,
+  ): ClientUnaryCall;
+  pushBlob(
+    request: PushBlobRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PushBlobResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * DeleteBlob deletes a blob from a repository or layout, as `oras blob
+   * delete`. A blob that is not there is NOT_FOUND.
+   */
+  deleteBlob(
+    request: DeleteBlobRequest,
+    callback: (error: ServiceError | null, response: DeleteBlobResponse) => void,
+  ): ClientUnaryCall;
+  deleteBlob(
+    request: DeleteBlobRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteBlobResponse) => void,
+  ): ClientUnaryCall;
+  deleteBlob(
+    request: DeleteBlobRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteBlobResponse) => void,
   ): ClientUnaryCall;
   /**
    * Copy copies a manifest and everything it references (an index's

@@ -1,0 +1,322 @@
+//! `satchel manifest push`, `manifest fetch-config` and `blob
+//! fetch|push|delete` beside the real ORAS CLI's, on both real registries:
+//! the same bytes, descriptors and digests from both tools.
+
+use std::path::Path;
+
+use satchel_tests::leaks::cli_code;
+use satchel_tests::peers::{oras, oras_ok};
+use satchel_tests::{Daemon, Registry};
+
+fn code(out: &std::process::Output) -> String {
+    cli_code(&String::from_utf8_lossy(&out.stderr)).to_string()
+}
+
+/// An artifact pushed by ORAS as `app:v1`, with a config of its own; its
+/// manifest's bytes and its layer's digest.
+fn seed(registry: &Registry, dir: &Path) -> (String, Vec<u8>, String) {
+    std::fs::write(dir.join("layer.bin"), vec![7u8; 300_000]).unwrap();
+    std::fs::write(dir.join("config.json"), br#"{"made":"by a test"}"#).unwrap();
+    let subject = format!("{}/app:v1", registry.addr);
+    let args = [
+        "push",
+        "--plain-http",
+        "--config",
+        "config.json:application/vnd.example.config+json",
+        &subject,
+        "layer.bin",
+    ];
+    oras_ok(dir, &args);
+    let manifest = oras_ok(dir, &["manifest", "fetch", "--plain-http", &subject]);
+    let doc: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let layer = doc["layers"][0]["digest"].as_str().unwrap().to_string();
+    (subject, manifest.into_bytes(), layer)
+}
+
+fn manifests_push_as_oras_pushes_them(kind: satchel_tests::RegistryKind) {
+    let registry = Registry::start_kind(kind);
+    let daemon = Daemon::start();
+    let dir = daemon.scratch();
+    let (subject, manifest, _) = seed(&registry, dir);
+    std::fs::write(dir.join("manifest.json"), &manifest).unwrap();
+    let digest = satchel_tests::sha256(&manifest);
+
+    let ours = format!("{}/app:v2", registry.addr);
+    let out = daemon.ok_in(
+        dir,
+        &[
+            "manifest",
+            "push",
+            "--plain-http",
+            &format!("{ours},v3"),
+            "manifest.json",
+        ],
+    );
+    assert!(
+        out.contains(&format!("Pushed: [registry] {ours}\n")),
+        "{out}"
+    );
+    assert!(out.contains("Tagged v3\n"), "{out}");
+    assert!(out.ends_with(&format!("Digest: {digest}\n")), "{out}");
+    for tag in ["v2", "v3"] {
+        let resolved = oras_ok(
+            dir,
+            &[
+                "resolve",
+                "--plain-http",
+                &format!("{}/app:{tag}", registry.addr),
+            ],
+        );
+        assert_eq!(resolved.trim(), digest);
+    }
+    // --descriptor prints what ORAS prints, byte for byte.
+    let theirs = oras_ok(
+        dir,
+        &[
+            "manifest",
+            "push",
+            "--plain-http",
+            "--descriptor",
+            &format!("{}/app:v4", registry.addr),
+            "manifest.json",
+        ],
+    );
+    let ours = daemon.ok_in(
+        dir,
+        &[
+            "manifest",
+            "push",
+            "--plain-http",
+            "--descriptor",
+            &format!("{}/app:v5", registry.addr),
+            "manifest.json",
+        ],
+    );
+    assert_eq!(ours.trim(), theirs.trim());
+
+    // A digest that is not the content's, and a document without a
+    // mediaType, are refused before anything is stored.
+    let wrong = format!("{}/app@sha256:{}", registry.addr, "0".repeat(64));
+    let out = daemon.run_in(
+        dir,
+        &["manifest", "push", "--plain-http", &wrong, "manifest.json"],
+    );
+    assert_eq!(code(&out), "INVALID_ARGUMENT", "{out:?}");
+    let mut bare: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    bare.as_object_mut().unwrap().remove("mediaType");
+    std::fs::write(dir.join("bare.json"), serde_json::to_vec(&bare).unwrap()).unwrap();
+    let out = daemon.run_in(
+        dir,
+        &[
+            "manifest",
+            "push",
+            "--plain-http",
+            &format!("{}/app:bare", registry.addr),
+            "bare.json",
+        ],
+    );
+    assert_eq!(code(&out), "INVALID_ARGUMENT", "{out:?}");
+    let listed = oras_ok(
+        dir,
+        &[
+            "repo",
+            "tags",
+            "--plain-http",
+            &format!("{}/app", registry.addr),
+        ],
+    );
+    assert!(!listed.lines().any(|t| t == "bare"), "{listed}");
+
+    // A manifest with a subject, pushed by hand, is listed as a referrer
+    // (by the tag schema on docker-registry).
+    let mut referrer = bare.clone();
+    referrer["mediaType"] = "application/vnd.oci.image.manifest.v1+json".into();
+    referrer["artifactType"] = "application/vnd.example.note".into();
+    referrer["subject"] = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest,
+        "size": manifest.len(),
+    });
+    std::fs::write(
+        dir.join("referrer.json"),
+        serde_json::to_vec(&referrer).unwrap(),
+    )
+    .unwrap();
+    let by_digest = format!("{}/app", registry.addr);
+    daemon.ok_in(
+        dir,
+        &[
+            "manifest",
+            "push",
+            "--plain-http",
+            &by_digest,
+            "referrer.json",
+        ],
+    );
+    let found = oras_ok(
+        dir,
+        &["discover", "--plain-http", "--format", "json", &subject],
+    );
+    let found: serde_json::Value = serde_json::from_str(&found).unwrap();
+    assert_eq!(
+        found["referrers"][0]["artifactType"], "application/vnd.example.note",
+        "{found}"
+    );
+}
+
+fn blobs_fetch_as_oras_fetches_them(kind: satchel_tests::RegistryKind) {
+    let registry = Registry::start_kind(kind);
+    let daemon = Daemon::start();
+    let dir = daemon.scratch();
+    let (subject, _, layer) = seed(&registry, dir);
+    let blob = format!("{}/app@{layer}", registry.addr);
+    daemon.ok_in(
+        dir,
+        &["blob", "fetch", "--plain-http", "-o", "ours.bin", &blob],
+    );
+    oras_ok(
+        dir,
+        &["blob", "fetch", "--plain-http", "-o", "theirs.bin", &blob],
+    );
+    assert_eq!(
+        std::fs::read(dir.join("ours.bin")).unwrap(),
+        std::fs::read(dir.join("theirs.bin")).unwrap()
+    );
+    let ours = daemon.ok_in(
+        dir,
+        &["blob", "fetch", "--plain-http", "--descriptor", &blob],
+    );
+    let theirs = oras_ok(
+        dir,
+        &["blob", "fetch", "--plain-http", "--descriptor", &blob],
+    );
+    assert_eq!(ours.trim(), theirs.trim());
+    let out = daemon.run_in(dir, &["blob", "fetch", "--plain-http", "-o", "-", &blob]);
+    assert_eq!(out.stdout, std::fs::read(dir.join("theirs.bin")).unwrap());
+
+    // The config, as `oras manifest fetch-config` prints it.
+    let ours = daemon.ok_in(dir, &["manifest", "fetch-config", "--plain-http", &subject]);
+    let theirs = oras_ok(dir, &["manifest", "fetch-config", "--plain-http", &subject]);
+    assert_eq!(ours, theirs);
+    let ours = daemon.ok_in(
+        dir,
+        &[
+            "manifest",
+            "fetch-config",
+            "--plain-http",
+            "--descriptor",
+            &subject,
+        ],
+    );
+    let theirs = oras_ok(
+        dir,
+        &[
+            "manifest",
+            "fetch-config",
+            "--plain-http",
+            "--descriptor",
+            &subject,
+        ],
+    );
+    assert_eq!(ours.trim(), theirs.trim());
+
+    // A missing blob is NOT_FOUND and leaves no file.
+    let missing = format!("{}/app@sha256:{}", registry.addr, "1".repeat(64));
+    let out = daemon.run_in(
+        dir,
+        &[
+            "blob",
+            "fetch",
+            "--plain-http",
+            "-o",
+            "missing.bin",
+            &missing,
+        ],
+    );
+    assert_eq!(code(&out), "NOT_FOUND", "{out:?}");
+    assert!(!dir.join("missing.bin").exists());
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.to_string_lossy().starts_with(".satchel-fetch")),
+        "{names:?}"
+    );
+}
+
+fn blobs_push_and_delete_as_oras(kind: satchel_tests::RegistryKind) {
+    let registry = Registry::start_kind(kind);
+    let daemon = Daemon::start();
+    let dir = daemon.scratch();
+    std::fs::write(dir.join("data.bin"), vec![3u8; 200_000]).unwrap();
+    let repo = format!("{}/blobs", registry.addr);
+    let out = daemon.ok_in(dir, &["blob", "push", "--plain-http", &repo, "data.bin"]);
+    let digest = out
+        .lines()
+        .last()
+        .unwrap()
+        .strip_prefix("Digest: ")
+        .unwrap()
+        .to_string();
+    assert!(
+        out.contains(&format!("Pushed: [registry] {repo}\n")),
+        "{out}"
+    );
+    let blob = format!("{repo}@{digest}");
+    oras_ok(
+        dir,
+        &["blob", "fetch", "--plain-http", "-o", "back.bin", &blob],
+    );
+    assert_eq!(
+        std::fs::read(dir.join("back.bin")).unwrap(),
+        std::fs::read(dir.join("data.bin")).unwrap()
+    );
+    let ours = daemon.ok_in(
+        dir,
+        &[
+            "blob",
+            "push",
+            "--plain-http",
+            "--descriptor",
+            &repo,
+            "data.bin",
+        ],
+    );
+    let theirs = oras_ok(
+        dir,
+        &[
+            "blob",
+            "push",
+            "--plain-http",
+            "--descriptor",
+            &repo,
+            "data.bin",
+        ],
+    );
+    assert_eq!(ours.trim(), theirs.trim());
+    let wrong = format!("{repo}@sha256:{}", "2".repeat(64));
+    let out = daemon.run_in(dir, &["blob", "push", "--plain-http", &wrong, "data.bin"]);
+    assert!(!out.status.success());
+
+    let out = daemon.ok_in(dir, &["blob", "delete", "--plain-http", "-f", &blob]);
+    assert_eq!(out, format!("Deleted [registry] {blob}\n"));
+    assert!(!oras(
+        dir,
+        &["blob", "fetch", "--plain-http", "-o", "gone.bin", &blob]
+    )
+    .status
+    .success());
+    let out = daemon.ok_in(dir, &["blob", "delete", "--plain-http", "-f", &blob]);
+    assert_eq!(out, format!("Missing {blob}\n"));
+    let out = daemon.run_in(dir, &["blob", "delete", "--plain-http", &blob]);
+    assert_eq!(code(&out), "NOT_FOUND", "{out:?}");
+}
+
+satchel_tests::on_both_registries!(
+    manifests_push_as_oras_pushes_them,
+    blobs_fetch_as_oras_fetches_them,
+    blobs_push_and_delete_as_oras,
+);
