@@ -161,7 +161,7 @@ async fn run_copy(
                     Kind::Mounted => words[3],
                     Kind::Unspecified => continue,
                 };
-                let desc = e.descriptor.unwrap_or_default();
+                let desc = e.content.unwrap_or_default();
                 println!("{prompt} {} {}", short(&desc.digest), esc(&name_of(&desc)));
             }
             Some(pb::copy_response::Answer::Result(done)) => return Ok(done),
@@ -442,7 +442,7 @@ async fn list_tags(
 ) -> anyhow::Result<Vec<String>> {
     let request = pb::ListTagsRequest {
         repository: Some(repository),
-        exclude_digest_tags: false,
+        ..Default::default()
     };
     Ok(client.list_tags(request).await?.into_inner().tags)
 }

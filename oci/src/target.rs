@@ -300,6 +300,19 @@ impl Target {
         }
     }
 
+    /// The tags after `last`: as the registry lists them, or a layout's
+    /// sorted tags lexically after it.
+    pub async fn tags_after(&self, last: &str) -> Result<Vec<String>> {
+        match self {
+            Target::Registry(repo) => repo.tags_after(last).await,
+            Target::Layout(layout) => {
+                let mut tags = layout.tags().await?;
+                tags.retain(|t| t.as_str() > last);
+                Ok(tags)
+            }
+        }
+    }
+
     /// Adds a tag to an existing manifest.
     pub async fn tag(&self, desc: &Descriptor, content: Bytes, tag: &str) -> Result<()> {
         match self {

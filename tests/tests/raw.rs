@@ -315,8 +315,53 @@ fn blobs_push_and_delete_as_oras(kind: satchel_tests::RegistryKind) {
     assert_eq!(code(&out), "NOT_FOUND", "{out:?}");
 }
 
+fn tags_of_one_manifest_and_after_last(kind: satchel_tests::RegistryKind) {
+    let registry = Registry::start_kind(kind);
+    let daemon = Daemon::start();
+    let dir = daemon.scratch();
+    std::fs::write(dir.join("one.txt"), b"one\n").unwrap();
+    std::fs::write(dir.join("two.txt"), b"two\n").unwrap();
+    let repo = format!("{}/tagged", registry.addr);
+    oras_ok(
+        dir,
+        &["push", "--plain-http", &format!("{repo}:b,d,a"), "one.txt"],
+    );
+    oras_ok(
+        dir,
+        &["push", "--plain-http", &format!("{repo}:c"), "two.txt"],
+    );
+    let digest = oras_ok(dir, &["resolve", "--plain-http", &format!("{repo}:a")]);
+    for args in [
+        vec!["repo", "tags", "--plain-http", &repo],
+        vec!["repo", "tags", "--plain-http", "--last", "b", &repo],
+        vec!["repo", "tags", "--plain-http", &format!("{repo}:d")],
+        vec![
+            "repo",
+            "tags",
+            "--plain-http",
+            &format!("{repo}@{}", digest.trim()),
+        ],
+        vec![
+            "repo",
+            "tags",
+            "--plain-http",
+            "--last",
+            "a",
+            &format!("{repo}:d"),
+        ],
+    ] {
+        let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
+        assert_eq!(daemon.ok_in(dir, &args), oras_ok(dir, &args), "{args:?}");
+    }
+    let out = daemon.ok_in(dir, &["repo", "tags", "--plain-http", &format!("{repo}:d")]);
+    let mut listed: Vec<&str> = out.lines().collect();
+    listed.sort();
+    assert_eq!(listed, ["a", "b", "d"]);
+}
+
 satchel_tests::on_both_registries!(
     manifests_push_as_oras_pushes_them,
     blobs_fetch_as_oras_fetches_them,
     blobs_push_and_delete_as_oras,
+    tags_of_one_manifest_and_after_last,
 );

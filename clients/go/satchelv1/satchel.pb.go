@@ -2162,13 +2162,20 @@ func (x *FetchManifestResponse) GetContent() []byte {
 type ListTagsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The repository (or layout); a tag or digest in its reference is
-	// ignored.
+	// ignored unless same_manifest is set.
 	Repository *Target `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
 	// Leave out tags of the referrers tag schema (`sha256-<hex>` and the
 	// like), as `oras repo tags --exclude-digest-tags`.
 	ExcludeDigestTags bool `protobuf:"varint,2,opt,name=exclude_digest_tags,json=excludeDigestTags,proto3" json:"exclude_digest_tags,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Only tags after this one, as `oras repo tags --last`: the registry's
+	// `?last=` listing (lexically after, by the distribution spec; some
+	// registries ignore it), a layout's tags lexically after it.
+	Last string `protobuf:"bytes,3,opt,name=last,proto3" json:"last,omitempty"`
+	// Only the tags of the manifest the reference's tag or digest names, as
+	// `oras repo tags REPO:TAG` (each tag is resolved: one request per tag).
+	SameManifest  bool `protobuf:"varint,4,opt,name=same_manifest,json=sameManifest,proto3" json:"same_manifest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListTagsRequest) Reset() {
@@ -2211,6 +2218,20 @@ func (x *ListTagsRequest) GetRepository() *Target {
 func (x *ListTagsRequest) GetExcludeDigestTags() bool {
 	if x != nil {
 		return x.ExcludeDigestTags
+	}
+	return false
+}
+
+func (x *ListTagsRequest) GetLast() string {
+	if x != nil {
+		return x.Last
+	}
+	return ""
+}
+
+func (x *ListTagsRequest) GetSameManifest() bool {
+	if x != nil {
+		return x.SameManifest
 	}
 	return false
 }
@@ -2459,7 +2480,7 @@ type FetchBlobResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Part:
 	//
-	//	*FetchBlobResponse_Descriptor_
+	//	*FetchBlobResponse_Blob
 	//	*FetchBlobResponse_Data
 	Part          isFetchBlobResponse_Part `protobuf_oneof:"part"`
 	unknownFields protoimpl.UnknownFields
@@ -2503,10 +2524,10 @@ func (x *FetchBlobResponse) GetPart() isFetchBlobResponse_Part {
 	return nil
 }
 
-func (x *FetchBlobResponse) GetDescriptor_() *Descriptor {
+func (x *FetchBlobResponse) GetBlob() *Descriptor {
 	if x != nil {
-		if x, ok := x.Part.(*FetchBlobResponse_Descriptor_); ok {
-			return x.Descriptor_
+		if x, ok := x.Part.(*FetchBlobResponse_Blob); ok {
+			return x.Blob
 		}
 	}
 	return nil
@@ -2525,9 +2546,9 @@ type isFetchBlobResponse_Part interface {
 	isFetchBlobResponse_Part()
 }
 
-type FetchBlobResponse_Descriptor_ struct {
+type FetchBlobResponse_Blob struct {
 	// The blob's descriptor (media type application/octet-stream); first.
-	Descriptor_ *Descriptor `protobuf:"bytes,1,opt,name=descriptor,proto3,oneof"`
+	Blob *Descriptor `protobuf:"bytes,1,opt,name=blob,proto3,oneof"`
 }
 
 type FetchBlobResponse_Data struct {
@@ -2535,7 +2556,7 @@ type FetchBlobResponse_Data struct {
 	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
 }
 
-func (*FetchBlobResponse_Descriptor_) isFetchBlobResponse_Part() {}
+func (*FetchBlobResponse_Blob) isFetchBlobResponse_Part() {}
 
 func (*FetchBlobResponse_Data) isFetchBlobResponse_Part() {}
 
@@ -2837,9 +2858,11 @@ func (x *CopyRequest) GetExtraTags() []string {
 
 // CopyEvent tells what happened to one blob or manifest of a copy.
 type CopyEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          CopyEvent_Kind         `protobuf:"varint,1,opt,name=kind,proto3,enum=satchel.v1.CopyEvent_Kind" json:"kind,omitempty"`
-	Descriptor_   *Descriptor            `protobuf:"bytes,2,opt,name=descriptor,proto3" json:"descriptor,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  CopyEvent_Kind         `protobuf:"varint,1,opt,name=kind,proto3,enum=satchel.v1.CopyEvent_Kind" json:"kind,omitempty"`
+	// The blob or manifest. (Not named descriptor: Java's generated
+	// getDescriptor() is taken.)
+	Content       *Descriptor `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2881,9 +2904,9 @@ func (x *CopyEvent) GetKind() CopyEvent_Kind {
 	return CopyEvent_KIND_UNSPECIFIED
 }
 
-func (x *CopyEvent) GetDescriptor_() *Descriptor {
+func (x *CopyEvent) GetContent() *Descriptor {
 	if x != nil {
-		return x.Descriptor_
+		return x.Content
 	}
 	return nil
 }
@@ -4316,12 +4339,14 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\x15FetchManifestResponse\x122\n" +
 	"\bmanifest\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\bmanifest\x12\x1c\n" +
 	"\treference\x18\x02 \x01(\tR\treference\x12\x18\n" +
-	"\acontent\x18\x03 \x01(\fR\acontent\"u\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\"\xae\x01\n" +
 	"\x0fListTagsRequest\x122\n" +
 	"\n" +
 	"repository\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\n" +
 	"repository\x12.\n" +
-	"\x13exclude_digest_tags\x18\x02 \x01(\bR\x11excludeDigestTags\"&\n" +
+	"\x13exclude_digest_tags\x18\x02 \x01(\bR\x11excludeDigestTags\x12\x12\n" +
+	"\x04last\x18\x03 \x01(\tR\x04last\x12#\n" +
+	"\rsame_manifest\x18\x04 \x01(\bR\fsameManifest\"&\n" +
 	"\x10ListTagsResponse\x12\x12\n" +
 	"\x04tags\x18\x01 \x03(\tR\x04tags\"\x99\x01\n" +
 	"\x13PushManifestRequest\x12*\n" +
@@ -4337,11 +4362,9 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\x04tags\x18\x03 \x03(\tR\x04tags\x12\x18\n" +
 	"\aexisted\x18\x04 \x01(\bR\aexisted\">\n" +
 	"\x10FetchBlobRequest\x12*\n" +
-	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\"k\n" +
-	"\x11FetchBlobResponse\x128\n" +
-	"\n" +
-	"descriptor\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorH\x00R\n" +
-	"descriptor\x12\x14\n" +
+	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\"_\n" +
+	"\x11FetchBlobResponse\x12,\n" +
+	"\x04blob\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorH\x00R\x04blob\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
 	"\x04part\"t\n" +
 	"\x0fPushBlobRequest\x12*\n" +
@@ -4362,12 +4385,10 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\vdestination\x18\x02 \x01(\v2\x12.satchel.v1.TargetR\vdestination\x12\x1c\n" +
 	"\trecursive\x18\x03 \x01(\bR\trecursive\x12\x1d\n" +
 	"\n" +
-	"extra_tags\x18\x04 \x03(\tR\textraTags\"\xd7\x01\n" +
+	"extra_tags\x18\x04 \x03(\tR\textraTags\"\xd1\x01\n" +
 	"\tCopyEvent\x12.\n" +
-	"\x04kind\x18\x01 \x01(\x0e2\x1a.satchel.v1.CopyEvent.KindR\x04kind\x126\n" +
-	"\n" +
-	"descriptor\x18\x02 \x01(\v2\x16.satchel.v1.DescriptorR\n" +
-	"descriptor\"b\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1a.satchel.v1.CopyEvent.KindR\x04kind\x120\n" +
+	"\acontent\x18\x02 \x01(\v2\x16.satchel.v1.DescriptorR\acontent\"b\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_COPYING\x10\x01\x12\x0f\n" +
@@ -4612,14 +4633,14 @@ var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	2,  // 41: satchel.v1.PushManifestRequest.target:type_name -> satchel.v1.Target
 	3,  // 42: satchel.v1.PushManifestResponse.manifest:type_name -> satchel.v1.Descriptor
 	2,  // 43: satchel.v1.FetchBlobRequest.target:type_name -> satchel.v1.Target
-	3,  // 44: satchel.v1.FetchBlobResponse.descriptor:type_name -> satchel.v1.Descriptor
+	3,  // 44: satchel.v1.FetchBlobResponse.blob:type_name -> satchel.v1.Descriptor
 	2,  // 45: satchel.v1.PushBlobRequest.target:type_name -> satchel.v1.Target
 	3,  // 46: satchel.v1.PushBlobResponse.blob:type_name -> satchel.v1.Descriptor
 	2,  // 47: satchel.v1.DeleteBlobRequest.target:type_name -> satchel.v1.Target
 	2,  // 48: satchel.v1.CopyRequest.source:type_name -> satchel.v1.Target
 	2,  // 49: satchel.v1.CopyRequest.destination:type_name -> satchel.v1.Target
 	1,  // 50: satchel.v1.CopyEvent.kind:type_name -> satchel.v1.CopyEvent.Kind
-	3,  // 51: satchel.v1.CopyEvent.descriptor:type_name -> satchel.v1.Descriptor
+	3,  // 51: satchel.v1.CopyEvent.content:type_name -> satchel.v1.Descriptor
 	3,  // 52: satchel.v1.CopyResult.manifest:type_name -> satchel.v1.Descriptor
 	41, // 53: satchel.v1.CopyResponse.event:type_name -> satchel.v1.CopyEvent
 	42, // 54: satchel.v1.CopyResponse.result:type_name -> satchel.v1.CopyResult
@@ -4708,7 +4729,7 @@ func file_satchel_v1_satchel_proto_init() {
 		(*PullResponse_Progress)(nil),
 	}
 	file_satchel_v1_satchel_proto_msgTypes[33].OneofWrappers = []any{
-		(*FetchBlobResponse_Descriptor_)(nil),
+		(*FetchBlobResponse_Blob)(nil),
 		(*FetchBlobResponse_Data)(nil),
 	}
 	file_satchel_v1_satchel_proto_msgTypes[41].OneofWrappers = []any{

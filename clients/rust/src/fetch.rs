@@ -34,7 +34,7 @@ pub async fn fetch_blob(
     };
     let mut answer = client.fetch_blob(request).await?.into_inner();
     let descriptor = match answer.message().await?.and_then(|m| m.part) {
-        Some(Part::Descriptor(d)) => d,
+        Some(Part::Blob(d)) => d,
         _ => {
             return Err(Error::local(
                 Code::Internal,

@@ -62,6 +62,19 @@ impl Repository {
         Ok(tags)
     }
 
+    /// The tags the registry lists after `last` (`tags/list?last=`, every
+    /// page, uncached): what the registry makes of `last` (the
+    /// distribution spec says "lexically after"; some registries ignore
+    /// it without `n`), as `oras repo tags --last` shows it.
+    pub async fn tags_after(&self, last: &str) -> Result<Vec<String>> {
+        let mut url = self.url("tags/list")?;
+        url.query_pairs_mut().append_pair("last", last);
+        self.listing(url, Access::Pull, "tag listing", |body| {
+            serde_json::from_slice::<TagList>(body).map(|l| l.tags.unwrap_or_default())
+        })
+        .await
+    }
+
     /// The registry's repositories (`/v2/_catalog`), over every page; this
     /// repository's own name plays no part.
     pub async fn repositories(&self) -> Result<Vec<String>> {

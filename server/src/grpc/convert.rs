@@ -138,6 +138,6 @@ pub fn copy_event(e: satchel_oci::copy::Event) -> pb::CopyEvent {
     };
     pb::CopyEvent {
         kind: kind.into(),
-        descriptor: Some(descriptor(&e.descriptor)),
+        content: Some(descriptor(&e.descriptor)),
     }
 }

@@ -22,6 +22,7 @@ use crate::callers;
 use crate::handoff::Handoff;
 use crate::service::copy::CopyJob;
 use crate::service::push::PushJob;
+use crate::service::tags::TagFilter;
 use crate::service::Service;
 use crate::task_stream;
 
@@ -175,7 +176,12 @@ impl pb::satchel_service_server::SatchelService for Api {
     ) -> Result<Response<pb::ListTagsResponse>, Status> {
         let r = request.into_inner();
         let repository = convert::target(r.repository)?;
-        let tags = self.service.list_tags(repository, r.exclude_digest_tags);
+        let filter = TagFilter {
+            exclude_digest_tags: r.exclude_digest_tags,
+            last: r.last,
+            same_manifest: r.same_manifest,
+        };
+        let tags = self.service.list_tags(repository, filter);
         let tags = tags.await.map_err(status)?;
         Ok(Response::new(pb::ListTagsResponse { tags }))
     }
@@ -231,7 +237,7 @@ impl pb::satchel_service_server::SatchelService for Api {
         use pb::fetch_blob_response::Part;
         let target = convert::target(request.into_inner().target)?;
         let fetched = self.service.fetch_blob(target).await.map_err(status)?;
-        let first = Part::Descriptor(descriptor(&fetched.descriptor));
+        let first = Part::Blob(descriptor(&fetched.descriptor));
         let first = futures::stream::once(async move { Ok(first) });
         let data = rechunk(fetched.body).map(|piece| Ok(Part::Data(piece.map_err(status)?)));
         let answer = first

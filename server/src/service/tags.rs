@@ -3,6 +3,7 @@
 //! tag`.
 
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use satchel_oci::{Result, Target};
 
 use super::manifests::Named;
@@ -16,6 +17,18 @@ pub struct Fetched {
     pub manifest: Named,
     /// Its bytes, verified against its digest.
     pub content: Bytes,
+}
+
+/// Which of a repository's tags ListTags gives.
+#[derive(Debug, Clone, Default)]
+pub struct TagFilter {
+    /// Leave out `sha256-<hex>` and the like.
+    pub exclude_digest_tags: bool,
+    /// Only tags after this one ("" for all), as the registry reads
+    /// `last`.
+    pub last: String,
+    /// Only the tags of the manifest the target's tag or digest names.
+    pub same_manifest: bool,
 }
 
 /// A tagged manifest.
@@ -42,19 +55,35 @@ impl Service {
         })
     }
 
-    /// The tags of the repository or layout `spec` names; without the
-    /// referrers tag schema's with `exclude_digest_tags`.
-    pub async fn list_tags(
-        &self,
-        spec: TargetSpec,
-        exclude_digest_tags: bool,
-    ) -> Result<Vec<String>> {
+    /// The tags of the repository or layout `spec` names, narrowed as
+    /// `filter` asks.
+    pub async fn list_tags(&self, spec: TargetSpec, filter: TagFilter) -> Result<Vec<String>> {
         let resolved = self.target(spec)?;
-        let mut tags = resolved.target.tags().await?;
-        if exclude_digest_tags {
+        let target = &resolved.target;
+        let mut tags = match filter.last.as_str() {
+            "" => target.tags().await?,
+            last => target.tags_after(last).await?,
+        };
+        if filter.exclude_digest_tags {
             tags.retain(|t| !is_digest_tag(t));
         }
-        Ok(tags)
+        let named = match (&resolved.name, filter.same_manifest) {
+            (Some(name), true) => name.clone(),
+            (None, true) => {
+                return Err(invalid("name a tag or digest to list its manifest's tags"))
+            }
+            (_, false) => return Ok(tags),
+        };
+        let digest = target.resolve(&named).await?.digest;
+        let same = futures::stream::iter(tags)
+            .map(|tag| async {
+                let keep = tag == named || target.resolve(&tag).await?.digest == digest;
+                Ok::<_, satchel_oci::Error>(keep.then_some(tag))
+            })
+            .buffered(8)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(same.into_iter().flatten().collect())
     }
 
     /// The repositories of `registry` (`host[:port][/namespace]`: with a

@@ -314,12 +314,16 @@ class FetchManifestResponse(_message.Message):
     def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
 
 class ListTagsRequest(_message.Message):
-    __slots__ = ("repository", "exclude_digest_tags")
+    __slots__ = ("repository", "exclude_digest_tags", "last", "same_manifest")
     REPOSITORY_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_DIGEST_TAGS_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    SAME_MANIFEST_FIELD_NUMBER: _ClassVar[int]
     repository: Target
     exclude_digest_tags: bool
-    def __init__(self, repository: _Optional[_Union[Target, _Mapping]] = ..., exclude_digest_tags: _Optional[bool] = ...) -> None: ...
+    last: str
+    same_manifest: bool
+    def __init__(self, repository: _Optional[_Union[Target, _Mapping]] = ..., exclude_digest_tags: _Optional[bool] = ..., last: _Optional[str] = ..., same_manifest: _Optional[bool] = ...) -> None: ...
 
 class ListTagsResponse(_message.Message):
     __slots__ = ("tags",)
@@ -358,12 +362,12 @@ class FetchBlobRequest(_message.Message):
     def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ...) -> None: ...
 
 class FetchBlobResponse(_message.Message):
-    __slots__ = ("descriptor", "data")
-    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("blob", "data")
+    BLOB_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
-    descriptor: Descriptor
+    blob: Descriptor
     data: bytes
-    def __init__(self, descriptor: _Optional[_Union[Descriptor, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, blob: _Optional[_Union[Descriptor, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class PushBlobRequest(_message.Message):
     __slots__ = ("target", "digest", "media_type")
@@ -410,7 +414,7 @@ class CopyRequest(_message.Message):
     def __init__(self, source: _Optional[_Union[Target, _Mapping]] = ..., destination: _Optional[_Union[Target, _Mapping]] = ..., recursive: _Optional[bool] = ..., extra_tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CopyEvent(_message.Message):
-    __slots__ = ("kind", "descriptor")
+    __slots__ = ("kind", "content")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[CopyEvent.Kind]
@@ -424,10 +428,10 @@ class CopyEvent(_message.Message):
     KIND_EXISTS: CopyEvent.Kind
     KIND_MOUNTED: CopyEvent.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
-    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
     kind: CopyEvent.Kind
-    descriptor: Descriptor
-    def __init__(self, kind: _Optional[_Union[CopyEvent.Kind, str]] = ..., descriptor: _Optional[_Union[Descriptor, _Mapping]] = ...) -> None: ...
+    content: Descriptor
+    def __init__(self, kind: _Optional[_Union[CopyEvent.Kind, str]] = ..., content: _Optional[_Union[Descriptor, _Mapping]] = ...) -> None: ...
 
 class CopyResult(_message.Message):
     __slots__ = ("manifest", "reference", "tags", "referrers")

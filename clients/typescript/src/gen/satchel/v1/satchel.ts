@@ -528,7 +528,7 @@ export interface FetchManifestResponse {
 export interface ListTagsRequest {
   /**
    * The repository (or layout); a tag or digest in its reference is
-   * ignored.
+   * ignored unless same_manifest is set.
    */
   repository?:
     | Target
@@ -538,6 +538,17 @@ export interface ListTagsRequest {
    * like), as `oras repo tags --exclude-digest-tags`.
    */
   excludeDigestTags: boolean;
+  /**
+   * Only tags after this one, as `oras repo tags --last`: the registry's
+   * `?last=` listing (lexically after, by the distribution spec; some
+   * registries ignore it), a layout's tags lexically after it.
+   */
+  last: string;
+  /**
+   * Only the tags of the manifest the reference's tag or digest names, as
+   * `oras repo tags REPO:TAG` (each tag is resolved: one request per tag).
+   */
+  sameManifest: boolean;
 }
 
 /** ListTagsResponse lists tags. */
@@ -590,7 +601,7 @@ export interface FetchBlobResponse {
   part?:
     | //
     /** The blob's descriptor (media type application/octet-stream); first. */
-    { $case: "descriptor"; descriptor: Descriptor }
+    { $case: "blob"; blob: Descriptor }
     | //
     /** At most 1 MiB of the blob's bytes, following the previous ones. */
     { $case: "data"; data: Buffer }
@@ -661,7 +672,11 @@ export interface CopyRequest {
 /** CopyEvent tells what happened to one blob or manifest of a copy. */
 export interface CopyEvent {
   kind: CopyEvent_Kind;
-  descriptor?: Descriptor | undefined;
+  /**
+   * The blob or manifest. (Not named descriptor: Java's generated
+   * getDescriptor() is taken.)
+   */
+  content?: Descriptor | undefined;
 }
 
 export enum CopyEvent_Kind {
@@ -3478,7 +3493,7 @@ export const FetchManifestResponse: MessageFns<FetchManifestResponse> = {
 };
 
 function createBaseListTagsRequest(): ListTagsRequest {
-  return { repository: undefined, excludeDigestTags: false };
+  return { repository: undefined, excludeDigestTags: false, last: "", sameManifest: false };
 }
 
 export const ListTagsRequest: MessageFns<ListTagsRequest> = {
@@ -3488,6 +3503,12 @@ export const ListTagsRequest: MessageFns<ListTagsRequest> = {
     }
     if (message.excludeDigestTags !== false) {
       writer.uint32(16).bool(message.excludeDigestTags);
+    }
+    if (message.last !== "") {
+      writer.uint32(26).string(message.last);
+    }
+    if (message.sameManifest !== false) {
+      writer.uint32(32).bool(message.sameManifest);
     }
     return writer;
   },
@@ -3521,6 +3542,22 @@ export const ListTagsRequest: MessageFns<ListTagsRequest> = {
             message.excludeDigestTags = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.last = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.sameManifest = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3542,6 +3579,8 @@ export const ListTagsRequest: MessageFns<ListTagsRequest> = {
       ? Target.fromPartial(object.repository)
       : undefined;
     message.excludeDigestTags = object.excludeDigestTags ?? false;
+    message.last = object.last ?? "";
+    message.sameManifest = object.sameManifest ?? false;
     return message;
   },
 };
@@ -3851,8 +3890,8 @@ function createBaseFetchBlobResponse(): FetchBlobResponse {
 export const FetchBlobResponse: MessageFns<FetchBlobResponse> = {
   encode(message: FetchBlobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     switch (message.part?.$case) {
-      case "descriptor":
-        Descriptor.encode(message.part.descriptor, writer.uint32(10).fork()).join();
+      case "blob":
+        Descriptor.encode(message.part.blob, writer.uint32(10).fork()).join();
         break;
       case "data":
         writer.uint32(18).bytes(message.part.data);
@@ -3879,7 +3918,7 @@ export const FetchBlobResponse: MessageFns<FetchBlobResponse> = {
               break;
             }
 
-            message.part = { $case: "descriptor", descriptor: Descriptor.decode(reader, reader.uint32()) };
+            message.part = { $case: "blob", blob: Descriptor.decode(reader, reader.uint32()) };
             continue;
           }
           case 2: {
@@ -3908,9 +3947,9 @@ export const FetchBlobResponse: MessageFns<FetchBlobResponse> = {
   fromPartial(object: DeepPartial<FetchBlobResponse>): FetchBlobResponse {
     const message = createBaseFetchBlobResponse();
     switch (object.part?.$case) {
-      case "descriptor": {
-        if (object.part?.descriptor !== undefined && object.part?.descriptor !== null) {
-          message.part = { $case: "descriptor", descriptor: Descriptor.fromPartial(object.part.descriptor) };
+      case "blob": {
+        if (object.part?.blob !== undefined && object.part?.blob !== null) {
+          message.part = { $case: "blob", blob: Descriptor.fromPartial(object.part.blob) };
         }
         break;
       }
@@ -4295,7 +4334,7 @@ export const CopyRequest: MessageFns<CopyRequest> = {
 };
 
 function createBaseCopyEvent(): CopyEvent {
-  return { kind: 0, descriptor: undefined };
+  return { kind: 0, content: undefined };
 }
 
 export const CopyEvent: MessageFns<CopyEvent> = {
@@ -4303,8 +4342,8 @@ export const CopyEvent: MessageFns<CopyEvent> = {
     if (message.kind !== 0) {
       writer.uint32(8).int32(message.kind);
     }
-    if (message.descriptor !== undefined) {
-      Descriptor.encode(message.descriptor, writer.uint32(18).fork()).join();
+    if (message.content !== undefined) {
+      Descriptor.encode(message.content, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -4335,7 +4374,7 @@ export const CopyEvent: MessageFns<CopyEvent> = {
               break;
             }
 
-            message.descriptor = Descriptor.decode(reader, reader.uint32());
+            message.content = Descriptor.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -4356,8 +4395,8 @@ export const CopyEvent: MessageFns<CopyEvent> = {
   fromPartial(object: DeepPartial<CopyEvent>): CopyEvent {
     const message = createBaseCopyEvent();
     message.kind = object.kind ?? 0;
-    message.descriptor = (object.descriptor !== undefined && object.descriptor !== null)
-      ? Descriptor.fromPartial(object.descriptor)
+    message.content = (object.content !== undefined && object.content !== null)
+      ? Descriptor.fromPartial(object.content)
       : undefined;
     return message;
   },
