@@ -10,6 +10,7 @@ use clap::Args;
 use satchel_client::pb;
 use serde_json::{json, Value};
 
+use crate::format::Format;
 use crate::show::esc;
 use crate::target::{self, repo_of};
 use crate::TargetFlags;
@@ -22,9 +23,13 @@ pub struct DiscoverArgs {
     /// Only referrers of this artifact type.
     #[arg(long)]
     artifact_type: Option<String>,
-    /// Output format.
-    #[arg(long, value_parser = ["tree", "table", "json"], default_value = "tree")]
+    /// Output format: tree, table, json, or go-template (with --template,
+    /// or as go-template=TEMPLATE) over the JSON document.
+    #[arg(long, default_value = "tree")]
     format: String,
+    /// The Go template of --format go-template.
+    #[arg(long)]
+    template: Option<String>,
     /// Accepted for older scripts: the tree always shows annotations, as
     /// the ORAS CLI's does.
     #[arg(short, long, hide = true)]
@@ -54,9 +59,15 @@ pub async fn discover(addr: &satchel_client::Daemon, args: DiscoverArgs) -> anyh
         })
         .await?
         .into_inner();
-    let out = match args.format.as_str() {
-        "json" => serde_json::to_string_pretty(&to_json(&resp))? + "\n",
-        "table" => table(&resp),
+    let format = Format::parse(
+        &args.format,
+        args.template.as_deref(),
+        &["tree", "table", "json"],
+    )?;
+    let out = match &format {
+        Format::Template(t) => crate::format::render(t, &to_json(&resp))?,
+        f if f.is("json") => serde_json::to_string_pretty(&to_json(&resp))? + "\n",
+        f if f.is("table") => table(&resp),
         _ => tree(&resp),
     };
     print!("{out}");

@@ -7,6 +7,7 @@ mod blob;
 mod commands;
 mod copy;
 mod discover;
+mod format;
 mod manifests;
 mod progress;
 mod pull;

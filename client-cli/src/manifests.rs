@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use satchel_client::pb;
 
+use crate::format::Format;
 use crate::show::esc;
 use crate::{target, TargetFlags};
 
@@ -26,9 +27,13 @@ pub struct FetchArgs {
     /// Print the content indented.
     #[arg(long)]
     pretty: bool,
-    /// `json`: the descriptor with the content, as one document.
-    #[arg(long, value_parser = ["json"])]
+    /// `json`: the descriptor with the content, as one document; or
+    /// go-template (with --template, or as go-template=TEMPLATE) over it.
+    #[arg(long)]
     format: Option<String>,
+    /// The Go template of --format go-template.
+    #[arg(long)]
+    template: Option<String>,
     #[command(flatten)]
     target: TargetFlags,
     #[command(flatten)]
@@ -48,9 +53,13 @@ pub enum RepoCommand {
 pub struct LsArgs {
     /// host[:port], optionally with /NAMESPACE.
     registry: String,
-    /// Output format.
-    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    /// Output format: text, json, or go-template (with --template, or as
+    /// go-template=TEMPLATE).
+    #[arg(long, default_value = "text")]
     format: String,
+    /// The Go template of --format go-template.
+    #[arg(long)]
+    template: Option<String>,
     /// Talk plain HTTP to the registry instead of HTTPS.
     #[arg(long)]
     plain_http: bool,
@@ -65,9 +74,16 @@ pub struct TagsArgs {
     /// tag schema's, cosign's).
     #[arg(long)]
     exclude_digest_tags: bool,
-    /// Output format.
-    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    /// Only tags after this one, as the registry reads `last`.
+    #[arg(long)]
+    last: Option<String>,
+    /// Output format: text, json, or go-template (with --template, or as
+    /// go-template=TEMPLATE).
+    #[arg(long, default_value = "text")]
     format: String,
+    /// The Go template of --format go-template.
+    #[arg(long)]
+    template: Option<String>,
     #[command(flatten)]
     target: TargetFlags,
 }
@@ -93,6 +109,10 @@ pub async fn fetch(addr: &satchel_client::Daemon, args: FetchArgs) -> anyhow::Re
         })
         .await?
         .into_inner();
+    let format = match args.format.as_deref() {
+        Some(f) => Some(Format::parse(f, args.template.as_deref(), &["json"])?),
+        None => None,
+    };
     let desc = resp.manifest.clone().unwrap_or_default();
     let content = resp.content.to_vec();
     let out = if args.descriptor {
@@ -104,18 +124,24 @@ pub async fn fetch(addr: &satchel_client::Daemon, args: FetchArgs) -> anyhow::Re
             desc.size
         )
         .into_bytes()
-    } else if args.format.is_some() {
+    } else if let Some(format) = &format {
         let parsed: serde_json::Value =
             serde_json::from_slice(&content).context("the manifest is not JSON")?;
-        let mut doc = serde_json::to_vec_pretty(&serde_json::json!({
+        let doc = serde_json::json!({
             "reference": resp.reference,
             "mediaType": desc.media_type,
             "digest": desc.digest,
             "size": desc.size,
             "content": parsed,
-        }))?;
-        doc.push(b'\n');
-        doc
+        });
+        match format.template() {
+            Some(t) => crate::format::render(t, &doc)?.into_bytes(),
+            None => {
+                let mut out = serde_json::to_vec_pretty(&doc)?;
+                out.push(b'\n');
+                out
+            }
+        }
     } else if args.pretty {
         serde_json::from_slice::<serde_json::Value>(&content)
             .context("the manifest is not JSON")?;
@@ -131,7 +157,7 @@ pub async fn fetch(addr: &satchel_client::Daemon, args: FetchArgs) -> anyhow::Re
         Some(path) if path.as_os_str() != "-" => {
             std::fs::write(path, &resp.content)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            if args.descriptor || args.format.is_some() {
+            if args.descriptor || format.is_some() {
                 std::io::stdout().write_all(&out)?;
             }
         }
@@ -199,22 +225,30 @@ pub async fn tags(addr: &satchel_client::Daemon, args: TagsArgs) -> anyhow::Resu
     let mut client = addr.connect().await?;
     let resp = client
         .list_tags(pb::ListTagsRequest {
+            same_manifest: names_a_manifest(&args),
             repository: Some(repository),
             exclude_digest_tags: args.exclude_digest_tags,
+            last: args.last.clone().unwrap_or_default(),
         })
         .await?
         .into_inner();
-    if args.format == "json" {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "tags": resp.tags }))?
-        );
-        return Ok(());
+    let format = Format::parse(&args.format, args.template.as_deref(), &["text", "json"])?;
+    if format.is_document() {
+        return crate::format::emit(&format, &serde_json::json!({ "tags": resp.tags }));
     }
     for tag in &resp.tags {
         println!("{}", esc(tag));
     }
     Ok(())
+}
+
+/// Whether `repo tags` was given a tag or digest (`REPO:TAG`,
+/// `REPO@DIGEST`, `DIR:TAG` with --oci-layout): then, as ORAS, only the
+/// tags of that manifest are listed.
+fn names_a_manifest(args: &TagsArgs) -> bool {
+    let r = &args.repository;
+    let last = r.rfind('/').map_or(0, |i| i + 1);
+    r.contains('@') || r[last..].contains(':') || (args.target.oci_layout && r.contains(':'))
 }
 
 /// Runs `satchel repo ls`: names under a namespace are printed without it,
@@ -233,10 +267,10 @@ pub async fn repositories(addr: &satchel_client::Daemon, args: LsArgs) -> anyhow
         Some((host, ns)) => (host, Some(format!("{}/", ns.trim_end_matches('/')))),
         None => (registry, None),
     };
-    if args.format == "json" {
+    let format = Format::parse(&args.format, args.template.as_deref(), &["text", "json"])?;
+    if format.is_document() {
         let doc = serde_json::json!({ "registry": host, "repositories": resp.repositories });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(());
+        return crate::format::emit(&format, &doc);
     }
     for name in &resp.repositories {
         let shown = namespace.as_deref().and_then(|ns| name.strip_prefix(ns));

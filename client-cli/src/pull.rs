@@ -9,6 +9,7 @@ use anyhow::bail;
 use clap::Args;
 use satchel_client::{pb, PullEvent};
 
+use crate::format::Format;
 use crate::progress::Progress;
 use crate::show::esc;
 use crate::target;
@@ -38,9 +39,13 @@ pub struct PullArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Output format: `json` prints the manifest's reference and each file
-    /// written, as the ORAS CLI's `pull --format json` does.
-    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    /// written, as the ORAS CLI's `pull --format json` does; go-template
+    /// (with --template, or as go-template=TEMPLATE) runs over that.
+    #[arg(long, default_value = "text")]
     format: String,
+    /// The Go template of --format go-template.
+    #[arg(long)]
+    template: Option<String>,
     #[command(flatten)]
     target: TargetFlags,
     #[command(flatten)]
@@ -69,7 +74,8 @@ pub async fn pull(
     if args.stream {
         client = client.without_local_handoff();
     }
-    let json = args.format == "json";
+    let format = Format::parse(&args.format, args.template.as_deref(), &["text", "json"])?;
+    let json = format.is_document();
     let mut progress = Progress::new(quiet || json);
     let result = satchel_client::pull(&mut client, request, &args.output, |event| match event {
         PullEvent::Progress(p) => progress.update(&p.name, p.done, p.total),
@@ -93,7 +99,7 @@ pub async fn pull(
         write_config(&mut client, target, &args.output.join(path)).await?;
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&pulled)?)?);
+        crate::format::emit(&format, &to_json(&pulled)?)?;
         return Ok(());
     }
     println!("Pulled {}", esc(&pulled.reference));

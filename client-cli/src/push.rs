@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use satchel_client::{pb, LocalFile};
 
+use crate::format::Format;
 use crate::progress::Progress;
 use crate::show::esc;
 use crate::target;
@@ -29,14 +30,25 @@ pub struct ArtifactFlags {
     /// Config file and media type, FILE[:MEDIATYPE].
     #[arg(long)]
     config: Option<String>,
-    /// Output format.
-    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    /// Output format: text, json, or go-template (with --template, or as
+    /// go-template=TEMPLATE).
+    #[arg(long, default_value = "text")]
     format: String,
+    /// The Go template of --format go-template.
+    #[arg(long)]
+    template: Option<String>,
     /// Write the pushed manifest's bytes to this file.
     #[arg(long)]
     export_manifest: Option<std::path::PathBuf>,
     #[command(flatten)]
     target: TargetFlags,
+}
+
+impl ArtifactFlags {
+    /// The output `--format` and `--template` ask for.
+    fn output_format(&self) -> anyhow::Result<Format> {
+        Format::parse(&self.format, self.template.as_deref(), &["text", "json"])
+    }
 }
 
 /// `satchel push`.
@@ -179,7 +191,8 @@ pub async fn push(
     )
     .await?;
     let mut client = addr.connect().await?;
-    let mut progress = Progress::new(quiet || args.flags.format == "json");
+    let format = args.flags.output_format()?;
+    let mut progress = Progress::new(quiet || format.is_document());
     let result = satchel_client::push(&mut client, target, spec, local, |p| {
         progress.update(&p.name, p.done, p.total)
     })
@@ -187,7 +200,7 @@ pub async fn push(
     progress.finish();
     let result = result?;
     export_manifest(&mut client, &result, &args.flags).await?;
-    report("Pushed", &result, &args.flags.format)
+    report("Pushed", &result, &format)
 }
 
 /// Runs `satchel attach`.
@@ -202,7 +215,8 @@ pub async fn attach(
     let subject = target::parse_for(&args.reference, &args.flags.target, &args.platform)?;
     let (spec, local) = artifact(&args.files, args.artifact_type, &args.flags, vec![]).await?;
     let mut client = addr.connect().await?;
-    let mut progress = Progress::new(quiet || args.flags.format == "json");
+    let format = args.flags.output_format()?;
+    let mut progress = Progress::new(quiet || format.is_document());
     let result = satchel_client::attach(&mut client, subject, spec, local, |p| {
         progress.update(&p.name, p.done, p.total)
     })
@@ -210,7 +224,7 @@ pub async fn attach(
     progress.finish();
     let result = result?;
     export_manifest(&mut client, &result, &args.flags).await?;
-    report("Attached to", &result, &args.flags.format)
+    report("Attached to", &result, &format)
 }
 
 /// With `--export-manifest`, writes the manifest just pushed, fetched back
@@ -240,12 +254,12 @@ fn reference_as_tags(reference: &str, tags: &[String]) -> Vec<String> {
     tags.iter().map(|t| format!("{repo}:{t}")).collect()
 }
 
-fn report(verb: &str, resp: &pb::PushResult, format: &str) -> anyhow::Result<()> {
+fn report(verb: &str, resp: &pb::PushResult, format: &Format) -> anyhow::Result<()> {
     let manifest = resp.manifest.clone().unwrap_or_default();
     for warning in &resp.warnings {
         eprintln!("Warning: {}", esc(warning));
     }
-    if format == "json" {
+    if format.is_document() {
         let out = serde_json::json!({
             "reference": resp.reference,
             "mediaType": manifest.media_type,
@@ -257,7 +271,10 @@ fn report(verb: &str, resp: &pb::PushResult, format: &str) -> anyhow::Result<()>
             "referenceAsTags": reference_as_tags(&resp.reference, &resp.tags),
             "blobsSkipped": resp.blobs_skipped,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        match format.template() {
+            Some(t) => print!("{}", crate::format::render(t, &out)?),
+            None => println!("{}", serde_json::to_string_pretty(&out)?),
+        }
         return Ok(());
     }
     for layer in &resp.layers {
