@@ -94,7 +94,8 @@ pub async fn delete_manifest(
         args.reference
     );
     if !args.force && !crate::raw::confirmed(&question)? {
-        anyhow::bail!("not deleted");
+        println!("Operation cancelled.");
+        return Ok(());
     }
     let target = target::parse(&args.reference, &args.target)?;
     let mut client = addr.connect().await?;

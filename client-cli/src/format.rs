@@ -3,7 +3,10 @@
 //! `--format go-template --template T` or `--format go-template=T`. A
 //! template runs over the command's JSON document, so its field names are
 //! the JSON's (docs/cli-json.md), with Go's text/template syntax and the
-//! sprig functions scripts use most (`toJson`, `toPrettyJson`).
+//! sprig functions scripts use most (`toJson`, `toPrettyJson`, `keys`,
+//! `sortAlpha`). One difference from Go: ranging over a map visits its
+//! keys in no fixed order; `range $k := keys .m | sortAlpha` sorts them in
+//! both.
 
 use anyhow::{bail, Context};
 use gtmpl::{FuncError, Value};
@@ -80,6 +83,8 @@ pub fn render(template: &str, doc: &serde_json::Value) -> anyhow::Result<String>
     t.add_funcs(&[
         ("toJson", to_json as gtmpl::Func),
         ("toPrettyJson", to_pretty_json as gtmpl::Func),
+        ("keys", keys as gtmpl::Func),
+        ("sortAlpha", sort_alpha as gtmpl::Func),
     ]);
     t.parse(template)
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -135,6 +140,32 @@ fn one_arg(args: &[Value]) -> Result<&Value, FuncError> {
     }
 }
 
+/// sprig's `keys`: a map's keys (here sorted already).
+fn keys(args: &[Value]) -> Result<Value, FuncError> {
+    match one_arg(args)? {
+        Value::Map(m) | Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Ok(Value::Array(
+                keys.into_iter().map(|k| Value::String(k.clone())).collect(),
+            ))
+        }
+        _ => Err(FuncError::Generic("keys needs a map".into())),
+    }
+}
+
+/// sprig's `sortAlpha`: a list's items as strings, sorted.
+fn sort_alpha(args: &[Value]) -> Result<Value, FuncError> {
+    match one_arg(args)? {
+        Value::Array(items) => {
+            let mut text: Vec<String> = items.iter().map(|v| v.to_string()).collect();
+            text.sort();
+            Ok(Value::Array(text.into_iter().map(Value::String).collect()))
+        }
+        _ => Err(FuncError::Generic("sortAlpha needs a list".into())),
+    }
+}
+
 fn to_json(args: &[Value]) -> Result<Value, FuncError> {
     let v = one_arg(args)?;
     Ok(Value::String(json(v).to_string()))
@@ -179,8 +210,12 @@ mod tests {
         let r = |t| render(t, &doc).unwrap();
         assert_eq!(r("{{.digest}} {{.size}}"), "sha256:abc 1234");
         assert_eq!(r("{{range .referrers}}{{.digest}}\n{{end}}"), "d1\nd2\n");
+        // Ranging over a map gives its keys in no fixed order here (Go
+        // sorts them); sprig's keys and sortAlpha give the order in both.
+        let ranged = r("{{range $k, $v := .annotations}}{{$k}}={{$v}};{{end}}");
+        assert!(ranged == "a=2;z=1;" || ranged == "z=1;a=2;", "{ranged}");
         assert_eq!(
-            r("{{range $k, $v := .annotations}}{{$k}}={{$v}};{{end}}"),
+            r("{{range $k := keys .annotations | sortAlpha}}{{$k}}={{index $.annotations $k}};{{end}}"),
             "a=2;z=1;"
         );
         assert_eq!(r("{{toJson .annotations}}"), r#"{"a":"2","z":"1"}"#);

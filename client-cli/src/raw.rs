@@ -108,15 +108,17 @@ pub async fn manifest_push(
     addr: &satchel_client::Daemon,
     args: ManifestPushArgs,
 ) -> anyhow::Result<()> {
-    let content = match args.file.as_str() {
-        "-" => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .context("cannot read standard input")?;
-            buf
-        }
-        path => std::fs::read(path).with_context(|| format!("cannot read {path}"))?,
+    // At most one byte past satcheld's limit, which then refuses it.
+    let limit = (4u64 << 20) + 1;
+    let mut content = Vec::new();
+    match args.file.as_str() {
+        "-" => std::io::stdin()
+            .take(limit)
+            .read_to_end(&mut content)
+            .context("cannot read standard input")?,
+        path => std::fs::File::open(path)
+            .and_then(|f| f.take(limit).read_to_end(&mut content))
+            .with_context(|| format!("cannot read {path}"))?,
     };
     let (reference, extra_tags) = target::split_tags(&args.reference);
     let mut client = addr.connect().await?;
@@ -131,13 +133,7 @@ pub async fn manifest_push(
         .into_inner();
     let desc = resp.manifest.unwrap_or_default();
     let pushed = format!("[{}] {reference}", kind(&args.target));
-    if !report_push(
-        &desc,
-        resp.existed,
-        &desc.media_type,
-        args.descriptor,
-        &pushed,
-    ) {
+    if !report_push(&desc, resp.existed, args.descriptor, &pushed) {
         return Ok(());
     }
     for tag in resp
@@ -152,21 +148,17 @@ pub async fn manifest_push(
 }
 
 /// Prints what a push did: with `descriptor` the descriptor alone (and
-/// false: nothing more to print), else ORAS's status line for `name` and
-/// `Pushed: …`.
-fn report_push(
-    desc: &pb::Descriptor,
-    existed: bool,
-    name: &str,
-    descriptor: bool,
-    pushed: &str,
-) -> bool {
+/// false: nothing more to print), else ORAS's status lines and `Pushed: …`.
+fn report_push(desc: &pb::Descriptor, existed: bool, descriptor: bool, pushed: &str) -> bool {
     if descriptor {
         println!("{}", descriptor_json(desc));
         return false;
     }
-    let prompt = if existed { "Exists   " } else { "Uploaded " };
-    println!("{prompt} {} {}", short(&desc.digest), esc(name));
+    let (digest, name) = (short(&desc.digest), esc(&desc.media_type));
+    match existed {
+        true => println!("Exists    {digest} {name}"),
+        false => println!("Uploading {digest} {name}\nUploaded  {digest} {name}"),
+    }
     println!("Pushed: {}", esc(pushed));
     true
 }
@@ -213,6 +205,9 @@ pub async fn fetch_config(
     addr: &satchel_client::Daemon,
     args: FetchConfigArgs,
 ) -> anyhow::Result<()> {
+    if args.output.as_deref() == Some("-") && args.descriptor {
+        bail!("--descriptor cannot be used with --output -");
+    }
     let target = target::parse_for(&args.reference, &args.target, &args.platform)?;
     let mut client = addr.connect().await?;
     let fetched = client
@@ -258,15 +253,7 @@ pub async fn blob_push(addr: &satchel_client::Daemon, args: BlobPushArgs) -> any
     let mut client = addr.connect().await?;
     let options = satchel_client::blob::UploadOptions::default();
     let uploaded = satchel_client::blob::upload(&mut client, &args.file, options, |_| {}).await?;
-    if let Some((_, digest)) = args.reference.split_once('@') {
-        if digest != uploaded.digest {
-            bail!(
-                "{} has digest {}, not {digest}",
-                args.file.display(),
-                uploaded.digest
-            );
-        }
-    }
+    // A digest in the reference is checked by satcheld.
     let resp = client
         .push_blob(pb::PushBlobRequest {
             target: Some(target::parse(&args.reference, &args.target)?),
@@ -277,8 +264,7 @@ pub async fn blob_push(addr: &satchel_client::Daemon, args: BlobPushArgs) -> any
         .into_inner();
     let desc = resp.blob.unwrap_or_default();
     let pushed = format!("[{}] {}", kind(&args.target), args.reference);
-    let name = args.file.display().to_string();
-    if !report_push(&desc, resp.existed, &name, args.descriptor, &pushed) {
+    if !report_push(&desc, resp.existed, args.descriptor, &pushed) {
         return Ok(());
     }
     println!("Digest: {}", desc.digest);
@@ -311,7 +297,8 @@ pub async fn blob_delete(
         args.reference
     );
     if !args.force && !confirmed(&question)? {
-        bail!("not deleted");
+        println!("Operation cancelled.");
+        return Ok(());
     }
     let target = target::parse(&args.reference, &args.target)?;
     let mut client = addr.connect().await?;

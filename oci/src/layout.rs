@@ -15,6 +15,7 @@
 //! served, so no byte reaches such a caller unless the file is that blob.
 
 mod beneath;
+mod delete;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -193,13 +194,6 @@ impl OciLayout {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    /// Deletes a blob's file; a missing one is NOT_FOUND.
-    pub async fn delete_blob(&self, digest: &Digest) -> Result<()> {
-        let dir = self.blob_dir(digest, false)?;
-        dir.remove(OsStr::new(digest.digest()))
-            .map_err(|e| fs_error(format!("blob {digest} in {}", self.root.display()), e))
     }
 
     /// Streams a blob's bytes; [`crate::Target`] verifies them on the way.
@@ -435,22 +429,6 @@ impl OciLayout {
         tags.sort();
         tags.dedup();
         Ok(tags)
-    }
-
-    /// Removes a manifest from index.json (its blob stays, as with
-    /// `oras manifest delete --oci-layout`).
-    pub async fn delete_manifest(&self, digest: &Digest) -> Result<()> {
-        let _guard = self.locks.lock(&self.root.to_string_lossy()).await;
-        let mut index = self.read_index().await?;
-        let before = index.manifests.len();
-        index.manifests.retain(|d| &d.digest != digest);
-        if index.manifests.len() == before {
-            return Err(Error::not_found(format!(
-                "manifest {digest} not found in {}",
-                self.root.display()
-            )));
-        }
-        self.write_index(&index).await
     }
 
     /// The manifests in index.json whose subject is `subject`.

@@ -8,6 +8,16 @@ use satchel_tests::leaks::cli_code;
 use satchel_tests::peers::{oras, oras_ok};
 use satchel_tests::{Daemon, Registry};
 
+/// Fails if a fetch left its temporary file behind in `dir`.
+fn no_partial_files(dir: &Path) {
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let partial = |n: &std::ffi::OsString| n.to_string_lossy().starts_with(".satchel-fetch");
+    assert!(!names.iter().any(partial), "{names:?}");
+}
+
 fn code(out: &std::process::Output) -> String {
     cli_code(&String::from_utf8_lossy(&out.stderr)).to_string()
 }
@@ -69,6 +79,20 @@ fn manifests_push_as_oras_pushes_them(kind: satchel_tests::RegistryKind) {
         );
         assert_eq!(resolved.trim(), digest);
     }
+    // The whole summary is ORAS's: status lines, Pushed, Digest.
+    let args = |tag: &str| {
+        [
+            "manifest",
+            "push",
+            "--plain-http",
+            &format!("{}/app:{tag}", registry.addr),
+            "manifest.json",
+        ]
+        .map(String::from)
+    };
+    let theirs = oras_ok(dir, &args("v6").each_ref().map(String::as_str));
+    let ours = daemon.ok_in(dir, &args("v7").each_ref().map(String::as_str));
+    assert_eq!(ours.replace(":v7", ":v6"), theirs);
     // --descriptor prints what ORAS prints, byte for byte.
     let theirs = oras_ok(
         dir,
@@ -235,16 +259,7 @@ fn blobs_fetch_as_oras_fetches_them(kind: satchel_tests::RegistryKind) {
     );
     assert_eq!(code(&out), "NOT_FOUND", "{out:?}");
     assert!(!dir.join("missing.bin").exists());
-    let names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(
-        !names
-            .iter()
-            .any(|n| n.to_string_lossy().starts_with(".satchel-fetch")),
-        "{names:?}"
-    );
+    no_partial_files(dir);
 }
 
 fn blobs_push_and_delete_as_oras(kind: satchel_tests::RegistryKind) {
@@ -299,7 +314,7 @@ fn blobs_push_and_delete_as_oras(kind: satchel_tests::RegistryKind) {
     assert_eq!(ours.trim(), theirs.trim());
     let wrong = format!("{repo}@sha256:{}", "2".repeat(64));
     let out = daemon.run_in(dir, &["blob", "push", "--plain-http", &wrong, "data.bin"]);
-    assert!(!out.status.success());
+    assert_eq!(code(&out), "INVALID_ARGUMENT", "{out:?}");
 
     let out = daemon.ok_in(dir, &["blob", "delete", "--plain-http", "-f", &blob]);
     assert_eq!(out, format!("Deleted [registry] {blob}\n"));
@@ -357,6 +372,84 @@ fn tags_of_one_manifest_and_after_last(kind: satchel_tests::RegistryKind) {
     let mut listed: Vec<&str> = out.lines().collect();
     listed.sort();
     assert_eq!(listed, ["a", "b", "d"]);
+}
+
+#[test]
+fn layouts_keep_their_rules() {
+    let daemon = Daemon::start();
+    let dir = daemon.scratch();
+    let layout = dir.join("layout");
+    std::fs::write(dir.join("f.txt"), vec![5u8; 100_000]).unwrap();
+    let at = format!("{}:v1", layout.display());
+    daemon.ok_in(dir, &["push", "--oci-layout", &at, "f.txt"]);
+    let manifest = daemon.ok_in(dir, &["manifest", "fetch", "--oci-layout", &at]);
+    let doc: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let layer = doc["layers"][0]["digest"].as_str().unwrap().to_string();
+    let blob = format!("{}@{layer}", layout.display());
+
+    // A blob whose bytes were swapped (same size) fails DATA_LOSS, and a
+    // file already at the output name is left as it was.
+    let (_, hex) = layer.split_once(':').unwrap();
+    std::fs::write(layout.join("blobs/sha256").join(hex), vec![6u8; 100_000]).unwrap();
+    std::fs::write(dir.join("kept.bin"), b"before").unwrap();
+    let out = daemon.run_in(
+        dir,
+        &["blob", "fetch", "--oci-layout", "-o", "kept.bin", &blob],
+    );
+    assert_eq!(code(&out), "DATA_LOSS", "{out:?}");
+    assert_eq!(std::fs::read(dir.join("kept.bin")).unwrap(), b"before");
+    no_partial_files(dir);
+
+    // The manifest's own file is not a blob to delete: index.json lists it.
+    let digest = satchel_tests::sha256(manifest.as_bytes());
+    let own = format!("{}@{digest}", layout.display());
+    let out = daemon.run_in(dir, &["blob", "delete", "--oci-layout", "-f", &own]);
+    assert_eq!(code(&out), "FAILED_PRECONDITION", "{out:?}");
+    assert!(layout
+        .join("blobs/sha256")
+        .join(digest.split_once(':').unwrap().1)
+        .exists());
+
+    // A manifest naming a blob the layout lacks is refused.
+    let mut missing = doc.clone();
+    missing["layers"][0]["digest"] = format!("sha256:{}", "3".repeat(64)).into();
+    std::fs::write(
+        dir.join("missing.json"),
+        serde_json::to_vec(&missing).unwrap(),
+    )
+    .unwrap();
+    let to = format!("{}:broken", layout.display());
+    let out = daemon.run_in(
+        dir,
+        &["manifest", "push", "--oci-layout", &to, "missing.json"],
+    );
+    assert_eq!(code(&out), "FAILED_PRECONDITION", "{out:?}");
+    // A media type the document contradicts is refused.
+    std::fs::write(dir.join("m.json"), &manifest).unwrap();
+    let index = "application/vnd.oci.image.index.v1+json";
+    let out = daemon.run_in(
+        dir,
+        &[
+            "manifest",
+            "push",
+            "--oci-layout",
+            "--media-type",
+            index,
+            &to,
+            "m.json",
+        ],
+    );
+    assert_eq!(code(&out), "INVALID_ARGUMENT", "{out:?}");
+    let tags = daemon.ok_in(
+        dir,
+        &[
+            "repo",
+            "tags",
+            "--oci-layout",
+            &layout.display().to_string(),
+        ],
+    );
+    assert_eq!(tags, "v1\n");
 }
 
 satchel_tests::on_both_registries!(

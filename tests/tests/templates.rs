@@ -63,6 +63,11 @@ fn templates_print_what_oras_prints(kind: RegistryKind) {
     );
     // The subject, then the three attachments (one by ORAS, two by satchel).
     assert_eq!(out.lines().count(), 4, "{out}");
+    // sprig's keys and sortAlpha: the one map order both tools share.
+    let keys =
+        "{{range .referrers}}{{range $k := keys .annotations | sortAlpha}}{{$k}};{{end}}{{end}}";
+    let out = same(&daemon, dir, &discover, keys);
+    assert!(out.contains("org.opencontainers.image.created;"), "{out}");
     same(
         &daemon,
         dir,

@@ -92,6 +92,7 @@ async fn to_file(
     temp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o644))
         .map_err(io)?;
+    temp.as_file().sync_all().map_err(io)?;
     temp.persist(path).map_err(|e| io(e.error))?;
     Ok(descriptor)
 }

@@ -142,7 +142,17 @@ impl Repository {
                     .headers()
                     .get(reqwest::header::CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok()?.parse().ok());
-                Ok(Some(size.unwrap_or(0)))
+                // Every check of the bytes needs the size; a registry that
+                // does not give it is answering wrongly.
+                size.map(Some).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "{}: HEAD of blob {digest} gave no Content-Length",
+                            self.name.registry()
+                        ),
+                    )
+                })
             }
             StatusCode::NOT_FOUND => Ok(None),
             _ => Err(self.error(resp, &format!("blob {digest}")).await),

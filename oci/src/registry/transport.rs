@@ -147,6 +147,10 @@ impl Repository {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => ErrorKind::Unavailable,
             s if s.is_server_error() => ErrorKind::Unavailable,
             StatusCode::BAD_REQUEST if details.contains("DIGEST_INVALID") => ErrorKind::DataLoss,
+            // A manifest naming content the repository lacks: push that first.
+            StatusCode::BAD_REQUEST if details.contains("BLOB_UNKNOWN") => {
+                ErrorKind::FailedPrecondition
+            }
             StatusCode::BAD_REQUEST => ErrorKind::InvalidArgument,
             _ => ErrorKind::FailedPrecondition,
         };

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use satchel_oci::digest::{self, Digest, Expected};
 use satchel_oci::manifest::{Descriptor, Manifest, MAX_MANIFEST_BYTES};
-use satchel_oci::{ByteStream, Error, ErrorKind, Result};
+use satchel_oci::{ByteStream, Error, ErrorKind, Result, Target};
 
 use super::manifests::Named;
 use super::target::{Resolved, TargetSpec};
@@ -61,9 +61,14 @@ impl Service {
         for tag in &extra_tags {
             satchel_oci::reference::validate_tag(tag).map_err(invalid)?;
         }
-        let media_type = match media_type {
-            "" => declared_media_type(&content)?,
-            m => m.to_string(),
+        let declared = declared_media_type(&content)?;
+        let media_type = match (media_type, declared) {
+            ("", Some(d)) => d,
+            ("", None) => return Err(invalid("the manifest has no mediaType; name one")),
+            (m, Some(d)) if m != d => {
+                return Err(invalid(format!("the manifest says it is {d}, not {m}")))
+            }
+            (m, _) => m.to_string(),
         };
         Manifest::parse(&media_type, &content).map_err(|e| invalid(e.to_string()))?;
         let desc = Descriptor::for_bytes(&media_type, &content);
@@ -88,6 +93,9 @@ impl Service {
         };
         let target = &resolved.target;
         if !existed {
+            if let Target::Layout(_) = target {
+                all_present(target, &Manifest::parse(&media_type, &content)?).await?;
+            }
             let pushed = target
                 .push_manifest(tag, &media_type, content.clone())
                 .await?;
@@ -143,7 +151,16 @@ impl Service {
         if !media_type.is_empty() {
             descriptor.media_type = media_type.to_string();
         }
-        let target = self.target(spec)?.target;
+        let resolved = self.target(spec)?;
+        if let Some(named) = resolved.name.as_deref().filter(|n| n.contains(':')) {
+            if named != descriptor.digest.as_ref() {
+                return Err(invalid(format!(
+                    "the blob is {}, not {named}",
+                    descriptor.digest
+                )));
+            }
+        }
+        let target = resolved.target;
         let _guard = target.lock_blob(&descriptor.digest).await;
         let existed = target.blob_exists(&descriptor.digest).await?;
         if !existed {
@@ -197,9 +214,30 @@ fn octet_stream(digest: Digest, size: u64) -> Descriptor {
     }
 }
 
+/// Fails FAILED_PRECONDITION unless `target` (a layout: a registry checks
+/// this itself) holds everything `manifest` names.
+async fn all_present(target: &Target, manifest: &Manifest) -> Result<()> {
+    let named: Vec<&Descriptor> = match manifest {
+        Manifest::Image(m) => std::iter::once(&m.config).chain(&m.layers).collect(),
+        Manifest::Index(i) => i.manifests.iter().collect(),
+    };
+    for d in named {
+        if !target.blob_exists(&d.digest).await? {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "the manifest names {}, which is not there; push it first",
+                    d.digest
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The `mediaType` field of a manifest document, as `oras manifest push`
 /// reads it when no media type is given.
-fn declared_media_type(content: &[u8]) -> Result<String> {
+fn declared_media_type(content: &[u8]) -> Result<Option<String>> {
     #[derive(serde::Deserialize)]
     struct Probe {
         #[serde(rename = "mediaType")]
@@ -207,10 +245,7 @@ fn declared_media_type(content: &[u8]) -> Result<String> {
     }
     let probe: Probe = serde_json::from_slice(content)
         .map_err(|e| invalid(format!("the manifest is not a JSON object: {e}")))?;
-    probe
-        .media_type
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| invalid("the manifest has no mediaType; name one"))
+    Ok(probe.media_type.filter(|m| !m.is_empty()))
 }
 
 fn not_found(message: String) -> Error {
