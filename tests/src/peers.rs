@@ -74,3 +74,75 @@ pub fn oras_ok(cwd: &Path, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
+
+/// Pushes, with the ORAS CLI, an index of two images (linux/amd64 and
+/// linux/arm64/v8) tagged `idx`; returns the images' digests.
+pub fn multi_arch_index(work: &Path, repo: &str) -> (String, String) {
+    let mut images = Vec::new();
+    for (arch, variant) in [("amd64", ""), ("arm64", "v8")] {
+        let config = serde_json::json!({
+            "architecture": arch, "os": "linux", "variant": variant,
+            "rootfs": {"type": "layers", "diff_ids": []}, "config": {},
+        })
+        .to_string();
+        let config_path = work.join(format!("config-{arch}.json"));
+        std::fs::write(&config_path, &config).unwrap();
+        let config_digest = crate::sha256(config.as_bytes());
+        oras_ok(
+            work,
+            &[
+                "blob",
+                "push",
+                "--plain-http",
+                &format!("{repo}@{config_digest}"),
+                config_path.to_str().unwrap(),
+            ],
+        );
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": [],
+        })
+        .to_string();
+        let manifest_path = work.join(format!("manifest-{arch}.json"));
+        std::fs::write(&manifest_path, &manifest).unwrap();
+        let digest = crate::sha256(manifest.as_bytes());
+        oras_ok(
+            work,
+            &[
+                "manifest",
+                "push",
+                "--plain-http",
+                &format!("{repo}@{digest}"),
+                manifest_path.to_str().unwrap(),
+            ],
+        );
+        let mut platform = serde_json::json!({"architecture": arch, "os": "linux"});
+        if !variant.is_empty() {
+            platform["variant"] = variant.into();
+        }
+        images.push((digest, manifest.len(), platform));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": images.iter().map(|(d, size, p)| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": d, "size": size, "platform": p,
+        })).collect::<Vec<_>>(),
+    })
+    .to_string();
+    std::fs::write(work.join("index.json"), &index).unwrap();
+    oras_ok(
+        work,
+        &[
+            "manifest",
+            "push",
+            "--plain-http",
+            &format!("{repo}:idx"),
+            "index.json",
+        ],
+    );
+    (images[0].0.clone(), images[1].0.clone())
+}

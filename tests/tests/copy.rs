@@ -423,3 +423,31 @@ satchel_tests::on_both_registries!(
     a_layout_in_between_keeps_the_tree,
     bad_copies_are_refused,
 );
+
+/// `cp --platform` copies the platform's image alone, as `oras cp
+/// --platform` does.
+#[test]
+fn cp_platform_copies_the_image_oras_copies() {
+    let registry = Registry::start();
+    let daemon = Daemon::start();
+    let dir = daemon.scratch();
+    let repo = format!("{}/multi", registry.addr);
+    let (_, arm64) = satchel_tests::peers::multi_arch_index(dir, &repo);
+    let cp = [
+        "cp",
+        "--from-plain-http",
+        "--to-plain-http",
+        "--platform",
+        "linux/arm64",
+    ];
+    let (ours, theirs) = (
+        format!("{}/ours:arm", registry.addr),
+        format!("{}/theirs:arm", registry.addr),
+    );
+    daemon.ok(&[&cp[..], &[&format!("{repo}:idx"), &ours]].concat());
+    oras_ok(dir, &[&cp[..], &[&format!("{repo}:idx"), &theirs]].concat());
+    for copy in [&ours, &theirs] {
+        let resolved = oras_ok(dir, &["resolve", "--plain-http", copy]);
+        assert_eq!(resolved.trim(), arm64, "{copy}");
+    }
+}

@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use satchel_tests::leaks::cli_code;
+use satchel_tests::peers::multi_arch_index;
 use satchel_tests::peers::oras_ok;
 use satchel_tests::{sha256, Daemon, Registry, RegistryKind};
 
@@ -632,78 +633,6 @@ fn layout_tags_match_oras() {
     assert_eq!(daemon.ok_in(work, &args), "a1\nb2\nv1\n");
     let fetch = ["manifest", "fetch", "--oci-layout", "lay:a1"];
     assert_eq!(daemon.ok_in(work, &fetch), oras_ok(work, &fetch));
-}
-
-/// Pushes, with the ORAS CLI, an index of two images (linux/amd64 and
-/// linux/arm64/v8) tagged `idx`; returns the images' digests.
-fn multi_arch_index(work: &Path, repo: &str) -> (String, String) {
-    let mut images = Vec::new();
-    for (arch, variant) in [("amd64", ""), ("arm64", "v8")] {
-        let config = serde_json::json!({
-            "architecture": arch, "os": "linux", "variant": variant,
-            "rootfs": {"type": "layers", "diff_ids": []}, "config": {},
-        })
-        .to_string();
-        let config_path = work.join(format!("config-{arch}.json"));
-        std::fs::write(&config_path, &config).unwrap();
-        let config_digest = sha256(config.as_bytes());
-        oras_ok(
-            work,
-            &[
-                "blob",
-                "push",
-                "--plain-http",
-                &format!("{repo}@{config_digest}"),
-                config_path.to_str().unwrap(),
-            ],
-        );
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-            "layers": [],
-        })
-        .to_string();
-        let manifest_path = work.join(format!("manifest-{arch}.json"));
-        std::fs::write(&manifest_path, &manifest).unwrap();
-        let digest = sha256(manifest.as_bytes());
-        oras_ok(
-            work,
-            &[
-                "manifest",
-                "push",
-                "--plain-http",
-                &format!("{repo}@{digest}"),
-                manifest_path.to_str().unwrap(),
-            ],
-        );
-        let mut platform = serde_json::json!({"architecture": arch, "os": "linux"});
-        if !variant.is_empty() {
-            platform["variant"] = variant.into();
-        }
-        images.push((digest, manifest.len(), platform));
-    }
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": images.iter().map(|(d, size, p)| serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": d, "size": size, "platform": p,
-        })).collect::<Vec<_>>(),
-    })
-    .to_string();
-    std::fs::write(work.join("index.json"), &index).unwrap();
-    oras_ok(
-        work,
-        &[
-            "manifest",
-            "push",
-            "--plain-http",
-            &format!("{repo}:idx"),
-            "index.json",
-        ],
-    );
-    (images[0].0.clone(), images[1].0.clone())
 }
 
 /// `--platform` picks what crane and the ORAS CLI pick, for resolve,
