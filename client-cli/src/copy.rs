@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use satchel_client::pb;
 
+use crate::raw::short;
 use crate::show::esc;
 use crate::{target, PlatformFlag};
 
@@ -169,14 +170,6 @@ async fn run_copy(
         }
     }
     bail!("satcheld ended the copy without a result")
-}
-
-/// The twelve hex digits ORAS shows of a sha256 digest.
-fn short(digest: &str) -> &str {
-    match digest.strip_prefix("sha256:") {
-        Some(hex) if hex.len() >= 12 => &hex[..12],
-        _ => digest,
-    }
 }
 
 fn name_of(desc: &pb::Descriptor) -> String {

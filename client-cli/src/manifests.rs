@@ -116,14 +116,7 @@ pub async fn fetch(addr: &satchel_client::Daemon, args: FetchArgs) -> anyhow::Re
     let desc = resp.manifest.clone().unwrap_or_default();
     let content = resp.content.to_vec();
     let out = if args.descriptor {
-        // In ORAS's key order (serde_json's maps would sort them).
-        format!(
-            "{{\"mediaType\":{},\"digest\":{},\"size\":{}}}",
-            serde_json::Value::from(desc.media_type),
-            serde_json::Value::from(desc.digest),
-            desc.size
-        )
-        .into_bytes()
+        crate::raw::descriptor_json(&desc).into_bytes()
     } else if let Some(format) = &format {
         let parsed: serde_json::Value =
             serde_json::from_slice(&content).context("the manifest is not JSON")?;

@@ -168,7 +168,8 @@ fn has_tag(reference: &str) -> bool {
     reference[last..].contains(':')
 }
 
-fn short(digest: &str) -> &str {
+/// The twelve hex digits ORAS shows of a sha256 digest.
+pub fn short(digest: &str) -> &str {
     match digest.strip_prefix("sha256:") {
         Some(hex) if hex.len() >= 12 => &hex[..12],
         _ => digest,
