@@ -14,7 +14,7 @@
 //! Uploads, pins and the expiry of abandoned ingest files are in
 //! [`uploads`].
 
-mod private;
+pub(crate) mod private;
 mod read;
 mod tee;
 mod uploads;

@@ -7,6 +7,8 @@
 //! upload_chunk_size = 134217728       # ...of this many bytes
 //! cache_dir = "/var/cache/satchel"    # pulled blobs, kept for the next pull
 //! cache_max_bytes = 10737418240
+//! state_dir = "/var/lib/satchel"      # the referrers journal; survives restarts
+//! reconcile_window_secs = 60          # how long written referrers are watched
 //! concurrency = 4                     # blobs one pull moves at once
 //! upload_expiry_secs = 3600           # uploads and pull ingest idle this long are removed
 //! # OCI layouts that callers other than satcheld's own user may name
@@ -63,6 +65,9 @@ pub struct Config {
     /// How long an upload or a pull's ingest file may sit idle before it is
     /// removed (default [`satchel_oci::content::UPLOAD_EXPIRY`]).
     pub upload_expiry: Option<std::time::Duration>,
+    /// Where the daemon keeps what must survive a restart: the journal of
+    /// the referrers it wrote to tag-schema indexes. `None`: no journal.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The default bound of the content cache: 10 GiB.
@@ -76,6 +81,16 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .map(|d| d.join("satchel").join("content"))
+}
+
+/// The default state directory: `$XDG_STATE_HOME/satchel`, else
+/// `~/.local/state/satchel`.
+pub fn default_state_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .map(|d| d.join("satchel"))
 }
 
 /// The listener's TLS material, as PEM bytes.
@@ -114,6 +129,10 @@ struct File {
     concurrency: Option<usize>,
     /// Seconds an upload or pull ingest file may sit idle before removal.
     upload_expiry_secs: Option<u64>,
+    /// Where the referrers journal lives.
+    state_dir: Option<PathBuf>,
+    /// Seconds a written referrer is watched in its index.
+    reconcile_window_secs: Option<f64>,
     /// Where callers other than the daemon's own user may name layouts.
     #[serde(default)]
     layout_roots: Vec<PathBuf>,
@@ -179,6 +198,7 @@ impl Config {
                 Some(0.0) => Some(std::time::Duration::ZERO),
                 other => seconds(other, "registry_tag_cache_secs")?,
             },
+            reconcile_window: seconds(file.reconcile_window_secs, "reconcile_window_secs")?,
             ..RegistryOptions::default()
         };
         for (host, entry) in file.registries {
@@ -226,6 +246,7 @@ impl Config {
             concurrency: file.concurrency,
             layout_roots: file.layout_roots.iter().map(|r| base.join(r)).collect(),
             upload_expiry: file.upload_expiry_secs.map(std::time::Duration::from_secs),
+            state_dir: file.state_dir.map(|d| base.join(d)),
             ..Config::default()
         })
     }

@@ -1,6 +1,7 @@
 //! The daemon's parts, put together from its [`Config`]: the credential
 //! store, the content store (and its sweeper), this daemon's spool, the
-//! registry client and the [`Service`] over them. What serves them is the
+//! registry client (with its referrers journal, whose entries it watches
+//! again) and the [`Service`] over them. What serves them is the
 //! gRPC layer's business ([`crate::grpc::serve`]).
 
 use std::sync::{Arc, Weak};
@@ -55,7 +56,17 @@ impl Daemon {
         if let Some(store) = &store {
             registry = registry.with_manifest_store(store.clone());
         }
+        if let Some(state) = &config.state_dir {
+            registry = registry.with_journal(&state.join("journal"))?;
+        }
         let registry = Arc::new(registry);
+        let resumed = registry.resume_journal();
+        if resumed > 0 {
+            tracing::info!(
+                entries = resumed,
+                "watching the referrers the journal holds from before the restart"
+            );
+        }
         let service = Service::new(registry.clone(), credentials, store)
             .with_concurrency(config.concurrency.unwrap_or(DEFAULT_CONCURRENCY))
             .with_hash_first_below(hash_first_below);

@@ -60,6 +60,11 @@ struct Args {
     #[arg(long)]
     concurrency: Option<usize>,
 
+    /// Where the daemon keeps what survives a restart: the journal of the
+    /// referrers it wrote (default ~/.local/state/satchel).
+    #[arg(long, env = "SATCHELD_STATE_DIR")]
+    state_dir: Option<std::path::PathBuf>,
+
     /// Run without the content cache.
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
@@ -126,6 +131,10 @@ async fn main() -> anyhow::Result<()> {
     if args.concurrency.is_some() {
         config.concurrency = args.concurrency;
     }
+    config.state_dir = args
+        .state_dir
+        .or(config.state_dir)
+        .or_else(satcheld::config::default_state_dir);
     let guarded = config.tls.is_some()
         && (config.auth_token.is_some()
             || config

@@ -263,6 +263,9 @@ pub struct Daemon {
     pub addr: String,
     log: PathBuf,
     dir: tempfile::TempDir,
+    /// The flags and environment it was started with, for [`Self::restart`].
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -290,42 +293,48 @@ impl Daemon {
     pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let socket = dir.path().join("satcheld.sock");
         let log = dir.path().join("satcheld.log");
-        // Every daemon gets a private cache unless its flags say otherwise.
-        let has_cache_flag = args
+        let addr = format!("unix://{}", socket.display());
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let env: Vec<(String, String)> = env
             .iter()
-            .any(|a| a.starts_with("--cache") || *a == "--no-cache");
-        let cache = dir.path().join("cache");
-        let mut cmd = Command::new(bin("satcheld"));
-        if !has_cache_flag {
-            cmd.arg("--cache-dir").arg(&cache);
-        }
-        let child = cmd
-            .arg("--listen")
-            .arg(format!("unix://{}", socket.display()))
-            .args(args)
-            .env("DOCKER_CONFIG", dir.path().join("docker"))
-            .env(
-                "SATCHELD_LOG",
-                "debug,h2=info,hyper=info,hyper_util=info,tower=info,rustls=info",
-            )
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start satcheld");
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = spawn_satcheld(dir.path(), &addr, &log, &args, &env);
         let daemon = Daemon {
             child,
-            addr: format!("unix://{}", socket.display()),
+            addr,
             log,
             dir,
+            args,
+            env,
         };
-        // The socket is bound before the daemon's stores and spool are
-        // made, so a socket that accepts is not yet a daemon that is up:
-        // the log line says the daemon has finished starting.
-        wait_for("satcheld to serve", Duration::from_secs(30), || {
-            daemon.log().contains("satcheld serving")
-        });
+        daemon.wait_until_serving();
         daemon
+    }
+
+    /// Waits for the log line that says the daemon has finished starting:
+    /// the socket is bound before the stores and spool are made, so a
+    /// socket that accepts is not yet a daemon that is up.
+    fn wait_until_serving(&self) {
+        wait_for("satcheld to serve", Duration::from_secs(30), || {
+            self.log().contains("satcheld serving")
+        });
+    }
+
+    /// Kills the daemon outright (SIGKILL), as a crash would, and starts it
+    /// again with the same flags, cache and state directory. The earlier
+    /// log is kept as `satcheld.log.1`.
+    pub fn restart_after_kill(&mut self) {
+        self.kill();
+        let _ = std::fs::rename(&self.log, self.log.with_extension("log.1"));
+        self.child = spawn_satcheld(
+            self.dir.path(),
+            &self.addr,
+            &self.log,
+            &self.args,
+            &self.env,
+        );
+        self.wait_until_serving();
     }
 
     /// A scratch directory that lives as long as the daemon.
@@ -458,6 +467,39 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts satcheld listening on `addr` with `args` and `env`, its log in
+/// `log`. Every daemon gets a private cache and
+/// state directory in `dir` unless its flags say otherwise.
+fn spawn_satcheld(
+    dir: &Path,
+    addr: &str,
+    log: &Path,
+    args: &[String],
+    env: &[(String, String)],
+) -> Child {
+    let has = |prefix: &str| args.iter().any(|a| a.starts_with(prefix));
+    let mut cmd = Command::new(bin("satcheld"));
+    if !has("--cache") && !has("--no-cache") {
+        cmd.arg("--cache-dir").arg(dir.join("cache"));
+    }
+    if !has("--state-dir") {
+        cmd.arg("--state-dir").arg(dir.join("state"));
+    }
+    cmd.arg("--listen")
+        .arg(addr)
+        .args(args)
+        .env("DOCKER_CONFIG", dir.join("docker"))
+        .env(
+            "SATCHELD_LOG",
+            "debug,h2=info,hyper=info,hyper_util=info,tower=info,rustls=info",
+        )
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("start satcheld")
 }
 
 /// Runs `satchel` with `--addr addr`.

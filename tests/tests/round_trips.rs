@@ -9,6 +9,9 @@
 //! daemons here run with the tag and referrer-listing cache off
 //! (`registry_tag_cache_secs = 0`), so the budgets are what a call costs
 //! when nothing that can change is cached; content by digest is cached.
+//! Their reconcile window is a millisecond, so that the reconciler looks
+//! at an index once, half a second after a write, and is done: the tests
+//! that count a call made after an attach wait for that look first.
 
 use std::time::Duration;
 
@@ -18,6 +21,11 @@ use satchel_tests::{skopeo_copy, subject_layout, Daemon, Registry, RegistryKind}
 const SBOM: &str = "application/vnd.cyclonedx+json";
 /// Long against the daemon's own work between two requests.
 const DELAY: Duration = Duration::from_millis(30);
+/// A reconcile window that ends at the reconciler's first look.
+const ONE_LOOK: &str = "reconcile_window_secs = 0.001\n";
+/// Longer than an attach's work after its answer, the reconciler's look
+/// half a second after the write included.
+const AFTER_ATTACH: Duration = Duration::from_millis(800);
 
 /// A registry with one subject image, a counting proxy in front of it and
 /// a daemon that talks to the proxy.
@@ -35,7 +43,7 @@ impl World {
     fn new(kind: RegistryKind, config: &str) -> World {
         let registry = Registry::start_kind(kind);
         let proxy = FaultyProxy::with_delay(&registry.addr, DELAY);
-        let daemon = Daemon::start_with_config(config);
+        let daemon = Daemon::start_with_config(&format!("{config}{ONE_LOOK}"));
         let layout = daemon.scratch().join("image");
         let image = subject_layout(&layout, "latest").digest;
         skopeo_copy(
@@ -75,8 +83,16 @@ impl World {
     }
 
     /// Attaches a file with `content` as an SBOM created on `day` of
-    /// March 2026; returns the requests.
+    /// March 2026; returns the requests of the call, and waits for its
+    /// work after the answer (read-back, delete, the reconciler's look).
     fn attach(&self, name: &str, content: &str, day: u32) -> Requests {
+        let requests = self.attach_only(name, content, day);
+        std::thread::sleep(AFTER_ATTACH);
+        requests
+    }
+
+    /// [`World::attach`] without the wait.
+    fn attach_only(&self, name: &str, content: &str, day: u32) -> Requests {
         let path = self.daemon.scratch().join(name);
         std::fs::write(&path, content).unwrap();
         let subject = self.tagged();
@@ -115,8 +131,6 @@ fn tags_and_listings_are_kept_for_the_ttl_and_dropped_on_own_writes() {
     assert_costs("resolve, cached", &w.counted(&["resolve", &tagged]), 0, 0);
     assert_costs("discover, cached", &w.counted(&["discover", &tagged]), 0, 0);
     w.attach("two.json", "{\"sbom\":2}", 2);
-    // The attach's work after its answer (read-back, delete) ends first.
-    std::thread::sleep(Duration::from_millis(500));
     let mark = w.proxy.mark();
     let listed = w.daemon.ok(&[
         "discover",
@@ -281,23 +295,24 @@ mod distribution {
     fn attach_of_a_new_small_file_confirms_and_deletes_the_old_index_after_the_answer() {
         let w = World::uncached(RegistryKind::Distribution);
         w.attach("warm.json", "{\"sbom\":\"warm\"}", 1);
-        // The warm attach's work after its answer ends first.
-        std::thread::sleep(Duration::from_millis(500));
         let mark = w.proxy.mark();
-        w.attach("new.json", "{\"sbom\":\"new\"}", 2);
+        w.attach_only("new.json", "{\"sbom\":\"new\"}", 2);
         let answered = std::time::Instant::now();
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(AFTER_ATTACH);
         let all = w.proxy.since(mark);
         let on_path = all.answered_by(answered);
         // The subject, the blob and config checks and the upload session
         // at once; the blob; the manifest with the index read; the index.
         assert_costs("attach", &on_path, 4, 8);
-        // After the answer: the new index read back, then the old deleted.
+        // After the answer: the new index read back, then the old deleted;
+        // the reconciler's look at the index, a moment later, sees the
+        // entry and ends the watch.
         let after = &all.0[on_path.count()..];
         let lines: Vec<(&str, &str)> = after.iter().map(|s| (s.method(), s.path())).collect();
         let tag = w.image.replace(':', "-");
         assert!(
-            matches!(lines.as_slice(), [("GET", get), ("DELETE", _)] if get.ends_with(&tag)),
+            matches!(lines.as_slice(), [("GET", get), ("DELETE", _), ("GET", look)]
+                if get.ends_with(&tag) && look.ends_with(&tag)),
             "after the answer:\n{all}"
         );
         assert!(after[1].started >= after[0].answered.unwrap(), "{all}");

@@ -1,12 +1,17 @@
 //! Keeping the referrers tag schema's index of a subject up to date on a
 //! registry without the referrers API.
 //!
-//! On the caller's path: read the index (fresh, never from the cache),
-//! merge, write the new one. After the answer, in a task that holds the
-//! subject's lock: read the index back to confirm the change landed (and
-//! write it again when another writer overtook us), and only then delete
-//! the superseded index. A refused delete, or an index that keeps changing,
-//! is logged as a warning.
+//! On the caller's path: journal the new entry (see `reconcile`), read the
+//! index (fresh, never from the cache; for a push, while the manifest goes
+//! up), merge, write the new one. After the answer, in a task that holds
+//! the subject's lock: read the index back to confirm the change landed,
+//! and write it again, re-read just before, when another writer overtook
+//! us. Every rewrite keeps each entry seen in any version read during the
+//! update whose manifest still exists, so a writer that raced us does not
+//! lose its entry to our rewrite either. Only then go the superseded
+//! indexes, and only those whose every entry the index now holds. A
+//! refused delete, or an index that keeps changing, is logged as a
+//! warning; the reconciler repairs what this daemon wrote either way.
 
 use bytes::Bytes;
 
@@ -20,13 +25,44 @@ use crate::manifest::{Descriptor, ImageIndex, MEDIA_TYPE_INDEX};
 /// overtook ours.
 const FALLBACK_ATTEMPTS: usize = 5;
 
-/// One change to a subject's index.
-#[derive(Clone)]
-struct Change {
+/// One change to a subject's index, and what the update has seen.
+pub(super) struct Change {
     subject: Digest,
-    add: Option<Descriptor>,
+    add: Vec<Descriptor>,
     remove: Option<Digest>,
+    /// Every entry of every version of the index read during the update.
+    seen: Vec<Descriptor>,
 }
+
+impl Change {
+    fn new(subject: &Digest, add: Option<Descriptor>, remove: Option<&Digest>) -> Change {
+        Change {
+            subject: subject.clone(),
+            add: add.into_iter().collect(),
+            remove: remove.cloned(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// A change that adds `add` to the index of `subject`.
+    pub(super) fn adding(subject: &Digest, add: Vec<Descriptor>) -> Change {
+        Change {
+            subject: subject.clone(),
+            add,
+            remove: None,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Whether the index listing `listed` shows the change.
+    fn shown_by(&self, listed: &[Descriptor]) -> bool {
+        let has = |digest: &Digest| listed.iter().any(|d| &d.digest == digest);
+        self.add.iter().all(|a| has(&a.digest)) && self.remove.as_ref().is_none_or(|r| !has(r))
+    }
+}
+
+/// An index this update replaced: its digest and its entries' digests.
+pub(super) type Superseded = (Digest, Vec<Digest>);
 
 impl Repository {
     /// Adds `add` to and removes `remove` from the tag-schema index of
@@ -45,13 +81,19 @@ impl Repository {
             .fallback_locks
             .lock(&format!("{}@{subject}", self.name.name()))
             .await;
-        let change = Change {
-            subject: subject.clone(),
-            add,
-            remove: remove.cloned(),
+        let journalled = async {
+            match &add {
+                Some(added) => self.journal(subject, added).await,
+                None => None,
+            }
         };
-        let mut warnings = Vec::new();
-        let superseded = self.write_fallback(&change, &mut warnings).await?;
+        let (read, warning) = tokio::join!(self.fallback_index(subject, true), journalled);
+        let mut change = Change::new(subject, add, remove);
+        let mut warnings: Vec<String> = warning.into_iter().collect();
+        let superseded = self.write_read(&mut change, read?, &mut warnings).await?;
+        if let Some(removed) = remove {
+            self.unjournal(subject, removed);
+        }
         self.confirm_later(guard, change, superseded);
         Ok(warnings)
     }
@@ -81,20 +123,17 @@ impl Repository {
             .fallback_locks
             .lock(&format!("{}@{subject}", self.name.name()))
             .await;
-        let (pushed, read) = tokio::join!(
+        let (pushed, read, warning) = tokio::join!(
             self.push_manifest(reference, media_type, content),
-            self.fallback_index(subject, true)
+            self.fallback_index(subject, true),
+            self.journal(subject, &entry)
         );
-        let (desc, _) = pushed?;
+        let (desc, _) = pushed.inspect_err(|_| self.unjournal(subject, &entry.digest))?;
         self.forget_referrers(subject);
-        let change = Change {
-            subject: subject.clone(),
-            add: Some(entry),
-            remove: None,
-        };
-        let mut warnings = Vec::new();
+        let mut change = Change::new(subject, Some(entry), None);
+        let mut warnings: Vec<String> = warning.into_iter().collect();
         let written = match read {
-            Ok(read) => self.write_read(&change, read, &mut warnings).await,
+            Ok(read) => self.write_read(&mut change, read, &mut warnings).await,
             Err(e) => Err(e),
         };
         self.forget_referrers(subject);
@@ -109,7 +148,7 @@ impl Repository {
         &self,
         guard: tokio::sync::OwnedMutexGuard<()>,
         change: Change,
-        superseded: Option<Digest>,
+        superseded: Option<Superseded>,
     ) {
         let repo = self.clone();
         tokio::spawn(async move {
@@ -122,25 +161,41 @@ impl Repository {
     /// index to delete once the new one is confirmed.
     async fn write_fallback(
         &self,
-        change: &Change,
+        change: &mut Change,
         warnings: &mut Vec<String>,
-    ) -> Result<Option<Digest>> {
+    ) -> Result<Option<Superseded>> {
         let read = self.fallback_index(&change.subject, true).await?;
         self.write_read(change, read, warnings).await
     }
 
     /// Merges `change` into the index `read` (its digest and content) and
-    /// writes the result, as [`Repository::write_fallback`].
-    async fn write_read(
+    /// writes the result, as [`Repository::write_fallback`]. Entries seen
+    /// in an earlier version and missing from this one are kept when their
+    /// manifests still exist (one that is gone was deleted on purpose).
+    pub(super) async fn write_read(
         &self,
-        change: &Change,
+        change: &mut Change,
         (old, index): (Option<Digest>, ImageIndex),
         warnings: &mut Vec<String>,
-    ) -> Result<Option<Digest>> {
-        let subject = &change.subject;
-        let tag = referrers_tag(subject);
-        let manifests =
-            merge_referrers(index.manifests, change.add.as_ref(), change.remove.as_ref());
+    ) -> Result<Option<Superseded>> {
+        let subject = change.subject.clone();
+        let tag = referrers_tag(&subject);
+        let had: Vec<Digest> = index.manifests.iter().map(|d| d.digest.clone()).collect();
+        let mut manifests = index.manifests;
+        for earlier in std::mem::take(&mut change.seen) {
+            let dropped = !had.contains(&earlier.digest)
+                && change.remove.as_ref() != Some(&earlier.digest)
+                && !change.add.iter().any(|a| a.digest == earlier.digest);
+            if dropped && self.referrer_exists(&earlier.digest).await? {
+                tracing::debug!(%subject, referrer = %earlier.digest, "kept an entry another writer dropped");
+                manifests.push(earlier);
+            }
+        }
+        change.seen.clone_from(&manifests);
+        let mut manifests = merge_referrers(manifests, None, change.remove.as_ref());
+        for added in &change.add {
+            manifests = merge_referrers(manifests, Some(added), None);
+        }
         // An index left empty is deleted rather than rewritten, as ORAS
         // does, unless the registry refuses deletes; otherwise the new
         // index is written before the old one goes.
@@ -159,38 +214,41 @@ impl Repository {
             old => {
                 let fresh = Bytes::from(ImageIndex::new(manifests).to_bytes());
                 let (desc, _) = self.push_manifest(&tag, MEDIA_TYPE_INDEX, fresh).await?;
-                Ok(old.filter(|old| *old != desc.digest))
+                Ok(old.filter(|old| *old != desc.digest).map(|old| (old, had)))
             }
+        }
+    }
+
+    /// Whether the referrer manifest `digest` still exists, asking the
+    /// registry.
+    async fn referrer_exists(&self, digest: &Digest) -> Result<bool> {
+        match self.resolve_fresh(digest.as_ref()).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == crate::error::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
     /// Reads the index back until it shows `change` (writing it again when
     /// someone outside this daemon overtook us), then deletes every index
-    /// it superseded.
-    async fn confirm_fallback(&self, change: Change, superseded: Option<Digest>) {
-        let subject = &change.subject;
-        let mut stale: Vec<Digest> = superseded.into_iter().collect();
+    /// it superseded whose entries the index now holds.
+    async fn confirm_fallback(&self, mut change: Change, superseded: Option<Superseded>) {
+        let subject = change.subject.clone();
+        let mut stale: Vec<Superseded> = superseded.into_iter().collect();
         let mut current = None;
+        let mut listed = Vec::new();
         for attempt in 0..FALLBACK_ATTEMPTS {
-            let now = match self.fallback_index(subject, true).await {
+            match self.fallback_index(&subject, true).await {
                 Ok((digest, now)) => {
                     current = digest;
-                    now
+                    listed = now.manifests;
                 }
                 Err(e) => {
                     tracing::warn!(%subject, error = %e, "could not read back the referrers index");
                     return;
                 }
             };
-            let added = change
-                .add
-                .as_ref()
-                .is_none_or(|a| now.manifests.iter().any(|d| d.digest == a.digest));
-            let removed = change
-                .remove
-                .as_ref()
-                .is_none_or(|r| now.manifests.iter().all(|d| &d.digest != r));
-            if added && removed {
+            if change.shown_by(&listed) {
                 break;
             }
             if attempt + 1 == FALLBACK_ATTEMPTS {
@@ -199,7 +257,7 @@ impl Repository {
             }
             tracing::debug!(%subject, "referrers index changed under us; writing again");
             let mut warnings = Vec::new();
-            match self.write_fallback(&change, &mut warnings).await {
+            match self.write_fallback(&mut change, &mut warnings).await {
                 Ok(more) => stale.extend(more),
                 Err(e) => {
                     tracing::warn!(%subject, error = %e, "could not rewrite the referrers index");
@@ -210,11 +268,20 @@ impl Repository {
                 tracing::warn!(%warning, "referrers index");
             }
         }
-        self.forget_referrers(subject);
-        for old in stale
-            .into_iter()
-            .filter(|old| Some(old) != current.as_ref())
-        {
+        self.forget_referrers(&subject);
+        let holds = |d: &Digest| listed.iter().any(|l| &l.digest == d);
+        for (old, entries) in stale {
+            if Some(&old) == current.as_ref() {
+                continue;
+            }
+            let kept = entries
+                .iter()
+                .filter(|d| change.remove.as_ref() != Some(*d))
+                .all(holds);
+            if !kept {
+                tracing::debug!(%subject, %old, "kept a superseded referrers index holding entries the current one lacks");
+                continue;
+            }
             if let Err(e) = self.delete_manifest(&old).await {
                 tracing::warn!(
                     %subject, %old, error = %e,

@@ -102,7 +102,7 @@ impl Repository {
     /// Resolves a tag or digest to the manifest's descriptor, asking the
     /// registry. A HEAD request answers with the digest, type and size; registries
     /// that leave any out get a GET instead.
-    async fn resolve_fresh(&self, reference: &str) -> Result<Descriptor> {
+    pub(super) async fn resolve_fresh(&self, reference: &str) -> Result<Descriptor> {
         let resp = self.manifest_request(Method::HEAD, reference).await?;
         match resp.status() {
             StatusCode::NOT_FOUND => {

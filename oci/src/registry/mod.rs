@@ -21,7 +21,9 @@ mod blobs;
 mod cache;
 mod deadline;
 mod fallback;
+mod journal;
 mod manifests;
+mod reconcile;
 mod referrers;
 mod secrets;
 mod tags;
@@ -37,6 +39,7 @@ use transport::{
 
 pub use cache::DEFAULT_TAG_TTL;
 pub use deadline::{DEFAULT_CONNECT, DEFAULT_IDLE, DEFAULT_MAX_IDLE_PER_HOST};
+pub use reconcile::DEFAULT_WINDOW as DEFAULT_RECONCILE_WINDOW;
 #[doc(hidden)]
 pub use referrers::{merge_referrers, next_link};
 pub use referrers::{referrers_tag, ReferrersMode};
@@ -132,6 +135,10 @@ pub struct RegistryOptions {
     /// How long tags and referrer listings are remembered (zero: not at
     /// all); `None` means [`DEFAULT_TAG_TTL`].
     pub tag_ttl: Option<std::time::Duration>,
+    /// How long a referrer this client wrote to a tag-schema index is
+    /// watched there (and merged back when another writer dropped it);
+    /// `None` means [`DEFAULT_RECONCILE_WINDOW`].
+    pub reconcile_window: Option<std::time::Duration>,
 }
 
 impl RegistryOptions {
@@ -187,6 +194,9 @@ pub struct RegistryClient {
     options: RegistryOptions,
     /// Serialises fallback-index updates per (registry, repo, subject).
     fallback_locks: KeyedLocks,
+    /// The journal of referrers written to tag-schema indexes, and the
+    /// subjects watched until another writer can no longer drop them.
+    reconciler: reconcile::Reconciler,
     /// One token fetch at a time per (host, service, scope).
     token_locks: KeyedLocks,
     /// Where blobs were last seen, by digest: (registry, repository). A
@@ -241,6 +251,7 @@ impl RegistryClient {
             tokens: TokenCache::default(),
             referrers_support: Mutex::new(HashMap::new()),
             fallback_locks: KeyedLocks::default(),
+            reconciler: reconcile::Reconciler::default(),
             token_locks: KeyedLocks::default(),
             blob_homes: Mutex::new(HashMap::new()),
             blob_locks: KeyedLocks::default(),
@@ -256,6 +267,15 @@ impl RegistryClient {
         let ttl = self.options.tag_ttl.unwrap_or(DEFAULT_TAG_TTL);
         self.cache = cache::Cache::new(ttl, Some(store));
         self
+    }
+
+    /// Journals the referrers this client writes to tag-schema indexes in
+    /// `dir` (made 0700), so they are watched, and merged back when another
+    /// writer drops them, across restarts; see
+    /// [`RegistryClient::resume_journal`].
+    pub fn with_journal(mut self, dir: &std::path::Path) -> Result<Self> {
+        self.reconciler = reconcile::Reconciler::open(dir)?;
+        Ok(self)
     }
 
     /// Notes `credential` as used for `registry`, for [`Self::scrub`].
