@@ -62,6 +62,15 @@ impl World {
             .collect()
     }
 
+    /// The digest of `subject`'s tag-schema index, as the registry says.
+    fn index_digest(&self, subject: &str) -> String {
+        let digest = subject.rsplit_once('@').unwrap().1;
+        let path = format!("/v2/replicas/manifests/{}", digest.replace(':', "-"));
+        let (status, body) = http_get(&self.registry.addr, &path).unwrap();
+        assert_eq!(status, 200);
+        satchel_tests::sha256(&body)
+    }
+
     /// Waits up to [`SETTLE`] for every one of `want` to be listed; returns
     /// how long that took, or the missing ones.
     fn settle(&self, subject: &str, want: &BTreeSet<String>) -> Result<Duration, Vec<String>> {
@@ -372,4 +381,61 @@ fn a_referrer_deleted_by_another_writer_is_not_merged_back() {
     assert!(listed.contains(&kept), "{listed:?}");
     assert!(!listed.contains(&gone), "{listed:?}");
     assert_eq!(journalled(d), 1);
+}
+
+/// A registry that does conditional writes is asked for them: the index is
+/// written `If-None-Match: *` where there was none and `If-Match` its ETag
+/// after, and a write refused with 412 (another writer came between) is
+/// merged and written again. docker-registry ignores the headers, so a
+/// test-only proxy in front of it refuses the first conditional write.
+#[test]
+fn a_registry_that_does_conditional_writes_gets_them() {
+    use satchel_tests::hostile::{Action, HostileRegistry, Response};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let registry = Registry::start_kind(RegistryKind::Distribution);
+    let upstream = registry.addr.clone();
+    let refused = AtomicBool::new(false);
+    let proxy = HostileRegistry::start(move |req| {
+        let index_write = req.method == "PUT" && req.path.contains("/manifests/sha256-");
+        if index_write && !refused.swap(true, Ordering::SeqCst) {
+            return Action::Reply(Response::new(412, &[], "precondition failed"));
+        }
+        Action::Forward {
+            upstream: upstream.clone(),
+            tamper: Box::new(|_| {}),
+        }
+    });
+    let w = World {
+        registry,
+        daemons: vec![Daemon::start()],
+    };
+    let subject = w.subject(0).replace(&w.registry.addr, &proxy.addr);
+    let d = &w.daemons[0];
+    let first = attach_one(d, &subject, "first");
+    let writes =
+        |seen: &[satchel_tests::hostile::Request]| -> Vec<satchel_tests::hostile::Request> {
+            seen.iter()
+                .filter(|r| r.method == "PUT" && r.path.contains("/manifests/sha256-"))
+                .cloned()
+                .collect()
+        };
+    let puts = writes(&proxy.seen());
+    assert_eq!(puts.len(), 2, "the refused write and the second one");
+    for put in &puts {
+        assert_eq!(put.header("if-none-match"), Some("*"), "{put:?}");
+    }
+    let direct = subject.replace(&proxy.addr, &w.registry.addr);
+    assert_eq!(w.listed(&direct), BTreeSet::from([first.clone()]));
+    // The index exists now: the next write requires the version read.
+    let index = w.index_digest(&direct);
+    let second = attach_one(d, &subject, "second");
+    let puts = writes(&proxy.seen());
+    assert_eq!(puts.len(), 3);
+    assert_eq!(
+        puts[2].header("if-match"),
+        Some(format!("\"{index}\"").as_str()),
+        "{:?}",
+        puts[2]
+    );
+    assert_eq!(w.listed(&direct), BTreeSet::from([first, second]));
 }

@@ -15,7 +15,7 @@
 
 use bytes::Bytes;
 
-use super::referrers::{merge_referrers, referrers_tag, ReferrersMode};
+use super::referrers::{merge_referrers, referrers_tag, IndexRead, ReferrersMode};
 use super::Repository;
 use crate::digest::Digest;
 use crate::error::Result;
@@ -168,26 +168,77 @@ impl Repository {
         self.write_read(change, read, warnings).await
     }
 
-    /// Merges `change` into the index `read` (its digest and content) and
-    /// writes the result, as [`Repository::write_fallback`]. Entries seen
-    /// in an earlier version and missing from this one are kept when their
-    /// manifests still exist (one that is gone was deleted on purpose).
+    /// Merges `change` into the index `read` and writes the result, as
+    /// [`Repository::write_fallback`]. The write requires the version read
+    /// where the registry allows (`If-Match`); one that refuses it because
+    /// another writer came between (412) gets the merge again with a fresh
+    /// read, and after [`FALLBACK_ATTEMPTS`] refusals, an unconditional
+    /// write (the confirmation and the reconciler still follow).
     pub(super) async fn write_read(
         &self,
         change: &mut Change,
-        (old, index): (Option<Digest>, ImageIndex),
+        mut read: IndexRead,
         warnings: &mut Vec<String>,
     ) -> Result<Option<Superseded>> {
         let subject = change.subject.clone();
         let tag = referrers_tag(&subject);
-        let had: Vec<Digest> = index.manifests.iter().map(|d| d.digest.clone()).collect();
+        let mut refusals = 0;
+        loop {
+            let had: Vec<Digest> = read
+                .index
+                .manifests
+                .iter()
+                .map(|d| d.digest.clone())
+                .collect();
+            let manifests = self.merged(change, read.index).await?;
+            // An index left empty is deleted rather than rewritten, as ORAS
+            // does, unless the registry refuses deletes; otherwise the new
+            // index is written before the old one goes.
+            match read.digest {
+                Some(old) if manifests.is_empty() => {
+                    if let Err(e) = self.delete_manifest(&old).await {
+                        let empty = Bytes::from(ImageIndex::new(vec![]).to_bytes());
+                        self.push_manifest(&tag, MEDIA_TYPE_INDEX, empty).await?;
+                        warnings.push(format!(
+                            "the emptied referrers index {old} of {subject} was left behind: {e}"
+                        ));
+                    }
+                    return Ok(None);
+                }
+                None if manifests.is_empty() => return Ok(None),
+                _ => {}
+            }
+            let precondition = read.precondition.filter(|_| refusals < FALLBACK_ATTEMPTS);
+            let fresh = Bytes::from(ImageIndex::new(manifests).to_bytes());
+            match self
+                .push_manifest_if(&tag, MEDIA_TYPE_INDEX, fresh, precondition)
+                .await?
+            {
+                Some((desc, _)) => {
+                    let old = read.digest.filter(|old| *old != desc.digest);
+                    return Ok(old.map(|old| (old, had)));
+                }
+                None => {
+                    refusals += 1;
+                    tracing::debug!(%subject, "the referrers index changed since it was read (412); merging again");
+                    read = self.fallback_index(&subject, true).await?;
+                }
+            }
+        }
+    }
+
+    /// The entries of `index` with `change` applied. Entries seen in an
+    /// earlier version read during the update and missing from this one are
+    /// kept when their manifests still exist (one that is gone was deleted
+    /// on purpose); what this version holds is remembered as seen.
+    async fn merged(&self, change: &mut Change, index: ImageIndex) -> Result<Vec<Descriptor>> {
         let mut manifests = index.manifests;
         for earlier in std::mem::take(&mut change.seen) {
-            let dropped = !had.contains(&earlier.digest)
+            let dropped = !manifests.iter().any(|d| d.digest == earlier.digest)
                 && change.remove.as_ref() != Some(&earlier.digest)
                 && !change.add.iter().any(|a| a.digest == earlier.digest);
             if dropped && self.referrer_exists(&earlier.digest).await? {
-                tracing::debug!(%subject, referrer = %earlier.digest, "kept an entry another writer dropped");
+                tracing::debug!(subject = %change.subject, referrer = %earlier.digest, "kept an entry another writer dropped");
                 manifests.push(earlier);
             }
         }
@@ -196,27 +247,7 @@ impl Repository {
         for added in &change.add {
             manifests = merge_referrers(manifests, Some(added), None);
         }
-        // An index left empty is deleted rather than rewritten, as ORAS
-        // does, unless the registry refuses deletes; otherwise the new
-        // index is written before the old one goes.
-        match old {
-            Some(old) if manifests.is_empty() => {
-                if let Err(e) = self.delete_manifest(&old).await {
-                    let empty = Bytes::from(ImageIndex::new(vec![]).to_bytes());
-                    self.push_manifest(&tag, MEDIA_TYPE_INDEX, empty).await?;
-                    warnings.push(format!(
-                        "the emptied referrers index {old} of {subject} was left behind: {e}"
-                    ));
-                }
-                Ok(None)
-            }
-            None if manifests.is_empty() => Ok(None),
-            old => {
-                let fresh = Bytes::from(ImageIndex::new(manifests).to_bytes());
-                let (desc, _) = self.push_manifest(&tag, MEDIA_TYPE_INDEX, fresh).await?;
-                Ok(old.filter(|old| *old != desc.digest).map(|old| (old, had)))
-            }
-        }
+        Ok(manifests)
     }
 
     /// Whether the referrer manifest `digest` still exists, asking the
@@ -239,9 +270,9 @@ impl Repository {
         let mut listed = Vec::new();
         for attempt in 0..FALLBACK_ATTEMPTS {
             match self.fallback_index(&subject, true).await {
-                Ok((digest, now)) => {
-                    current = digest;
-                    listed = now.manifests;
+                Ok(read) => {
+                    current = read.digest;
+                    listed = read.index.manifests;
                 }
                 Err(e) => {
                     tracing::warn!(%subject, error = %e, "could not read back the referrers index");

@@ -158,10 +158,21 @@ impl Repository {
         &self,
         reference: &str,
     ) -> Result<(Descriptor, Bytes)> {
+        let (desc, body, _) = self.fetch_manifest_tagged(reference).await?;
+        Ok((desc, body))
+    }
+
+    /// [`Repository::fetch_manifest_fresh`], with the answer's `ETag`, for
+    /// a conditional write of the same tag.
+    pub(super) async fn fetch_manifest_tagged(
+        &self,
+        reference: &str,
+    ) -> Result<(Descriptor, Bytes, Option<HeaderValue>)> {
         let resp = self.manifest_request(Method::GET, reference).await?;
         if !resp.status().is_success() {
             return Err(self.error(resp, &format!("manifest {reference}")).await);
         }
+        let etag = resp.headers().get(header::ETAG).cloned();
         let content_type = resp
             .headers()
             .get(header::CONTENT_TYPE)
@@ -188,6 +199,7 @@ impl Repository {
                 annotations: Default::default(),
             },
             body,
+            etag,
         ))
     }
 
@@ -200,10 +212,31 @@ impl Repository {
         media_type: &str,
         content: Bytes,
     ) -> Result<(Descriptor, bool)> {
+        let pushed = self
+            .push_manifest_if(reference, media_type, content, None)
+            .await?;
+        Ok(pushed.expect("an unconditional push has no precondition to fail"))
+    }
+
+    /// [`Repository::push_manifest`] under a precondition on the tag
+    /// (`If-Match: <etag>`, `If-None-Match: *`): `None` when the registry
+    /// answers 412, because someone else wrote the tag since it was read.
+    /// Registries that do not do conditional requests ignore the header.
+    pub(super) async fn push_manifest_if(
+        &self,
+        reference: &str,
+        media_type: &str,
+        content: Bytes,
+        precondition: Option<(header::HeaderName, HeaderValue)>,
+    ) -> Result<Option<(Descriptor, bool)>> {
         let desc = Descriptor::for_bytes(media_type, &content);
         let url = self.url(&format!("manifests/{reference}"))?;
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, header_value(media_type)?);
+        let conditional = precondition.is_some();
+        if let Some((name, value)) = precondition {
+            headers.insert(name, value);
+        }
         let resp = self
             .send(
                 Method::PUT,
@@ -213,6 +246,9 @@ impl Repository {
                 Some(content.clone()),
             )
             .await?;
+        if conditional && resp.status() == StatusCode::PRECONDITION_FAILED {
+            return Ok(None);
+        }
         if !resp.status().is_success() {
             return Err(self.error(resp, &format!("manifest {reference}")).await);
         }
@@ -226,7 +262,7 @@ impl Repository {
         if subject_indexed {
             self.learn_referrers_mode(ReferrersMode::Api);
         }
-        Ok((desc, subject_indexed))
+        Ok(Some((desc, subject_indexed)))
     }
 
     /// Forgets the referrer listings of `subject`, after this daemon

@@ -221,7 +221,7 @@ impl Repository {
     async fn reconcile(&self, subject: &Digest) -> Result<()> {
         let key = self.watch_key(subject);
         let _guard = self.client.fallback_locks.lock(&key).await;
-        let (digest, index) = self.fallback_index(subject, true).await?;
+        let read = self.fallback_index(subject, true).await?;
         let pending: Vec<Descriptor> = {
             let watches = self.client.reconciler.watches.lock().expect("watches lock");
             let Some(watch) = watches.get(&key) else {
@@ -236,7 +236,12 @@ impl Repository {
         let mut missing = Vec::new();
         let mut deleted = Vec::new();
         for referrer in pending {
-            if index.manifests.iter().any(|d| d.digest == referrer.digest) {
+            if read
+                .index
+                .manifests
+                .iter()
+                .any(|d| d.digest == referrer.digest)
+            {
                 continue;
             }
             match self.resolve_fresh(referrer.digest.as_ref()).await {
@@ -248,9 +253,7 @@ impl Repository {
         if !missing.is_empty() {
             let mut change = Change::adding(subject, missing.clone());
             let mut warnings = Vec::new();
-            let superseded = self
-                .write_read(&mut change, (digest, index), &mut warnings)
-                .await?;
+            let superseded = self.write_read(&mut change, read, &mut warnings).await?;
             self.forget_referrers(subject);
             tracing::info!(
                 %subject, merged_back = missing.len(),

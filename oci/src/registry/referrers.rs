@@ -182,7 +182,7 @@ impl Repository {
                 Probe::Unsupported | Probe::Unknown => {}
             },
         }
-        Ok(self.fallback_index(subject, false).await?.1.manifests)
+        Ok(self.fallback_index(subject, false).await?.index.manifests)
     }
 
     /// Asks the referrers API, following `Link: <…>; rel="next"` pages on
@@ -303,21 +303,17 @@ impl Repository {
         })
     }
 
-    /// Reads the tag-schema index of `subject`: its digest (None when the
-    /// tag does not exist) and content (empty when it does not exist);
-    /// `fresh` asks the registry whatever the cache holds.
-    pub(super) async fn fallback_index(
-        &self,
-        subject: &Digest,
-        fresh: bool,
-    ) -> Result<(Option<Digest>, ImageIndex)> {
+    /// Reads the tag-schema index of `subject` (empty when the tag does not
+    /// exist); `fresh` asks the registry whatever the cache holds, and
+    /// learns what a write must require to replace this version only.
+    pub(super) async fn fallback_index(&self, subject: &Digest, fresh: bool) -> Result<IndexRead> {
         let tag = referrers_tag(subject);
         let fetched = match fresh {
-            true => self.fetch_manifest_fresh(&tag).await,
-            false => self.fetch_manifest(&tag).await,
+            true => self.fetch_manifest_tagged(&tag).await,
+            false => self.fetch_manifest(&tag).await.map(|(d, b)| (d, b, None)),
         };
         match fetched {
-            Ok((desc, body)) => {
+            Ok((desc, body, etag)) => {
                 if &desc.digest == subject {
                     return Err(Error::new(
                         ErrorKind::FailedPrecondition,
@@ -344,12 +340,32 @@ impl Repository {
                         ),
                     )
                 })?;
-                Ok((Some(desc.digest), index))
+                Ok(IndexRead {
+                    digest: Some(desc.digest),
+                    index,
+                    precondition: etag.map(|etag| (header::IF_MATCH, etag)),
+                })
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok((None, ImageIndex::new(vec![]))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(IndexRead {
+                digest: None,
+                index: ImageIndex::new(vec![]),
+                precondition: fresh.then(|| (header::IF_NONE_MATCH, HeaderValue::from_static("*"))),
+            }),
             Err(e) => Err(e),
         }
     }
+}
+
+/// A read of a subject's tag-schema index.
+pub(super) struct IndexRead {
+    /// The index's digest; `None` when the tag does not exist.
+    pub digest: Option<Digest>,
+    /// Its content (empty when the tag does not exist).
+    pub index: ImageIndex,
+    /// What a write must require so that it replaces only this version:
+    /// `If-Match` the answer's ETag, or `If-None-Match: *` where there was
+    /// no tag. `None` for a cached read, or an answer without an ETag.
+    pub precondition: Option<(header::HeaderName, HeaderValue)>,
 }
 
 /// The tag-schema index's new list of referrers: `remove` dropped, `add`
