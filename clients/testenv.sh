@@ -87,7 +87,7 @@ up)
   # The daemon's own settings come from its flags alone, never from the
   # caller's shell (a token file or config there would change every call).
   isolate=(env -u SATCHELD_CONFIG -u SATCHELD_DOCKER_CONFIG -u SATCHELD_AUTH_TOKEN_FILE
-    -u SATCHELD_LISTEN -u SATCHELD_CACHE_DIR NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost)
+    -u SATCHELD_LISTEN -u SATCHELD_CACHE_DIR -u SATCHELD_STATE_DIR NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost)
 
   # A free port: bind port 0, read it, let it go. Another process may take
   # it in between; then the registry exits and the next port is tried.
@@ -109,8 +109,11 @@ up)
   $started || exit 1
 
   socket=$dir/satcheld.sock
+  # Watches poll twice a second, so the clients' watch tests are quick.
+  printf 'watch_poll_secs = 0.5\n' >"$dir/satcheld.toml"
   "${isolate[@]}" DOCKER_CONFIG="$dir/docker" setsid "$satcheld" --listen "unix://$socket" \
-    --docker-config "$dir/docker/config.json" --cache-dir "$dir/cache" \
+    --docker-config "$dir/docker/config.json" --cache-dir "$dir/cache" --state-dir "$dir/state" \
+    --config "$dir/satcheld.toml" \
     >"$dir/satcheld.log" 2>&1 </dev/null &
   echo $! >"$dir/satcheld.pid"
   wait_for satcheld test -S "$socket"

@@ -11,7 +11,7 @@ use satchel_client::pb;
 use serde_json::{json, Value};
 
 use crate::format::Format;
-use crate::show::esc;
+use crate::show::{esc, referrer_fields};
 use crate::target::{self, repo_of};
 use crate::TargetFlags;
 
@@ -38,6 +38,11 @@ pub struct DiscoverArgs {
     /// referrers, etc. Without it, every level (up to 16).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
     depth: Option<u32>,
+    /// Keep watching: print the direct referrers, then a line for each one
+    /// that appears (+) or disappears (-), until interrupted. With
+    /// --format json, one JSON object per line.
+    #[arg(long, conflicts_with_all = ["depth", "template"])]
+    watch: bool,
     #[command(flatten)]
     target: TargetFlags,
     #[command(flatten)]
@@ -50,6 +55,14 @@ pub const ALL_LEVELS: u32 = 16;
 /// Runs `satchel discover`.
 pub async fn discover(addr: &satchel_client::Daemon, args: DiscoverArgs) -> anyhow::Result<()> {
     let subject = target::parse_for(&args.reference, &args.target, &args.platform)?;
+    if args.watch {
+        let json = match args.format.as_str() {
+            "json" => true,
+            "tree" | "table" => false,
+            other => anyhow::bail!("--watch prints text or json, not {other}"),
+        };
+        return crate::watch::watch(addr, subject, args.artifact_type, json).await;
+    }
     let mut client = addr.connect().await?;
     let resp = client
         .discover(pb::DiscoverRequest {
@@ -75,16 +88,10 @@ pub async fn discover(addr: &satchel_client::Daemon, args: DiscoverArgs) -> anyh
 }
 
 fn referrer_json(repo: &str, r: &pb::Referrer) -> Value {
-    let d = r.manifest.clone().unwrap_or_default();
-    json!({
-        "reference": format!("{repo}@{}", d.digest),
-        "mediaType": d.media_type,
-        "digest": d.digest,
-        "size": d.size,
-        "artifactType": d.artifact_type,
-        "annotations": d.annotations.iter().collect::<std::collections::BTreeMap<_, _>>(),
-        "referrers": r.referrers.iter().map(|c| referrer_json(repo, c)).collect::<Vec<_>>(),
-    })
+    let mut fields = referrer_fields(repo, &r.manifest.clone().unwrap_or_default());
+    let children = r.referrers.iter().map(|c| referrer_json(repo, c)).collect();
+    fields["referrers"] = Value::Array(children);
+    fields
 }
 
 fn to_json(resp: &pb::DiscoverResponse) -> Value {

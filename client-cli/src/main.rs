@@ -15,6 +15,7 @@ mod push;
 mod raw;
 mod show;
 mod target;
+mod watch;
 
 use std::process::ExitCode;
 

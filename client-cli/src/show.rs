@@ -10,6 +10,9 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use satchel_client::pb;
+use serde_json::{json, Value};
+
 /// Whether a terminal could act on `c` rather than show it.
 fn is_unsafe(c: char) -> bool {
     matches!(c, '\0'..='\x1f' | '\x7f' | '\u{80}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
@@ -37,6 +40,18 @@ pub fn esc(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// A referrer's fields in the JSON documents, but its own `referrers`.
+pub fn referrer_fields(repo: &str, d: &pb::Descriptor) -> Value {
+    json!({
+        "reference": format!("{repo}@{}", d.digest),
+        "mediaType": d.media_type,
+        "digest": d.digest,
+        "size": d.size,
+        "artifactType": d.artifact_type,
+        "annotations": d.annotations.iter().collect::<std::collections::BTreeMap<_, _>>(),
+    })
 }
 
 #[cfg(test)]

@@ -254,6 +254,18 @@ func (c *Client) Discover(ctx context.Context, subject string, opts DiscoverOpti
 	}, nil
 }
 
+// WatchReferrers streams the referrers of the subject manifest named by
+// subject (those of opts.ArtifactType, when set): the current set first,
+// then an event for each one that appears or disappears, and the whole set
+// again, marked Resync, when the watcher fell behind. The stream ends when
+// ctx does; the client's Timeout does not apply.
+func (c *Client) WatchReferrers(ctx context.Context, subject string, opts DiscoverOptions) (grpc.ServerStreamingClient[pb.WatchReferrersResponse], error) {
+	return c.rpc.WatchReferrers(ctx, &pb.WatchReferrersRequest{
+		Subject:      opts.target(subject),
+		ArtifactType: opts.ArtifactType,
+	})
+}
+
 // Resolved is the manifest a reference names.
 type Resolved struct {
 	// Descriptor is the manifest's descriptor.

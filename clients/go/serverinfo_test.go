@@ -139,7 +139,8 @@ func startDaemon(t *testing.T, config string) string {
 	}
 	defer log.Close()
 	cmd := exec.Command(exe, "--listen", "unix://"+sock, "--config", cfg,
-		"--docker-config", filepath.Join(dir, "docker", "config.json"), "--cache-dir", filepath.Join(dir, "cache"))
+		"--docker-config", filepath.Join(dir, "docker", "config.json"), "--cache-dir", filepath.Join(dir, "cache"),
+		"--state-dir", filepath.Join(dir, "state"))
 	// Its settings come from its flags alone, as testenv's daemon's do.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SATCHELD_") {

@@ -366,6 +366,15 @@ impl Target {
         }
     }
 
+    /// The referrers of `subject` as the registry lists them now, whatever
+    /// the cache holds: for a poller watching them.
+    pub async fn referrers_now(&self, subject: &Digest) -> Result<Vec<Descriptor>> {
+        match self {
+            Target::Registry(repo) => repo.referrers_fresh(subject, None, true).await,
+            Target::Layout(layout) => layout.referrers(subject).await,
+        }
+    }
+
     /// The referrers of `subject`, optionally only those of `artifact_type`.
     pub async fn referrers(
         &self,

@@ -9,6 +9,7 @@
 //! cache_max_bytes = 10737418240
 //! state_dir = "/var/lib/satchel"      # the referrers journal; survives restarts
 //! reconcile_window_secs = 60          # how long written referrers are watched
+//! watch_poll_secs = 5                 # WatchReferrers: how often a subject is polled
 //! concurrency = 4                     # blobs one pull moves at once
 //! upload_expiry_secs = 3600           # uploads and pull ingest idle this long are removed
 //! # OCI layouts that callers other than satcheld's own user may name
@@ -68,6 +69,9 @@ pub struct Config {
     /// Where the daemon keeps what must survive a restart: the journal of
     /// the referrers it wrote to tag-schema indexes. `None`: no journal.
     pub state_dir: Option<PathBuf>,
+    /// How often WatchReferrers polls a watched subject (default
+    /// [`crate::service::watch::DEFAULT_POLL`]).
+    pub watch_interval: Option<std::time::Duration>,
 }
 
 /// The default bound of the content cache: 10 GiB.
@@ -133,6 +137,8 @@ struct File {
     state_dir: Option<PathBuf>,
     /// Seconds a written referrer is watched in its index.
     reconcile_window_secs: Option<f64>,
+    /// Seconds between two polls of a watched subject.
+    watch_poll_secs: Option<f64>,
     /// Where callers other than the daemon's own user may name layouts.
     #[serde(default)]
     layout_roots: Vec<PathBuf>,
@@ -247,6 +253,7 @@ impl Config {
             layout_roots: file.layout_roots.iter().map(|r| base.join(r)).collect(),
             upload_expiry: file.upload_expiry_secs.map(std::time::Duration::from_secs),
             state_dir: file.state_dir.map(|d| base.join(d)),
+            watch_interval: seconds(file.watch_poll_secs, "watch_poll_secs")?,
             ..Config::default()
         })
     }

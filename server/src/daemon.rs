@@ -13,6 +13,7 @@ use satchel_oci::registry::{RegistryClient, MONOLITHIC_MAX};
 use crate::callers::LayoutRoots;
 use crate::config::Config;
 use crate::credentials::DockerCredentials;
+use crate::service::watch::DEFAULT_POLL;
 use crate::service::{Service, DEFAULT_CONCURRENCY};
 use crate::spool::{self, Spool};
 
@@ -69,7 +70,8 @@ impl Daemon {
         }
         let service = Service::new(registry.clone(), credentials, store)
             .with_concurrency(config.concurrency.unwrap_or(DEFAULT_CONCURRENCY))
-            .with_hash_first_below(hash_first_below);
+            .with_hash_first_below(hash_first_below)
+            .with_watch_interval(config.watch_interval.unwrap_or(DEFAULT_POLL));
         Ok(Daemon {
             service,
             registry,

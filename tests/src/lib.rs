@@ -211,41 +211,58 @@ impl Registry {
     /// temporary storage.
     pub fn start_kind(kind: RegistryKind) -> Registry {
         let storage = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = match kind {
-            RegistryKind::Distribution => {
-                let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry.yml");
-                Command::new("docker-registry")
-                    .arg("serve")
-                    .arg(&config)
-                    .env("REGISTRY_HTTP_ADDR", &addr)
-                    .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", storage.path())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("docker-registry must be installed (apt-get install docker-registry)")
-            }
-            // ferro-oci-server has no flags; it is configured only through
-            // its environment (never run it without: it would bind 0.0.0.0).
-            RegistryKind::Ferro => Command::new(program("ferro-oci-server"))
-                .env("FERRO_OCI_LISTEN", &addr)
-                .env("FERRO_OCI_STORAGE_DIR", storage.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("ferro-oci-server must be installed (cargo install ferro-oci-server)"),
-        };
+        let addr = format!("127.0.0.1:{}", free_port());
         let registry = Registry {
-            child,
+            child: spawn_registry(kind, &addr, storage.path()),
             addr,
             kind,
             _storage: storage,
         };
-        wait_for("docker-registry", Duration::from_secs(30), || {
-            http_get(&registry.addr, "/v2/").is_ok_and(|(s, _)| s == 200)
-        });
+        registry.wait_until_up();
         registry
+    }
+
+    /// Kills the registry and starts it again on the same port and storage
+    /// (a registry of [`Registry::start_kind`]); `down` runs in between.
+    pub fn restart_with(&mut self, down: impl FnOnce()) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        down();
+        self.child = spawn_registry(self.kind, &self.addr, self._storage.path());
+        self.wait_until_up();
+    }
+
+    fn wait_until_up(&self) {
+        wait_for("the registry", Duration::from_secs(30), || {
+            http_get(&self.addr, "/v2/").is_ok_and(|(s, _)| s == 200)
+        });
+    }
+}
+
+/// Starts a registry of `kind` listening on `addr`, storing in `storage`.
+fn spawn_registry(kind: RegistryKind, addr: &str, storage: &Path) -> Child {
+    match kind {
+        RegistryKind::Distribution => {
+            let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry.yml");
+            Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .env("REGISTRY_HTTP_ADDR", addr)
+                .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", storage)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("docker-registry must be installed (apt-get install docker-registry)")
+        }
+        // ferro-oci-server has no flags; it is configured only through its
+        // environment (never run it without: it would bind 0.0.0.0).
+        RegistryKind::Ferro => Command::new(program("ferro-oci-server"))
+            .env("FERRO_OCI_LISTEN", addr)
+            .env("FERRO_OCI_STORAGE_DIR", storage)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ferro-oci-server must be installed (cargo install ferro-oci-server)"),
     }
 }
 

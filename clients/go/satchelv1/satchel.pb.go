@@ -148,7 +148,7 @@ func (x CopyEvent_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CopyEvent_Kind.Descriptor instead.
 func (CopyEvent_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39, 0}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{42, 0}
 }
 
 // Target names a manifest, or the place to push one, in a registry or in a
@@ -1428,6 +1428,238 @@ func (x *DiscoverResponse) GetReferrers() []*Referrer {
 	return nil
 }
 
+// WatchReferrersRequest names the subject to watch.
+type WatchReferrersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subject manifest, by tag or digest.
+	Subject *Target `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	// When set, only referrers with this artifact type are reported.
+	ArtifactType  string `protobuf:"bytes,2,opt,name=artifact_type,json=artifactType,proto3" json:"artifact_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchReferrersRequest) Reset() {
+	*x = WatchReferrersRequest{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchReferrersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchReferrersRequest) ProtoMessage() {}
+
+func (x *WatchReferrersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchReferrersRequest.ProtoReflect.Descriptor instead.
+func (*WatchReferrersRequest) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *WatchReferrersRequest) GetSubject() *Target {
+	if x != nil {
+		return x.Subject
+	}
+	return nil
+}
+
+func (x *WatchReferrersRequest) GetArtifactType() string {
+	if x != nil {
+		return x.ArtifactType
+	}
+	return ""
+}
+
+// WatchReferrersResponse is one event of a watch.
+type WatchReferrersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*WatchReferrersResponse_Current
+	//	*WatchReferrersResponse_Appeared
+	//	*WatchReferrersResponse_Disappeared
+	Event         isWatchReferrersResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchReferrersResponse) Reset() {
+	*x = WatchReferrersResponse{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchReferrersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchReferrersResponse) ProtoMessage() {}
+
+func (x *WatchReferrersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchReferrersResponse.ProtoReflect.Descriptor instead.
+func (*WatchReferrersResponse) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *WatchReferrersResponse) GetEvent() isWatchReferrersResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchReferrersResponse) GetCurrent() *CurrentReferrers {
+	if x != nil {
+		if x, ok := x.Event.(*WatchReferrersResponse_Current); ok {
+			return x.Current
+		}
+	}
+	return nil
+}
+
+func (x *WatchReferrersResponse) GetAppeared() *Descriptor {
+	if x != nil {
+		if x, ok := x.Event.(*WatchReferrersResponse_Appeared); ok {
+			return x.Appeared
+		}
+	}
+	return nil
+}
+
+func (x *WatchReferrersResponse) GetDisappeared() *Descriptor {
+	if x != nil {
+		if x, ok := x.Event.(*WatchReferrersResponse_Disappeared); ok {
+			return x.Disappeared
+		}
+	}
+	return nil
+}
+
+type isWatchReferrersResponse_Event interface {
+	isWatchReferrersResponse_Event()
+}
+
+type WatchReferrersResponse_Current struct {
+	// Every current referrer: the first message, and again whenever the
+	// watcher fell behind.
+	Current *CurrentReferrers `protobuf:"bytes,1,opt,name=current,proto3,oneof"`
+}
+
+type WatchReferrersResponse_Appeared struct {
+	// A referrer that appeared since the last message.
+	Appeared *Descriptor `protobuf:"bytes,2,opt,name=appeared,proto3,oneof"`
+}
+
+type WatchReferrersResponse_Disappeared struct {
+	// A referrer that disappeared since the last message.
+	Disappeared *Descriptor `protobuf:"bytes,3,opt,name=disappeared,proto3,oneof"`
+}
+
+func (*WatchReferrersResponse_Current) isWatchReferrersResponse_Event() {}
+
+func (*WatchReferrersResponse_Appeared) isWatchReferrersResponse_Event() {}
+
+func (*WatchReferrersResponse_Disappeared) isWatchReferrersResponse_Event() {}
+
+// CurrentReferrers is the whole set of a subject's (matching) referrers.
+type CurrentReferrers struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subject's manifest descriptor.
+	Subject *Descriptor `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	// The canonical reference of the subject by digest.
+	Reference string `protobuf:"bytes,2,opt,name=reference,proto3" json:"reference,omitempty"`
+	// The referrers, in the order the registry listed them.
+	Referrers []*Descriptor `protobuf:"bytes,3,rep,name=referrers,proto3" json:"referrers,omitempty"`
+	// True when this set is sent again because the watcher fell behind, so
+	// changes may have come and gone between the last message and this one.
+	Resync        bool `protobuf:"varint,4,opt,name=resync,proto3" json:"resync,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CurrentReferrers) Reset() {
+	*x = CurrentReferrers{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CurrentReferrers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CurrentReferrers) ProtoMessage() {}
+
+func (x *CurrentReferrers) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CurrentReferrers.ProtoReflect.Descriptor instead.
+func (*CurrentReferrers) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CurrentReferrers) GetSubject() *Descriptor {
+	if x != nil {
+		return x.Subject
+	}
+	return nil
+}
+
+func (x *CurrentReferrers) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *CurrentReferrers) GetReferrers() []*Descriptor {
+	if x != nil {
+		return x.Referrers
+	}
+	return nil
+}
+
+func (x *CurrentReferrers) GetResync() bool {
+	if x != nil {
+		return x.Resync
+	}
+	return false
+}
+
 // PullRequest asks for an artifact's files: either the artifact named by
 // target, or the newest attachment of artifact_type on subject.
 type PullRequest struct {
@@ -1457,7 +1689,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[17]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1701,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[17]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1714,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{17}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PullRequest) GetTarget() *Target {
@@ -1541,7 +1773,7 @@ type PulledManifest struct {
 
 func (x *PulledManifest) Reset() {
 	*x = PulledManifest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[18]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1785,7 @@ func (x *PulledManifest) String() string {
 func (*PulledManifest) ProtoMessage() {}
 
 func (x *PulledManifest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[18]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1798,7 @@ func (x *PulledManifest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PulledManifest.ProtoReflect.Descriptor instead.
 func (*PulledManifest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{18}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PulledManifest) GetManifest() *Descriptor {
@@ -1611,7 +1843,7 @@ type FileHeader struct {
 
 func (x *FileHeader) Reset() {
 	*x = FileHeader{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[19]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1855,7 @@ func (x *FileHeader) String() string {
 func (*FileHeader) ProtoMessage() {}
 
 func (x *FileHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[19]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1868,7 @@ func (x *FileHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileHeader.ProtoReflect.Descriptor instead.
 func (*FileHeader) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{19}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FileHeader) GetName() string {
@@ -1666,7 +1898,7 @@ type FileDone struct {
 
 func (x *FileDone) Reset() {
 	*x = FileDone{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[20]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1910,7 @@ func (x *FileDone) String() string {
 func (*FileDone) ProtoMessage() {}
 
 func (x *FileDone) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[20]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1923,7 @@ func (x *FileDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileDone.ProtoReflect.Descriptor instead.
 func (*FileDone) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{20}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FileDone) GetDigest() string {
@@ -1721,7 +1953,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[21]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +1965,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[21]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +1978,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{21}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PullResponse) GetPayload() isPullResponse_Payload {
@@ -1848,7 +2080,7 @@ type ResolveRequest struct {
 
 func (x *ResolveRequest) Reset() {
 	*x = ResolveRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[22]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +2092,7 @@ func (x *ResolveRequest) String() string {
 func (*ResolveRequest) ProtoMessage() {}
 
 func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[22]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2105,7 @@ func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveRequest.ProtoReflect.Descriptor instead.
 func (*ResolveRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{22}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ResolveRequest) GetTarget() *Target {
@@ -1896,7 +2128,7 @@ type ResolveResponse struct {
 
 func (x *ResolveResponse) Reset() {
 	*x = ResolveResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[23]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2140,7 @@ func (x *ResolveResponse) String() string {
 func (*ResolveResponse) ProtoMessage() {}
 
 func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[23]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2153,7 @@ func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveResponse.ProtoReflect.Descriptor instead.
 func (*ResolveResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{23}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ResolveResponse) GetManifest() *Descriptor {
@@ -1949,7 +2181,7 @@ type DeleteManifestRequest struct {
 
 func (x *DeleteManifestRequest) Reset() {
 	*x = DeleteManifestRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[24]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2193,7 @@ func (x *DeleteManifestRequest) String() string {
 func (*DeleteManifestRequest) ProtoMessage() {}
 
 func (x *DeleteManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[24]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1974,7 +2206,7 @@ func (x *DeleteManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteManifestRequest.ProtoReflect.Descriptor instead.
 func (*DeleteManifestRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{24}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteManifestRequest) GetTarget() *Target {
@@ -1999,7 +2231,7 @@ type DeleteManifestResponse struct {
 
 func (x *DeleteManifestResponse) Reset() {
 	*x = DeleteManifestResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[25]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2011,7 +2243,7 @@ func (x *DeleteManifestResponse) String() string {
 func (*DeleteManifestResponse) ProtoMessage() {}
 
 func (x *DeleteManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[25]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2024,7 +2256,7 @@ func (x *DeleteManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteManifestResponse.ProtoReflect.Descriptor instead.
 func (*DeleteManifestResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{25}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteManifestResponse) GetDeleted() *Descriptor {
@@ -2059,7 +2291,7 @@ type FetchManifestRequest struct {
 
 func (x *FetchManifestRequest) Reset() {
 	*x = FetchManifestRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[26]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2071,7 +2303,7 @@ func (x *FetchManifestRequest) String() string {
 func (*FetchManifestRequest) ProtoMessage() {}
 
 func (x *FetchManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[26]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2084,7 +2316,7 @@ func (x *FetchManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchManifestRequest.ProtoReflect.Descriptor instead.
 func (*FetchManifestRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{26}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FetchManifestRequest) GetTarget() *Target {
@@ -2109,7 +2341,7 @@ type FetchManifestResponse struct {
 
 func (x *FetchManifestResponse) Reset() {
 	*x = FetchManifestResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[27]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2353,7 @@ func (x *FetchManifestResponse) String() string {
 func (*FetchManifestResponse) ProtoMessage() {}
 
 func (x *FetchManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[27]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2366,7 @@ func (x *FetchManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchManifestResponse.ProtoReflect.Descriptor instead.
 func (*FetchManifestResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{27}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *FetchManifestResponse) GetManifest() *Descriptor {
@@ -2180,7 +2412,7 @@ type ListTagsRequest struct {
 
 func (x *ListTagsRequest) Reset() {
 	*x = ListTagsRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[28]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2424,7 @@ func (x *ListTagsRequest) String() string {
 func (*ListTagsRequest) ProtoMessage() {}
 
 func (x *ListTagsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[28]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2437,7 @@ func (x *ListTagsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTagsRequest.ProtoReflect.Descriptor instead.
 func (*ListTagsRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{28}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListTagsRequest) GetRepository() *Target {
@@ -2246,7 +2478,7 @@ type ListTagsResponse struct {
 
 func (x *ListTagsResponse) Reset() {
 	*x = ListTagsResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[29]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2258,7 +2490,7 @@ func (x *ListTagsResponse) String() string {
 func (*ListTagsResponse) ProtoMessage() {}
 
 func (x *ListTagsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[29]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2271,7 +2503,7 @@ func (x *ListTagsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTagsResponse.ProtoReflect.Descriptor instead.
 func (*ListTagsResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{29}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListTagsResponse) GetTags() []string {
@@ -2299,7 +2531,7 @@ type PushManifestRequest struct {
 
 func (x *PushManifestRequest) Reset() {
 	*x = PushManifestRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2311,7 +2543,7 @@ func (x *PushManifestRequest) String() string {
 func (*PushManifestRequest) ProtoMessage() {}
 
 func (x *PushManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2324,7 +2556,7 @@ func (x *PushManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushManifestRequest.ProtoReflect.Descriptor instead.
 func (*PushManifestRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{30}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PushManifestRequest) GetTarget() *Target {
@@ -2372,7 +2604,7 @@ type PushManifestResponse struct {
 
 func (x *PushManifestResponse) Reset() {
 	*x = PushManifestResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2384,7 +2616,7 @@ func (x *PushManifestResponse) String() string {
 func (*PushManifestResponse) ProtoMessage() {}
 
 func (x *PushManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2397,7 +2629,7 @@ func (x *PushManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushManifestResponse.ProtoReflect.Descriptor instead.
 func (*PushManifestResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PushManifestResponse) GetManifest() *Descriptor {
@@ -2440,7 +2672,7 @@ type FetchBlobRequest struct {
 
 func (x *FetchBlobRequest) Reset() {
 	*x = FetchBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2684,7 @@ func (x *FetchBlobRequest) String() string {
 func (*FetchBlobRequest) ProtoMessage() {}
 
 func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2697,7 @@ func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobRequest.ProtoReflect.Descriptor instead.
 func (*FetchBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{32}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *FetchBlobRequest) GetTarget() *Target {
@@ -2489,7 +2721,7 @@ type FetchBlobResponse struct {
 
 func (x *FetchBlobResponse) Reset() {
 	*x = FetchBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2501,7 +2733,7 @@ func (x *FetchBlobResponse) String() string {
 func (*FetchBlobResponse) ProtoMessage() {}
 
 func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2514,7 +2746,7 @@ func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobResponse.ProtoReflect.Descriptor instead.
 func (*FetchBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{33}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *FetchBlobResponse) GetPart() isFetchBlobResponse_Part {
@@ -2576,7 +2808,7 @@ type PushBlobRequest struct {
 
 func (x *PushBlobRequest) Reset() {
 	*x = PushBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2820,7 @@ func (x *PushBlobRequest) String() string {
 func (*PushBlobRequest) ProtoMessage() {}
 
 func (x *PushBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2833,7 @@ func (x *PushBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBlobRequest.ProtoReflect.Descriptor instead.
 func (*PushBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{34}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PushBlobRequest) GetTarget() *Target {
@@ -2640,7 +2872,7 @@ type PushBlobResponse struct {
 
 func (x *PushBlobResponse) Reset() {
 	*x = PushBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2652,7 +2884,7 @@ func (x *PushBlobResponse) String() string {
 func (*PushBlobResponse) ProtoMessage() {}
 
 func (x *PushBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2665,7 +2897,7 @@ func (x *PushBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBlobResponse.ProtoReflect.Descriptor instead.
 func (*PushBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{35}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PushBlobResponse) GetBlob() *Descriptor {
@@ -2700,7 +2932,7 @@ type DeleteBlobRequest struct {
 
 func (x *DeleteBlobRequest) Reset() {
 	*x = DeleteBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2712,7 +2944,7 @@ func (x *DeleteBlobRequest) String() string {
 func (*DeleteBlobRequest) ProtoMessage() {}
 
 func (x *DeleteBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2725,7 +2957,7 @@ func (x *DeleteBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{36}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteBlobRequest) GetTarget() *Target {
@@ -2746,7 +2978,7 @@ type DeleteBlobResponse struct {
 
 func (x *DeleteBlobResponse) Reset() {
 	*x = DeleteBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2758,7 +2990,7 @@ func (x *DeleteBlobResponse) String() string {
 func (*DeleteBlobResponse) ProtoMessage() {}
 
 func (x *DeleteBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2771,7 +3003,7 @@ func (x *DeleteBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlobResponse.ProtoReflect.Descriptor instead.
 func (*DeleteBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{37}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteBlobResponse) GetReference() string {
@@ -2800,7 +3032,7 @@ type CopyRequest struct {
 
 func (x *CopyRequest) Reset() {
 	*x = CopyRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2812,7 +3044,7 @@ func (x *CopyRequest) String() string {
 func (*CopyRequest) ProtoMessage() {}
 
 func (x *CopyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2825,7 +3057,7 @@ func (x *CopyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyRequest.ProtoReflect.Descriptor instead.
 func (*CopyRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{38}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CopyRequest) GetSource() *Target {
@@ -2869,7 +3101,7 @@ type CopyEvent struct {
 
 func (x *CopyEvent) Reset() {
 	*x = CopyEvent{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +3113,7 @@ func (x *CopyEvent) String() string {
 func (*CopyEvent) ProtoMessage() {}
 
 func (x *CopyEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,7 +3126,7 @@ func (x *CopyEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyEvent.ProtoReflect.Descriptor instead.
 func (*CopyEvent) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CopyEvent) GetKind() CopyEvent_Kind {
@@ -2928,7 +3160,7 @@ type CopyResult struct {
 
 func (x *CopyResult) Reset() {
 	*x = CopyResult{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3172,7 @@ func (x *CopyResult) String() string {
 func (*CopyResult) ProtoMessage() {}
 
 func (x *CopyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3185,7 @@ func (x *CopyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyResult.ProtoReflect.Descriptor instead.
 func (*CopyResult) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{40}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CopyResult) GetManifest() *Descriptor {
@@ -2999,7 +3231,7 @@ type CopyResponse struct {
 
 func (x *CopyResponse) Reset() {
 	*x = CopyResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3011,7 +3243,7 @@ func (x *CopyResponse) String() string {
 func (*CopyResponse) ProtoMessage() {}
 
 func (x *CopyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3024,7 +3256,7 @@ func (x *CopyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyResponse.ProtoReflect.Descriptor instead.
 func (*CopyResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{41}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CopyResponse) GetAnswer() isCopyResponse_Answer {
@@ -3084,7 +3316,7 @@ type ListRepositoriesRequest struct {
 
 func (x *ListRepositoriesRequest) Reset() {
 	*x = ListRepositoriesRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3096,7 +3328,7 @@ func (x *ListRepositoriesRequest) String() string {
 func (*ListRepositoriesRequest) ProtoMessage() {}
 
 func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3109,7 +3341,7 @@ func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesRequest.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{42}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListRepositoriesRequest) GetRegistry() string {
@@ -3137,7 +3369,7 @@ type ListRepositoriesResponse struct {
 
 func (x *ListRepositoriesResponse) Reset() {
 	*x = ListRepositoriesResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3149,7 +3381,7 @@ func (x *ListRepositoriesResponse) String() string {
 func (*ListRepositoriesResponse) ProtoMessage() {}
 
 func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3162,7 +3394,7 @@ func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesResponse.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{43}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListRepositoriesResponse) GetRepositories() []string {
@@ -3185,7 +3417,7 @@ type TagRequest struct {
 
 func (x *TagRequest) Reset() {
 	*x = TagRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3197,7 +3429,7 @@ func (x *TagRequest) String() string {
 func (*TagRequest) ProtoMessage() {}
 
 func (x *TagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3210,7 +3442,7 @@ func (x *TagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagRequest.ProtoReflect.Descriptor instead.
 func (*TagRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{44}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TagRequest) GetTarget() *Target {
@@ -3242,7 +3474,7 @@ type TagResponse struct {
 
 func (x *TagResponse) Reset() {
 	*x = TagResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3254,7 +3486,7 @@ func (x *TagResponse) String() string {
 func (*TagResponse) ProtoMessage() {}
 
 func (x *TagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3267,7 +3499,7 @@ func (x *TagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagResponse.ProtoReflect.Descriptor instead.
 func (*TagResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{45}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *TagResponse) GetManifest() *Descriptor {
@@ -3309,7 +3541,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +3553,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +3566,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{46}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *LoginRequest) GetRegistry() string {
@@ -3380,7 +3612,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3392,7 +3624,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3405,7 +3637,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{47}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *LoginResponse) GetRegistry() string {
@@ -3440,7 +3672,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3452,7 +3684,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3465,7 +3697,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{48}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *LogoutRequest) GetRegistry() string {
@@ -3486,7 +3718,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3498,7 +3730,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3511,7 +3743,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{49}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *LogoutResponse) GetRemoved() bool {
@@ -3530,7 +3762,7 @@ type ListCredentialsRequest struct {
 
 func (x *ListCredentialsRequest) Reset() {
 	*x = ListCredentialsRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3542,7 +3774,7 @@ func (x *ListCredentialsRequest) String() string {
 func (*ListCredentialsRequest) ProtoMessage() {}
 
 func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3555,7 +3787,7 @@ func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{50}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{53}
 }
 
 // StoredCredential describes credentials without their secret.
@@ -3573,7 +3805,7 @@ type StoredCredential struct {
 
 func (x *StoredCredential) Reset() {
 	*x = StoredCredential{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3585,7 +3817,7 @@ func (x *StoredCredential) String() string {
 func (*StoredCredential) ProtoMessage() {}
 
 func (x *StoredCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3598,7 +3830,7 @@ func (x *StoredCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredCredential.ProtoReflect.Descriptor instead.
 func (*StoredCredential) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{51}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *StoredCredential) GetRegistry() string {
@@ -3633,7 +3865,7 @@ type ListCredentialsResponse struct {
 
 func (x *ListCredentialsResponse) Reset() {
 	*x = ListCredentialsResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3645,7 +3877,7 @@ func (x *ListCredentialsResponse) String() string {
 func (*ListCredentialsResponse) ProtoMessage() {}
 
 func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3658,7 +3890,7 @@ func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{52}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListCredentialsResponse) GetCredentials() []*StoredCredential {
@@ -3691,7 +3923,7 @@ type UploadBlobRequest struct {
 
 func (x *UploadBlobRequest) Reset() {
 	*x = UploadBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[53]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3703,7 +3935,7 @@ func (x *UploadBlobRequest) String() string {
 func (*UploadBlobRequest) ProtoMessage() {}
 
 func (x *UploadBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[53]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3716,7 +3948,7 @@ func (x *UploadBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBlobRequest.ProtoReflect.Descriptor instead.
 func (*UploadBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{53}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UploadBlobRequest) GetRef() string {
@@ -3778,7 +4010,7 @@ type UploadBlobResponse struct {
 
 func (x *UploadBlobResponse) Reset() {
 	*x = UploadBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[54]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3790,7 +4022,7 @@ func (x *UploadBlobResponse) String() string {
 func (*UploadBlobResponse) ProtoMessage() {}
 
 func (x *UploadBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[54]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3803,7 +4035,7 @@ func (x *UploadBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBlobResponse.ProtoReflect.Descriptor instead.
 func (*UploadBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{54}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *UploadBlobResponse) GetRef() string {
@@ -3845,7 +4077,7 @@ type UploadStatusRequest struct {
 
 func (x *UploadStatusRequest) Reset() {
 	*x = UploadStatusRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[55]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3857,7 +4089,7 @@ func (x *UploadStatusRequest) String() string {
 func (*UploadStatusRequest) ProtoMessage() {}
 
 func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[55]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3870,7 +4102,7 @@ func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusRequest.ProtoReflect.Descriptor instead.
 func (*UploadStatusRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{55}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *UploadStatusRequest) GetRef() string {
@@ -3893,7 +4125,7 @@ type UploadStatusResponse struct {
 
 func (x *UploadStatusResponse) Reset() {
 	*x = UploadStatusResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[56]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3905,7 +4137,7 @@ func (x *UploadStatusResponse) String() string {
 func (*UploadStatusResponse) ProtoMessage() {}
 
 func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[56]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3918,7 +4150,7 @@ func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusResponse.ProtoReflect.Descriptor instead.
 func (*UploadStatusResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{56}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *UploadStatusResponse) GetOffset() uint64 {
@@ -3955,7 +4187,7 @@ type DownloadBlobRequest struct {
 
 func (x *DownloadBlobRequest) Reset() {
 	*x = DownloadBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[57]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3967,7 +4199,7 @@ func (x *DownloadBlobRequest) String() string {
 func (*DownloadBlobRequest) ProtoMessage() {}
 
 func (x *DownloadBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[57]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3980,7 +4212,7 @@ func (x *DownloadBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBlobRequest.ProtoReflect.Descriptor instead.
 func (*DownloadBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{57}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DownloadBlobRequest) GetDigest() string {
@@ -4032,7 +4264,7 @@ type DownloadBlobResponse struct {
 
 func (x *DownloadBlobResponse) Reset() {
 	*x = DownloadBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[58]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4044,7 +4276,7 @@ func (x *DownloadBlobResponse) String() string {
 func (*DownloadBlobResponse) ProtoMessage() {}
 
 func (x *DownloadBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[58]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4057,7 +4289,7 @@ func (x *DownloadBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBlobResponse.ProtoReflect.Descriptor instead.
 func (*DownloadBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{58}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DownloadBlobResponse) GetData() []byte {
@@ -4082,7 +4314,7 @@ type ServerInfoRequest struct {
 
 func (x *ServerInfoRequest) Reset() {
 	*x = ServerInfoRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[59]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4094,7 +4326,7 @@ func (x *ServerInfoRequest) String() string {
 func (*ServerInfoRequest) ProtoMessage() {}
 
 func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[59]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4107,7 +4339,7 @@ func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfoRequest.ProtoReflect.Descriptor instead.
 func (*ServerInfoRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{59}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{62}
 }
 
 type ServerInfoResponse struct {
@@ -4134,7 +4366,7 @@ type ServerInfoResponse struct {
 
 func (x *ServerInfoResponse) Reset() {
 	*x = ServerInfoResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[60]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4146,7 +4378,7 @@ func (x *ServerInfoResponse) String() string {
 func (*ServerInfoResponse) ProtoMessage() {}
 
 func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[60]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4159,7 +4391,7 @@ func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfoResponse.ProtoReflect.Descriptor instead.
 func (*ServerInfoResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{60}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ServerInfoResponse) GetVersion() string {
@@ -4298,7 +4530,20 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\x10DiscoverResponse\x120\n" +
 	"\asubject\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\asubject\x12\x1c\n" +
 	"\treference\x18\x02 \x01(\tR\treference\x122\n" +
-	"\treferrers\x18\x03 \x03(\v2\x14.satchel.v1.ReferrerR\treferrers\"\xad\x01\n" +
+	"\treferrers\x18\x03 \x03(\v2\x14.satchel.v1.ReferrerR\treferrers\"j\n" +
+	"\x15WatchReferrersRequest\x12,\n" +
+	"\asubject\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\asubject\x12#\n" +
+	"\rartifact_type\x18\x02 \x01(\tR\fartifactType\"\xcd\x01\n" +
+	"\x16WatchReferrersResponse\x128\n" +
+	"\acurrent\x18\x01 \x01(\v2\x1c.satchel.v1.CurrentReferrersH\x00R\acurrent\x124\n" +
+	"\bappeared\x18\x02 \x01(\v2\x16.satchel.v1.DescriptorH\x00R\bappeared\x12:\n" +
+	"\vdisappeared\x18\x03 \x01(\v2\x16.satchel.v1.DescriptorH\x00R\vdisappearedB\a\n" +
+	"\x05event\"\xb0\x01\n" +
+	"\x10CurrentReferrers\x120\n" +
+	"\asubject\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\asubject\x12\x1c\n" +
+	"\treference\x18\x02 \x01(\tR\treference\x124\n" +
+	"\treferrers\x18\x03 \x03(\v2\x16.satchel.v1.DescriptorR\treferrers\x12\x16\n" +
+	"\x06resync\x18\x04 \x01(\bR\x06resync\"\xad\x01\n" +
 	"\vPullRequest\x12*\n" +
 	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\x12,\n" +
 	"\asubject\x18\x02 \x01(\v2\x12.satchel.v1.TargetR\asubject\x12#\n" +
@@ -4477,11 +4722,12 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\rReferrersMode\x12\x1e\n" +
 	"\x1aREFERRERS_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REFERRERS_MODE_API\x10\x01\x12\x16\n" +
-	"\x12REFERRERS_MODE_TAG\x10\x022\xfa\f\n" +
+	"\x12REFERRERS_MODE_TAG\x10\x022\xd5\r\n" +
 	"\x0eSatchelService\x12=\n" +
 	"\x04Push\x12\x17.satchel.v1.PushRequest\x1a\x18.satchel.v1.PushResponse(\x010\x01\x12C\n" +
 	"\x06Attach\x12\x19.satchel.v1.AttachRequest\x1a\x1a.satchel.v1.AttachResponse(\x010\x01\x12E\n" +
-	"\bDiscover\x12\x1b.satchel.v1.DiscoverRequest\x1a\x1c.satchel.v1.DiscoverResponse\x12;\n" +
+	"\bDiscover\x12\x1b.satchel.v1.DiscoverRequest\x1a\x1c.satchel.v1.DiscoverResponse\x12Y\n" +
+	"\x0eWatchReferrers\x12!.satchel.v1.WatchReferrersRequest\x1a\".satchel.v1.WatchReferrersResponse0\x01\x12;\n" +
 	"\x04Pull\x12\x17.satchel.v1.PullRequest\x1a\x18.satchel.v1.PullResponse0\x01\x12B\n" +
 	"\aResolve\x12\x1a.satchel.v1.ResolveRequest\x1a\x1b.satchel.v1.ResolveResponse\x12W\n" +
 	"\x0eDeleteManifest\x12!.satchel.v1.DeleteManifestRequest\x1a\".satchel.v1.DeleteManifestResponse\x12T\n" +
@@ -4519,7 +4765,7 @@ func file_satchel_v1_satchel_proto_rawDescGZIP() []byte {
 }
 
 var file_satchel_v1_satchel_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_satchel_v1_satchel_proto_goTypes = []any{
 	(ReferrersMode)(0),               // 0: satchel.v1.ReferrersMode
 	(CopyEvent_Kind)(0),              // 1: satchel.v1.CopyEvent.Kind
@@ -4540,59 +4786,62 @@ var file_satchel_v1_satchel_proto_goTypes = []any{
 	(*DiscoverRequest)(nil),          // 16: satchel.v1.DiscoverRequest
 	(*Referrer)(nil),                 // 17: satchel.v1.Referrer
 	(*DiscoverResponse)(nil),         // 18: satchel.v1.DiscoverResponse
-	(*PullRequest)(nil),              // 19: satchel.v1.PullRequest
-	(*PulledManifest)(nil),           // 20: satchel.v1.PulledManifest
-	(*FileHeader)(nil),               // 21: satchel.v1.FileHeader
-	(*FileDone)(nil),                 // 22: satchel.v1.FileDone
-	(*PullResponse)(nil),             // 23: satchel.v1.PullResponse
-	(*ResolveRequest)(nil),           // 24: satchel.v1.ResolveRequest
-	(*ResolveResponse)(nil),          // 25: satchel.v1.ResolveResponse
-	(*DeleteManifestRequest)(nil),    // 26: satchel.v1.DeleteManifestRequest
-	(*DeleteManifestResponse)(nil),   // 27: satchel.v1.DeleteManifestResponse
-	(*FetchManifestRequest)(nil),     // 28: satchel.v1.FetchManifestRequest
-	(*FetchManifestResponse)(nil),    // 29: satchel.v1.FetchManifestResponse
-	(*ListTagsRequest)(nil),          // 30: satchel.v1.ListTagsRequest
-	(*ListTagsResponse)(nil),         // 31: satchel.v1.ListTagsResponse
-	(*PushManifestRequest)(nil),      // 32: satchel.v1.PushManifestRequest
-	(*PushManifestResponse)(nil),     // 33: satchel.v1.PushManifestResponse
-	(*FetchBlobRequest)(nil),         // 34: satchel.v1.FetchBlobRequest
-	(*FetchBlobResponse)(nil),        // 35: satchel.v1.FetchBlobResponse
-	(*PushBlobRequest)(nil),          // 36: satchel.v1.PushBlobRequest
-	(*PushBlobResponse)(nil),         // 37: satchel.v1.PushBlobResponse
-	(*DeleteBlobRequest)(nil),        // 38: satchel.v1.DeleteBlobRequest
-	(*DeleteBlobResponse)(nil),       // 39: satchel.v1.DeleteBlobResponse
-	(*CopyRequest)(nil),              // 40: satchel.v1.CopyRequest
-	(*CopyEvent)(nil),                // 41: satchel.v1.CopyEvent
-	(*CopyResult)(nil),               // 42: satchel.v1.CopyResult
-	(*CopyResponse)(nil),             // 43: satchel.v1.CopyResponse
-	(*ListRepositoriesRequest)(nil),  // 44: satchel.v1.ListRepositoriesRequest
-	(*ListRepositoriesResponse)(nil), // 45: satchel.v1.ListRepositoriesResponse
-	(*TagRequest)(nil),               // 46: satchel.v1.TagRequest
-	(*TagResponse)(nil),              // 47: satchel.v1.TagResponse
-	(*LoginRequest)(nil),             // 48: satchel.v1.LoginRequest
-	(*LoginResponse)(nil),            // 49: satchel.v1.LoginResponse
-	(*LogoutRequest)(nil),            // 50: satchel.v1.LogoutRequest
-	(*LogoutResponse)(nil),           // 51: satchel.v1.LogoutResponse
-	(*ListCredentialsRequest)(nil),   // 52: satchel.v1.ListCredentialsRequest
-	(*StoredCredential)(nil),         // 53: satchel.v1.StoredCredential
-	(*ListCredentialsResponse)(nil),  // 54: satchel.v1.ListCredentialsResponse
-	(*UploadBlobRequest)(nil),        // 55: satchel.v1.UploadBlobRequest
-	(*UploadBlobResponse)(nil),       // 56: satchel.v1.UploadBlobResponse
-	(*UploadStatusRequest)(nil),      // 57: satchel.v1.UploadStatusRequest
-	(*UploadStatusResponse)(nil),     // 58: satchel.v1.UploadStatusResponse
-	(*DownloadBlobRequest)(nil),      // 59: satchel.v1.DownloadBlobRequest
-	(*DownloadBlobResponse)(nil),     // 60: satchel.v1.DownloadBlobResponse
-	(*ServerInfoRequest)(nil),        // 61: satchel.v1.ServerInfoRequest
-	(*ServerInfoResponse)(nil),       // 62: satchel.v1.ServerInfoResponse
-	nil,                              // 63: satchel.v1.Descriptor.AnnotationsEntry
-	nil,                              // 64: satchel.v1.FileSpec.AnnotationsEntry
-	nil,                              // 65: satchel.v1.ArtifactSpec.AnnotationsEntry
+	(*WatchReferrersRequest)(nil),    // 19: satchel.v1.WatchReferrersRequest
+	(*WatchReferrersResponse)(nil),   // 20: satchel.v1.WatchReferrersResponse
+	(*CurrentReferrers)(nil),         // 21: satchel.v1.CurrentReferrers
+	(*PullRequest)(nil),              // 22: satchel.v1.PullRequest
+	(*PulledManifest)(nil),           // 23: satchel.v1.PulledManifest
+	(*FileHeader)(nil),               // 24: satchel.v1.FileHeader
+	(*FileDone)(nil),                 // 25: satchel.v1.FileDone
+	(*PullResponse)(nil),             // 26: satchel.v1.PullResponse
+	(*ResolveRequest)(nil),           // 27: satchel.v1.ResolveRequest
+	(*ResolveResponse)(nil),          // 28: satchel.v1.ResolveResponse
+	(*DeleteManifestRequest)(nil),    // 29: satchel.v1.DeleteManifestRequest
+	(*DeleteManifestResponse)(nil),   // 30: satchel.v1.DeleteManifestResponse
+	(*FetchManifestRequest)(nil),     // 31: satchel.v1.FetchManifestRequest
+	(*FetchManifestResponse)(nil),    // 32: satchel.v1.FetchManifestResponse
+	(*ListTagsRequest)(nil),          // 33: satchel.v1.ListTagsRequest
+	(*ListTagsResponse)(nil),         // 34: satchel.v1.ListTagsResponse
+	(*PushManifestRequest)(nil),      // 35: satchel.v1.PushManifestRequest
+	(*PushManifestResponse)(nil),     // 36: satchel.v1.PushManifestResponse
+	(*FetchBlobRequest)(nil),         // 37: satchel.v1.FetchBlobRequest
+	(*FetchBlobResponse)(nil),        // 38: satchel.v1.FetchBlobResponse
+	(*PushBlobRequest)(nil),          // 39: satchel.v1.PushBlobRequest
+	(*PushBlobResponse)(nil),         // 40: satchel.v1.PushBlobResponse
+	(*DeleteBlobRequest)(nil),        // 41: satchel.v1.DeleteBlobRequest
+	(*DeleteBlobResponse)(nil),       // 42: satchel.v1.DeleteBlobResponse
+	(*CopyRequest)(nil),              // 43: satchel.v1.CopyRequest
+	(*CopyEvent)(nil),                // 44: satchel.v1.CopyEvent
+	(*CopyResult)(nil),               // 45: satchel.v1.CopyResult
+	(*CopyResponse)(nil),             // 46: satchel.v1.CopyResponse
+	(*ListRepositoriesRequest)(nil),  // 47: satchel.v1.ListRepositoriesRequest
+	(*ListRepositoriesResponse)(nil), // 48: satchel.v1.ListRepositoriesResponse
+	(*TagRequest)(nil),               // 49: satchel.v1.TagRequest
+	(*TagResponse)(nil),              // 50: satchel.v1.TagResponse
+	(*LoginRequest)(nil),             // 51: satchel.v1.LoginRequest
+	(*LoginResponse)(nil),            // 52: satchel.v1.LoginResponse
+	(*LogoutRequest)(nil),            // 53: satchel.v1.LogoutRequest
+	(*LogoutResponse)(nil),           // 54: satchel.v1.LogoutResponse
+	(*ListCredentialsRequest)(nil),   // 55: satchel.v1.ListCredentialsRequest
+	(*StoredCredential)(nil),         // 56: satchel.v1.StoredCredential
+	(*ListCredentialsResponse)(nil),  // 57: satchel.v1.ListCredentialsResponse
+	(*UploadBlobRequest)(nil),        // 58: satchel.v1.UploadBlobRequest
+	(*UploadBlobResponse)(nil),       // 59: satchel.v1.UploadBlobResponse
+	(*UploadStatusRequest)(nil),      // 60: satchel.v1.UploadStatusRequest
+	(*UploadStatusResponse)(nil),     // 61: satchel.v1.UploadStatusResponse
+	(*DownloadBlobRequest)(nil),      // 62: satchel.v1.DownloadBlobRequest
+	(*DownloadBlobResponse)(nil),     // 63: satchel.v1.DownloadBlobResponse
+	(*ServerInfoRequest)(nil),        // 64: satchel.v1.ServerInfoRequest
+	(*ServerInfoResponse)(nil),       // 65: satchel.v1.ServerInfoResponse
+	nil,                              // 66: satchel.v1.Descriptor.AnnotationsEntry
+	nil,                              // 67: satchel.v1.FileSpec.AnnotationsEntry
+	nil,                              // 68: satchel.v1.ArtifactSpec.AnnotationsEntry
 }
 var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	0,  // 0: satchel.v1.Target.referrers_mode:type_name -> satchel.v1.ReferrersMode
-	63, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
-	64, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
-	65, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
+	66, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
+	67, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
+	68, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
 	4,  // 4: satchel.v1.ArtifactSpec.files:type_name -> satchel.v1.FileSpec
 	5,  // 5: satchel.v1.ArtifactSpec.config:type_name -> satchel.v1.ConfigSpec
 	2,  // 6: satchel.v1.PushHeader.target:type_name -> satchel.v1.Target
@@ -4615,88 +4864,96 @@ var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	17, // 23: satchel.v1.Referrer.referrers:type_name -> satchel.v1.Referrer
 	3,  // 24: satchel.v1.DiscoverResponse.subject:type_name -> satchel.v1.Descriptor
 	17, // 25: satchel.v1.DiscoverResponse.referrers:type_name -> satchel.v1.Referrer
-	2,  // 26: satchel.v1.PullRequest.target:type_name -> satchel.v1.Target
-	2,  // 27: satchel.v1.PullRequest.subject:type_name -> satchel.v1.Target
-	3,  // 28: satchel.v1.PulledManifest.manifest:type_name -> satchel.v1.Descriptor
-	3,  // 29: satchel.v1.FileHeader.layer:type_name -> satchel.v1.Descriptor
-	20, // 30: satchel.v1.PullResponse.manifest:type_name -> satchel.v1.PulledManifest
-	21, // 31: satchel.v1.PullResponse.file:type_name -> satchel.v1.FileHeader
-	22, // 32: satchel.v1.PullResponse.done:type_name -> satchel.v1.FileDone
-	12, // 33: satchel.v1.PullResponse.progress:type_name -> satchel.v1.Progress
-	2,  // 34: satchel.v1.ResolveRequest.target:type_name -> satchel.v1.Target
-	3,  // 35: satchel.v1.ResolveResponse.manifest:type_name -> satchel.v1.Descriptor
-	2,  // 36: satchel.v1.DeleteManifestRequest.target:type_name -> satchel.v1.Target
-	3,  // 37: satchel.v1.DeleteManifestResponse.deleted:type_name -> satchel.v1.Descriptor
-	2,  // 38: satchel.v1.FetchManifestRequest.target:type_name -> satchel.v1.Target
-	3,  // 39: satchel.v1.FetchManifestResponse.manifest:type_name -> satchel.v1.Descriptor
-	2,  // 40: satchel.v1.ListTagsRequest.repository:type_name -> satchel.v1.Target
-	2,  // 41: satchel.v1.PushManifestRequest.target:type_name -> satchel.v1.Target
-	3,  // 42: satchel.v1.PushManifestResponse.manifest:type_name -> satchel.v1.Descriptor
-	2,  // 43: satchel.v1.FetchBlobRequest.target:type_name -> satchel.v1.Target
-	3,  // 44: satchel.v1.FetchBlobResponse.blob:type_name -> satchel.v1.Descriptor
-	2,  // 45: satchel.v1.PushBlobRequest.target:type_name -> satchel.v1.Target
-	3,  // 46: satchel.v1.PushBlobResponse.blob:type_name -> satchel.v1.Descriptor
-	2,  // 47: satchel.v1.DeleteBlobRequest.target:type_name -> satchel.v1.Target
-	2,  // 48: satchel.v1.CopyRequest.source:type_name -> satchel.v1.Target
-	2,  // 49: satchel.v1.CopyRequest.destination:type_name -> satchel.v1.Target
-	1,  // 50: satchel.v1.CopyEvent.kind:type_name -> satchel.v1.CopyEvent.Kind
-	3,  // 51: satchel.v1.CopyEvent.content:type_name -> satchel.v1.Descriptor
-	3,  // 52: satchel.v1.CopyResult.manifest:type_name -> satchel.v1.Descriptor
-	41, // 53: satchel.v1.CopyResponse.event:type_name -> satchel.v1.CopyEvent
-	42, // 54: satchel.v1.CopyResponse.result:type_name -> satchel.v1.CopyResult
-	2,  // 55: satchel.v1.TagRequest.target:type_name -> satchel.v1.Target
-	3,  // 56: satchel.v1.TagResponse.manifest:type_name -> satchel.v1.Descriptor
-	53, // 57: satchel.v1.ListCredentialsResponse.credentials:type_name -> satchel.v1.StoredCredential
-	2,  // 58: satchel.v1.DownloadBlobRequest.source:type_name -> satchel.v1.Target
-	9,  // 59: satchel.v1.SatchelService.Push:input_type -> satchel.v1.PushRequest
-	11, // 60: satchel.v1.SatchelService.Attach:input_type -> satchel.v1.AttachRequest
-	16, // 61: satchel.v1.SatchelService.Discover:input_type -> satchel.v1.DiscoverRequest
-	19, // 62: satchel.v1.SatchelService.Pull:input_type -> satchel.v1.PullRequest
-	24, // 63: satchel.v1.SatchelService.Resolve:input_type -> satchel.v1.ResolveRequest
-	26, // 64: satchel.v1.SatchelService.DeleteManifest:input_type -> satchel.v1.DeleteManifestRequest
-	28, // 65: satchel.v1.SatchelService.FetchManifest:input_type -> satchel.v1.FetchManifestRequest
-	30, // 66: satchel.v1.SatchelService.ListTags:input_type -> satchel.v1.ListTagsRequest
-	46, // 67: satchel.v1.SatchelService.Tag:input_type -> satchel.v1.TagRequest
-	44, // 68: satchel.v1.SatchelService.ListRepositories:input_type -> satchel.v1.ListRepositoriesRequest
-	32, // 69: satchel.v1.SatchelService.PushManifest:input_type -> satchel.v1.PushManifestRequest
-	34, // 70: satchel.v1.SatchelService.FetchBlob:input_type -> satchel.v1.FetchBlobRequest
-	36, // 71: satchel.v1.SatchelService.PushBlob:input_type -> satchel.v1.PushBlobRequest
-	38, // 72: satchel.v1.SatchelService.DeleteBlob:input_type -> satchel.v1.DeleteBlobRequest
-	40, // 73: satchel.v1.SatchelService.Copy:input_type -> satchel.v1.CopyRequest
-	48, // 74: satchel.v1.SatchelService.Login:input_type -> satchel.v1.LoginRequest
-	50, // 75: satchel.v1.SatchelService.Logout:input_type -> satchel.v1.LogoutRequest
-	52, // 76: satchel.v1.SatchelService.ListCredentials:input_type -> satchel.v1.ListCredentialsRequest
-	55, // 77: satchel.v1.SatchelService.UploadBlob:input_type -> satchel.v1.UploadBlobRequest
-	57, // 78: satchel.v1.SatchelService.UploadStatus:input_type -> satchel.v1.UploadStatusRequest
-	59, // 79: satchel.v1.SatchelService.DownloadBlob:input_type -> satchel.v1.DownloadBlobRequest
-	61, // 80: satchel.v1.SatchelService.ServerInfo:input_type -> satchel.v1.ServerInfoRequest
-	13, // 81: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
-	14, // 82: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
-	18, // 83: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
-	23, // 84: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
-	25, // 85: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
-	27, // 86: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
-	29, // 87: satchel.v1.SatchelService.FetchManifest:output_type -> satchel.v1.FetchManifestResponse
-	31, // 88: satchel.v1.SatchelService.ListTags:output_type -> satchel.v1.ListTagsResponse
-	47, // 89: satchel.v1.SatchelService.Tag:output_type -> satchel.v1.TagResponse
-	45, // 90: satchel.v1.SatchelService.ListRepositories:output_type -> satchel.v1.ListRepositoriesResponse
-	33, // 91: satchel.v1.SatchelService.PushManifest:output_type -> satchel.v1.PushManifestResponse
-	35, // 92: satchel.v1.SatchelService.FetchBlob:output_type -> satchel.v1.FetchBlobResponse
-	37, // 93: satchel.v1.SatchelService.PushBlob:output_type -> satchel.v1.PushBlobResponse
-	39, // 94: satchel.v1.SatchelService.DeleteBlob:output_type -> satchel.v1.DeleteBlobResponse
-	43, // 95: satchel.v1.SatchelService.Copy:output_type -> satchel.v1.CopyResponse
-	49, // 96: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
-	51, // 97: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
-	54, // 98: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
-	56, // 99: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
-	58, // 100: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
-	60, // 101: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
-	62, // 102: satchel.v1.SatchelService.ServerInfo:output_type -> satchel.v1.ServerInfoResponse
-	81, // [81:103] is the sub-list for method output_type
-	59, // [59:81] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	2,  // 26: satchel.v1.WatchReferrersRequest.subject:type_name -> satchel.v1.Target
+	21, // 27: satchel.v1.WatchReferrersResponse.current:type_name -> satchel.v1.CurrentReferrers
+	3,  // 28: satchel.v1.WatchReferrersResponse.appeared:type_name -> satchel.v1.Descriptor
+	3,  // 29: satchel.v1.WatchReferrersResponse.disappeared:type_name -> satchel.v1.Descriptor
+	3,  // 30: satchel.v1.CurrentReferrers.subject:type_name -> satchel.v1.Descriptor
+	3,  // 31: satchel.v1.CurrentReferrers.referrers:type_name -> satchel.v1.Descriptor
+	2,  // 32: satchel.v1.PullRequest.target:type_name -> satchel.v1.Target
+	2,  // 33: satchel.v1.PullRequest.subject:type_name -> satchel.v1.Target
+	3,  // 34: satchel.v1.PulledManifest.manifest:type_name -> satchel.v1.Descriptor
+	3,  // 35: satchel.v1.FileHeader.layer:type_name -> satchel.v1.Descriptor
+	23, // 36: satchel.v1.PullResponse.manifest:type_name -> satchel.v1.PulledManifest
+	24, // 37: satchel.v1.PullResponse.file:type_name -> satchel.v1.FileHeader
+	25, // 38: satchel.v1.PullResponse.done:type_name -> satchel.v1.FileDone
+	12, // 39: satchel.v1.PullResponse.progress:type_name -> satchel.v1.Progress
+	2,  // 40: satchel.v1.ResolveRequest.target:type_name -> satchel.v1.Target
+	3,  // 41: satchel.v1.ResolveResponse.manifest:type_name -> satchel.v1.Descriptor
+	2,  // 42: satchel.v1.DeleteManifestRequest.target:type_name -> satchel.v1.Target
+	3,  // 43: satchel.v1.DeleteManifestResponse.deleted:type_name -> satchel.v1.Descriptor
+	2,  // 44: satchel.v1.FetchManifestRequest.target:type_name -> satchel.v1.Target
+	3,  // 45: satchel.v1.FetchManifestResponse.manifest:type_name -> satchel.v1.Descriptor
+	2,  // 46: satchel.v1.ListTagsRequest.repository:type_name -> satchel.v1.Target
+	2,  // 47: satchel.v1.PushManifestRequest.target:type_name -> satchel.v1.Target
+	3,  // 48: satchel.v1.PushManifestResponse.manifest:type_name -> satchel.v1.Descriptor
+	2,  // 49: satchel.v1.FetchBlobRequest.target:type_name -> satchel.v1.Target
+	3,  // 50: satchel.v1.FetchBlobResponse.blob:type_name -> satchel.v1.Descriptor
+	2,  // 51: satchel.v1.PushBlobRequest.target:type_name -> satchel.v1.Target
+	3,  // 52: satchel.v1.PushBlobResponse.blob:type_name -> satchel.v1.Descriptor
+	2,  // 53: satchel.v1.DeleteBlobRequest.target:type_name -> satchel.v1.Target
+	2,  // 54: satchel.v1.CopyRequest.source:type_name -> satchel.v1.Target
+	2,  // 55: satchel.v1.CopyRequest.destination:type_name -> satchel.v1.Target
+	1,  // 56: satchel.v1.CopyEvent.kind:type_name -> satchel.v1.CopyEvent.Kind
+	3,  // 57: satchel.v1.CopyEvent.content:type_name -> satchel.v1.Descriptor
+	3,  // 58: satchel.v1.CopyResult.manifest:type_name -> satchel.v1.Descriptor
+	44, // 59: satchel.v1.CopyResponse.event:type_name -> satchel.v1.CopyEvent
+	45, // 60: satchel.v1.CopyResponse.result:type_name -> satchel.v1.CopyResult
+	2,  // 61: satchel.v1.TagRequest.target:type_name -> satchel.v1.Target
+	3,  // 62: satchel.v1.TagResponse.manifest:type_name -> satchel.v1.Descriptor
+	56, // 63: satchel.v1.ListCredentialsResponse.credentials:type_name -> satchel.v1.StoredCredential
+	2,  // 64: satchel.v1.DownloadBlobRequest.source:type_name -> satchel.v1.Target
+	9,  // 65: satchel.v1.SatchelService.Push:input_type -> satchel.v1.PushRequest
+	11, // 66: satchel.v1.SatchelService.Attach:input_type -> satchel.v1.AttachRequest
+	16, // 67: satchel.v1.SatchelService.Discover:input_type -> satchel.v1.DiscoverRequest
+	19, // 68: satchel.v1.SatchelService.WatchReferrers:input_type -> satchel.v1.WatchReferrersRequest
+	22, // 69: satchel.v1.SatchelService.Pull:input_type -> satchel.v1.PullRequest
+	27, // 70: satchel.v1.SatchelService.Resolve:input_type -> satchel.v1.ResolveRequest
+	29, // 71: satchel.v1.SatchelService.DeleteManifest:input_type -> satchel.v1.DeleteManifestRequest
+	31, // 72: satchel.v1.SatchelService.FetchManifest:input_type -> satchel.v1.FetchManifestRequest
+	33, // 73: satchel.v1.SatchelService.ListTags:input_type -> satchel.v1.ListTagsRequest
+	49, // 74: satchel.v1.SatchelService.Tag:input_type -> satchel.v1.TagRequest
+	47, // 75: satchel.v1.SatchelService.ListRepositories:input_type -> satchel.v1.ListRepositoriesRequest
+	35, // 76: satchel.v1.SatchelService.PushManifest:input_type -> satchel.v1.PushManifestRequest
+	37, // 77: satchel.v1.SatchelService.FetchBlob:input_type -> satchel.v1.FetchBlobRequest
+	39, // 78: satchel.v1.SatchelService.PushBlob:input_type -> satchel.v1.PushBlobRequest
+	41, // 79: satchel.v1.SatchelService.DeleteBlob:input_type -> satchel.v1.DeleteBlobRequest
+	43, // 80: satchel.v1.SatchelService.Copy:input_type -> satchel.v1.CopyRequest
+	51, // 81: satchel.v1.SatchelService.Login:input_type -> satchel.v1.LoginRequest
+	53, // 82: satchel.v1.SatchelService.Logout:input_type -> satchel.v1.LogoutRequest
+	55, // 83: satchel.v1.SatchelService.ListCredentials:input_type -> satchel.v1.ListCredentialsRequest
+	58, // 84: satchel.v1.SatchelService.UploadBlob:input_type -> satchel.v1.UploadBlobRequest
+	60, // 85: satchel.v1.SatchelService.UploadStatus:input_type -> satchel.v1.UploadStatusRequest
+	62, // 86: satchel.v1.SatchelService.DownloadBlob:input_type -> satchel.v1.DownloadBlobRequest
+	64, // 87: satchel.v1.SatchelService.ServerInfo:input_type -> satchel.v1.ServerInfoRequest
+	13, // 88: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
+	14, // 89: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
+	18, // 90: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
+	20, // 91: satchel.v1.SatchelService.WatchReferrers:output_type -> satchel.v1.WatchReferrersResponse
+	26, // 92: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
+	28, // 93: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
+	30, // 94: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
+	32, // 95: satchel.v1.SatchelService.FetchManifest:output_type -> satchel.v1.FetchManifestResponse
+	34, // 96: satchel.v1.SatchelService.ListTags:output_type -> satchel.v1.ListTagsResponse
+	50, // 97: satchel.v1.SatchelService.Tag:output_type -> satchel.v1.TagResponse
+	48, // 98: satchel.v1.SatchelService.ListRepositories:output_type -> satchel.v1.ListRepositoriesResponse
+	36, // 99: satchel.v1.SatchelService.PushManifest:output_type -> satchel.v1.PushManifestResponse
+	38, // 100: satchel.v1.SatchelService.FetchBlob:output_type -> satchel.v1.FetchBlobResponse
+	40, // 101: satchel.v1.SatchelService.PushBlob:output_type -> satchel.v1.PushBlobResponse
+	42, // 102: satchel.v1.SatchelService.DeleteBlob:output_type -> satchel.v1.DeleteBlobResponse
+	46, // 103: satchel.v1.SatchelService.Copy:output_type -> satchel.v1.CopyResponse
+	52, // 104: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
+	54, // 105: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
+	57, // 106: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
+	59, // 107: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
+	61, // 108: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
+	63, // 109: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
+	65, // 110: satchel.v1.SatchelService.ServerInfo:output_type -> satchel.v1.ServerInfoResponse
+	88, // [88:111] is the sub-list for method output_type
+	65, // [65:88] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_satchel_v1_satchel_proto_init() }
@@ -4721,29 +4978,34 @@ func file_satchel_v1_satchel_proto_init() {
 		(*AttachResponse_Progress)(nil),
 		(*AttachResponse_Result)(nil),
 	}
-	file_satchel_v1_satchel_proto_msgTypes[21].OneofWrappers = []any{
+	file_satchel_v1_satchel_proto_msgTypes[18].OneofWrappers = []any{
+		(*WatchReferrersResponse_Current)(nil),
+		(*WatchReferrersResponse_Appeared)(nil),
+		(*WatchReferrersResponse_Disappeared)(nil),
+	}
+	file_satchel_v1_satchel_proto_msgTypes[24].OneofWrappers = []any{
 		(*PullResponse_Manifest)(nil),
 		(*PullResponse_File)(nil),
 		(*PullResponse_Chunk)(nil),
 		(*PullResponse_Done)(nil),
 		(*PullResponse_Progress)(nil),
 	}
-	file_satchel_v1_satchel_proto_msgTypes[33].OneofWrappers = []any{
+	file_satchel_v1_satchel_proto_msgTypes[36].OneofWrappers = []any{
 		(*FetchBlobResponse_Blob)(nil),
 		(*FetchBlobResponse_Data)(nil),
 	}
-	file_satchel_v1_satchel_proto_msgTypes[41].OneofWrappers = []any{
+	file_satchel_v1_satchel_proto_msgTypes[44].OneofWrappers = []any{
 		(*CopyResponse_Event)(nil),
 		(*CopyResponse_Result)(nil),
 	}
-	file_satchel_v1_satchel_proto_msgTypes[53].OneofWrappers = []any{}
+	file_satchel_v1_satchel_proto_msgTypes[56].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_satchel_v1_satchel_proto_rawDesc), len(file_satchel_v1_satchel_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   64,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

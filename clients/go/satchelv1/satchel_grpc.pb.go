@@ -37,6 +37,7 @@ const (
 	SatchelService_Push_FullMethodName             = "/satchel.v1.SatchelService/Push"
 	SatchelService_Attach_FullMethodName           = "/satchel.v1.SatchelService/Attach"
 	SatchelService_Discover_FullMethodName         = "/satchel.v1.SatchelService/Discover"
+	SatchelService_WatchReferrers_FullMethodName   = "/satchel.v1.SatchelService/WatchReferrers"
 	SatchelService_Pull_FullMethodName             = "/satchel.v1.SatchelService/Pull"
 	SatchelService_Resolve_FullMethodName          = "/satchel.v1.SatchelService/Resolve"
 	SatchelService_DeleteManifest_FullMethodName   = "/satchel.v1.SatchelService/DeleteManifest"
@@ -78,6 +79,14 @@ type SatchelServiceClient interface {
 	// Discover lists the referrers of a subject manifest, using the registry's
 	// referrers API where it has one and the referrers tag schema otherwise.
 	Discover(ctx context.Context, in *DiscoverRequest, opts ...grpc.CallOption) (*DiscoverResponse, error)
+	// WatchReferrers streams the referrers of a subject manifest: first the
+	// current ones, then an event for every referrer that appears or
+	// disappears, until the caller cancels. The subject's tag, if one is named,
+	// is resolved once, at the start. All watchers of one subject in a daemon
+	// share one poller. A watcher that falls behind is sent the whole current
+	// set again, marked as a resynchronisation, never skipped silently. A
+	// registry that cannot be reached for a while does not end the stream.
+	WatchReferrers(ctx context.Context, in *WatchReferrersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchReferrersResponse], error)
 	// Pull streams an artifact's manifest descriptor, then for each layer that
 	// has an org.opencontainers.image.title annotation, a file header, its
 	// bytes in chunks, and a FileDone once the daemon has verified the digest.
@@ -204,9 +213,28 @@ func (c *satchelServiceClient) Discover(ctx context.Context, in *DiscoverRequest
 	return out, nil
 }
 
+func (c *satchelServiceClient) WatchReferrers(ctx context.Context, in *WatchReferrersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchReferrersResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[2], SatchelService_WatchReferrers_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchReferrersRequest, WatchReferrersResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SatchelService_WatchReferrersClient = grpc.ServerStreamingClient[WatchReferrersResponse]
+
 func (c *satchelServiceClient) Pull(ctx context.Context, in *PullRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PullResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[2], SatchelService_Pull_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[3], SatchelService_Pull_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +323,7 @@ func (c *satchelServiceClient) PushManifest(ctx context.Context, in *PushManifes
 
 func (c *satchelServiceClient) FetchBlob(ctx context.Context, in *FetchBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBlobResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[3], SatchelService_FetchBlob_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[4], SatchelService_FetchBlob_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +362,7 @@ func (c *satchelServiceClient) DeleteBlob(ctx context.Context, in *DeleteBlobReq
 
 func (c *satchelServiceClient) Copy(ctx context.Context, in *CopyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[4], SatchelService_Copy_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[5], SatchelService_Copy_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -383,7 +411,7 @@ func (c *satchelServiceClient) ListCredentials(ctx context.Context, in *ListCred
 
 func (c *satchelServiceClient) UploadBlob(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[UploadBlobRequest, UploadBlobResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[5], SatchelService_UploadBlob_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[6], SatchelService_UploadBlob_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +434,7 @@ func (c *satchelServiceClient) UploadStatus(ctx context.Context, in *UploadStatu
 
 func (c *satchelServiceClient) DownloadBlob(ctx context.Context, in *DownloadBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadBlobResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[6], SatchelService_DownloadBlob_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &SatchelService_ServiceDesc.Streams[7], SatchelService_DownloadBlob_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -453,6 +481,14 @@ type SatchelServiceServer interface {
 	// Discover lists the referrers of a subject manifest, using the registry's
 	// referrers API where it has one and the referrers tag schema otherwise.
 	Discover(context.Context, *DiscoverRequest) (*DiscoverResponse, error)
+	// WatchReferrers streams the referrers of a subject manifest: first the
+	// current ones, then an event for every referrer that appears or
+	// disappears, until the caller cancels. The subject's tag, if one is named,
+	// is resolved once, at the start. All watchers of one subject in a daemon
+	// share one poller. A watcher that falls behind is sent the whole current
+	// set again, marked as a resynchronisation, never skipped silently. A
+	// registry that cannot be reached for a while does not end the stream.
+	WatchReferrers(*WatchReferrersRequest, grpc.ServerStreamingServer[WatchReferrersResponse]) error
 	// Pull streams an artifact's manifest descriptor, then for each layer that
 	// has an org.opencontainers.image.title annotation, a file header, its
 	// bytes in chunks, and a FileDone once the daemon has verified the digest.
@@ -551,6 +587,9 @@ func (UnimplementedSatchelServiceServer) Attach(grpc.BidiStreamingServer[AttachR
 }
 func (UnimplementedSatchelServiceServer) Discover(context.Context, *DiscoverRequest) (*DiscoverResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Discover not implemented")
+}
+func (UnimplementedSatchelServiceServer) WatchReferrers(*WatchReferrersRequest, grpc.ServerStreamingServer[WatchReferrersResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchReferrers not implemented")
 }
 func (UnimplementedSatchelServiceServer) Pull(*PullRequest, grpc.ServerStreamingServer[PullResponse]) error {
 	return status.Error(codes.Unimplemented, "method Pull not implemented")
@@ -661,6 +700,17 @@ func _SatchelService_Discover_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _SatchelService_WatchReferrers_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchReferrersRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SatchelServiceServer).WatchReferrers(m, &grpc.GenericServerStream[WatchReferrersRequest, WatchReferrersResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SatchelService_WatchReferrersServer = grpc.ServerStreamingServer[WatchReferrersResponse]
 
 func _SatchelService_Pull_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(PullRequest)
@@ -1045,6 +1095,11 @@ var SatchelService_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _SatchelService_Attach_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "WatchReferrers",
+			Handler:       _SatchelService_WatchReferrers_Handler,
+			ServerStreams: true,
 		},
 		{
 			StreamName:    "Pull",

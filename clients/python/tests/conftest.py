@@ -68,7 +68,8 @@ class Satcheld:
         self.log = open(state / "satcheld.log", "wb")
         self.proc = subprocess.Popen(
             [exe, "--listen", f"unix://{socket}", "--config", str(state / "satcheld.toml"),
-             "--docker-config", str(state / "docker" / "config.json"), "--cache-dir", str(state / "cache")],
+             "--docker-config", str(state / "docker" / "config.json"), "--cache-dir", str(state / "cache"),
+             "--state-dir", str(state / "state")],
             env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self._wait_for_socket(state)

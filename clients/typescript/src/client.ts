@@ -7,6 +7,7 @@ import {
   type CallOptions,
   type ChannelCredentials,
   type ClientOptions,
+  type ClientReadableStream,
   credentials as grpcCredentials,
   Metadata,
   status,
@@ -29,6 +30,7 @@ import {
   SatchelServiceClient,
   type ServerInfoResponse,
   type Target,
+  type WatchReferrersResponse,
 } from "./gen/satchel/v1/satchel";
 import {
   CLIENT_RECEIVE_LIMIT_BYTES,
@@ -284,6 +286,20 @@ export class SatchelClient {
     });
   }
 
+  /**
+   * Watches the referrers of a subject manifest (those of
+   * options.artifactType, when set): yields the current set first
+   * (`current`), then each referrer that `appeared` or `disappeared`, and
+   * the whole set again, with `resync` set, when the watcher fell behind.
+   * Runs until the consumer breaks out of the loop, which cancels the call;
+   * no default deadline applies.
+   */
+  async *watchReferrers(subject: string, options: DiscoverOptions = {}): AsyncGenerator<WatchReferrersResponse> {
+    const request = { subject: target(subject, options), artifactType: options.artifactType ?? "" };
+    const callOptions = { ...options.callOptions, ...(options.deadline ? { deadline: options.deadline } : {}) };
+    yield* cancelling<WatchReferrersResponse>(this.raw.watchReferrers(request, callOptions), callOptions);
+  }
+
   /** Resolves a tag or digest reference to its manifest descriptor. */
   resolve(reference: string, options: ResolveOptions = {}): Promise<ResolveResponse> {
     const request = { target: target(reference, options) };
@@ -305,24 +321,7 @@ export class SatchelClient {
       ? { subject: target(reference, options), artifactType: options.artifactType, localFiles: false }
       : { target: target(reference, options), artifactType: "", localFiles: false };
     const callOptions = this.callOptions(options);
-    const call = this.raw.pull(request, callOptions);
-    let finished = false;
-    try {
-      for await (const event of call as AsyncIterable<PullResponse>) {
-        yield event;
-      }
-      finished = true;
-    } catch (err) {
-      finished = true;
-      throw SatchelError.fromCall(err, deadlineMs(callOptions));
-    } finally {
-      if (!finished) {
-        // The consumer stopped early: cancel, and ignore the CANCELLED
-        // status grpc-js then reports.
-        call.on("error", () => undefined);
-        call.cancel();
-      }
-    }
+    yield* cancelling<PullResponse>(this.raw.pull(request, callOptions), callOptions);
   }
 
   /**
@@ -395,6 +394,32 @@ function asBuffer(data: Uint8Array): Buffer {
 function deadlineMs(options: Partial<CallOptions>): number | undefined {
   const d = options.deadline;
   return d === undefined ? undefined : d instanceof Date ? d.getTime() : d;
+}
+
+/**
+ * The messages of a server-streaming call; a failure is a SatchelError. A
+ * consumer that stops early cancels the call (the CANCELLED status grpc-js
+ * then reports is ignored).
+ */
+async function* cancelling<T>(
+  call: ClientReadableStream<T>,
+  callOptions: Partial<CallOptions>,
+): AsyncGenerator<T> {
+  let finished = false;
+  try {
+    for await (const event of call as AsyncIterable<T>) {
+      yield event;
+    }
+    finished = true;
+  } catch (err) {
+    finished = true;
+    throw SatchelError.fromCall(err, deadlineMs(callOptions));
+  } finally {
+    if (!finished) {
+      call.on("error", () => undefined);
+      call.cancel();
+    }
+  }
 }
 
 /**

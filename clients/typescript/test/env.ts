@@ -102,6 +102,7 @@ export async function startDaemon(dir: string, socket: string, config: string): 
   const log = await open(path.join(dir, "satcheld.log"), "w");
   const args = ["--listen", `unix://${socket}`, "--config", configFile];
   args.push("--docker-config", path.join(dir, "docker.json"), "--cache-dir", path.join(dir, "cache"));
+  args.push("--state-dir", path.join(dir, "state"));
   const child: ChildProcess = spawn(satcheldBinary(), args, {
     env: { ...env, NO_PROXY: "127.0.0.1,localhost", no_proxy: "127.0.0.1,localhost" },
     stdio: ["ignore", log.fd, log.fd],

@@ -151,16 +151,18 @@ impl Repository {
             return Ok(hit);
         }
         let fetched = std::time::Instant::now();
-        let list = self.referrers_fresh(subject, artifact_type).await?;
+        let list = self.referrers_fresh(subject, artifact_type, false).await?;
         cache.keep_listing(&group, &key, fetched, &list);
         Ok(list)
     }
 
-    /// Lists the referrers of `subject`, asking the registry.
-    async fn referrers_fresh(
+    /// Lists the referrers of `subject`, asking the registry; a tag-schema
+    /// index cached by digest is used unless `uncached`.
+    pub(crate) async fn referrers_fresh(
         &self,
         subject: &Digest,
         artifact_type: Option<&str>,
+        uncached: bool,
     ) -> Result<Vec<Descriptor>> {
         match self.known_mode() {
             ReferrersMode::TagSchema => {}
@@ -182,7 +184,11 @@ impl Repository {
                 Probe::Unsupported | Probe::Unknown => {}
             },
         }
-        Ok(self.fallback_index(subject, false).await?.index.manifests)
+        Ok(self
+            .fallback_index(subject, uncached)
+            .await?
+            .index
+            .manifests)
     }
 
     /// Asks the referrers API, following `Link: <…>; rel="next"` pages on

@@ -10,10 +10,11 @@ use tonic::Status;
 
 use super::status::invalid;
 use crate::service::blobs::DownloadSpec;
-use crate::service::manifests::Node;
+use crate::service::manifests::{Named, Node};
 use crate::service::pull::PullSpec;
 use crate::service::push::{ArtifactSpec, ConfigSpec, FileSpec, Pushed};
 use crate::service::target::TargetSpec;
+use crate::service::watch::WatchEvent;
 
 /// A target, which the request must carry.
 pub fn target(t: Option<pb::Target>) -> Result<TargetSpec, Status> {
@@ -139,5 +140,20 @@ pub fn copy_event(e: satchel_oci::copy::Event) -> pb::CopyEvent {
     pb::CopyEvent {
         kind: kind.into(),
         content: Some(descriptor(&e.descriptor)),
+    }
+}
+
+/// A watch's event; the current set names the watch's `subject`.
+pub fn watch_event(event: WatchEvent, subject: &Named) -> pb::watch_referrers_response::Event {
+    use pb::watch_referrers_response::Event;
+    match event {
+        WatchEvent::Current { referrers, resync } => Event::Current(pb::CurrentReferrers {
+            subject: Some(descriptor(&subject.descriptor)),
+            reference: subject.reference.clone(),
+            referrers: referrers.iter().map(descriptor).collect(),
+            resync,
+        }),
+        WatchEvent::Appeared(d) => Event::Appeared(descriptor(&d)),
+        WatchEvent::Disappeared(d) => Event::Disappeared(descriptor(&d)),
     }
 }

@@ -23,6 +23,7 @@ use crate::handoff::Handoff;
 use crate::service::copy::CopyJob;
 use crate::service::push::PushJob;
 use crate::service::tags::TagFilter;
+use crate::service::watch::Watcher;
 use crate::service::Service;
 use crate::task_stream;
 
@@ -113,6 +114,21 @@ impl pb::satchel_service_server::SatchelService for Api {
             subject: Some(descriptor(&found.subject.descriptor)),
             referrers: convert::referrers(found.referrers),
         }))
+    }
+
+    type WatchReferrersStream = Answer<pb::WatchReferrersResponse>;
+
+    async fn watch_referrers(
+        &self,
+        request: Request<pb::WatchReferrersRequest>,
+    ) -> Result<Response<Self::WatchReferrersStream>, Status> {
+        let req = request.into_inner();
+        let filter = (!req.artifact_type.is_empty()).then_some(req.artifact_type);
+        let subject = convert::target(req.subject)?;
+        let watcher = self.service.watch_referrers(subject, filter).await;
+        let watcher = watcher.map_err(status)?;
+        let answer = task_stream::spawn(8, move |tx| send_watch(watcher, tx));
+        Ok(Response::new(Box::pin(answer)))
     }
 
     type PullStream = Answer<pb::PullResponse>;
@@ -401,6 +417,28 @@ impl pb::satchel_service_server::SatchelService for Api {
 }
 
 /// Runs a copy, forwarding its events, then its result or error.
+/// Sends a watcher's events until the caller goes (which ends the watch,
+/// and with the last watcher of a subject, its poller).
+async fn send_watch(
+    mut watcher: Watcher,
+    tx: tokio::sync::mpsc::Sender<Result<pb::WatchReferrersResponse, Status>>,
+) {
+    loop {
+        let events = tokio::select! {
+            events = watcher.next() => events,
+            _ = tx.closed() => return,
+        };
+        let Some(events) = events else { return };
+        for event in events {
+            let event = convert::watch_event(event, &watcher.subject);
+            let answer = pb::WatchReferrersResponse { event: Some(event) };
+            if tx.send(Ok(answer)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 async fn send_copy(job: CopyJob, tx: tokio::sync::mpsc::Sender<Result<pb::CopyResponse, Status>>) {
     use pb::copy_response::Answer as Item;
     let (events_tx, mut events) = tokio::sync::mpsc::channel(16);

@@ -30,6 +30,7 @@ pub mod push;
 pub mod raw;
 pub mod tags;
 pub mod target;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -61,6 +62,8 @@ pub struct Service {
     concurrency: usize,
     /// The size below which clients should hash a file before a push.
     hash_first_below: u64,
+    /// The pollers of WatchReferrers, one per watched subject.
+    pollers: Arc<watch::Pollers>,
 }
 
 /// What the daemon tells clients about itself (ServerInfo).
@@ -89,7 +92,14 @@ impl Service {
             concurrency: DEFAULT_CONCURRENCY,
             hash_first_below: satchel_oci::registry::MONOLITHIC_MAX,
             layout_locks: Arc::new(KeyedLocks::default()),
+            pollers: Arc::new(watch::Pollers::new(watch::DEFAULT_POLL)),
         }
+    }
+
+    /// Sets how often a watched subject's referrers are asked for.
+    pub fn with_watch_interval(mut self, interval: std::time::Duration) -> Self {
+        self.pollers = Arc::new(watch::Pollers::new(interval));
+        self
     }
 
     /// Sets how many blobs one pull moves at once (at least 1).

@@ -19,7 +19,15 @@ from satchel.client import (
     default_addr,
 )
 from satchel.errors import MissingFileError, SatchelError
-from satchel.results import Descriptor, PulledFile, PullResult, PushResult, Referrer, ServerInfo
+from satchel.results import (
+    Descriptor,
+    PulledFile,
+    PullResult,
+    PushResult,
+    Referrer,
+    ServerInfo,
+    WatchEvent,
+)
 from satchel.titles import check_title, check_titles
 
 __all__ = [
@@ -34,6 +42,7 @@ __all__ = [
     "Referrer",
     "SatchelError",
     "ServerInfo",
+    "WatchEvent",
     "check_title",
     "check_titles",
     "default_addr",

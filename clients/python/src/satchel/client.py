@@ -25,7 +25,15 @@ from satchel._pack import DIRECTORY_MEDIA_TYPE, PackedDirectory, pack
 from satchel._pull import ProgressCallback
 from satchel._pull import pull_stream as _pull
 from satchel.errors import MissingFileError, SatchelError, rpc_error as _error
-from satchel.results import Descriptor, PulledFile, PullResult, PushResult, Referrer, ServerInfo
+from satchel.results import (
+    Descriptor,
+    PulledFile,
+    PullResult,
+    PushResult,
+    Referrer,
+    ServerInfo,
+    WatchEvent,
+)
 from satchel.titles import check_titles
 from satchel.v1 import satchel_pb2 as pb
 from satchel.v1 import satchel_pb2_grpc as pb_grpc
@@ -264,6 +272,25 @@ class Client:
         )
         response = _call(self._stub.Discover, request, self._timeout(timeout))
         return [Referrer._from_referrer(r) for r in response.referrers]
+
+    def watch_referrers(
+        self, reference: str, *, artifact_type: str = "", plain_http: bool = False
+    ) -> Iterator[WatchEvent]:
+        """Yields the referrers of ``reference`` (filtered by
+        ``artifact_type``) as they are now, then every change, until the
+        iterator is closed (which cancels the call)."""
+        request = pb.WatchReferrersRequest(
+            subject=_target(reference, plain_http), artifact_type=artifact_type
+        )
+        call = self._stub.WatchReferrers(request)
+        try:
+            for answer in call:
+                yield WatchEvent._from_pb(answer)
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.CANCELLED:
+                raise _error(e, None) from None
+        finally:
+            call.cancel()
 
     def resolve(
         self, reference: str, *, plain_http: bool = False, timeout: Optional[float] = None

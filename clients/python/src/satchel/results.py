@@ -46,6 +46,26 @@ class Referrer(Descriptor):
 
 
 @dataclass(frozen=True)
+class WatchEvent:
+    """One event of ``Client.watch_referrers``. ``kind`` is ``"current"``
+    (``referrers`` holds every current referrer: the first event, and again,
+    with ``resync`` set, whenever the watcher fell behind), ``"appeared"`` or
+    ``"disappeared"`` (``referrers`` holds the one that changed)."""
+
+    kind: str
+    referrers: Sequence[Descriptor]
+    resync: bool = False
+
+    @classmethod
+    def _from_pb(cls, r: pb.WatchReferrersResponse) -> "WatchEvent":
+        which = r.WhichOneof("event")
+        if which == "current":
+            found = tuple(Descriptor._from_pb(d) for d in r.current.referrers)
+            return cls("current", found, r.current.resync)
+        return cls(which, (Descriptor._from_pb(getattr(r, which)),))
+
+
+@dataclass(frozen=True)
 class PushResult:
     """A pushed or attached artifact."""
 

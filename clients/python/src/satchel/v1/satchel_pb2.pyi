@@ -215,6 +215,36 @@ class DiscoverResponse(_message.Message):
     referrers: _containers.RepeatedCompositeFieldContainer[Referrer]
     def __init__(self, subject: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ..., referrers: _Optional[_Iterable[_Union[Referrer, _Mapping]]] = ...) -> None: ...
 
+class WatchReferrersRequest(_message.Message):
+    __slots__ = ("subject", "artifact_type")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    subject: Target
+    artifact_type: str
+    def __init__(self, subject: _Optional[_Union[Target, _Mapping]] = ..., artifact_type: _Optional[str] = ...) -> None: ...
+
+class WatchReferrersResponse(_message.Message):
+    __slots__ = ("current", "appeared", "disappeared")
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    APPEARED_FIELD_NUMBER: _ClassVar[int]
+    DISAPPEARED_FIELD_NUMBER: _ClassVar[int]
+    current: CurrentReferrers
+    appeared: Descriptor
+    disappeared: Descriptor
+    def __init__(self, current: _Optional[_Union[CurrentReferrers, _Mapping]] = ..., appeared: _Optional[_Union[Descriptor, _Mapping]] = ..., disappeared: _Optional[_Union[Descriptor, _Mapping]] = ...) -> None: ...
+
+class CurrentReferrers(_message.Message):
+    __slots__ = ("subject", "reference", "referrers", "resync")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    REFERRERS_FIELD_NUMBER: _ClassVar[int]
+    RESYNC_FIELD_NUMBER: _ClassVar[int]
+    subject: Descriptor
+    reference: str
+    referrers: _containers.RepeatedCompositeFieldContainer[Descriptor]
+    resync: bool
+    def __init__(self, subject: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ..., referrers: _Optional[_Iterable[_Union[Descriptor, _Mapping]]] = ..., resync: _Optional[bool] = ...) -> None: ...
+
 class PullRequest(_message.Message):
     __slots__ = ("target", "subject", "artifact_type", "local_files")
     TARGET_FIELD_NUMBER: _ClassVar[int]

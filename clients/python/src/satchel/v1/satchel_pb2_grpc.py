@@ -51,6 +51,11 @@ class SatchelServiceStub:
                 request_serializer=satchel_dot_v1_dot_satchel__pb2.DiscoverRequest.SerializeToString,
                 response_deserializer=satchel_dot_v1_dot_satchel__pb2.DiscoverResponse.FromString,
                 _registered_method=True)
+        self.WatchReferrers = channel.unary_stream(
+                '/satchel.v1.SatchelService/WatchReferrers',
+                request_serializer=satchel_dot_v1_dot_satchel__pb2.WatchReferrersRequest.SerializeToString,
+                response_deserializer=satchel_dot_v1_dot_satchel__pb2.WatchReferrersResponse.FromString,
+                _registered_method=True)
         self.Pull = channel.unary_stream(
                 '/satchel.v1.SatchelService/Pull',
                 request_serializer=satchel_dot_v1_dot_satchel__pb2.PullRequest.SerializeToString,
@@ -176,6 +181,19 @@ class SatchelServiceServicer:
     def Discover(self, request, context):
         """Discover lists the referrers of a subject manifest, using the registry's
         referrers API where it has one and the referrers tag schema otherwise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchReferrers(self, request, context):
+        """WatchReferrers streams the referrers of a subject manifest: first the
+        current ones, then an event for every referrer that appears or
+        disappears, until the caller cancels. The subject's tag, if one is named,
+        is resolved once, at the start. All watchers of one subject in a daemon
+        share one poller. A watcher that falls behind is sent the whole current
+        set again, marked as a resynchronisation, never skipped silently. A
+        registry that cannot be reached for a while does not end the stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -374,6 +392,11 @@ def add_SatchelServiceServicer_to_server(servicer, server):
                     request_deserializer=satchel_dot_v1_dot_satchel__pb2.DiscoverRequest.FromString,
                     response_serializer=satchel_dot_v1_dot_satchel__pb2.DiscoverResponse.SerializeToString,
             ),
+            'WatchReferrers': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchReferrers,
+                    request_deserializer=satchel_dot_v1_dot_satchel__pb2.WatchReferrersRequest.FromString,
+                    response_serializer=satchel_dot_v1_dot_satchel__pb2.WatchReferrersResponse.SerializeToString,
+            ),
             'Pull': grpc.unary_stream_rpc_method_handler(
                     servicer.Pull,
                     request_deserializer=satchel_dot_v1_dot_satchel__pb2.PullRequest.FromString,
@@ -553,6 +576,33 @@ class SatchelService:
             '/satchel.v1.SatchelService/Discover',
             satchel_dot_v1_dot_satchel__pb2.DiscoverRequest.SerializeToString,
             satchel_dot_v1_dot_satchel__pb2.DiscoverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchReferrers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/satchel.v1.SatchelService/WatchReferrers',
+            satchel_dot_v1_dot_satchel__pb2.WatchReferrersRequest.SerializeToString,
+            satchel_dot_v1_dot_satchel__pb2.WatchReferrersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -370,6 +370,51 @@ export interface DiscoverResponse {
   referrers: Referrer[];
 }
 
+/** WatchReferrersRequest names the subject to watch. */
+export interface WatchReferrersRequest {
+  /** The subject manifest, by tag or digest. */
+  subject?:
+    | Target
+    | undefined;
+  /** When set, only referrers with this artifact type are reported. */
+  artifactType: string;
+}
+
+/** WatchReferrersResponse is one event of a watch. */
+export interface WatchReferrersResponse {
+  event?:
+    | //
+    /**
+     * Every current referrer: the first message, and again whenever the
+     * watcher fell behind.
+     */
+    { $case: "current"; current: CurrentReferrers }
+    | //
+    /** A referrer that appeared since the last message. */
+    { $case: "appeared"; appeared: Descriptor }
+    | //
+    /** A referrer that disappeared since the last message. */
+    { $case: "disappeared"; disappeared: Descriptor }
+    | undefined;
+}
+
+/** CurrentReferrers is the whole set of a subject's (matching) referrers. */
+export interface CurrentReferrers {
+  /** The subject's manifest descriptor. */
+  subject?:
+    | Descriptor
+    | undefined;
+  /** The canonical reference of the subject by digest. */
+  reference: string;
+  /** The referrers, in the order the registry listed them. */
+  referrers: Descriptor[];
+  /**
+   * True when this set is sent again because the watcher fell behind, so
+   * changes may have come and gone between the last message and this one.
+   */
+  resync: boolean;
+}
+
 /**
  * PullRequest asks for an artifact's files: either the artifact named by
  * target, or the newest attachment of artifact_type on subject.
@@ -2642,6 +2687,266 @@ export const DiscoverResponse: MessageFns<DiscoverResponse> = {
       : undefined;
     message.reference = object.reference ?? "";
     message.referrers = object.referrers?.map((e) => Referrer.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseWatchReferrersRequest(): WatchReferrersRequest {
+  return { subject: undefined, artifactType: "" };
+}
+
+export const WatchReferrersRequest: MessageFns<WatchReferrersRequest> = {
+  encode(message: WatchReferrersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subject !== undefined) {
+      Target.encode(message.subject, writer.uint32(10).fork()).join();
+    }
+    if (message.artifactType !== "") {
+      writer.uint32(18).string(message.artifactType);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchReferrersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchReferrersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subject = Target.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.artifactType = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<WatchReferrersRequest>): WatchReferrersRequest {
+    return WatchReferrersRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchReferrersRequest>): WatchReferrersRequest {
+    const message = createBaseWatchReferrersRequest();
+    message.subject = (object.subject !== undefined && object.subject !== null)
+      ? Target.fromPartial(object.subject)
+      : undefined;
+    message.artifactType = object.artifactType ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchReferrersResponse(): WatchReferrersResponse {
+  return { event: undefined };
+}
+
+export const WatchReferrersResponse: MessageFns<WatchReferrersResponse> = {
+  encode(message: WatchReferrersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.event?.$case) {
+      case "current":
+        CurrentReferrers.encode(message.event.current, writer.uint32(10).fork()).join();
+        break;
+      case "appeared":
+        Descriptor.encode(message.event.appeared, writer.uint32(18).fork()).join();
+        break;
+      case "disappeared":
+        Descriptor.encode(message.event.disappeared, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchReferrersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchReferrersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = { $case: "current", current: CurrentReferrers.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = { $case: "appeared", appeared: Descriptor.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.event = { $case: "disappeared", disappeared: Descriptor.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<WatchReferrersResponse>): WatchReferrersResponse {
+    return WatchReferrersResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchReferrersResponse>): WatchReferrersResponse {
+    const message = createBaseWatchReferrersResponse();
+    switch (object.event?.$case) {
+      case "current": {
+        if (object.event?.current !== undefined && object.event?.current !== null) {
+          message.event = { $case: "current", current: CurrentReferrers.fromPartial(object.event.current) };
+        }
+        break;
+      }
+      case "appeared": {
+        if (object.event?.appeared !== undefined && object.event?.appeared !== null) {
+          message.event = { $case: "appeared", appeared: Descriptor.fromPartial(object.event.appeared) };
+        }
+        break;
+      }
+      case "disappeared": {
+        if (object.event?.disappeared !== undefined && object.event?.disappeared !== null) {
+          message.event = { $case: "disappeared", disappeared: Descriptor.fromPartial(object.event.disappeared) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseCurrentReferrers(): CurrentReferrers {
+  return { subject: undefined, reference: "", referrers: [], resync: false };
+}
+
+export const CurrentReferrers: MessageFns<CurrentReferrers> = {
+  encode(message: CurrentReferrers, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subject !== undefined) {
+      Descriptor.encode(message.subject, writer.uint32(10).fork()).join();
+    }
+    if (message.reference !== "") {
+      writer.uint32(18).string(message.reference);
+    }
+    for (const v of message.referrers) {
+      Descriptor.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.resync !== false) {
+      writer.uint32(32).bool(message.resync);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CurrentReferrers {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCurrentReferrers();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subject = Descriptor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.referrers.push(Descriptor.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.resync = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<CurrentReferrers>): CurrentReferrers {
+    return CurrentReferrers.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CurrentReferrers>): CurrentReferrers {
+    const message = createBaseCurrentReferrers();
+    message.subject = (object.subject !== undefined && object.subject !== null)
+      ? Descriptor.fromPartial(object.subject)
+      : undefined;
+    message.reference = object.reference ?? "";
+    message.referrers = object.referrers?.map((e) => Descriptor.fromPartial(e)) || [];
+    message.resync = object.resync ?? false;
     return message;
   },
 };
@@ -6032,6 +6337,26 @@ export const SatchelServiceService = {
     responseDeserialize: (value: Buffer): DiscoverResponse => DiscoverResponse.decode(value),
   },
   /**
+   * WatchReferrers streams the referrers of a subject manifest: first the
+   * current ones, then an event for every referrer that appears or
+   * disappears, until the caller cancels. The subject's tag, if one is named,
+   * is resolved once, at the start. All watchers of one subject in a daemon
+   * share one poller. A watcher that falls behind is sent the whole current
+   * set again, marked as a resynchronisation, never skipped silently. A
+   * registry that cannot be reached for a while does not end the stream.
+   */
+  watchReferrers: {
+    path: "/satchel.v1.SatchelService/WatchReferrers" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchReferrersRequest): Buffer =>
+      Buffer.from(WatchReferrersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchReferrersRequest => WatchReferrersRequest.decode(value),
+    responseSerialize: (value: WatchReferrersResponse): Buffer =>
+      Buffer.from(WatchReferrersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchReferrersResponse => WatchReferrersResponse.decode(value),
+  },
+  /**
    * Pull streams an artifact's manifest descriptor, then for each layer that
    * has an org.opencontainers.image.title annotation, a file header, its
    * bytes in chunks, and a FileDone once the daemon has verified the digest.
@@ -6328,6 +6653,16 @@ export interface SatchelServiceServer extends UntypedServiceImplementation {
    */
   discover: handleUnaryCall<DiscoverRequest, DiscoverResponse>;
   /**
+   * WatchReferrers streams the referrers of a subject manifest: first the
+   * current ones, then an event for every referrer that appears or
+   * disappears, until the caller cancels. The subject's tag, if one is named,
+   * is resolved once, at the start. All watchers of one subject in a daemon
+   * share one poller. A watcher that falls behind is sent the whole current
+   * set again, marked as a resynchronisation, never skipped silently. A
+   * registry that cannot be reached for a while does not end the stream.
+   */
+  watchReferrers: handleServerStreamingCall<WatchReferrersRequest, WatchReferrersResponse>;
+  /**
    * Pull streams an artifact's manifest descriptor, then for each layer that
    * has an org.opencontainers.image.title annotation, a file header, its
    * bytes in chunks, and a FileDone once the daemon has verified the digest.
@@ -6479,6 +6814,24 @@ export interface SatchelServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DiscoverResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * WatchReferrers streams the referrers of a subject manifest: first the
+   * current ones, then an event for every referrer that appears or
+   * disappears, until the caller cancels. The subject's tag, if one is named,
+   * is resolved once, at the start. All watchers of one subject in a daemon
+   * share one poller. A watcher that falls behind is sent the whole current
+   * set again, marked as a resynchronisation, never skipped silently. A
+   * registry that cannot be reached for a while does not end the stream.
+   */
+  watchReferrers(
+    request: WatchReferrersRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchReferrersResponse>;
+  watchReferrers(
+    request: WatchReferrersRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchReferrersResponse>;
   /**
    * Pull streams an artifact's manifest descriptor, then for each layer that
    * has an org.opencontainers.image.title annotation, a file header, its

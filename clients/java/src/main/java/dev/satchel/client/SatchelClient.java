@@ -22,6 +22,8 @@ import dev.satchel.v1.SatchelServiceGrpc;
 import dev.satchel.v1.ServerInfoRequest;
 import dev.satchel.v1.ServerInfoResponse;
 import dev.satchel.v1.Target;
+import dev.satchel.v1.WatchReferrersRequest;
+import dev.satchel.v1.WatchReferrersResponse;
 import io.grpc.Channel;
 import io.grpc.Context;
 import io.grpc.Deadline;
@@ -309,6 +311,25 @@ public final class SatchelClient implements AutoCloseable {
     } catch (StatusRuntimeException e) {
       throw surfaced(e, deadline);
     }
+  }
+
+  /**
+   * Watches the referrers of a subject, like {@code satchel discover --watch REF}: the iterator
+   * yields the current set first, then each referrer that appears or disappears, and the whole set
+   * again, with resync set, when the watcher fell behind; hasNext() blocks until the next event.
+   * Uses artifactType (a filter), plainHttp and ociLayout. Only options.deadline() ends the watch
+   * by itself (the client's default deadline does not apply); otherwise run it in a {@link
+   * Context.CancellableContext} and cancel that.
+   */
+  public Iterator<WatchReferrersResponse> watchReferrers(String subject, Options options) {
+    Deadline deadline =
+        options.deadline().map(d -> Deadline.after(d.toNanos(), TimeUnit.NANOSECONDS)).orElse(null);
+    return withDeadline(blocking, deadline)
+        .watchReferrers(
+            WatchReferrersRequest.newBuilder()
+                .setSubject(target(subject, options))
+                .setArtifactType(options.artifactType())
+                .build());
   }
 
   /** Resolves a tag or digest reference to its manifest descriptor, like {@code satchel resolve}. */

@@ -67,7 +67,8 @@ final class TestEnv implements AutoCloseable {
                 satcheld().toString(), "--listen", "unix://" + socket,
                 "--config", configFile.toString(),
                 "--docker-config", dir.resolve("docker/config.json").toString(),
-                "--cache-dir", dir.resolve("cache").toString())
+                "--cache-dir", dir.resolve("cache").toString(),
+                "--state-dir", dir.resolve("state").toString())
             .redirectErrorStream(true)
             .redirectOutput(dir.resolve("satcheld.log").toFile());
     for (String v :
