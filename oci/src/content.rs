@@ -209,10 +209,14 @@ impl ContentStore {
             let mut index = self.index.lock().expect("content index");
             index.clock += 1;
             let clock = index.clock;
-            let entry = index.entries.get_mut(&desc.digest)?;
+            let Some(entry) = index.entries.get_mut(&desc.digest) else {
+                crate::metrics::STORE_MISSES.inc();
+                return None;
+            };
             entry.used = clock;
             entry.size
         };
+        crate::metrics::STORE_HITS.inc();
         if size != desc.size {
             return None;
         }
@@ -357,6 +361,7 @@ impl ContentStore {
             let Some(victim) = victim else { break };
             let entry = index.entries.remove(&victim).expect("present");
             index.total -= entry.size;
+            crate::metrics::STORE_EVICTIONS.inc();
             // Open readers keep their copy: unlinking does not cut them off.
             let _ = std::fs::remove_file(self.path(&victim));
             let _ = std::fs::remove_file(self.pin_path(&victim));

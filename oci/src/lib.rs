@@ -25,6 +25,7 @@ pub mod error;
 pub mod layout;
 pub mod locks;
 pub mod manifest;
+pub mod metrics;
 pub mod platform;
 pub mod reference;
 pub mod registry;

@@ -72,6 +72,8 @@ pub struct Config {
     /// How often WatchReferrers polls a watched subject (default
     /// [`crate::service::watch::DEFAULT_POLL`]).
     pub watch_interval: Option<std::time::Duration>,
+    /// Where the metrics endpoint listens (`GET /metrics`); none by default.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The default bound of the content cache: 10 GiB.

@@ -27,6 +27,16 @@ pub struct Daemon {
     pub roots: LayoutRoots,
     /// This daemon's spool, removed when the daemon is dropped.
     _spool: Option<Spool>,
+    /// The metrics endpoint's task, if one listens.
+    metrics: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(task) = &self.metrics {
+            task.abort();
+        }
+    }
 }
 
 impl Daemon {
@@ -72,11 +82,22 @@ impl Daemon {
             .with_concurrency(config.concurrency.unwrap_or(DEFAULT_CONCURRENCY))
             .with_hash_first_below(hash_first_below)
             .with_watch_interval(config.watch_interval.unwrap_or(DEFAULT_POLL));
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(crate::metrics::start(
+                addr,
+                crate::metrics::Sources {
+                    service: service.clone(),
+                    registry: registry.clone(),
+                },
+            )?),
+            None => None,
+        };
         Ok(Daemon {
             service,
             registry,
             roots,
             _spool: own_spool,
+            metrics,
         })
     }
 }

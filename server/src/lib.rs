@@ -27,6 +27,7 @@ pub mod daemon;
 pub mod grpc;
 pub mod handoff;
 pub mod listener;
+pub mod metrics;
 pub mod service;
 pub mod spool;
 pub mod task_stream;

@@ -65,6 +65,12 @@ struct Args {
     #[arg(long, env = "SATCHELD_STATE_DIR")]
     state_dir: Option<std::path::PathBuf>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g.
+    /// 127.0.0.1:9464); off by default. Plain HTTP: bind it where only the
+    /// scraper reaches.
+    #[arg(long, env = "SATCHELD_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
+
     /// Run without the content cache.
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
@@ -93,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
 
     let addr = args
         .listen
+        .clone()
         .unwrap_or_else(|| format!("unix://{}", satchel_proto::default_socket_path().display()));
     let mut config = match &args.config {
         Some(path) => satcheld::Config::load(path)?,
@@ -115,26 +122,7 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(!token.is_empty(), "{} is empty", path.display());
         config.auth_token = Some(satchel_oci::auth::Secret::new(token));
     }
-    if args.no_cache {
-        config.cache = None;
-    } else {
-        let dir = args
-            .cache_dir
-            .or(config.cache.as_ref().map(|(d, _)| d.clone()))
-            .or_else(satcheld::config::default_cache_dir);
-        let max = args
-            .cache_max_bytes
-            .or(config.cache.as_ref().map(|(_, m)| *m))
-            .unwrap_or(satcheld::config::DEFAULT_CACHE_BYTES);
-        config.cache = dir.map(|d| (d, max));
-    }
-    if args.concurrency.is_some() {
-        config.concurrency = args.concurrency;
-    }
-    config.state_dir = args
-        .state_dir
-        .or(config.state_dir)
-        .or_else(satcheld::config::default_state_dir);
+    apply_local_flags(&args, &mut config);
     let guarded = config.tls.is_some()
         && (config.auth_token.is_some()
             || config
@@ -154,6 +142,34 @@ async fn main() -> anyhow::Result<()> {
         .or(config.docker_config)
         .or_else(satcheld::credentials::default_docker_config);
     satcheld::run(listener, config, shutdown).await
+}
+
+/// The flags about the daemon's own files and listeners, over the config
+/// file's settings: cache, state, concurrency, metrics.
+fn apply_local_flags(args: &Args, config: &mut satcheld::Config) {
+    if args.no_cache {
+        config.cache = None;
+    } else {
+        let dir = args
+            .cache_dir
+            .clone()
+            .or(config.cache.as_ref().map(|(d, _)| d.clone()))
+            .or_else(satcheld::config::default_cache_dir);
+        let max = args
+            .cache_max_bytes
+            .or(config.cache.as_ref().map(|(_, m)| *m))
+            .unwrap_or(satcheld::config::DEFAULT_CACHE_BYTES);
+        config.cache = dir.map(|d| (d, max));
+    }
+    if args.concurrency.is_some() {
+        config.concurrency = args.concurrency;
+    }
+    config.metrics_listen = args.metrics_listen.or(config.metrics_listen);
+    config.state_dir = args
+        .state_dir
+        .clone()
+        .or(config.state_dir.take())
+        .or_else(satcheld::config::default_state_dir);
 }
 
 /// Installs SIGTERM and SIGINT handlers; the future resolves on the first.

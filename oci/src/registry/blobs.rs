@@ -192,6 +192,7 @@ impl Repository {
                 let failure = match body.next().await {
                     Ok(Some(chunk)) => {
                         offset += chunk.len() as u64;
+                        crate::metrics::moved("down", chunk.len());
                         if pending.is_empty() && chunk.len() >= PIECE {
                             yield chunk;
                         } else {

@@ -255,6 +255,7 @@ impl Repository {
             let mut warnings = Vec::new();
             let superseded = self.write_read(&mut change, read, &mut warnings).await?;
             self.forget_referrers(subject);
+            crate::metrics::REPAIRS.inc_by(missing.len() as u64);
             tracing::info!(
                 %subject, merged_back = missing.len(),
                 "merged back referrers another writer's index dropped"

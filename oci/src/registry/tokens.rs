@@ -135,6 +135,9 @@ impl RegistryClient {
         credential: Option<&Credential>,
     ) -> Result<(crate::auth::Secret, std::time::Duration)> {
         let realm = realm_of(registry, challenge)?;
+        crate::metrics::TOKEN_FETCHES
+            .with_label_values(&[registry])
+            .inc();
         secrets::check_realm(registry, registry_scheme, &realm, self.options.idle()).await?;
         let request = self.token_request(&realm, service, scope, credential);
         let failed = || {

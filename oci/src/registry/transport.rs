@@ -3,6 +3,7 @@
 //! from registry answers (scrubbed, cut short).
 
 use super::*;
+use crate::metrics;
 
 impl Repository {
     /// Sends a request whose body (if any) can be replayed: authenticates
@@ -34,7 +35,14 @@ impl Repository {
                 req = req.header(header::AUTHORIZATION, auth.clone());
             }
             let what = || format!("{method} {} failed", redact_query(&url));
-            let failure = match tokio::time::timeout(idle, req.send()).await {
+            let sent = std::time::Instant::now();
+            let answer = tokio::time::timeout(idle, req.send()).await;
+            self.count_request(
+                &method,
+                sent,
+                answer.as_ref().ok().and_then(|a| a.as_ref().ok()),
+            );
+            let failure = match answer {
                 Ok(Ok(mut resp)) => {
                     remember_authorization(&mut resp, auth);
                     Ok(resp)
@@ -50,7 +58,7 @@ impl Repository {
                 Ok(resp) => resp,
                 Err(e) if attempt + 1 < MAX_ATTEMPTS => {
                     tracing::debug!(error = %e, attempt, "retrying after a connection error");
-                    tokio::time::sleep(backoff(attempt, None)).await;
+                    self.wait_to_retry(attempt, None).await;
                     attempt += 1;
                     continue;
                 }
@@ -70,14 +78,9 @@ impl Repository {
                 || status == StatusCode::TOO_MANY_REQUESTS
                 || status.is_server_error();
             if transient && attempt + 1 < MAX_ATTEMPTS {
-                let retry_after = resp
-                    .headers()
-                    .get(header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(std::time::Duration::from_secs);
                 tracing::debug!(%status, attempt, url = %redact_query(&url), "retrying");
-                tokio::time::sleep(backoff(attempt, retry_after)).await;
+                self.wait_to_retry(attempt, retry_after(resp.headers()))
+                    .await;
                 attempt += 1;
                 continue;
             }
@@ -106,19 +109,58 @@ impl Repository {
             .http_for(self.name.api_host())
             .request(method.clone(), url.clone())
             .headers(headers)
-            .body(reqwest::Body::wrap_stream(activity.track(body)));
+            .body(reqwest::Body::wrap_stream(activity.track(body.inspect(
+                |piece| {
+                    if let Ok(piece) = piece {
+                        metrics::moved("up", piece.len());
+                    }
+                },
+            ))));
         let auth = self.authorization_for(&url, &access).await?;
         if let Some(auth) = &auth {
             req = req.header(header::AUTHORIZATION, auth.clone());
         }
         let what = || format!("{method} {} failed", redact_query(&url));
         let idle = self.client.options.idle();
+        let sent = std::time::Instant::now();
         let mut resp = tokio::select! {
-            sent = req.send() => sent.map_err(|e| send_error(what(), self.name.registry(), e))?,
-            () = activity.idle_for(idle) => return Err(deadline::stalled(&what(), idle)),
+            answer = req.send() => {
+                self.count_request(&method, sent, answer.as_ref().ok());
+                answer.map_err(|e| send_error(what(), self.name.registry(), e))?
+            }
+            () = activity.idle_for(idle) => {
+                self.count_request(&method, sent, None);
+                return Err(deadline::stalled(&what(), idle));
+            }
         };
         remember_authorization(&mut resp, auth);
         Ok(resp)
+    }
+
+    /// Counts a request sent at `sent` and its answer (`None`: none came).
+    fn count_request(
+        &self,
+        method: &Method,
+        sent: std::time::Instant,
+        answer: Option<&reqwest::Response>,
+    ) {
+        let host = self.name.registry();
+        let code = answer.map(|a| a.status());
+        let status = code.as_ref().map_or("error", |c| c.as_str());
+        metrics::REGISTRY_REQUESTS
+            .with_label_values(&[host, method.as_str(), status])
+            .inc();
+        metrics::REGISTRY_LATENCY
+            .with_label_values(&[host, method.as_str()])
+            .observe(sent.elapsed().as_secs_f64());
+    }
+
+    /// Counts a retry and waits before it, as [`backoff`] says.
+    async fn wait_to_retry(&self, attempt: u32, retry_after: Option<std::time::Duration>) {
+        metrics::REGISTRY_RETRIES
+            .with_label_values(&[self.name.registry()])
+            .inc();
+        tokio::time::sleep(backoff(attempt, retry_after)).await;
     }
 
     /// Builds the error for an unsuccessful response.
@@ -251,6 +293,15 @@ pub(super) fn header_value(s: &str) -> Result<HeaderValue> {
 /// How long to wait before attempt `attempt + 1`: the server's
 /// `Retry-After` if it gave one, else 100 ms doubling per attempt, with up to
 /// 50% jitter; never more than [`MAX_BACKOFF`].
+/// A `Retry-After` of whole seconds (the form registries send).
+fn retry_after(headers: &HeaderMap) -> Option<std::time::Duration> {
+    headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs)
+}
+
 pub(super) fn backoff(
     attempt: u32,
     retry_after: Option<std::time::Duration>,

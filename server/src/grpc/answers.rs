@@ -10,6 +10,8 @@
 //!   streamed answers included, and ends it with DEADLINE_EXCEEDED. tonic
 //!   alone would answer CANCELLED "Timeout expired", and only until the
 //!   first response headers.
+//! - its end (the status, a passed deadline, or the caller going away) is
+//!   counted for the metrics, with the time since the call arrived.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -75,26 +77,69 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map(|t| Instant::now() + ahead_of_tonic(t));
+        let mut tally = Tally::new(req.uri().path());
         let answer = self.inner.call(req);
         let scrub = self.scrub.clone();
         Box::pin(async move {
             let answer = match deadline {
                 Some(at) => match tokio::time::timeout_at(at, answer).await {
                     Ok(answer) => answer?,
-                    Err(_) => return Ok(expired().into_http()),
+                    Err(_) => {
+                        tally.finish(Code::DeadlineExceeded);
+                        return Ok(expired().into_http());
+                    }
                 },
                 None => answer.await?,
             };
             let (mut parts, body) = answer.into_parts();
             cap_headers(&mut parts.headers, &scrub);
+            if let Some(status) = Status::from_header_map(&parts.headers) {
+                tally.finish(status.code());
+            }
             let body = tonic::body::Body::new(AnswerBody {
                 inner: body,
                 scrub,
                 deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
                 ended: false,
+                tally,
             });
             Ok(http::Response::from_parts(parts, body))
         })
+    }
+}
+
+/// A call's end, counted once: by its status, or as CANCELLED when its
+/// answer is dropped unfinished (the caller went away).
+struct Tally {
+    path: String,
+    arrived: std::time::Instant,
+    done: bool,
+}
+
+impl Tally {
+    fn new(path: &str) -> Tally {
+        Tally {
+            path: path.to_string(),
+            arrived: std::time::Instant::now(),
+            done: false,
+        }
+    }
+
+    fn finish(&mut self, code: Code) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let name = match code {
+            Code::Ok => "OK".to_string(),
+            other => format!("{other:?}"),
+        };
+        crate::metrics::record_rpc(&self.path, &name, self.arrived.elapsed());
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.finish(Code::Cancelled);
     }
 }
 
@@ -140,6 +185,7 @@ struct AnswerBody {
     scrub: Scrub,
     deadline: Option<Pin<Box<Sleep>>>,
     ended: bool,
+    tally: Tally,
 }
 
 impl http_body::Body for AnswerBody {
@@ -159,18 +205,24 @@ impl http_body::Body for AnswerBody {
             .is_some_and(|d| d.as_mut().poll(cx).is_ready());
         if passed {
             self.ended = true;
+            self.tally.finish(Code::DeadlineExceeded);
             self.inner = tonic::body::Body::empty();
             let mut trailers = http::HeaderMap::new();
             set_status(&mut trailers, &expired());
             return Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
         }
         let scrub = self.scrub.clone();
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let tally = &mut this.tally;
         polled.map(|frame| {
             frame.map(|frame| {
                 frame.map(|frame| match frame.into_trailers() {
                     Ok(mut trailers) => {
                         cap_headers(&mut trailers, &scrub);
+                        let code =
+                            Status::from_header_map(&trailers).map_or(Code::Ok, |s| s.code());
+                        tally.finish(code);
                         http_body::Frame::trailers(trailers)
                     }
                     Err(frame) => frame,

@@ -124,6 +124,11 @@ impl Service {
         }
     }
 
+    /// The bytes the content store holds (0 without one).
+    pub fn store_bytes(&self) -> u64 {
+        self.store.as_ref().map_or(0, |s| s.total_bytes())
+    }
+
     /// Fails FAILED_PRECONDITION when the daemon keeps no content store,
     /// which the blob calls need.
     pub fn store_needed(&self) -> Result<()> {

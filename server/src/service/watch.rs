@@ -44,9 +44,11 @@ impl Pollers {
         }
     }
 
-    /// How many pollers run.
-    pub fn count(&self) -> usize {
-        self.running.lock().expect("pollers lock").len()
+    /// How many pollers run, and how many watchers they serve.
+    pub fn count(&self) -> (usize, usize) {
+        let running = self.running.lock().expect("pollers lock");
+        let watchers = running.values().map(|s| s.receiver_count()).sum();
+        (running.len(), watchers)
     }
 }
 
@@ -101,8 +103,9 @@ impl Service {
         })
     }
 
-    /// How many pollers run (one per watched subject).
-    pub fn pollers(&self) -> usize {
+    /// How many pollers run (one per watched subject), and how many
+    /// watchers they serve.
+    pub fn pollers(&self) -> (usize, usize) {
         self.pollers.count()
     }
 }
