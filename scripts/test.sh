@@ -30,10 +30,11 @@ if ! command -v ferro-oci-server >/dev/null 2>&1; then
 fi
 
 # The real ORAS CLI, crane (and regctl), built from their Go modules, for
-# the parity tests (tests/tests/oras_parity.rs) and the benchmarks.
-echo "==> bench/peers.sh (the ORAS CLI, regctl and crane from the Go module proxy)"
+# the parity tests (tests/tests/oras_parity.rs) and the benchmarks; helm,
+# for the chart's tests (tests/tests/helm.rs).
+echo "==> bench/peers.sh (the ORAS CLI, regctl, crane and helm from the Go module proxy)"
 eval "$(bench/peers.sh)"
-export SATCHEL_ORAS="$oras" SATCHEL_CRANE="$crane"
+export SATCHEL_ORAS="$oras" SATCHEL_CRANE="$crane" SATCHEL_HELM="$helm"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

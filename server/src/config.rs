@@ -74,6 +74,9 @@ pub struct Config {
     pub watch_interval: Option<std::time::Duration>,
     /// Where the metrics endpoint listens (`GET /metrics`); none by default.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Where grpc.health.v1 alone is served in plain text, for probes; none
+    /// by default.
+    pub health_listen: Option<std::net::SocketAddr>,
 }
 
 /// The default bound of the content cache: 10 GiB.

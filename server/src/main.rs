@@ -71,6 +71,12 @@ struct Args {
     #[arg(long, env = "SATCHELD_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
 
+    /// Serve grpc.health.v1 alone, in plain text, on ADDR (e.g.
+    /// 0.0.0.0:8081): for probes that cannot do TLS or tokens, such as
+    /// Kubernetes's grpc probes. Off by default.
+    #[arg(long, env = "SATCHELD_HEALTH_LISTEN")]
+    health_listen: Option<std::net::SocketAddr>,
+
     /// Run without the content cache.
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
@@ -145,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// The flags about the daemon's own files and listeners, over the config
-/// file's settings: cache, state, concurrency, metrics.
+/// file's settings: cache, state, concurrency, metrics and health.
 fn apply_local_flags(args: &Args, config: &mut satcheld::Config) {
     if args.no_cache {
         config.cache = None;
@@ -165,6 +171,7 @@ fn apply_local_flags(args: &Args, config: &mut satcheld::Config) {
         config.concurrency = args.concurrency;
     }
     config.metrics_listen = args.metrics_listen.or(config.metrics_listen);
+    config.health_listen = args.health_listen.or(config.health_listen);
     config.state_dir = args
         .state_dir
         .clone()

@@ -73,6 +73,63 @@ async fn health_reports_serving() {
     server.shutdown().await;
 }
 
+/// `--health-listen`: grpc.health.v1 alone, in plain text and without a
+/// token, beside a listener that requires one; the API is not there.
+#[tokio::test]
+async fn the_health_listener_answers_health_alone() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let health_addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = start_with(satcheld::Config {
+        auth_token: Some(satchel_oci::auth::Secret::new("t0ken")),
+        health_listen: Some(health_addr),
+        ..Default::default()
+    })
+    .await;
+    // The health listener is bound once the daemon has started.
+    let endpoint = Channel::from_shared(format!("http://{health_addr}")).unwrap();
+    let mut tries = 0;
+    let channel = loop {
+        match endpoint.connect().await {
+            Ok(channel) => break channel,
+            Err(e) if tries < 100 => {
+                tries += 1;
+                let _ = e;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the health listener never listened: {e}"),
+        }
+    };
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let resp = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "satchel.v1.SatchelService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        resp.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let mut with_token = tonic::Request::new(pb::ResolveRequest {
+        target: target("localhost:5000/a:b", ""),
+    });
+    with_token
+        .metadata_mut()
+        .insert("authorization", "Bearer t0ken".parse().unwrap());
+    let err = SatchelServiceClient::new(channel)
+        .resolve(with_token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented, "{err}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn reflection_v1_and_v1alpha_list_the_api() {
     let server = start().await;

@@ -17,6 +17,11 @@ pub fn crane_bin() -> PathBuf {
     peer_bin("crane", "SATCHEL_CRANE")
 }
 
+/// Where helm is, as [`oras_bin`] finds the ORAS CLI (`SATCHEL_HELM`).
+pub fn helm_bin() -> PathBuf {
+    peer_bin("helm", "SATCHEL_HELM")
+}
+
 /// Runs `crane args...` and requires success; returns stdout.
 pub fn crane_ok(args: &[&str]) -> String {
     let out = Command::new(crane_bin())

@@ -55,6 +55,40 @@ fn http2_tuned(server: Server) -> Server {
         .max_frame_size(MAX_FRAME)
 }
 
+/// `server` with the listener's TLS, if the config has some.
+fn with_tls(server: Server, config: &Config) -> anyhow::Result<Server> {
+    let Some(tls) = &config.tls else {
+        return Ok(server);
+    };
+    let mut tls_config =
+        ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+    if let Some(ca) = &tls.client_ca_pem {
+        tls_config = tls_config.client_ca_root(Certificate::from_pem(ca));
+    }
+    Ok(server.tls_config(tls_config)?)
+}
+
+/// Serves grpc.health.v1 alone, in plain text, on `addr` (`--health-listen`),
+/// for probes that cannot speak TLS or carry a token, such as Kubernetes's
+/// `grpc` probes: it answers only whether the daemon serves.
+async fn serve_health<H: tonic_health::pb::health_server::Health>(
+    addr: std::net::SocketAddr,
+    health: tonic_health::pb::health_server::HealthServer<H>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for health checks on {addr}"))?;
+    tracing::info!(address = %addr, "serving grpc.health.v1 in plain text");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tokio::spawn(
+        Server::builder()
+            .add_service(health)
+            .serve_with_incoming(incoming),
+    );
+    Ok(())
+}
+
 /// Serves the Satchel API, health and reflection on `listener` until
 /// `shutdown` resolves; then stops accepting, lets calls in flight finish
 /// and returns.
@@ -88,16 +122,10 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(satchel_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let mut server = http2_tuned(Server::builder());
-    if let Some(tls) = &config.tls {
-        let mut tls_config =
-            ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
-        if let Some(ca) = &tls.client_ca_pem {
-            tls_config = tls_config.client_ca_root(Certificate::from_pem(ca));
-        }
-        server = server.tls_config(tls_config)?;
+    if let Some(addr) = config.health_listen {
+        serve_health(addr, health.clone()).await?;
     }
-    let router = server
+    let router = with_tls(http2_tuned(Server::builder()), &config)?
         .layer(peer::CallerLayer::new(daemon.roots.clone()))
         .layer(answers::AnswersLayer::new(scrub))
         .add_service(health)
