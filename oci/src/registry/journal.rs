@@ -83,8 +83,14 @@ impl Journal {
 
     /// Writes `entry` durably.
     pub(crate) fn record(&self, entry: &Entry) -> Result<()> {
+        // A temporary name of its own, so that two records of one entry at
+        // once never write the same file.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = entry.file_name();
-        let temp = self.dir.join(format!(".{name}.tmp"));
+        let temp = self
+            .dir
+            .join(format!(".{name}.{}-{n}.tmp", std::process::id()));
         let path = self.dir.join(&name);
         let ctx = || {
             format!(
