@@ -13,6 +13,28 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/satchel_descriptor.bin"));
 
+/// Every method of the API as its gRPC path (`/satchel.v1.SatchelService/Pull`),
+/// read from [`FILE_DESCRIPTOR_SET`].
+pub fn method_paths() -> Vec<String> {
+    use prost::Message as _;
+    let set = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET)
+        .expect("the API's descriptor set decodes");
+    let mut paths = Vec::new();
+    for file in &set.file {
+        for service in &file.service {
+            for method in &service.method {
+                paths.push(format!(
+                    "/{}.{}/{}",
+                    file.package(),
+                    service.name(),
+                    method.name()
+                ));
+            }
+        }
+    }
+    paths
+}
+
 /// The largest chunk of file bytes one message carries (1 MiB).
 pub const MAX_CHUNK: usize = 1 << 20;
 

@@ -53,10 +53,32 @@ metric!(POLLERS: IntGauge = register_int_gauge!(
     "Pollers of watched subjects (one per subject)."
 ));
 
+/// The gRPC paths the daemon serves: those of its own services (read from
+/// the API's descriptor set), health and reflection. Calls to any other
+/// path are counted as "unknown", so callers cannot mint label values.
+static KNOWN_PATHS: std::sync::LazyLock<std::collections::HashSet<String>> =
+    std::sync::LazyLock::new(|| {
+        let mut known: std::collections::HashSet<String> = [
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        known.extend(satchel_proto::method_paths());
+        known
+    });
+
 /// Counts a finished call of `method` (its last path segment) that ended
 /// with `code` after `took`.
 pub fn record_rpc(path: &str, code: &str, took: Duration) {
-    let method = path.rsplit('/').next().unwrap_or(path);
+    let method = if KNOWN_PATHS.contains(path) {
+        path.rsplit('/').next().unwrap_or(path)
+    } else {
+        "unknown"
+    };
     RPC_REQUESTS.with_label_values(&[method, code]).inc();
     RPC_LATENCY
         .with_label_values(&[method])
@@ -101,8 +123,14 @@ pub fn start(addr: SocketAddr, sources: Sources) -> anyhow::Result<tokio::task::
 /// Serves the metrics endpoint on `listener`.
 async fn serve(listener: tokio::net::TcpListener, sources: Sources) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, most likely: wait instead of spinning.
+                tracing::warn!(error = %e, "the metrics listener cannot accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let sources = sources.clone();
         tokio::spawn(async move {
@@ -111,9 +139,12 @@ async fn serve(listener: tokio::net::TcpListener, sources: Sources) {
                 async move { Ok::<_, std::convert::Infallible>(answer(&req, &sources)) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, answer)
-                .await;
+            // A scraper that sends nothing, or stays, is let go.
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(io, answer);
+            let _ = tokio::time::timeout(Duration::from_secs(60), connection).await;
         });
     }
 }
@@ -130,4 +161,23 @@ fn answer<B>(req: &http::Request<B>, sources: &Sources) -> http::Response<Full<B
             .body(Full::new(Bytes::from_static(b"only GET /metrics\n"))),
     };
     built.expect("a valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_daemons_own_methods_become_labels() {
+        record_rpc("/satchel.v1.SatchelService/Pull", "OK", Duration::ZERO);
+        record_rpc("/attacker.Chosen/Label123", "OK", Duration::ZERO);
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&prometheus::gather(), &mut text)
+            .unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("method=\"Pull\""), "{text}");
+        assert!(text.contains("method=\"unknown\""), "{text}");
+        assert!(!text.contains("Label123"), "{text}");
+    }
 }

@@ -640,7 +640,12 @@ fn abandoned_uploads_expire_after_upload_expiry_secs() {
         || !upload.exists(),
     );
     assert_empty(&daemon.scratch().join("cache/ingest"));
-    assert!(daemon.log().contains("expired an abandoned ingest file"));
+    // The line is written just after the file goes.
+    wait_for(
+        "the sweep to log the expiry",
+        Duration::from_secs(10),
+        || daemon.log().contains("expired an abandoned ingest file"),
+    );
 }
 
 // ---- spools ---------------------------------------------------------------

@@ -70,14 +70,38 @@ impl Entry {
 #[derive(Debug)]
 pub(crate) struct Journal {
     dir: PathBuf,
+    /// `.lock` in `dir`, held (flock) while the journal is open: two
+    /// daemons on one journal would remove each other's entries.
+    _lock: std::fs::File,
 }
 
 impl Journal {
-    /// Opens (making it, 0700) the journal in `dir`.
+    /// Opens (making it, 0700) the journal in `dir`; fails when another
+    /// process has it open.
     pub(crate) fn open(dir: &Path) -> Result<Journal> {
         crate::content::private::private_dir(dir)?;
+        let lock_path = dir.join(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(crate::content::private::FILE_MODE)
+            .open(&lock_path)
+            .map_err(|e| Error::io(format!("cannot open {}", lock_path.display()), e))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |_| {
+                Error::new(
+                    crate::error::ErrorKind::FailedPrecondition,
+                    format!(
+                        "another satcheld keeps its journal in {}; give each daemon its own --state-dir",
+                        dir.display()
+                    ),
+                )
+            },
+        )?;
         Ok(Journal {
             dir: dir.to_path_buf(),
+            _lock: lock,
         })
     }
 
@@ -178,7 +202,16 @@ mod tests {
         journal.record(&entry(1)).unwrap();
         journal.record(&entry(2)).unwrap();
         journal.record(&entry(2)).unwrap();
-        let mut loaded = Journal::open(dir.path()).unwrap().load();
+        // Held while open: a second daemon is refused, not let in to
+        // remove this one's entries.
+        let refused = Journal::open(dir.path()).unwrap_err();
+        assert!(
+            refused.to_string().contains("another satcheld"),
+            "{refused}"
+        );
+        drop(journal);
+        let journal = Journal::open(dir.path()).unwrap();
+        let mut loaded = journal.load();
         loaded.sort_by_key(|e| e.referrer.digest.to_string());
         let mut want = vec![entry(1), entry(2)];
         want.sort_by_key(|e| e.referrer.digest.to_string());

@@ -372,7 +372,15 @@ pub struct Repository {
 
 impl std::fmt::Debug for Repository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Repository({}://{})", self.scheme, self.name.name())
+        // The mode is part of what a repository is: two that differ in it
+        // list referrers differently (the WatchReferrers pollers key on this).
+        write!(
+            f,
+            "Repository({}://{}, {:?})",
+            self.scheme,
+            self.name.name(),
+            self.referrers_mode
+        )
     }
 }
 

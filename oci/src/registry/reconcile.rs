@@ -7,11 +7,16 @@
 //! [journal](super::journal), and its subject watched: the index is read
 //! again after 0.5 s, then at growing intervals (at most 15 s apart) for a
 //! window (default a minute) after the last change. An entry missing from
-//! the index whose manifest still exists is merged back; one whose manifest
-//! is gone was deleted and leaves the journal. An entry leaves the journal
-//! when the index has held it across the window, or when it is deleted
-//! through Satchel. A daemon that starts watches every journalled subject
-//! again, so a crash loses nothing that had returned.
+//! the index on two looks in a row whose manifest still exists is merged
+//! back; one whose manifest is gone was deleted and leaves the journal. An
+//! entry leaves the journal when the index has held it across the window,
+//! when it is deleted through Satchel, or when its index could not be read
+//! for an hour (logged as an error). A daemon that starts watches every
+//! journalled subject again, so an attach that returned survives a crash
+//! of its daemon (its journal entry was synced before the answer).
+//!
+//! The journal directory is locked (flock) by the daemon using it: two
+//! daemons never share one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -53,6 +58,12 @@ struct Pending {
     entry: Entry,
     /// When it was written or last merged back.
     since: Instant,
+    /// Whether the last look found it missing from the index. An entry is
+    /// merged back only when two looks in a row miss it: a tool that
+    /// deletes a referrer (the ORAS CLI) takes it out of the index first
+    /// and deletes its manifest after, and one look between the two would
+    /// otherwise put back an entry about to point at nothing.
+    missed: bool,
 }
 
 impl Reconciler {
@@ -172,6 +183,7 @@ impl Repository {
         let pending = Pending {
             entry,
             since: Instant::now(),
+            missed: false,
         };
         watch
             .pending
@@ -203,7 +215,7 @@ impl Repository {
                 }
                 Err(e) => {
                     tracing::error!(%subject, error = %e, "gave up checking the referrers index");
-                    self.retire_all(&key);
+                    self.retire_stale(&subject).await;
                 }
             }
             let mut watches = self.client.reconciler.watches.lock().expect("watches lock");
@@ -222,7 +234,7 @@ impl Repository {
         let key = self.watch_key(subject);
         let _guard = self.client.fallback_locks.lock(&key).await;
         let read = self.fallback_index(subject, true).await?;
-        let pending: Vec<Descriptor> = {
+        let pending: Vec<(Descriptor, bool)> = {
             let watches = self.client.reconciler.watches.lock().expect("watches lock");
             let Some(watch) = watches.get(&key) else {
                 return Ok(());
@@ -230,12 +242,11 @@ impl Repository {
             watch
                 .pending
                 .values()
-                .map(|p| p.entry.referrer.clone())
+                .map(|p| (p.entry.referrer.clone(), p.missed))
                 .collect()
         };
-        let mut missing = Vec::new();
-        let mut deleted = Vec::new();
-        for referrer in pending {
+        let mut look = Look::default();
+        for (referrer, missed_before) in pending {
             if read
                 .index
                 .manifests
@@ -245,11 +256,18 @@ impl Repository {
                 continue;
             }
             match self.resolve_fresh(referrer.digest.as_ref()).await {
-                Ok(_) => missing.push(referrer),
-                Err(e) if e.kind() == ErrorKind::NotFound => deleted.push(referrer.digest),
-                Err(e) => return Err(e),
+                Ok(_) if missed_before => look.missing.push(referrer),
+                Ok(_) => look.missed.push(referrer.digest),
+                Err(e) if e.kind() == ErrorKind::NotFound => look.deleted.push(referrer.digest),
+                // One referrer the registry cannot answer for does not hold
+                // up the others; it is asked about again next look.
+                Err(e) => {
+                    tracing::warn!(%subject, referrer = %referrer.digest, error = %e, "cannot tell whether a journalled referrer exists");
+                    look.missed.push(referrer.digest);
+                }
             }
         }
+        let missing = look.missing.clone();
         if !missing.is_empty() {
             let mut change = Change::adding(subject, missing.clone());
             let mut warnings = Vec::new();
@@ -263,20 +281,42 @@ impl Repository {
             for warning in warnings {
                 tracing::warn!(%warning, "referrers index");
             }
-            // The new index holds every entry of the one it replaced.
-            if let Some((old, _)) = superseded {
-                if let Err(e) = self.delete_manifest(&old).await {
-                    tracing::debug!(%subject, %old, error = %e, "the old referrers index was left behind");
-                }
+            if let Some(superseded) = superseded {
+                self.delete_superseded(subject, superseded).await;
             }
         }
-        self.settle(&key, &missing, &deleted);
+        self.settle(&key, &look);
         Ok(())
     }
 
+    /// Deletes the index a merge-back replaced, once a fresh read shows the
+    /// tag on another index that holds all its entries: another writer may
+    /// have tagged the very same bytes meanwhile, and on docker-registry
+    /// deleting those by digest would take the tag with them.
+    async fn delete_superseded(&self, subject: &Digest, (old, had): super::fallback::Superseded) {
+        let now = match self.fallback_index(subject, true).await {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::debug!(%subject, %old, error = %e, "the old referrers index was left behind");
+                return;
+            }
+        };
+        let holds = had
+            .iter()
+            .all(|d| now.index.manifests.iter().any(|m| &m.digest == d));
+        if now.digest.as_ref() == Some(&old) || !holds {
+            tracing::debug!(%subject, %old, "kept the old referrers index: the tag still needs it");
+            return;
+        }
+        if let Err(e) = self.delete_manifest(&old).await {
+            tracing::debug!(%subject, %old, error = %e, "the old referrers index was left behind");
+        }
+    }
+
     /// After a look: entries merged back start their window again, deleted
-    /// ones leave, and those held across the window retire.
-    fn settle(&self, key: &str, merged: &[Descriptor], deleted: &[Digest]) {
+    /// ones leave, those missed once wait for the next look, and those held
+    /// across the window retire.
+    fn settle(&self, key: &str, look: &Look) {
         let window = self.window();
         let mut gone = Vec::new();
         let mut watches = self.client.reconciler.watches.lock().expect("watches lock");
@@ -284,11 +324,15 @@ impl Repository {
             return;
         };
         watch.pending.retain(|digest, p| {
-            if merged.iter().any(|m| &m.digest == digest) {
+            p.missed = look.missed.contains(digest);
+            if look.missing.iter().any(|m| &m.digest == digest) {
                 p.since = Instant::now();
                 return true;
             }
-            let leaves = deleted.contains(digest) || p.since.elapsed() >= window;
+            if p.missed {
+                return true;
+            }
+            let leaves = look.deleted.contains(digest) || p.since.elapsed() >= window;
             if leaves {
                 gone.push(p.entry.clone());
             }
@@ -302,16 +346,39 @@ impl Repository {
         }
     }
 
-    /// Gives up every entry of the watch `key`.
-    fn retire_all(&self, key: &str) {
-        let gone = {
+    /// Gives up the entries of `subject` journalled more than [`GIVE_UP`]
+    /// ago, holding the subject's lock; younger ones get their own time.
+    async fn retire_stale(&self, subject: &Digest) {
+        let key = self.watch_key(subject);
+        let _guard = self.client.fallback_locks.lock(&key).await;
+        let mut gone = Vec::new();
+        {
             let mut watches = self.client.reconciler.watches.lock().expect("watches lock");
-            watches.remove(key).map(|w| w.pending).unwrap_or_default()
-        };
+            if let Some(watch) = watches.get_mut(&key) {
+                watch.pending.retain(|_, p| {
+                    let stale = p.since.elapsed() >= GIVE_UP;
+                    if stale {
+                        gone.push(p.entry.clone());
+                    }
+                    !stale
+                });
+            }
+        }
         if let Some(journal) = &self.client.reconciler.journal {
-            for p in gone.values() {
-                journal.forget(&p.entry);
+            for entry in &gone {
+                journal.forget(entry);
             }
         }
     }
+}
+
+/// What one look at an index found of the journalled entries it lacks.
+#[derive(Default)]
+struct Look {
+    /// Missing twice in a row, manifest there: merged back.
+    missing: Vec<Descriptor>,
+    /// Missing for the first time (or unknown): looked at again.
+    missed: Vec<Digest>,
+    /// Manifest gone: deleted on purpose.
+    deleted: Vec<Digest>,
 }

@@ -290,9 +290,6 @@ pub(super) fn header_value(s: &str) -> Result<HeaderValue> {
     HeaderValue::from_str(s).map_err(|_| Error::invalid("a header value has invalid characters"))
 }
 
-/// How long to wait before attempt `attempt + 1`: the server's
-/// `Retry-After` if it gave one, else 100 ms doubling per attempt, with up to
-/// 50% jitter; never more than [`MAX_BACKOFF`].
 /// A `Retry-After` of whole seconds (the form registries send).
 fn retry_after(headers: &HeaderMap) -> Option<std::time::Duration> {
     headers
@@ -302,6 +299,9 @@ fn retry_after(headers: &HeaderMap) -> Option<std::time::Duration> {
         .map(std::time::Duration::from_secs)
 }
 
+/// How long to wait before attempt `attempt + 1`: the server's
+/// `Retry-After` if it gave one, else 100 ms doubling per attempt, with up to
+/// 50% jitter; never more than [`MAX_BACKOFF`].
 pub(super) fn backoff(
     attempt: u32,
     retry_after: Option<std::time::Duration>,
