@@ -11,10 +11,19 @@
 #                                  SATCHEL_REGISTRY_BLOBS=DIR/.../blobs
 #                                (where the registry keeps blob files, for
 #                                tests that corrupt one on purpose)
+#                                  SATCHEL_SIGNED_SUBJECT=REG/signed/app@DIGEST
+#                                  SATCHEL_SIGNED_SBOM=REG/signed/app@DIGEST
+#                                  SATCHEL_SIGNING_KEY=DIR/cosign/cosign.pub
+#                                  SATCHEL_OTHER_KEY=DIR/other/cosign.pub
+#                                (an image with a CycloneDX SBOM attached
+#                                that the real cosign signed with the first
+#                                key; the second key signed nothing)
 #   clients/testenv.sh down DIR  stop both and wait for them to exit
 #
 # satcheld is the newest of $SATCHELD, the workspace's target/debug and
-# target/release builds, and PATH. Each client's test fixture calls `up`
+# target/release builds, and PATH; the satchel CLI beside it pushes the
+# signed fixture, and cosign 3 ($SATCHEL_COSIGN, else the Go bin directory,
+# else PATH; bench/peers.sh builds it) signs it. Each client's test fixture calls `up`
 # before its tests and `down` after them, so `pytest`, `npm test`, `go test`
 # and `mvn test` work on their own.
 set -euo pipefail
@@ -64,6 +73,43 @@ wait_for() {
 
 registry_answers() {
   python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "http://$1/v2/"
+}
+
+# The signed fixture: an image, an SBOM attached to it, cosign's signature
+# of the SBOM; prints its KEY=VALUE lines.
+sign_fixture() {
+  local satchel cosign gobin
+  satchel="$(dirname "$satcheld")/satchel"
+  gobin="$(go env GOBIN 2>/dev/null || true)"
+  [ -n "$gobin" ] || gobin="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
+  cosign=${SATCHEL_COSIGN:-}
+  if [ -z "$cosign" ]; then
+    if [ -x "$gobin/cosign" ]; then cosign=$gobin/cosign; else cosign=$(command -v cosign || true); fi
+  fi
+  if [ -z "$cosign" ]; then
+    echo "testenv: cosign is missing: run 'eval \"\$(bench/peers.sh)\"' or set SATCHEL_COSIGN" >&2
+    return 1
+  fi
+  local run=("${isolate[@]}" HOME="$dir/cosign-home" COSIGN_PASSWORD= COSIGN_YES=true)
+  mkdir -p "$dir/cosign" "$dir/other" "$dir/cosign-home"
+  (cd "$dir/cosign" && "${run[@]}" "$cosign" generate-key-pair >/dev/null 2>&1 \
+    && "${run[@]}" "$cosign" signing-config create --out sc.json >/dev/null 2>&1)
+  (cd "$dir/other" && "${run[@]}" "$cosign" generate-key-pair >/dev/null 2>&1)
+  printf 'the signed image' >"$dir/cosign/image.txt"
+  printf '{"bomFormat":"CycloneDX","specVersion":"1.6"}' >"$dir/cosign/sbom.cdx.json"
+  local cli=("${isolate[@]}" "$satchel" --addr "unix://$socket")
+  local image sbom
+  image=$(cd "$dir/cosign" && "${cli[@]}" push --plain-http "$registry/signed/app:v1" image.txt | sed -n 's/^Digest: //p')
+  sbom=$(cd "$dir/cosign" && "${cli[@]}" attach --plain-http --artifact-type application/vnd.cyclonedx+json \
+    "$registry/signed/app@$image" sbom.cdx.json | sed -n 's/^Digest: //p')
+  (cd "$dir/cosign" && "${run[@]}" "$cosign" sign --key cosign.key --signing-config sc.json \
+    --allow-http-registry --allow-insecure-registry -y "$registry/signed/app@$sbom" >"$dir/cosign.log" 2>&1) || {
+    echo "testenv: cosign sign failed:" >&2
+    cat "$dir/cosign.log" >&2
+    return 1
+  }
+  printf 'SATCHEL_SIGNED_SUBJECT=%s\nSATCHEL_SIGNED_SBOM=%s\nSATCHEL_SIGNING_KEY=%s\nSATCHEL_OTHER_KEY=%s\n' \
+    "$registry/signed/app@$image" "$registry/signed/app@$sbom" "$dir/cosign/cosign.pub" "$dir/other/cosign.pub"
 }
 
 case "$cmd" in
@@ -117,10 +163,11 @@ up)
     >"$dir/satcheld.log" 2>&1 </dev/null &
   echo $! >"$dir/satcheld.pid"
   wait_for satcheld test -S "$socket"
+  sign_fixture >"$dir/signed.env"
   trap - ERR INT TERM
 
   printf 'SATCHEL_ADDR=unix://%s\nSATCHEL_REGISTRY=%s\nSATCHEL_REGISTRY_BLOBS=%s\n' \
-    "$socket" "$registry" "$dir/registry/docker/registry/v2/blobs" | tee "$dir/env"
+    "$socket" "$registry" "$dir/registry/docker/registry/v2/blobs" | cat - "$dir/signed.env" | tee "$dir/env"
   ;;
 down)
   stop

@@ -32,9 +32,10 @@ fi
 # The real ORAS CLI, crane (and regctl), built from their Go modules, for
 # the parity tests (tests/tests/oras_parity.rs) and the benchmarks; helm,
 # for the chart's tests (tests/tests/helm.rs).
-echo "==> bench/peers.sh (the ORAS CLI, regctl, crane and helm from the Go module proxy)"
+echo "==> bench/peers.sh (the ORAS CLI, regctl, crane, helm and cosign from the Go module proxy)"
 eval "$(bench/peers.sh)"
 export SATCHEL_ORAS="$oras" SATCHEL_CRANE="$crane" SATCHEL_HELM="$helm"
+export SATCHEL_COSIGN="$cosign" SATCHEL_COSIGN2="$cosign2"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

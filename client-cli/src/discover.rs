@@ -5,6 +5,7 @@
 //! adds `artifactType`, `annotations` and its own `referrers`.
 
 use std::borrow::Cow;
+use std::path::PathBuf;
 
 use clap::Args;
 use satchel_client::pb;
@@ -43,6 +44,14 @@ pub struct DiscoverArgs {
     /// --format json, one JSON object per line.
     #[arg(long, conflicts_with_all = ["depth", "template"])]
     watch: bool,
+    /// Say of each direct referrer whether it verifies (is signed, by
+    /// cosign, by a key the daemon's policy trusts for it).
+    #[arg(long, conflicts_with = "watch")]
+    verify: bool,
+    /// Verify under this PEM public key instead of the policy's (implies
+    /// --verify); repeat for several.
+    #[arg(long = "verify-key", value_name = "PUB", conflicts_with = "watch")]
+    verify_keys: Vec<PathBuf>,
     #[command(flatten)]
     target: TargetFlags,
     #[command(flatten)]
@@ -69,6 +78,8 @@ pub async fn discover(addr: &satchel_client::Daemon, args: DiscoverArgs) -> anyh
             subject: Some(subject),
             artifact_type: args.artifact_type.clone().unwrap_or_default(),
             depth: args.depth.unwrap_or(ALL_LEVELS),
+            verify: args.verify || !args.verify_keys.is_empty(),
+            verify_keys: crate::verify::read_keys(&args.verify_keys)?,
         })
         .await?
         .into_inner();
@@ -91,6 +102,14 @@ fn referrer_json(repo: &str, r: &pb::Referrer) -> Value {
     let mut fields = referrer_fields(repo, &r.manifest.clone().unwrap_or_default());
     let children = r.referrers.iter().map(|c| referrer_json(repo, c)).collect();
     fields["referrers"] = Value::Array(children);
+    if let Some(v) = &r.verification {
+        fields["verification"] = match &v.signature {
+            Some(s) if v.verified => {
+                json!({"verified": true, "signature": crate::verify::signature_json(s)})
+            }
+            _ => json!({"verified": false, "code": v.code, "reason": v.reason}),
+        };
+    }
     fields
 }
 
@@ -148,7 +167,11 @@ fn render_level(out: &mut String, referrers: &[pb::Referrer], prefix: &str) {
         for (i, r) in list.iter().enumerate() {
             let (line, indent) = branch(i + 1 == list.len());
             let d = r.manifest.clone().unwrap_or_default();
-            out.push_str(&format!("{group_prefix}{line}{}\n", esc(&d.digest)));
+            out.push_str(&format!(
+                "{group_prefix}{line}{}{}\n",
+                esc(&d.digest),
+                verification_note(r.verification.as_ref())
+            ));
             let child_prefix = format!("{group_prefix}{indent}");
             if !d.annotations.is_empty() {
                 let (line, indent) = branch(r.referrers.is_empty());
@@ -166,6 +189,21 @@ fn render_level(out: &mut String, referrers: &[pb::Referrer], prefix: &str) {
             }
             render_level(out, &r.referrers, &child_prefix);
         }
+    }
+}
+
+/// What the tree says after a digest about its verification.
+fn verification_note(v: Option<&pb::Verification>) -> String {
+    match v {
+        None => String::new(),
+        Some(v) if v.verified => {
+            let key = v
+                .signature
+                .as_ref()
+                .map_or("", |s| s.key_fingerprint.as_str());
+            format!(" [verified: key {}]", esc(key))
+        }
+        Some(v) => format!(" [not verified: {}]", esc(&v.reason)),
     }
 }
 
@@ -274,6 +312,7 @@ mod tests {
                 ..Default::default()
             }),
             referrers: vec![],
+            verification: None,
         }
     }
 

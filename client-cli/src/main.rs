@@ -15,6 +15,7 @@ mod push;
 mod raw;
 mod show;
 mod target;
+mod verify;
 mod watch;
 
 use std::process::ExitCode;
@@ -100,6 +101,9 @@ enum Command {
     Pull(pull::PullArgs),
     /// Print the digest a reference resolves to.
     Resolve(commands::ResolveArgs),
+    /// Check that an artifact is signed (cosign) by a trusted key:
+    /// satchel verify --key cosign.pub REF
+    Verify(verify::VerifyArgs),
     /// Manifest operations: fetch, fetch-config, push, delete.
     #[command(subcommand)]
     Manifest(commands::ManifestCommand),
@@ -193,6 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pull(args) => pull::pull(addr, args, cli.quiet).await,
         Command::Blob(command) => blob::run(addr, command, cli.quiet).await,
         Command::Resolve(args) => commands::resolve(addr, args).await,
+        Command::Verify(args) => verify::verify(addr, args).await,
         Command::Manifest(commands::ManifestCommand::Delete(args)) => {
             commands::delete_manifest(addr, args).await
         }

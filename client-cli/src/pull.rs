@@ -27,6 +27,11 @@ pub struct PullArgs {
     /// With --subject: the artifact type of the attachment to pull.
     #[arg(long, requires = "subject")]
     artifact_type: Option<String>,
+    /// Pull only what is signed (cosign) by this PEM public key; repeat for
+    /// several. With --subject, the newest attachment that verifies. When
+    /// none does, nothing is written.
+    #[arg(long = "verify-key", value_name = "PUB")]
+    verify_keys: Vec<PathBuf>,
     /// The directory to write files into.
     #[arg(short = 'o', long = "output", default_value = ".")]
     output: PathBuf,
@@ -70,6 +75,10 @@ pub async fn pull(
         },
         _ => bail!("give a reference, or --subject with --artifact-type"),
     };
+    let request = pb::PullRequest {
+        verify_keys: crate::verify::read_keys(&args.verify_keys)?,
+        ..request
+    };
     let mut client = addr.connect().await?;
     if args.stream {
         client = client.without_local_handoff();
@@ -104,6 +113,13 @@ pub async fn pull(
     }
     println!("Pulled {}", esc(&pulled.reference));
     println!("Digest: {}", esc(&pulled.manifest.digest));
+    if let Some(s) = &pulled.signature {
+        println!(
+            "Verified: signature {} by key {}",
+            esc(&s.digest),
+            esc(&s.key_fingerprint)
+        );
+    }
     Ok(())
 }
 
@@ -155,8 +171,12 @@ fn to_json(pulled: &satchel_client::Pulled) -> anyhow::Result<serde_json::Value>
             "annotations": annotations,
         }));
     }
-    Ok(serde_json::json!({
+    let mut doc = serde_json::json!({
         "reference": pulled.reference,
         "files": files,
-    }))
+    });
+    if let Some(s) = &pulled.signature {
+        doc["signature"] = crate::verify::signature_json(s);
+    }
+    Ok(doc)
 }

@@ -24,6 +24,10 @@ type PullOptions struct {
 	// created, if missing, when the first file starts (a pull that fails
 	// before, or an artifact without files, makes none).
 	OutputDir string
+	// VerifyKeys, when set, are PEM public keys the artifact must be signed
+	// by (see Verify): with PullAttachment, the newest attachment that
+	// verifies is pulled. When none does, nothing is written.
+	VerifyKeys [][]byte
 	// OnProgress, when set, is called (in the caller's goroutine) with the
 	// daemon's progress events. If it panics, the call is cancelled and the
 	// file being written is removed.
@@ -40,6 +44,9 @@ type PullResult struct {
 	ManifestContent []byte
 	// Files are the files written, in the order they arrived.
 	Files []PulledFile
+	// Signature, when the pull was verified (VerifyKeys, or the daemon's
+	// policy), is the signature that verified the manifest.
+	Signature *Signature
 }
 
 // PulledFile is one file written by Pull.
@@ -80,13 +87,13 @@ type PulledFile struct {
 // Client.Timeout), the call is cancelled and the file it was writing is
 // removed, with the directories made for it (files finished before stay).
 func (c *Client) Pull(ctx context.Context, ref string, opts PullOptions) (*PullResult, error) {
-	return c.pull(ctx, &pb.PullRequest{Target: opts.target(ref)}, opts)
+	return c.pull(ctx, &pb.PullRequest{Target: opts.target(ref), VerifyKeys: opts.VerifyKeys}, opts)
 }
 
 // PullAttachment pulls the newest artifact of artifactType attached to the
 // subject manifest, like `satchel pull --subject REF --artifact-type T`.
 func (c *Client) PullAttachment(ctx context.Context, subject, artifactType string, opts PullOptions) (*PullResult, error) {
-	return c.pull(ctx, &pb.PullRequest{Subject: opts.target(subject), ArtifactType: artifactType}, opts)
+	return c.pull(ctx, &pb.PullRequest{Subject: opts.target(subject), ArtifactType: artifactType, VerifyKeys: opts.VerifyKeys}, opts)
 }
 
 // pull makes the Pull call and writes what it answers.
@@ -184,9 +191,18 @@ func (p *puller) handle(msg *pb.PullResponse) error {
 // manifest records the manifest and checks all its titles against each
 // other before any file is written.
 func (p *puller) manifest(m *pb.PulledManifest) error {
+	// Keys were sent: a daemon older than Verify ignores them, so an answer
+	// it did not say it verified is refused before any file is written.
+	if len(p.opts.VerifyKeys) > 0 && m.GetSignature() == nil {
+		return status.Error(codes.FailedPrecondition, "the daemon did not verify the artifact although keys were given (a satcheld older than Verify?); nothing was written")
+	}
 	p.result.Manifest = descriptor(m.GetManifest())
 	p.result.Reference = m.GetReference()
 	p.result.ManifestContent = m.GetContent()
+	if s := m.GetSignature(); s != nil {
+		sig := signature(s)
+		p.result.Signature = &sig
+	}
 	titles, err := manifestTitles(m.GetContent())
 	if err != nil {
 		return err

@@ -205,6 +205,11 @@ type DiscoverOptions struct {
 	ArtifactType string
 	// Depth is how many levels of referrers to list (0 and 1: direct ones).
 	Depth uint32
+	// Verify asks whether each direct referrer verifies (Referrer.Verification),
+	// under VerifyKeys, or the daemon's policy when those are empty.
+	Verify bool
+	// VerifyKeys are PEM public keys to verify under; they imply Verify.
+	VerifyKeys [][]byte
 }
 
 // Referrer is a manifest that refers to a subject.
@@ -214,12 +219,29 @@ type Referrer struct {
 	Descriptor
 	// Referrers are its own referrers, when Depth asked for them.
 	Referrers []Referrer
+	// Verification, when Discover was asked to verify (direct referrers
+	// only), says whether it verifies.
+	Verification *Verification
+}
+
+// Verification is whether one referrer verifies.
+type Verification struct {
+	// Verified is set when it did; then Signature says by what.
+	Verified  bool
+	Signature Signature
+	// Reason and Code say why not: the message and code ("FAILED_PRECONDITION"
+	// or "PERMISSION_DENIED") Verify would fail with.
+	Reason string
+	Code   string
 }
 
 func referrers(rs []*pb.Referrer) []Referrer {
 	out := make([]Referrer, len(rs))
 	for i, r := range rs {
 		out[i] = Referrer{Descriptor: descriptor(r.GetManifest()), Referrers: referrers(r.GetReferrers())}
+		if v := r.GetVerification(); v != nil {
+			out[i].Verification = &Verification{Verified: v.GetVerified(), Signature: signature(v.GetSignature()), Reason: v.GetReason(), Code: v.GetCode()}
+		}
 	}
 	return out
 }
@@ -243,6 +265,8 @@ func (c *Client) Discover(ctx context.Context, subject string, opts DiscoverOpti
 		Subject:      opts.target(subject),
 		ArtifactType: opts.ArtifactType,
 		Depth:        opts.Depth,
+		Verify:       opts.Verify || len(opts.VerifyKeys) > 0,
+		VerifyKeys:   opts.VerifyKeys,
 	})
 	if err != nil {
 		return nil, err

@@ -30,6 +30,9 @@ var (
 	registryBlobs string
 	// envDir is testenv's directory (its pid files and logs).
 	envDir string
+	// envVars are all of testenv's KEY=VALUE lines (the signed fixture's
+	// among them).
+	envVars = map[string]string{}
 )
 
 // TestMain starts a registry and a satcheld with ../testenv.sh for the
@@ -67,6 +70,9 @@ func runWithEnv(m *testing.M) int {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			envVars[k] = v
+		}
 		if v, ok := strings.CutPrefix(sc.Text(), "SATCHEL_ADDR="); ok {
 			daemonAddr = v
 		}

@@ -10,6 +10,7 @@
 //! state_dir = "/var/lib/satchel"      # the referrers journal; survives restarts
 //! reconcile_window_secs = 60          # how long written referrers are watched
 //! watch_poll_secs = 5                 # WatchReferrers: how often a subject is polled
+//! verify_policy = "/etc/satchel/policy.toml"  # trusted signing keys (see `policy`)
 //! concurrency = 4                     # blobs one pull moves at once
 //! upload_expiry_secs = 3600           # uploads and pull ingest idle this long are removed
 //! # OCI layouts that callers other than satcheld's own user may name
@@ -77,6 +78,9 @@ pub struct Config {
     /// Where grpc.health.v1 alone is served in plain text, for probes; none
     /// by default.
     pub health_listen: Option<std::net::SocketAddr>,
+    /// The trust policy's file ([`crate::policy`]); none: signatures are
+    /// checked only against keys callers send.
+    pub verify_policy: Option<PathBuf>,
 }
 
 /// The default bound of the content cache: 10 GiB.
@@ -144,6 +148,8 @@ struct File {
     reconcile_window_secs: Option<f64>,
     /// Seconds between two polls of a watched subject.
     watch_poll_secs: Option<f64>,
+    /// The trust policy's file.
+    verify_policy: Option<PathBuf>,
     /// Where callers other than the daemon's own user may name layouts.
     #[serde(default)]
     layout_roots: Vec<PathBuf>,
@@ -258,6 +264,7 @@ impl Config {
             layout_roots: file.layout_roots.iter().map(|r| base.join(r)).collect(),
             upload_expiry: file.upload_expiry_secs.map(std::time::Duration::from_secs),
             state_dir: file.state_dir.map(|d| base.join(d)),
+            verify_policy: file.verify_policy.map(|p| base.join(p)),
             watch_interval: seconds(file.watch_poll_secs, "watch_poll_secs")?,
             ..Config::default()
         })

@@ -5,6 +5,8 @@
 //! gRPC layer's business ([`crate::grpc::serve`]).
 
 use std::sync::{Arc, Weak};
+
+use anyhow::Context as _;
 use std::time::Duration;
 
 use satchel_oci::content::{ContentStore, UPLOAD_EXPIRY};
@@ -13,6 +15,7 @@ use satchel_oci::registry::{RegistryClient, MONOLITHIC_MAX};
 use crate::callers::LayoutRoots;
 use crate::config::Config;
 use crate::credentials::DockerCredentials;
+use crate::policy::PolicySource;
 use crate::service::watch::DEFAULT_POLL;
 use crate::service::{Service, DEFAULT_CONCURRENCY};
 use crate::spool::{self, Spool};
@@ -81,7 +84,11 @@ impl Daemon {
         let service = Service::new(registry.clone(), credentials, store)
             .with_concurrency(config.concurrency.unwrap_or(DEFAULT_CONCURRENCY))
             .with_hash_first_below(hash_first_below)
-            .with_watch_interval(config.watch_interval.unwrap_or(DEFAULT_POLL));
+            .with_watch_interval(config.watch_interval.unwrap_or(DEFAULT_POLL))
+            .with_policy(
+                PolicySource::open(config.verify_policy.clone())
+                    .context("the verification policy")?,
+            );
         let metrics = match config.metrics_listen {
             Some(addr) => Some(crate::metrics::start(
                 addr,

@@ -18,6 +18,9 @@
 //! - [`config`]: the daemon's settings and their TOML file.
 //! - [`credentials`]: docker `config.json` and credential helpers: lookup,
 //!   login storage, logout, listing.
+//! - [`policy`]: the trust policy (which keys sign which artifacts), read
+//!   again when its files change.
+//! - [`metrics`]: the Prometheus endpoint (`--metrics-listen`).
 
 pub mod access;
 pub mod callers;
@@ -28,6 +31,7 @@ pub mod grpc;
 pub mod handoff;
 pub mod listener;
 pub mod metrics;
+pub mod policy;
 pub mod service;
 pub mod spool;
 pub mod task_stream;

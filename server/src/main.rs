@@ -71,6 +71,12 @@ struct Args {
     #[arg(long, env = "SATCHELD_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
 
+    /// The trust policy: a TOML file naming the public keys that must have
+    /// signed artifacts, per repository scope and artifact type. Read again
+    /// whenever it or a key changes.
+    #[arg(long, env = "SATCHELD_VERIFY_POLICY")]
+    verify_policy: Option<std::path::PathBuf>,
+
     /// Serve grpc.health.v1 alone, in plain text, on ADDR (e.g.
     /// 0.0.0.0:8081): for probes that cannot do TLS or tokens, such as
     /// Kubernetes's grpc probes. Off by default.
@@ -172,6 +178,9 @@ fn apply_local_flags(args: &Args, config: &mut satcheld::Config) {
     }
     config.metrics_listen = args.metrics_listen.or(config.metrics_listen);
     config.health_listen = args.health_listen.or(config.health_listen);
+    if args.verify_policy.is_some() {
+        config.verify_policy.clone_from(&args.verify_policy);
+    }
     config.state_dir = args
         .state_dir
         .clone()

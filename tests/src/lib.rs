@@ -19,6 +19,7 @@ pub mod hostile;
 pub mod image;
 pub mod leaks;
 pub mod peers;
+pub mod scrape;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -532,6 +533,16 @@ fn satchel_command(addr: &str, args: &[&str]) -> Command {
     let mut command = Command::new(bin("satchel"));
     command.arg("--addr").arg(addr).args(args);
     command
+}
+
+/// The digest a `satchel push` or `attach` printed (its `Digest: ` line).
+pub fn digest_of(output: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .unwrap_or_else(|| panic!("no digest in {output:?}"))
+        .trim()
+        .to_string()
 }
 
 /// The sha256 digest of `data`, as `sha256:<hex>`.

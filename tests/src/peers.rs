@@ -151,3 +151,20 @@ pub fn multi_arch_index(work: &Path, repo: &str) -> (String, String) {
     );
     (images[0].0.clone(), images[1].0.clone())
 }
+
+/// Where cosign 3 is, as [`oras_bin`] finds the ORAS CLI (`SATCHEL_COSIGN`).
+pub fn cosign_bin() -> PathBuf {
+    peer_bin("cosign", "SATCHEL_COSIGN")
+}
+
+/// Where cosign 2 is (`SATCHEL_COSIGN2`; bench/peers.sh puts it in the Go
+/// bin directory's `cosign2/`).
+pub fn cosign2_bin() -> PathBuf {
+    match std::env::var_os("SATCHEL_COSIGN2") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let v3 = cosign_bin();
+            v3.parent().unwrap_or(Path::new(".")).join("cosign2/cosign")
+        }
+    }
+}

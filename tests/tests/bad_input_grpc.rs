@@ -114,6 +114,7 @@ async fn malformed_unary_requests_are_refused_with_short_messages() {
             subject: target(&format!("{}/demo/x:v1", registry.addr)),
             artifact_type: "t".repeat(9 << 20),
             depth: 1,
+            ..Default::default()
         })
         .await
         .unwrap_err();

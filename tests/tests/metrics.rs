@@ -2,35 +2,8 @@
 //! attach, two pulls and a failing call on docker-registry: the counters
 //! that should move do.
 
-use std::collections::BTreeMap;
-
+use satchel_tests::scrape::{scrape, sum};
 use satchel_tests::{free_port, http_get, write_random_file, Daemon, Registry};
-
-/// Every sample of a scrape, by `name{labels}` as the text format writes it.
-fn scrape(addr: &str) -> BTreeMap<String, f64> {
-    let (status, body) = http_get(addr, "/metrics").unwrap();
-    assert_eq!(status, 200);
-    String::from_utf8(body)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (name, value) = l.rsplit_once(' ').unwrap();
-            (name.to_string(), value.parse().unwrap())
-        })
-        .collect()
-}
-
-/// The sum of the samples of `name` whose labels include every one of
-/// `labels` (`key="value"`).
-fn sum(samples: &BTreeMap<String, f64>, name: &str, labels: &[&str]) -> f64 {
-    samples
-        .iter()
-        .filter(|(k, _)| k.split('{').next() == Some(name))
-        .filter(|(k, _)| labels.iter().all(|l| k.contains(l)))
-        .map(|(_, v)| v)
-        .sum()
-}
 
 #[test]
 fn the_counters_move_with_a_push_and_a_pull() {

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use satchel_tests::peers::oras_bin;
-use satchel_tests::{bin, http_get, Daemon, Registry, RegistryKind};
+use satchel_tests::{bin, digest_of, http_get, Daemon, Registry, RegistryKind};
 use serde_json::Value;
 
 const ROUNDS: usize = 10;
@@ -140,15 +140,6 @@ fn all_succeed(children: Vec<Child>) -> BTreeSet<String> {
             digest_of(&String::from_utf8_lossy(&out.stdout))
         })
         .collect()
-}
-
-fn digest_of(output: &str) -> String {
-    output
-        .lines()
-        .find_map(|l| l.strip_prefix("Digest: "))
-        .unwrap_or_else(|| panic!("no digest in {output:?}"))
-        .trim()
-        .to_string()
 }
 
 /// Prints one round's figures, for the closing notes and for anyone who

@@ -11,7 +11,7 @@ use std::time::Duration;
 use satchel_client::pb;
 use satchel_tests::faulty::FaultyProxy;
 use satchel_tests::grpc::plain_target;
-use satchel_tests::{bin, Daemon, Registry, RegistryKind};
+use satchel_tests::{bin, digest_of, Daemon, Registry, RegistryKind};
 use serde_json::Value;
 
 const SBOM: &str = "application/vnd.cyclonedx+json";
@@ -28,15 +28,6 @@ fn push_subject(daemon: &Daemon, repo: &str) -> String {
         file.to_str().unwrap(),
     ]);
     format!("{repo}@{}", digest_of(&out))
-}
-
-fn digest_of(output: &str) -> String {
-    output
-        .lines()
-        .find_map(|l| l.strip_prefix("Digest: "))
-        .unwrap_or_else(|| panic!("no digest in {output:?}"))
-        .trim()
-        .to_string()
 }
 
 /// Attaches a small SBOM named `name` to `subject`; returns its digest.
@@ -203,4 +194,32 @@ fn discover_watch_prints_a_line_per_change() {
     assert_eq!(next_line(&lines), format!("+ {added}  {SBOM}"));
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_daemon_ends_its_watches_with_unavailable() {
+    let registry = Registry::start_kind(RegistryKind::Distribution);
+    let mut daemon = Daemon::start_with_config(POLL);
+    let subject = push_subject(&daemon, &format!("{}/watch/stop", registry.addr));
+    let mut client = satchel_client::connect(&daemon.addr).await.unwrap();
+    let request = pb::WatchReferrersRequest {
+        subject: plain_target(&subject),
+        artifact_type: SBOM.into(),
+    };
+    let mut stream = client.watch_referrers(request).await.unwrap().into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+    // Without the watch ending, SIGTERM's graceful stop would wait for it
+    // for ever, and this test with it.
+    let stopped = tokio::task::spawn_blocking(move || daemon.stop());
+    let ended = tokio::time::timeout(Duration::from_secs(30), stream.message())
+        .await
+        .expect("the watch ends when the daemon stops");
+    let status = ended.expect_err("the watch ends with a status");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("shutting down"), "{status:?}");
+    let exit = tokio::time::timeout(Duration::from_secs(30), stopped)
+        .await
+        .expect("satcheld exits after SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
 }

@@ -148,7 +148,7 @@ func (x CopyEvent_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CopyEvent_Kind.Descriptor instead.
 func (CopyEvent_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{42, 0}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{46, 0}
 }
 
 // Target names a manifest, or the place to push one, in a registry or in a
@@ -1251,7 +1251,14 @@ type DiscoverRequest struct {
 	ArtifactType string `protobuf:"bytes,2,opt,name=artifact_type,json=artifactType,proto3" json:"artifact_type,omitempty"`
 	// How many levels of referrers to return: 0 and 1 both mean the direct
 	// referrers only, 2 adds their referrers, and so on (at most 16).
-	Depth         uint32 `protobuf:"varint,3,opt,name=depth,proto3" json:"depth,omitempty"`
+	Depth uint32 `protobuf:"varint,3,opt,name=depth,proto3" json:"depth,omitempty"`
+	// Check whether each direct referrer verifies as a pull would need it
+	// to: under the daemon's policy and verify_keys (either may be empty;
+	// keys imply verify). The answer's Referrer.verification says. A
+	// referrer no key applies to is reported as refused with
+	// FAILED_PRECONDITION.
+	Verify        bool     `protobuf:"varint,4,opt,name=verify,proto3" json:"verify,omitempty"`
+	VerifyKeys    [][]byte `protobuf:"bytes,5,rep,name=verify_keys,json=verifyKeys,proto3" json:"verify_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1307,6 +1314,20 @@ func (x *DiscoverRequest) GetDepth() uint32 {
 	return 0
 }
 
+func (x *DiscoverRequest) GetVerify() bool {
+	if x != nil {
+		return x.Verify
+	}
+	return false
+}
+
+func (x *DiscoverRequest) GetVerifyKeys() [][]byte {
+	if x != nil {
+		return x.VerifyKeys
+	}
+	return nil
+}
+
 // Referrer is one manifest that refers to a subject.
 type Referrer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1315,7 +1336,9 @@ type Referrer struct {
 	// getDescriptor() would clash with it.)
 	Manifest *Descriptor `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
 	// Referrers of this referrer, when the request asked for depth > 1.
-	Referrers     []*Referrer `protobuf:"bytes,2,rep,name=referrers,proto3" json:"referrers,omitempty"`
+	Referrers []*Referrer `protobuf:"bytes,2,rep,name=referrers,proto3" json:"referrers,omitempty"`
+	// Whether it verifies, when the request asked (direct referrers only).
+	Verification  *Verification `protobuf:"bytes,3,opt,name=verification,proto3" json:"verification,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1360,6 +1383,13 @@ func (x *Referrer) GetManifest() *Descriptor {
 func (x *Referrer) GetReferrers() []*Referrer {
 	if x != nil {
 		return x.Referrers
+	}
+	return nil
+}
+
+func (x *Referrer) GetVerification() *Verification {
+	if x != nil {
+		return x.Verification
 	}
 	return nil
 }
@@ -1682,7 +1712,17 @@ type PullRequest struct {
 	// daemon's own user on its Unix socket (other users and remote callers
 	// get the stream); PulledManifest.local_ticket says whether.
 	// A hint: a daemon that does not honour it streams as usual.
-	LocalFiles    bool `protobuf:"varint,4,opt,name=local_files,json=localFiles,proto3" json:"local_files,omitempty"`
+	LocalFiles bool `protobuf:"varint,4,opt,name=local_files,json=localFiles,proto3" json:"local_files,omitempty"`
+	// PEM public keys the artifact must be signed by (see Verify). With
+	// subject, the attachment pulled is the newest candidate that verifies
+	// (of the newest 32). Where the daemon's policy names keys for the
+	// artifact's repository and type, a signature by one of those is needed
+	// too, whatever the request says; with neither, no signature is needed.
+	// When no candidate verifies, nothing is sent and the error
+	// (PERMISSION_DENIED, or FAILED_PRECONDITION when none was signed) lists
+	// each candidate and why. A client that sent keys refuses an answer
+	// without PulledManifest.signature (a daemon that ignored them).
+	VerifyKeys    [][]byte `protobuf:"bytes,5,rep,name=verify_keys,json=verifyKeys,proto3" json:"verify_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1745,6 +1785,13 @@ func (x *PullRequest) GetLocalFiles() bool {
 	return false
 }
 
+func (x *PullRequest) GetVerifyKeys() [][]byte {
+	if x != nil {
+		return x.VerifyKeys
+	}
+	return nil
+}
+
 // PulledManifest is the first message of a Pull stream.
 type PulledManifest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1766,7 +1813,10 @@ type PulledManifest struct {
 	// writing, not for appending. FileDone means the daemon wrote and
 	// verified every byte (the daemon's check stands in for the caller's
 	// hash).
-	LocalTicket   []byte `protobuf:"bytes,4,opt,name=local_ticket,json=localTicket,proto3" json:"local_ticket,omitempty"`
+	LocalTicket []byte `protobuf:"bytes,4,opt,name=local_ticket,json=localTicket,proto3" json:"local_ticket,omitempty"`
+	// Set when the pull was verified (PullRequest.verify_keys, or the
+	// daemon's policy): the signature that verified the manifest.
+	Signature     *Signature `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1825,6 +1875,13 @@ func (x *PulledManifest) GetReference() string {
 func (x *PulledManifest) GetLocalTicket() []byte {
 	if x != nil {
 		return x.LocalTicket
+	}
+	return nil
+}
+
+func (x *PulledManifest) GetSignature() *Signature {
+	if x != nil {
+		return x.Signature
 	}
 	return nil
 }
@@ -2069,6 +2126,276 @@ func (*PullResponse_Done) isPullResponse_Payload() {}
 
 func (*PullResponse_Progress) isPullResponse_Payload() {}
 
+// VerifyRequest names a manifest and the keys it must be signed by.
+type VerifyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signed manifest, by tag or digest.
+	Target *Target `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// PEM public keys (cosign.pub: ECDSA P-256/P-384, Ed25519 or RSA); a
+	// signature by any one of them is accepted. When empty, the daemon's
+	// policy names the keys for the manifest's repository and artifact type.
+	Keys          [][]byte `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyRequest) Reset() {
+	*x = VerifyRequest{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyRequest) ProtoMessage() {}
+
+func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
+func (*VerifyRequest) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *VerifyRequest) GetTarget() *Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *VerifyRequest) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// VerifyResponse names the signature that verified.
+type VerifyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The verified manifest.
+	Manifest *Descriptor `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	// The verified manifest by digest.
+	Reference string `protobuf:"bytes,2,opt,name=reference,proto3" json:"reference,omitempty"`
+	// What verified it.
+	Signature     *Signature `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyResponse) Reset() {
+	*x = VerifyResponse{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyResponse) ProtoMessage() {}
+
+func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
+func (*VerifyResponse) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *VerifyResponse) GetManifest() *Descriptor {
+	if x != nil {
+		return x.Manifest
+	}
+	return nil
+}
+
+func (x *VerifyResponse) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *VerifyResponse) GetSignature() *Signature {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// Signature describes a signature that verified.
+type Signature struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The digest of the signature's manifest: the bundle referrer, or the
+	// manifest the sha256-<hex>.sig tag names.
+	Digest string `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	// "sigstore-bundle-v0.3" or "cosign-simple-signing".
+	Form string `protobuf:"bytes,2,opt,name=form,proto3" json:"form,omitempty"`
+	// "sha256:<hex>" of the key's DER SubjectPublicKeyInfo (what
+	// `openssl pkey -pubin -outform DER | sha256sum` prints).
+	KeyFingerprint string `protobuf:"bytes,3,opt,name=key_fingerprint,json=keyFingerprint,proto3" json:"key_fingerprint,omitempty"`
+	// The signed statement's predicate type (cosign v3:
+	// "https://sigstore.dev/cosign/sign/v1"); for the older form, the
+	// payload's type ("cosign container image signature").
+	PredicateType string `protobuf:"bytes,4,opt,name=predicate_type,json=predicateType,proto3" json:"predicate_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Signature) Reset() {
+	*x = Signature{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Signature) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Signature) ProtoMessage() {}
+
+func (x *Signature) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Signature.ProtoReflect.Descriptor instead.
+func (*Signature) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Signature) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *Signature) GetForm() string {
+	if x != nil {
+		return x.Form
+	}
+	return ""
+}
+
+func (x *Signature) GetKeyFingerprint() string {
+	if x != nil {
+		return x.KeyFingerprint
+	}
+	return ""
+}
+
+func (x *Signature) GetPredicateType() string {
+	if x != nil {
+		return x.PredicateType
+	}
+	return ""
+}
+
+// Verification is whether one referrer verifies, in a Discover answer.
+type Verification struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set when it verified; then signature says by what.
+	Verified  bool       `protobuf:"varint,1,opt,name=verified,proto3" json:"verified,omitempty"`
+	Signature *Signature `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	// When it did not: why (the message Verify would fail with) and the
+	// code it would fail with ("FAILED_PRECONDITION" or "PERMISSION_DENIED").
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Code          string `protobuf:"bytes,4,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Verification) Reset() {
+	*x = Verification{}
+	mi := &file_satchel_v1_satchel_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Verification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Verification) ProtoMessage() {}
+
+func (x *Verification) ProtoReflect() protoreflect.Message {
+	mi := &file_satchel_v1_satchel_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Verification.ProtoReflect.Descriptor instead.
+func (*Verification) Descriptor() ([]byte, []int) {
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Verification) GetVerified() bool {
+	if x != nil {
+		return x.Verified
+	}
+	return false
+}
+
+func (x *Verification) GetSignature() *Signature {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *Verification) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Verification) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
 // ResolveRequest asks for the descriptor a reference names.
 type ResolveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2080,7 +2407,7 @@ type ResolveRequest struct {
 
 func (x *ResolveRequest) Reset() {
 	*x = ResolveRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[25]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2092,7 +2419,7 @@ func (x *ResolveRequest) String() string {
 func (*ResolveRequest) ProtoMessage() {}
 
 func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[25]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2105,7 +2432,7 @@ func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveRequest.ProtoReflect.Descriptor instead.
 func (*ResolveRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{25}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ResolveRequest) GetTarget() *Target {
@@ -2128,7 +2455,7 @@ type ResolveResponse struct {
 
 func (x *ResolveResponse) Reset() {
 	*x = ResolveResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[26]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2140,7 +2467,7 @@ func (x *ResolveResponse) String() string {
 func (*ResolveResponse) ProtoMessage() {}
 
 func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[26]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2153,7 +2480,7 @@ func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveResponse.ProtoReflect.Descriptor instead.
 func (*ResolveResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{26}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ResolveResponse) GetManifest() *Descriptor {
@@ -2181,7 +2508,7 @@ type DeleteManifestRequest struct {
 
 func (x *DeleteManifestRequest) Reset() {
 	*x = DeleteManifestRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[27]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2193,7 +2520,7 @@ func (x *DeleteManifestRequest) String() string {
 func (*DeleteManifestRequest) ProtoMessage() {}
 
 func (x *DeleteManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[27]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2206,7 +2533,7 @@ func (x *DeleteManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteManifestRequest.ProtoReflect.Descriptor instead.
 func (*DeleteManifestRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{27}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeleteManifestRequest) GetTarget() *Target {
@@ -2231,7 +2558,7 @@ type DeleteManifestResponse struct {
 
 func (x *DeleteManifestResponse) Reset() {
 	*x = DeleteManifestResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[28]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2570,7 @@ func (x *DeleteManifestResponse) String() string {
 func (*DeleteManifestResponse) ProtoMessage() {}
 
 func (x *DeleteManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[28]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2583,7 @@ func (x *DeleteManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteManifestResponse.ProtoReflect.Descriptor instead.
 func (*DeleteManifestResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{28}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteManifestResponse) GetDeleted() *Descriptor {
@@ -2291,7 +2618,7 @@ type FetchManifestRequest struct {
 
 func (x *FetchManifestRequest) Reset() {
 	*x = FetchManifestRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[29]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2303,7 +2630,7 @@ func (x *FetchManifestRequest) String() string {
 func (*FetchManifestRequest) ProtoMessage() {}
 
 func (x *FetchManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[29]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2316,7 +2643,7 @@ func (x *FetchManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchManifestRequest.ProtoReflect.Descriptor instead.
 func (*FetchManifestRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{29}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *FetchManifestRequest) GetTarget() *Target {
@@ -2341,7 +2668,7 @@ type FetchManifestResponse struct {
 
 func (x *FetchManifestResponse) Reset() {
 	*x = FetchManifestResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2353,7 +2680,7 @@ func (x *FetchManifestResponse) String() string {
 func (*FetchManifestResponse) ProtoMessage() {}
 
 func (x *FetchManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[30]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2366,7 +2693,7 @@ func (x *FetchManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchManifestResponse.ProtoReflect.Descriptor instead.
 func (*FetchManifestResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{30}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *FetchManifestResponse) GetManifest() *Descriptor {
@@ -2412,7 +2739,7 @@ type ListTagsRequest struct {
 
 func (x *ListTagsRequest) Reset() {
 	*x = ListTagsRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2751,7 @@ func (x *ListTagsRequest) String() string {
 func (*ListTagsRequest) ProtoMessage() {}
 
 func (x *ListTagsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[31]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2764,7 @@ func (x *ListTagsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTagsRequest.ProtoReflect.Descriptor instead.
 func (*ListTagsRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{31}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListTagsRequest) GetRepository() *Target {
@@ -2478,7 +2805,7 @@ type ListTagsResponse struct {
 
 func (x *ListTagsResponse) Reset() {
 	*x = ListTagsResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2817,7 @@ func (x *ListTagsResponse) String() string {
 func (*ListTagsResponse) ProtoMessage() {}
 
 func (x *ListTagsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[32]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2830,7 @@ func (x *ListTagsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTagsResponse.ProtoReflect.Descriptor instead.
 func (*ListTagsResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{32}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListTagsResponse) GetTags() []string {
@@ -2531,7 +2858,7 @@ type PushManifestRequest struct {
 
 func (x *PushManifestRequest) Reset() {
 	*x = PushManifestRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2543,7 +2870,7 @@ func (x *PushManifestRequest) String() string {
 func (*PushManifestRequest) ProtoMessage() {}
 
 func (x *PushManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[33]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2556,7 +2883,7 @@ func (x *PushManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushManifestRequest.ProtoReflect.Descriptor instead.
 func (*PushManifestRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{33}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PushManifestRequest) GetTarget() *Target {
@@ -2604,7 +2931,7 @@ type PushManifestResponse struct {
 
 func (x *PushManifestResponse) Reset() {
 	*x = PushManifestResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2616,7 +2943,7 @@ func (x *PushManifestResponse) String() string {
 func (*PushManifestResponse) ProtoMessage() {}
 
 func (x *PushManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[34]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2629,7 +2956,7 @@ func (x *PushManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushManifestResponse.ProtoReflect.Descriptor instead.
 func (*PushManifestResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{34}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PushManifestResponse) GetManifest() *Descriptor {
@@ -2672,7 +2999,7 @@ type FetchBlobRequest struct {
 
 func (x *FetchBlobRequest) Reset() {
 	*x = FetchBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2684,7 +3011,7 @@ func (x *FetchBlobRequest) String() string {
 func (*FetchBlobRequest) ProtoMessage() {}
 
 func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[35]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2697,7 +3024,7 @@ func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobRequest.ProtoReflect.Descriptor instead.
 func (*FetchBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{35}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *FetchBlobRequest) GetTarget() *Target {
@@ -2721,7 +3048,7 @@ type FetchBlobResponse struct {
 
 func (x *FetchBlobResponse) Reset() {
 	*x = FetchBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +3060,7 @@ func (x *FetchBlobResponse) String() string {
 func (*FetchBlobResponse) ProtoMessage() {}
 
 func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[36]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +3073,7 @@ func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobResponse.ProtoReflect.Descriptor instead.
 func (*FetchBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{36}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *FetchBlobResponse) GetPart() isFetchBlobResponse_Part {
@@ -2808,7 +3135,7 @@ type PushBlobRequest struct {
 
 func (x *PushBlobRequest) Reset() {
 	*x = PushBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2820,7 +3147,7 @@ func (x *PushBlobRequest) String() string {
 func (*PushBlobRequest) ProtoMessage() {}
 
 func (x *PushBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[37]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2833,7 +3160,7 @@ func (x *PushBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBlobRequest.ProtoReflect.Descriptor instead.
 func (*PushBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{37}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PushBlobRequest) GetTarget() *Target {
@@ -2872,7 +3199,7 @@ type PushBlobResponse struct {
 
 func (x *PushBlobResponse) Reset() {
 	*x = PushBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2884,7 +3211,7 @@ func (x *PushBlobResponse) String() string {
 func (*PushBlobResponse) ProtoMessage() {}
 
 func (x *PushBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[38]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2897,7 +3224,7 @@ func (x *PushBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBlobResponse.ProtoReflect.Descriptor instead.
 func (*PushBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{38}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PushBlobResponse) GetBlob() *Descriptor {
@@ -2932,7 +3259,7 @@ type DeleteBlobRequest struct {
 
 func (x *DeleteBlobRequest) Reset() {
 	*x = DeleteBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2944,7 +3271,7 @@ func (x *DeleteBlobRequest) String() string {
 func (*DeleteBlobRequest) ProtoMessage() {}
 
 func (x *DeleteBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[39]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2957,7 +3284,7 @@ func (x *DeleteBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{39}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeleteBlobRequest) GetTarget() *Target {
@@ -2978,7 +3305,7 @@ type DeleteBlobResponse struct {
 
 func (x *DeleteBlobResponse) Reset() {
 	*x = DeleteBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2990,7 +3317,7 @@ func (x *DeleteBlobResponse) String() string {
 func (*DeleteBlobResponse) ProtoMessage() {}
 
 func (x *DeleteBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[40]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3003,7 +3330,7 @@ func (x *DeleteBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlobResponse.ProtoReflect.Descriptor instead.
 func (*DeleteBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{40}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeleteBlobResponse) GetReference() string {
@@ -3032,7 +3359,7 @@ type CopyRequest struct {
 
 func (x *CopyRequest) Reset() {
 	*x = CopyRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3371,7 @@ func (x *CopyRequest) String() string {
 func (*CopyRequest) ProtoMessage() {}
 
 func (x *CopyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[41]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3384,7 @@ func (x *CopyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyRequest.ProtoReflect.Descriptor instead.
 func (*CopyRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{41}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CopyRequest) GetSource() *Target {
@@ -3101,7 +3428,7 @@ type CopyEvent struct {
 
 func (x *CopyEvent) Reset() {
 	*x = CopyEvent{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3113,7 +3440,7 @@ func (x *CopyEvent) String() string {
 func (*CopyEvent) ProtoMessage() {}
 
 func (x *CopyEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[42]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3126,7 +3453,7 @@ func (x *CopyEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyEvent.ProtoReflect.Descriptor instead.
 func (*CopyEvent) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{42}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CopyEvent) GetKind() CopyEvent_Kind {
@@ -3160,7 +3487,7 @@ type CopyResult struct {
 
 func (x *CopyResult) Reset() {
 	*x = CopyResult{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3172,7 +3499,7 @@ func (x *CopyResult) String() string {
 func (*CopyResult) ProtoMessage() {}
 
 func (x *CopyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[43]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3185,7 +3512,7 @@ func (x *CopyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyResult.ProtoReflect.Descriptor instead.
 func (*CopyResult) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{43}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CopyResult) GetManifest() *Descriptor {
@@ -3231,7 +3558,7 @@ type CopyResponse struct {
 
 func (x *CopyResponse) Reset() {
 	*x = CopyResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3243,7 +3570,7 @@ func (x *CopyResponse) String() string {
 func (*CopyResponse) ProtoMessage() {}
 
 func (x *CopyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[44]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3256,7 +3583,7 @@ func (x *CopyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyResponse.ProtoReflect.Descriptor instead.
 func (*CopyResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{44}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CopyResponse) GetAnswer() isCopyResponse_Answer {
@@ -3316,7 +3643,7 @@ type ListRepositoriesRequest struct {
 
 func (x *ListRepositoriesRequest) Reset() {
 	*x = ListRepositoriesRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3328,7 +3655,7 @@ func (x *ListRepositoriesRequest) String() string {
 func (*ListRepositoriesRequest) ProtoMessage() {}
 
 func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[45]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3341,7 +3668,7 @@ func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesRequest.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{45}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListRepositoriesRequest) GetRegistry() string {
@@ -3369,7 +3696,7 @@ type ListRepositoriesResponse struct {
 
 func (x *ListRepositoriesResponse) Reset() {
 	*x = ListRepositoriesResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3381,7 +3708,7 @@ func (x *ListRepositoriesResponse) String() string {
 func (*ListRepositoriesResponse) ProtoMessage() {}
 
 func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[46]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3394,7 +3721,7 @@ func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesResponse.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{46}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListRepositoriesResponse) GetRepositories() []string {
@@ -3417,7 +3744,7 @@ type TagRequest struct {
 
 func (x *TagRequest) Reset() {
 	*x = TagRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3429,7 +3756,7 @@ func (x *TagRequest) String() string {
 func (*TagRequest) ProtoMessage() {}
 
 func (x *TagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[47]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3442,7 +3769,7 @@ func (x *TagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagRequest.ProtoReflect.Descriptor instead.
 func (*TagRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{47}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *TagRequest) GetTarget() *Target {
@@ -3474,7 +3801,7 @@ type TagResponse struct {
 
 func (x *TagResponse) Reset() {
 	*x = TagResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3486,7 +3813,7 @@ func (x *TagResponse) String() string {
 func (*TagResponse) ProtoMessage() {}
 
 func (x *TagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[48]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3499,7 +3826,7 @@ func (x *TagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagResponse.ProtoReflect.Descriptor instead.
 func (*TagResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{48}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *TagResponse) GetManifest() *Descriptor {
@@ -3541,7 +3868,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3553,7 +3880,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[49]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3566,7 +3893,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{49}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *LoginRequest) GetRegistry() string {
@@ -3612,7 +3939,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3624,7 +3951,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[50]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3637,7 +3964,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{50}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *LoginResponse) GetRegistry() string {
@@ -3672,7 +3999,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3684,7 +4011,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[51]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3697,7 +4024,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{51}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *LogoutRequest) GetRegistry() string {
@@ -3718,7 +4045,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3730,7 +4057,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[52]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3743,7 +4070,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{52}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *LogoutResponse) GetRemoved() bool {
@@ -3762,7 +4089,7 @@ type ListCredentialsRequest struct {
 
 func (x *ListCredentialsRequest) Reset() {
 	*x = ListCredentialsRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[53]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3774,7 +4101,7 @@ func (x *ListCredentialsRequest) String() string {
 func (*ListCredentialsRequest) ProtoMessage() {}
 
 func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[53]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3787,7 +4114,7 @@ func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{53}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{57}
 }
 
 // StoredCredential describes credentials without their secret.
@@ -3805,7 +4132,7 @@ type StoredCredential struct {
 
 func (x *StoredCredential) Reset() {
 	*x = StoredCredential{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[54]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3817,7 +4144,7 @@ func (x *StoredCredential) String() string {
 func (*StoredCredential) ProtoMessage() {}
 
 func (x *StoredCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[54]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3830,7 +4157,7 @@ func (x *StoredCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredCredential.ProtoReflect.Descriptor instead.
 func (*StoredCredential) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{54}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *StoredCredential) GetRegistry() string {
@@ -3865,7 +4192,7 @@ type ListCredentialsResponse struct {
 
 func (x *ListCredentialsResponse) Reset() {
 	*x = ListCredentialsResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[55]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3877,7 +4204,7 @@ func (x *ListCredentialsResponse) String() string {
 func (*ListCredentialsResponse) ProtoMessage() {}
 
 func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[55]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3890,7 +4217,7 @@ func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{55}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListCredentialsResponse) GetCredentials() []*StoredCredential {
@@ -3923,7 +4250,7 @@ type UploadBlobRequest struct {
 
 func (x *UploadBlobRequest) Reset() {
 	*x = UploadBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[56]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3935,7 +4262,7 @@ func (x *UploadBlobRequest) String() string {
 func (*UploadBlobRequest) ProtoMessage() {}
 
 func (x *UploadBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[56]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3948,7 +4275,7 @@ func (x *UploadBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBlobRequest.ProtoReflect.Descriptor instead.
 func (*UploadBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{56}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *UploadBlobRequest) GetRef() string {
@@ -4010,7 +4337,7 @@ type UploadBlobResponse struct {
 
 func (x *UploadBlobResponse) Reset() {
 	*x = UploadBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[57]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4022,7 +4349,7 @@ func (x *UploadBlobResponse) String() string {
 func (*UploadBlobResponse) ProtoMessage() {}
 
 func (x *UploadBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[57]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4035,7 +4362,7 @@ func (x *UploadBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBlobResponse.ProtoReflect.Descriptor instead.
 func (*UploadBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{57}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *UploadBlobResponse) GetRef() string {
@@ -4077,7 +4404,7 @@ type UploadStatusRequest struct {
 
 func (x *UploadStatusRequest) Reset() {
 	*x = UploadStatusRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[58]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4089,7 +4416,7 @@ func (x *UploadStatusRequest) String() string {
 func (*UploadStatusRequest) ProtoMessage() {}
 
 func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[58]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4102,7 +4429,7 @@ func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusRequest.ProtoReflect.Descriptor instead.
 func (*UploadStatusRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{58}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *UploadStatusRequest) GetRef() string {
@@ -4125,7 +4452,7 @@ type UploadStatusResponse struct {
 
 func (x *UploadStatusResponse) Reset() {
 	*x = UploadStatusResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[59]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4137,7 +4464,7 @@ func (x *UploadStatusResponse) String() string {
 func (*UploadStatusResponse) ProtoMessage() {}
 
 func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[59]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4150,7 +4477,7 @@ func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusResponse.ProtoReflect.Descriptor instead.
 func (*UploadStatusResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{59}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *UploadStatusResponse) GetOffset() uint64 {
@@ -4187,7 +4514,7 @@ type DownloadBlobRequest struct {
 
 func (x *DownloadBlobRequest) Reset() {
 	*x = DownloadBlobRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[60]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4199,7 +4526,7 @@ func (x *DownloadBlobRequest) String() string {
 func (*DownloadBlobRequest) ProtoMessage() {}
 
 func (x *DownloadBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[60]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4212,7 +4539,7 @@ func (x *DownloadBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBlobRequest.ProtoReflect.Descriptor instead.
 func (*DownloadBlobRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{60}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *DownloadBlobRequest) GetDigest() string {
@@ -4264,7 +4591,7 @@ type DownloadBlobResponse struct {
 
 func (x *DownloadBlobResponse) Reset() {
 	*x = DownloadBlobResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[61]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4276,7 +4603,7 @@ func (x *DownloadBlobResponse) String() string {
 func (*DownloadBlobResponse) ProtoMessage() {}
 
 func (x *DownloadBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[61]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4289,7 +4616,7 @@ func (x *DownloadBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBlobResponse.ProtoReflect.Descriptor instead.
 func (*DownloadBlobResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{61}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *DownloadBlobResponse) GetData() []byte {
@@ -4314,7 +4641,7 @@ type ServerInfoRequest struct {
 
 func (x *ServerInfoRequest) Reset() {
 	*x = ServerInfoRequest{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[62]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4326,7 +4653,7 @@ func (x *ServerInfoRequest) String() string {
 func (*ServerInfoRequest) ProtoMessage() {}
 
 func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[62]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4339,7 +4666,7 @@ func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfoRequest.ProtoReflect.Descriptor instead.
 func (*ServerInfoRequest) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{62}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{66}
 }
 
 type ServerInfoResponse struct {
@@ -4366,7 +4693,7 @@ type ServerInfoResponse struct {
 
 func (x *ServerInfoResponse) Reset() {
 	*x = ServerInfoResponse{}
-	mi := &file_satchel_v1_satchel_proto_msgTypes[63]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4378,7 +4705,7 @@ func (x *ServerInfoResponse) String() string {
 func (*ServerInfoResponse) ProtoMessage() {}
 
 func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_satchel_v1_satchel_proto_msgTypes[63]
+	mi := &file_satchel_v1_satchel_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4391,7 +4718,7 @@ func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfoResponse.ProtoReflect.Descriptor instead.
 func (*ServerInfoResponse) Descriptor() ([]byte, []int) {
-	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{63}
+	return file_satchel_v1_satchel_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ServerInfoResponse) GetVersion() string {
@@ -4519,14 +4846,18 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\x04tags\x18\x04 \x03(\tR\x04tags\x12#\n" +
 	"\rblobs_skipped\x18\x05 \x01(\rR\fblobsSkipped\x120\n" +
 	"\asubject\x18\x06 \x01(\v2\x16.satchel.v1.DescriptorR\asubject\x12\x1a\n" +
-	"\bwarnings\x18\a \x03(\tR\bwarnings\"z\n" +
+	"\bwarnings\x18\a \x03(\tR\bwarnings\"\xb3\x01\n" +
 	"\x0fDiscoverRequest\x12,\n" +
 	"\asubject\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\asubject\x12#\n" +
 	"\rartifact_type\x18\x02 \x01(\tR\fartifactType\x12\x14\n" +
-	"\x05depth\x18\x03 \x01(\rR\x05depth\"r\n" +
+	"\x05depth\x18\x03 \x01(\rR\x05depth\x12\x16\n" +
+	"\x06verify\x18\x04 \x01(\bR\x06verify\x12\x1f\n" +
+	"\vverify_keys\x18\x05 \x03(\fR\n" +
+	"verifyKeys\"\xb0\x01\n" +
 	"\bReferrer\x122\n" +
 	"\bmanifest\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\bmanifest\x122\n" +
-	"\treferrers\x18\x02 \x03(\v2\x14.satchel.v1.ReferrerR\treferrers\"\x96\x01\n" +
+	"\treferrers\x18\x02 \x03(\v2\x14.satchel.v1.ReferrerR\treferrers\x12<\n" +
+	"\fverification\x18\x03 \x01(\v2\x18.satchel.v1.VerificationR\fverification\"\x96\x01\n" +
 	"\x10DiscoverResponse\x120\n" +
 	"\asubject\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\asubject\x12\x1c\n" +
 	"\treference\x18\x02 \x01(\tR\treference\x122\n" +
@@ -4543,18 +4874,21 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\asubject\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\asubject\x12\x1c\n" +
 	"\treference\x18\x02 \x01(\tR\treference\x124\n" +
 	"\treferrers\x18\x03 \x03(\v2\x16.satchel.v1.DescriptorR\treferrers\x12\x16\n" +
-	"\x06resync\x18\x04 \x01(\bR\x06resync\"\xad\x01\n" +
+	"\x06resync\x18\x04 \x01(\bR\x06resync\"\xce\x01\n" +
 	"\vPullRequest\x12*\n" +
 	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\x12,\n" +
 	"\asubject\x18\x02 \x01(\v2\x12.satchel.v1.TargetR\asubject\x12#\n" +
 	"\rartifact_type\x18\x03 \x01(\tR\fartifactType\x12\x1f\n" +
 	"\vlocal_files\x18\x04 \x01(\bR\n" +
-	"localFiles\"\x9f\x01\n" +
+	"localFiles\x12\x1f\n" +
+	"\vverify_keys\x18\x05 \x03(\fR\n" +
+	"verifyKeys\"\xd4\x01\n" +
 	"\x0ePulledManifest\x122\n" +
 	"\bmanifest\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\bmanifest\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\fR\acontent\x12\x1c\n" +
 	"\treference\x18\x03 \x01(\tR\treference\x12!\n" +
-	"\flocal_ticket\x18\x04 \x01(\fR\vlocalTicket\"N\n" +
+	"\flocal_ticket\x18\x04 \x01(\fR\vlocalTicket\x123\n" +
+	"\tsignature\x18\x05 \x01(\v2\x15.satchel.v1.SignatureR\tsignature\"N\n" +
 	"\n" +
 	"FileHeader\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
@@ -4567,7 +4901,24 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\x05chunk\x18\x03 \x01(\fH\x00R\x05chunk\x12*\n" +
 	"\x04done\x18\x04 \x01(\v2\x14.satchel.v1.FileDoneH\x00R\x04done\x122\n" +
 	"\bprogress\x18\x05 \x01(\v2\x14.satchel.v1.ProgressH\x00R\bprogressB\t\n" +
-	"\apayload\"<\n" +
+	"\apayload\"O\n" +
+	"\rVerifyRequest\x12*\n" +
+	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\x12\x12\n" +
+	"\x04keys\x18\x02 \x03(\fR\x04keys\"\x97\x01\n" +
+	"\x0eVerifyResponse\x122\n" +
+	"\bmanifest\x18\x01 \x01(\v2\x16.satchel.v1.DescriptorR\bmanifest\x12\x1c\n" +
+	"\treference\x18\x02 \x01(\tR\treference\x123\n" +
+	"\tsignature\x18\x03 \x01(\v2\x15.satchel.v1.SignatureR\tsignature\"\x87\x01\n" +
+	"\tSignature\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\x12\x12\n" +
+	"\x04form\x18\x02 \x01(\tR\x04form\x12'\n" +
+	"\x0fkey_fingerprint\x18\x03 \x01(\tR\x0ekeyFingerprint\x12%\n" +
+	"\x0epredicate_type\x18\x04 \x01(\tR\rpredicateType\"\x8b\x01\n" +
+	"\fVerification\x12\x1a\n" +
+	"\bverified\x18\x01 \x01(\bR\bverified\x123\n" +
+	"\tsignature\x18\x02 \x01(\v2\x15.satchel.v1.SignatureR\tsignature\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04code\x18\x04 \x01(\tR\x04code\"<\n" +
 	"\x0eResolveRequest\x12*\n" +
 	"\x06target\x18\x01 \x01(\v2\x12.satchel.v1.TargetR\x06target\"c\n" +
 	"\x0fResolveResponse\x122\n" +
@@ -4722,14 +5073,15 @@ const file_satchel_v1_satchel_proto_rawDesc = "" +
 	"\rReferrersMode\x12\x1e\n" +
 	"\x1aREFERRERS_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REFERRERS_MODE_API\x10\x01\x12\x16\n" +
-	"\x12REFERRERS_MODE_TAG\x10\x022\xd5\r\n" +
+	"\x12REFERRERS_MODE_TAG\x10\x022\x96\x0e\n" +
 	"\x0eSatchelService\x12=\n" +
 	"\x04Push\x12\x17.satchel.v1.PushRequest\x1a\x18.satchel.v1.PushResponse(\x010\x01\x12C\n" +
 	"\x06Attach\x12\x19.satchel.v1.AttachRequest\x1a\x1a.satchel.v1.AttachResponse(\x010\x01\x12E\n" +
 	"\bDiscover\x12\x1b.satchel.v1.DiscoverRequest\x1a\x1c.satchel.v1.DiscoverResponse\x12Y\n" +
 	"\x0eWatchReferrers\x12!.satchel.v1.WatchReferrersRequest\x1a\".satchel.v1.WatchReferrersResponse0\x01\x12;\n" +
 	"\x04Pull\x12\x17.satchel.v1.PullRequest\x1a\x18.satchel.v1.PullResponse0\x01\x12B\n" +
-	"\aResolve\x12\x1a.satchel.v1.ResolveRequest\x1a\x1b.satchel.v1.ResolveResponse\x12W\n" +
+	"\aResolve\x12\x1a.satchel.v1.ResolveRequest\x1a\x1b.satchel.v1.ResolveResponse\x12?\n" +
+	"\x06Verify\x12\x19.satchel.v1.VerifyRequest\x1a\x1a.satchel.v1.VerifyResponse\x12W\n" +
 	"\x0eDeleteManifest\x12!.satchel.v1.DeleteManifestRequest\x1a\".satchel.v1.DeleteManifestResponse\x12T\n" +
 	"\rFetchManifest\x12 .satchel.v1.FetchManifestRequest\x1a!.satchel.v1.FetchManifestResponse\x12E\n" +
 	"\bListTags\x12\x1b.satchel.v1.ListTagsRequest\x1a\x1c.satchel.v1.ListTagsResponse\x126\n" +
@@ -4765,7 +5117,7 @@ func file_satchel_v1_satchel_proto_rawDescGZIP() []byte {
 }
 
 var file_satchel_v1_satchel_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
+var file_satchel_v1_satchel_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
 var file_satchel_v1_satchel_proto_goTypes = []any{
 	(ReferrersMode)(0),               // 0: satchel.v1.ReferrersMode
 	(CopyEvent_Kind)(0),              // 1: satchel.v1.CopyEvent.Kind
@@ -4794,54 +5146,58 @@ var file_satchel_v1_satchel_proto_goTypes = []any{
 	(*FileHeader)(nil),               // 24: satchel.v1.FileHeader
 	(*FileDone)(nil),                 // 25: satchel.v1.FileDone
 	(*PullResponse)(nil),             // 26: satchel.v1.PullResponse
-	(*ResolveRequest)(nil),           // 27: satchel.v1.ResolveRequest
-	(*ResolveResponse)(nil),          // 28: satchel.v1.ResolveResponse
-	(*DeleteManifestRequest)(nil),    // 29: satchel.v1.DeleteManifestRequest
-	(*DeleteManifestResponse)(nil),   // 30: satchel.v1.DeleteManifestResponse
-	(*FetchManifestRequest)(nil),     // 31: satchel.v1.FetchManifestRequest
-	(*FetchManifestResponse)(nil),    // 32: satchel.v1.FetchManifestResponse
-	(*ListTagsRequest)(nil),          // 33: satchel.v1.ListTagsRequest
-	(*ListTagsResponse)(nil),         // 34: satchel.v1.ListTagsResponse
-	(*PushManifestRequest)(nil),      // 35: satchel.v1.PushManifestRequest
-	(*PushManifestResponse)(nil),     // 36: satchel.v1.PushManifestResponse
-	(*FetchBlobRequest)(nil),         // 37: satchel.v1.FetchBlobRequest
-	(*FetchBlobResponse)(nil),        // 38: satchel.v1.FetchBlobResponse
-	(*PushBlobRequest)(nil),          // 39: satchel.v1.PushBlobRequest
-	(*PushBlobResponse)(nil),         // 40: satchel.v1.PushBlobResponse
-	(*DeleteBlobRequest)(nil),        // 41: satchel.v1.DeleteBlobRequest
-	(*DeleteBlobResponse)(nil),       // 42: satchel.v1.DeleteBlobResponse
-	(*CopyRequest)(nil),              // 43: satchel.v1.CopyRequest
-	(*CopyEvent)(nil),                // 44: satchel.v1.CopyEvent
-	(*CopyResult)(nil),               // 45: satchel.v1.CopyResult
-	(*CopyResponse)(nil),             // 46: satchel.v1.CopyResponse
-	(*ListRepositoriesRequest)(nil),  // 47: satchel.v1.ListRepositoriesRequest
-	(*ListRepositoriesResponse)(nil), // 48: satchel.v1.ListRepositoriesResponse
-	(*TagRequest)(nil),               // 49: satchel.v1.TagRequest
-	(*TagResponse)(nil),              // 50: satchel.v1.TagResponse
-	(*LoginRequest)(nil),             // 51: satchel.v1.LoginRequest
-	(*LoginResponse)(nil),            // 52: satchel.v1.LoginResponse
-	(*LogoutRequest)(nil),            // 53: satchel.v1.LogoutRequest
-	(*LogoutResponse)(nil),           // 54: satchel.v1.LogoutResponse
-	(*ListCredentialsRequest)(nil),   // 55: satchel.v1.ListCredentialsRequest
-	(*StoredCredential)(nil),         // 56: satchel.v1.StoredCredential
-	(*ListCredentialsResponse)(nil),  // 57: satchel.v1.ListCredentialsResponse
-	(*UploadBlobRequest)(nil),        // 58: satchel.v1.UploadBlobRequest
-	(*UploadBlobResponse)(nil),       // 59: satchel.v1.UploadBlobResponse
-	(*UploadStatusRequest)(nil),      // 60: satchel.v1.UploadStatusRequest
-	(*UploadStatusResponse)(nil),     // 61: satchel.v1.UploadStatusResponse
-	(*DownloadBlobRequest)(nil),      // 62: satchel.v1.DownloadBlobRequest
-	(*DownloadBlobResponse)(nil),     // 63: satchel.v1.DownloadBlobResponse
-	(*ServerInfoRequest)(nil),        // 64: satchel.v1.ServerInfoRequest
-	(*ServerInfoResponse)(nil),       // 65: satchel.v1.ServerInfoResponse
-	nil,                              // 66: satchel.v1.Descriptor.AnnotationsEntry
-	nil,                              // 67: satchel.v1.FileSpec.AnnotationsEntry
-	nil,                              // 68: satchel.v1.ArtifactSpec.AnnotationsEntry
+	(*VerifyRequest)(nil),            // 27: satchel.v1.VerifyRequest
+	(*VerifyResponse)(nil),           // 28: satchel.v1.VerifyResponse
+	(*Signature)(nil),                // 29: satchel.v1.Signature
+	(*Verification)(nil),             // 30: satchel.v1.Verification
+	(*ResolveRequest)(nil),           // 31: satchel.v1.ResolveRequest
+	(*ResolveResponse)(nil),          // 32: satchel.v1.ResolveResponse
+	(*DeleteManifestRequest)(nil),    // 33: satchel.v1.DeleteManifestRequest
+	(*DeleteManifestResponse)(nil),   // 34: satchel.v1.DeleteManifestResponse
+	(*FetchManifestRequest)(nil),     // 35: satchel.v1.FetchManifestRequest
+	(*FetchManifestResponse)(nil),    // 36: satchel.v1.FetchManifestResponse
+	(*ListTagsRequest)(nil),          // 37: satchel.v1.ListTagsRequest
+	(*ListTagsResponse)(nil),         // 38: satchel.v1.ListTagsResponse
+	(*PushManifestRequest)(nil),      // 39: satchel.v1.PushManifestRequest
+	(*PushManifestResponse)(nil),     // 40: satchel.v1.PushManifestResponse
+	(*FetchBlobRequest)(nil),         // 41: satchel.v1.FetchBlobRequest
+	(*FetchBlobResponse)(nil),        // 42: satchel.v1.FetchBlobResponse
+	(*PushBlobRequest)(nil),          // 43: satchel.v1.PushBlobRequest
+	(*PushBlobResponse)(nil),         // 44: satchel.v1.PushBlobResponse
+	(*DeleteBlobRequest)(nil),        // 45: satchel.v1.DeleteBlobRequest
+	(*DeleteBlobResponse)(nil),       // 46: satchel.v1.DeleteBlobResponse
+	(*CopyRequest)(nil),              // 47: satchel.v1.CopyRequest
+	(*CopyEvent)(nil),                // 48: satchel.v1.CopyEvent
+	(*CopyResult)(nil),               // 49: satchel.v1.CopyResult
+	(*CopyResponse)(nil),             // 50: satchel.v1.CopyResponse
+	(*ListRepositoriesRequest)(nil),  // 51: satchel.v1.ListRepositoriesRequest
+	(*ListRepositoriesResponse)(nil), // 52: satchel.v1.ListRepositoriesResponse
+	(*TagRequest)(nil),               // 53: satchel.v1.TagRequest
+	(*TagResponse)(nil),              // 54: satchel.v1.TagResponse
+	(*LoginRequest)(nil),             // 55: satchel.v1.LoginRequest
+	(*LoginResponse)(nil),            // 56: satchel.v1.LoginResponse
+	(*LogoutRequest)(nil),            // 57: satchel.v1.LogoutRequest
+	(*LogoutResponse)(nil),           // 58: satchel.v1.LogoutResponse
+	(*ListCredentialsRequest)(nil),   // 59: satchel.v1.ListCredentialsRequest
+	(*StoredCredential)(nil),         // 60: satchel.v1.StoredCredential
+	(*ListCredentialsResponse)(nil),  // 61: satchel.v1.ListCredentialsResponse
+	(*UploadBlobRequest)(nil),        // 62: satchel.v1.UploadBlobRequest
+	(*UploadBlobResponse)(nil),       // 63: satchel.v1.UploadBlobResponse
+	(*UploadStatusRequest)(nil),      // 64: satchel.v1.UploadStatusRequest
+	(*UploadStatusResponse)(nil),     // 65: satchel.v1.UploadStatusResponse
+	(*DownloadBlobRequest)(nil),      // 66: satchel.v1.DownloadBlobRequest
+	(*DownloadBlobResponse)(nil),     // 67: satchel.v1.DownloadBlobResponse
+	(*ServerInfoRequest)(nil),        // 68: satchel.v1.ServerInfoRequest
+	(*ServerInfoResponse)(nil),       // 69: satchel.v1.ServerInfoResponse
+	nil,                              // 70: satchel.v1.Descriptor.AnnotationsEntry
+	nil,                              // 71: satchel.v1.FileSpec.AnnotationsEntry
+	nil,                              // 72: satchel.v1.ArtifactSpec.AnnotationsEntry
 }
 var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	0,  // 0: satchel.v1.Target.referrers_mode:type_name -> satchel.v1.ReferrersMode
-	66, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
-	67, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
-	68, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
+	70, // 1: satchel.v1.Descriptor.annotations:type_name -> satchel.v1.Descriptor.AnnotationsEntry
+	71, // 2: satchel.v1.FileSpec.annotations:type_name -> satchel.v1.FileSpec.AnnotationsEntry
+	72, // 3: satchel.v1.ArtifactSpec.annotations:type_name -> satchel.v1.ArtifactSpec.AnnotationsEntry
 	4,  // 4: satchel.v1.ArtifactSpec.files:type_name -> satchel.v1.FileSpec
 	5,  // 5: satchel.v1.ArtifactSpec.config:type_name -> satchel.v1.ConfigSpec
 	2,  // 6: satchel.v1.PushHeader.target:type_name -> satchel.v1.Target
@@ -4862,98 +5218,106 @@ var file_satchel_v1_satchel_proto_depIdxs = []int32{
 	2,  // 21: satchel.v1.DiscoverRequest.subject:type_name -> satchel.v1.Target
 	3,  // 22: satchel.v1.Referrer.manifest:type_name -> satchel.v1.Descriptor
 	17, // 23: satchel.v1.Referrer.referrers:type_name -> satchel.v1.Referrer
-	3,  // 24: satchel.v1.DiscoverResponse.subject:type_name -> satchel.v1.Descriptor
-	17, // 25: satchel.v1.DiscoverResponse.referrers:type_name -> satchel.v1.Referrer
-	2,  // 26: satchel.v1.WatchReferrersRequest.subject:type_name -> satchel.v1.Target
-	21, // 27: satchel.v1.WatchReferrersResponse.current:type_name -> satchel.v1.CurrentReferrers
-	3,  // 28: satchel.v1.WatchReferrersResponse.appeared:type_name -> satchel.v1.Descriptor
-	3,  // 29: satchel.v1.WatchReferrersResponse.disappeared:type_name -> satchel.v1.Descriptor
-	3,  // 30: satchel.v1.CurrentReferrers.subject:type_name -> satchel.v1.Descriptor
-	3,  // 31: satchel.v1.CurrentReferrers.referrers:type_name -> satchel.v1.Descriptor
-	2,  // 32: satchel.v1.PullRequest.target:type_name -> satchel.v1.Target
-	2,  // 33: satchel.v1.PullRequest.subject:type_name -> satchel.v1.Target
-	3,  // 34: satchel.v1.PulledManifest.manifest:type_name -> satchel.v1.Descriptor
-	3,  // 35: satchel.v1.FileHeader.layer:type_name -> satchel.v1.Descriptor
-	23, // 36: satchel.v1.PullResponse.manifest:type_name -> satchel.v1.PulledManifest
-	24, // 37: satchel.v1.PullResponse.file:type_name -> satchel.v1.FileHeader
-	25, // 38: satchel.v1.PullResponse.done:type_name -> satchel.v1.FileDone
-	12, // 39: satchel.v1.PullResponse.progress:type_name -> satchel.v1.Progress
-	2,  // 40: satchel.v1.ResolveRequest.target:type_name -> satchel.v1.Target
-	3,  // 41: satchel.v1.ResolveResponse.manifest:type_name -> satchel.v1.Descriptor
-	2,  // 42: satchel.v1.DeleteManifestRequest.target:type_name -> satchel.v1.Target
-	3,  // 43: satchel.v1.DeleteManifestResponse.deleted:type_name -> satchel.v1.Descriptor
-	2,  // 44: satchel.v1.FetchManifestRequest.target:type_name -> satchel.v1.Target
-	3,  // 45: satchel.v1.FetchManifestResponse.manifest:type_name -> satchel.v1.Descriptor
-	2,  // 46: satchel.v1.ListTagsRequest.repository:type_name -> satchel.v1.Target
-	2,  // 47: satchel.v1.PushManifestRequest.target:type_name -> satchel.v1.Target
-	3,  // 48: satchel.v1.PushManifestResponse.manifest:type_name -> satchel.v1.Descriptor
-	2,  // 49: satchel.v1.FetchBlobRequest.target:type_name -> satchel.v1.Target
-	3,  // 50: satchel.v1.FetchBlobResponse.blob:type_name -> satchel.v1.Descriptor
-	2,  // 51: satchel.v1.PushBlobRequest.target:type_name -> satchel.v1.Target
-	3,  // 52: satchel.v1.PushBlobResponse.blob:type_name -> satchel.v1.Descriptor
-	2,  // 53: satchel.v1.DeleteBlobRequest.target:type_name -> satchel.v1.Target
-	2,  // 54: satchel.v1.CopyRequest.source:type_name -> satchel.v1.Target
-	2,  // 55: satchel.v1.CopyRequest.destination:type_name -> satchel.v1.Target
-	1,  // 56: satchel.v1.CopyEvent.kind:type_name -> satchel.v1.CopyEvent.Kind
-	3,  // 57: satchel.v1.CopyEvent.content:type_name -> satchel.v1.Descriptor
-	3,  // 58: satchel.v1.CopyResult.manifest:type_name -> satchel.v1.Descriptor
-	44, // 59: satchel.v1.CopyResponse.event:type_name -> satchel.v1.CopyEvent
-	45, // 60: satchel.v1.CopyResponse.result:type_name -> satchel.v1.CopyResult
-	2,  // 61: satchel.v1.TagRequest.target:type_name -> satchel.v1.Target
-	3,  // 62: satchel.v1.TagResponse.manifest:type_name -> satchel.v1.Descriptor
-	56, // 63: satchel.v1.ListCredentialsResponse.credentials:type_name -> satchel.v1.StoredCredential
-	2,  // 64: satchel.v1.DownloadBlobRequest.source:type_name -> satchel.v1.Target
-	9,  // 65: satchel.v1.SatchelService.Push:input_type -> satchel.v1.PushRequest
-	11, // 66: satchel.v1.SatchelService.Attach:input_type -> satchel.v1.AttachRequest
-	16, // 67: satchel.v1.SatchelService.Discover:input_type -> satchel.v1.DiscoverRequest
-	19, // 68: satchel.v1.SatchelService.WatchReferrers:input_type -> satchel.v1.WatchReferrersRequest
-	22, // 69: satchel.v1.SatchelService.Pull:input_type -> satchel.v1.PullRequest
-	27, // 70: satchel.v1.SatchelService.Resolve:input_type -> satchel.v1.ResolveRequest
-	29, // 71: satchel.v1.SatchelService.DeleteManifest:input_type -> satchel.v1.DeleteManifestRequest
-	31, // 72: satchel.v1.SatchelService.FetchManifest:input_type -> satchel.v1.FetchManifestRequest
-	33, // 73: satchel.v1.SatchelService.ListTags:input_type -> satchel.v1.ListTagsRequest
-	49, // 74: satchel.v1.SatchelService.Tag:input_type -> satchel.v1.TagRequest
-	47, // 75: satchel.v1.SatchelService.ListRepositories:input_type -> satchel.v1.ListRepositoriesRequest
-	35, // 76: satchel.v1.SatchelService.PushManifest:input_type -> satchel.v1.PushManifestRequest
-	37, // 77: satchel.v1.SatchelService.FetchBlob:input_type -> satchel.v1.FetchBlobRequest
-	39, // 78: satchel.v1.SatchelService.PushBlob:input_type -> satchel.v1.PushBlobRequest
-	41, // 79: satchel.v1.SatchelService.DeleteBlob:input_type -> satchel.v1.DeleteBlobRequest
-	43, // 80: satchel.v1.SatchelService.Copy:input_type -> satchel.v1.CopyRequest
-	51, // 81: satchel.v1.SatchelService.Login:input_type -> satchel.v1.LoginRequest
-	53, // 82: satchel.v1.SatchelService.Logout:input_type -> satchel.v1.LogoutRequest
-	55, // 83: satchel.v1.SatchelService.ListCredentials:input_type -> satchel.v1.ListCredentialsRequest
-	58, // 84: satchel.v1.SatchelService.UploadBlob:input_type -> satchel.v1.UploadBlobRequest
-	60, // 85: satchel.v1.SatchelService.UploadStatus:input_type -> satchel.v1.UploadStatusRequest
-	62, // 86: satchel.v1.SatchelService.DownloadBlob:input_type -> satchel.v1.DownloadBlobRequest
-	64, // 87: satchel.v1.SatchelService.ServerInfo:input_type -> satchel.v1.ServerInfoRequest
-	13, // 88: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
-	14, // 89: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
-	18, // 90: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
-	20, // 91: satchel.v1.SatchelService.WatchReferrers:output_type -> satchel.v1.WatchReferrersResponse
-	26, // 92: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
-	28, // 93: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
-	30, // 94: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
-	32, // 95: satchel.v1.SatchelService.FetchManifest:output_type -> satchel.v1.FetchManifestResponse
-	34, // 96: satchel.v1.SatchelService.ListTags:output_type -> satchel.v1.ListTagsResponse
-	50, // 97: satchel.v1.SatchelService.Tag:output_type -> satchel.v1.TagResponse
-	48, // 98: satchel.v1.SatchelService.ListRepositories:output_type -> satchel.v1.ListRepositoriesResponse
-	36, // 99: satchel.v1.SatchelService.PushManifest:output_type -> satchel.v1.PushManifestResponse
-	38, // 100: satchel.v1.SatchelService.FetchBlob:output_type -> satchel.v1.FetchBlobResponse
-	40, // 101: satchel.v1.SatchelService.PushBlob:output_type -> satchel.v1.PushBlobResponse
-	42, // 102: satchel.v1.SatchelService.DeleteBlob:output_type -> satchel.v1.DeleteBlobResponse
-	46, // 103: satchel.v1.SatchelService.Copy:output_type -> satchel.v1.CopyResponse
-	52, // 104: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
-	54, // 105: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
-	57, // 106: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
-	59, // 107: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
-	61, // 108: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
-	63, // 109: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
-	65, // 110: satchel.v1.SatchelService.ServerInfo:output_type -> satchel.v1.ServerInfoResponse
-	88, // [88:111] is the sub-list for method output_type
-	65, // [65:88] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	30, // 24: satchel.v1.Referrer.verification:type_name -> satchel.v1.Verification
+	3,  // 25: satchel.v1.DiscoverResponse.subject:type_name -> satchel.v1.Descriptor
+	17, // 26: satchel.v1.DiscoverResponse.referrers:type_name -> satchel.v1.Referrer
+	2,  // 27: satchel.v1.WatchReferrersRequest.subject:type_name -> satchel.v1.Target
+	21, // 28: satchel.v1.WatchReferrersResponse.current:type_name -> satchel.v1.CurrentReferrers
+	3,  // 29: satchel.v1.WatchReferrersResponse.appeared:type_name -> satchel.v1.Descriptor
+	3,  // 30: satchel.v1.WatchReferrersResponse.disappeared:type_name -> satchel.v1.Descriptor
+	3,  // 31: satchel.v1.CurrentReferrers.subject:type_name -> satchel.v1.Descriptor
+	3,  // 32: satchel.v1.CurrentReferrers.referrers:type_name -> satchel.v1.Descriptor
+	2,  // 33: satchel.v1.PullRequest.target:type_name -> satchel.v1.Target
+	2,  // 34: satchel.v1.PullRequest.subject:type_name -> satchel.v1.Target
+	3,  // 35: satchel.v1.PulledManifest.manifest:type_name -> satchel.v1.Descriptor
+	29, // 36: satchel.v1.PulledManifest.signature:type_name -> satchel.v1.Signature
+	3,  // 37: satchel.v1.FileHeader.layer:type_name -> satchel.v1.Descriptor
+	23, // 38: satchel.v1.PullResponse.manifest:type_name -> satchel.v1.PulledManifest
+	24, // 39: satchel.v1.PullResponse.file:type_name -> satchel.v1.FileHeader
+	25, // 40: satchel.v1.PullResponse.done:type_name -> satchel.v1.FileDone
+	12, // 41: satchel.v1.PullResponse.progress:type_name -> satchel.v1.Progress
+	2,  // 42: satchel.v1.VerifyRequest.target:type_name -> satchel.v1.Target
+	3,  // 43: satchel.v1.VerifyResponse.manifest:type_name -> satchel.v1.Descriptor
+	29, // 44: satchel.v1.VerifyResponse.signature:type_name -> satchel.v1.Signature
+	29, // 45: satchel.v1.Verification.signature:type_name -> satchel.v1.Signature
+	2,  // 46: satchel.v1.ResolveRequest.target:type_name -> satchel.v1.Target
+	3,  // 47: satchel.v1.ResolveResponse.manifest:type_name -> satchel.v1.Descriptor
+	2,  // 48: satchel.v1.DeleteManifestRequest.target:type_name -> satchel.v1.Target
+	3,  // 49: satchel.v1.DeleteManifestResponse.deleted:type_name -> satchel.v1.Descriptor
+	2,  // 50: satchel.v1.FetchManifestRequest.target:type_name -> satchel.v1.Target
+	3,  // 51: satchel.v1.FetchManifestResponse.manifest:type_name -> satchel.v1.Descriptor
+	2,  // 52: satchel.v1.ListTagsRequest.repository:type_name -> satchel.v1.Target
+	2,  // 53: satchel.v1.PushManifestRequest.target:type_name -> satchel.v1.Target
+	3,  // 54: satchel.v1.PushManifestResponse.manifest:type_name -> satchel.v1.Descriptor
+	2,  // 55: satchel.v1.FetchBlobRequest.target:type_name -> satchel.v1.Target
+	3,  // 56: satchel.v1.FetchBlobResponse.blob:type_name -> satchel.v1.Descriptor
+	2,  // 57: satchel.v1.PushBlobRequest.target:type_name -> satchel.v1.Target
+	3,  // 58: satchel.v1.PushBlobResponse.blob:type_name -> satchel.v1.Descriptor
+	2,  // 59: satchel.v1.DeleteBlobRequest.target:type_name -> satchel.v1.Target
+	2,  // 60: satchel.v1.CopyRequest.source:type_name -> satchel.v1.Target
+	2,  // 61: satchel.v1.CopyRequest.destination:type_name -> satchel.v1.Target
+	1,  // 62: satchel.v1.CopyEvent.kind:type_name -> satchel.v1.CopyEvent.Kind
+	3,  // 63: satchel.v1.CopyEvent.content:type_name -> satchel.v1.Descriptor
+	3,  // 64: satchel.v1.CopyResult.manifest:type_name -> satchel.v1.Descriptor
+	48, // 65: satchel.v1.CopyResponse.event:type_name -> satchel.v1.CopyEvent
+	49, // 66: satchel.v1.CopyResponse.result:type_name -> satchel.v1.CopyResult
+	2,  // 67: satchel.v1.TagRequest.target:type_name -> satchel.v1.Target
+	3,  // 68: satchel.v1.TagResponse.manifest:type_name -> satchel.v1.Descriptor
+	60, // 69: satchel.v1.ListCredentialsResponse.credentials:type_name -> satchel.v1.StoredCredential
+	2,  // 70: satchel.v1.DownloadBlobRequest.source:type_name -> satchel.v1.Target
+	9,  // 71: satchel.v1.SatchelService.Push:input_type -> satchel.v1.PushRequest
+	11, // 72: satchel.v1.SatchelService.Attach:input_type -> satchel.v1.AttachRequest
+	16, // 73: satchel.v1.SatchelService.Discover:input_type -> satchel.v1.DiscoverRequest
+	19, // 74: satchel.v1.SatchelService.WatchReferrers:input_type -> satchel.v1.WatchReferrersRequest
+	22, // 75: satchel.v1.SatchelService.Pull:input_type -> satchel.v1.PullRequest
+	31, // 76: satchel.v1.SatchelService.Resolve:input_type -> satchel.v1.ResolveRequest
+	27, // 77: satchel.v1.SatchelService.Verify:input_type -> satchel.v1.VerifyRequest
+	33, // 78: satchel.v1.SatchelService.DeleteManifest:input_type -> satchel.v1.DeleteManifestRequest
+	35, // 79: satchel.v1.SatchelService.FetchManifest:input_type -> satchel.v1.FetchManifestRequest
+	37, // 80: satchel.v1.SatchelService.ListTags:input_type -> satchel.v1.ListTagsRequest
+	53, // 81: satchel.v1.SatchelService.Tag:input_type -> satchel.v1.TagRequest
+	51, // 82: satchel.v1.SatchelService.ListRepositories:input_type -> satchel.v1.ListRepositoriesRequest
+	39, // 83: satchel.v1.SatchelService.PushManifest:input_type -> satchel.v1.PushManifestRequest
+	41, // 84: satchel.v1.SatchelService.FetchBlob:input_type -> satchel.v1.FetchBlobRequest
+	43, // 85: satchel.v1.SatchelService.PushBlob:input_type -> satchel.v1.PushBlobRequest
+	45, // 86: satchel.v1.SatchelService.DeleteBlob:input_type -> satchel.v1.DeleteBlobRequest
+	47, // 87: satchel.v1.SatchelService.Copy:input_type -> satchel.v1.CopyRequest
+	55, // 88: satchel.v1.SatchelService.Login:input_type -> satchel.v1.LoginRequest
+	57, // 89: satchel.v1.SatchelService.Logout:input_type -> satchel.v1.LogoutRequest
+	59, // 90: satchel.v1.SatchelService.ListCredentials:input_type -> satchel.v1.ListCredentialsRequest
+	62, // 91: satchel.v1.SatchelService.UploadBlob:input_type -> satchel.v1.UploadBlobRequest
+	64, // 92: satchel.v1.SatchelService.UploadStatus:input_type -> satchel.v1.UploadStatusRequest
+	66, // 93: satchel.v1.SatchelService.DownloadBlob:input_type -> satchel.v1.DownloadBlobRequest
+	68, // 94: satchel.v1.SatchelService.ServerInfo:input_type -> satchel.v1.ServerInfoRequest
+	13, // 95: satchel.v1.SatchelService.Push:output_type -> satchel.v1.PushResponse
+	14, // 96: satchel.v1.SatchelService.Attach:output_type -> satchel.v1.AttachResponse
+	18, // 97: satchel.v1.SatchelService.Discover:output_type -> satchel.v1.DiscoverResponse
+	20, // 98: satchel.v1.SatchelService.WatchReferrers:output_type -> satchel.v1.WatchReferrersResponse
+	26, // 99: satchel.v1.SatchelService.Pull:output_type -> satchel.v1.PullResponse
+	32, // 100: satchel.v1.SatchelService.Resolve:output_type -> satchel.v1.ResolveResponse
+	28, // 101: satchel.v1.SatchelService.Verify:output_type -> satchel.v1.VerifyResponse
+	34, // 102: satchel.v1.SatchelService.DeleteManifest:output_type -> satchel.v1.DeleteManifestResponse
+	36, // 103: satchel.v1.SatchelService.FetchManifest:output_type -> satchel.v1.FetchManifestResponse
+	38, // 104: satchel.v1.SatchelService.ListTags:output_type -> satchel.v1.ListTagsResponse
+	54, // 105: satchel.v1.SatchelService.Tag:output_type -> satchel.v1.TagResponse
+	52, // 106: satchel.v1.SatchelService.ListRepositories:output_type -> satchel.v1.ListRepositoriesResponse
+	40, // 107: satchel.v1.SatchelService.PushManifest:output_type -> satchel.v1.PushManifestResponse
+	42, // 108: satchel.v1.SatchelService.FetchBlob:output_type -> satchel.v1.FetchBlobResponse
+	44, // 109: satchel.v1.SatchelService.PushBlob:output_type -> satchel.v1.PushBlobResponse
+	46, // 110: satchel.v1.SatchelService.DeleteBlob:output_type -> satchel.v1.DeleteBlobResponse
+	50, // 111: satchel.v1.SatchelService.Copy:output_type -> satchel.v1.CopyResponse
+	56, // 112: satchel.v1.SatchelService.Login:output_type -> satchel.v1.LoginResponse
+	58, // 113: satchel.v1.SatchelService.Logout:output_type -> satchel.v1.LogoutResponse
+	61, // 114: satchel.v1.SatchelService.ListCredentials:output_type -> satchel.v1.ListCredentialsResponse
+	63, // 115: satchel.v1.SatchelService.UploadBlob:output_type -> satchel.v1.UploadBlobResponse
+	65, // 116: satchel.v1.SatchelService.UploadStatus:output_type -> satchel.v1.UploadStatusResponse
+	67, // 117: satchel.v1.SatchelService.DownloadBlob:output_type -> satchel.v1.DownloadBlobResponse
+	69, // 118: satchel.v1.SatchelService.ServerInfo:output_type -> satchel.v1.ServerInfoResponse
+	95, // [95:119] is the sub-list for method output_type
+	71, // [71:95] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_satchel_v1_satchel_proto_init() }
@@ -4990,22 +5354,22 @@ func file_satchel_v1_satchel_proto_init() {
 		(*PullResponse_Done)(nil),
 		(*PullResponse_Progress)(nil),
 	}
-	file_satchel_v1_satchel_proto_msgTypes[36].OneofWrappers = []any{
+	file_satchel_v1_satchel_proto_msgTypes[40].OneofWrappers = []any{
 		(*FetchBlobResponse_Blob)(nil),
 		(*FetchBlobResponse_Data)(nil),
 	}
-	file_satchel_v1_satchel_proto_msgTypes[44].OneofWrappers = []any{
+	file_satchel_v1_satchel_proto_msgTypes[48].OneofWrappers = []any{
 		(*CopyResponse_Event)(nil),
 		(*CopyResponse_Result)(nil),
 	}
-	file_satchel_v1_satchel_proto_msgTypes[56].OneofWrappers = []any{}
+	file_satchel_v1_satchel_proto_msgTypes[60].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_satchel_v1_satchel_proto_rawDesc), len(file_satchel_v1_satchel_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   67,
+			NumMessages:   71,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -40,6 +40,7 @@ const (
 	SatchelService_WatchReferrers_FullMethodName   = "/satchel.v1.SatchelService/WatchReferrers"
 	SatchelService_Pull_FullMethodName             = "/satchel.v1.SatchelService/Pull"
 	SatchelService_Resolve_FullMethodName          = "/satchel.v1.SatchelService/Resolve"
+	SatchelService_Verify_FullMethodName           = "/satchel.v1.SatchelService/Verify"
 	SatchelService_DeleteManifest_FullMethodName   = "/satchel.v1.SatchelService/DeleteManifest"
 	SatchelService_FetchManifest_FullMethodName    = "/satchel.v1.SatchelService/FetchManifest"
 	SatchelService_ListTags_FullMethodName         = "/satchel.v1.SatchelService/ListTags"
@@ -94,6 +95,22 @@ type SatchelServiceClient interface {
 	// Resolve turns a reference (tag or digest) into the descriptor of the
 	// manifest it names.
 	Resolve(ctx context.Context, in *ResolveRequest, opts ...grpc.CallOption) (*ResolveResponse, error)
+	// Verify checks that a manifest is signed: that one of its cosign
+	// signatures (a Sigstore bundle v0.3 among its referrers, or the older
+	// sha256-<hex>.sig tag) verifies under one of the keys and names the
+	// manifest's digest. Only cosign's signature statements count (predicate
+	// https://sigstore.dev/cosign/sign/v1), not other attestations made with
+	// the key. Keyless certificates and transparency-log inclusion are not
+	// checked. Refusals: FAILED_PRECONDITION when nothing checkable is there
+	// (no signature, a bundle that is not one, no key to check against, an
+	// unreadable policy); PERMISSION_DENIED when a signature is there but not
+	// acceptable (another key, altered bytes, a statement that names another
+	// digest). The message lists each signature tried. A key that is not a
+	// PEM public key is INVALID_ARGUMENT; a registry that cannot be reached
+	// fails as any call would (UNAVAILABLE), and nothing is cached then.
+	// Verdicts are cached per (manifest, key set): successes for 5 minutes,
+	// refusals for 15 seconds; concurrent checks of one manifest share one.
+	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error)
 	// DeleteManifest deletes a manifest. When it refers to a subject on a
 	// registry without the referrers API, it is also removed from the
 	// subject's referrers tag-schema index.
@@ -255,6 +272,16 @@ func (c *satchelServiceClient) Resolve(ctx context.Context, in *ResolveRequest, 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ResolveResponse)
 	err := c.cc.Invoke(ctx, SatchelService_Resolve_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *satchelServiceClient) Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyResponse)
+	err := c.cc.Invoke(ctx, SatchelService_Verify_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -496,6 +523,22 @@ type SatchelServiceServer interface {
 	// Resolve turns a reference (tag or digest) into the descriptor of the
 	// manifest it names.
 	Resolve(context.Context, *ResolveRequest) (*ResolveResponse, error)
+	// Verify checks that a manifest is signed: that one of its cosign
+	// signatures (a Sigstore bundle v0.3 among its referrers, or the older
+	// sha256-<hex>.sig tag) verifies under one of the keys and names the
+	// manifest's digest. Only cosign's signature statements count (predicate
+	// https://sigstore.dev/cosign/sign/v1), not other attestations made with
+	// the key. Keyless certificates and transparency-log inclusion are not
+	// checked. Refusals: FAILED_PRECONDITION when nothing checkable is there
+	// (no signature, a bundle that is not one, no key to check against, an
+	// unreadable policy); PERMISSION_DENIED when a signature is there but not
+	// acceptable (another key, altered bytes, a statement that names another
+	// digest). The message lists each signature tried. A key that is not a
+	// PEM public key is INVALID_ARGUMENT; a registry that cannot be reached
+	// fails as any call would (UNAVAILABLE), and nothing is cached then.
+	// Verdicts are cached per (manifest, key set): successes for 5 minutes,
+	// refusals for 15 seconds; concurrent checks of one manifest share one.
+	Verify(context.Context, *VerifyRequest) (*VerifyResponse, error)
 	// DeleteManifest deletes a manifest. When it refers to a subject on a
 	// registry without the referrers API, it is also removed from the
 	// subject's referrers tag-schema index.
@@ -596,6 +639,9 @@ func (UnimplementedSatchelServiceServer) Pull(*PullRequest, grpc.ServerStreaming
 }
 func (UnimplementedSatchelServiceServer) Resolve(context.Context, *ResolveRequest) (*ResolveResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Resolve not implemented")
+}
+func (UnimplementedSatchelServiceServer) Verify(context.Context, *VerifyRequest) (*VerifyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Verify not implemented")
 }
 func (UnimplementedSatchelServiceServer) DeleteManifest(context.Context, *DeleteManifestRequest) (*DeleteManifestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteManifest not implemented")
@@ -737,6 +783,24 @@ func _SatchelService_Resolve_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SatchelServiceServer).Resolve(ctx, req.(*ResolveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SatchelService_Verify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SatchelServiceServer).Verify(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SatchelService_Verify_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SatchelServiceServer).Verify(ctx, req.(*VerifyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1029,6 +1093,10 @@ var SatchelService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Resolve",
 			Handler:    _SatchelService_Resolve_Handler,
+		},
+		{
+			MethodName: "Verify",
+			Handler:    _SatchelService_Verify_Handler,
 		},
 		{
 			MethodName: "DeleteManifest",

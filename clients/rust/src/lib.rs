@@ -8,7 +8,8 @@
 //!   daemon's limits asked once ([`Client::server_info`]).
 //! - [`push`], [`attach`] (`push.rs`): local files up, hashed first by the
 //!   daemon's policy and chunked by its chunk size.
-//! - [`pull`], [`pull_attachment`], [`pull_stream`] (`pull.rs`): files
+//! - [`pull`], [`pull_attachment`], [`pull_verified_attachment`],
+//!   [`pull_stream`] (`pull.rs`): files
 //!   down, each checked (size, SHA-256, the daemon's digest) before it takes
 //!   its final name.
 //! - [`blob`]: the content store's resumable upload and ranged download.
@@ -46,7 +47,9 @@ pub use connect::{
     connect, connect_with, default_addr, resolve_addr, ConnectOptions, Daemon, CONNECT_TIMEOUT,
 };
 pub use error::{code_name, status_code, Error};
-pub use pull::{pull, pull_attachment, pull_stream, PullEvent, Pulled, PulledFile};
+pub use pull::{
+    pull, pull_attachment, pull_stream, pull_verified_attachment, PullEvent, Pulled, PulledFile,
+};
 pub use push::{attach, push, sha256_file, LocalFile, DEFAULT_MEDIA_TYPE};
 pub use title::{check_title, check_titles, safe_path};
 pub use tonic::{Code, Status};

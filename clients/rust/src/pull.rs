@@ -59,6 +59,9 @@ pub struct Pulled {
     pub reference: String,
     /// The files written, in manifest order.
     pub files: Vec<PulledFile>,
+    /// The signature that verified the manifest, when the pull was
+    /// verified (keys in the request, or the daemon's policy).
+    pub signature: Option<pb::Signature>,
 }
 
 /// What [`pull`] reports as it goes.
@@ -90,8 +93,9 @@ pub async fn pull(
         .filter(|p| p.exists())
         .map(Path::to_path_buf);
     request.local_files = files_socket.is_some();
+    let verifying = !request.verify_keys.is_empty();
     let stream = client.pull(request).await?.into_inner();
-    run(stream, out, files_socket, on_event).await
+    run(stream, out, files_socket, verifying, on_event).await
 }
 
 /// Pulls the newest attachment of `artifact_type` on the manifest
@@ -105,9 +109,27 @@ pub async fn pull_attachment(
     out: &Path,
     on_event: impl FnMut(PullEvent<'_>),
 ) -> Result<Pulled, Error> {
+    pull_verified_attachment(client, subject, artifact_type, Vec::new(), out, on_event).await
+}
+
+/// Pulls the newest attachment of `artifact_type` on `subject` that is
+/// signed by one of `keys` (PEM public keys; none: as the daemon's policy
+/// says, which may need no signature), in one call; nothing is
+/// written when none verifies (PERMISSION_DENIED, or FAILED_PRECONDITION
+/// when none is signed, listing each candidate). [`Pulled::signature`]
+/// names the signature that verified.
+pub async fn pull_verified_attachment(
+    client: &mut Client,
+    subject: pb::Target,
+    artifact_type: &str,
+    keys: Vec<bytes::Bytes>,
+    out: &Path,
+    on_event: impl FnMut(PullEvent<'_>),
+) -> Result<Pulled, Error> {
     let request = pb::PullRequest {
         subject: Some(subject),
         artifact_type: artifact_type.to_string(),
+        verify_keys: keys,
         ..Default::default()
     };
     pull(client, request, out, on_event).await
@@ -123,7 +145,7 @@ pub async fn pull_stream(
     out: &Path,
     on_event: impl FnMut(PullEvent<'_>),
 ) -> Result<Pulled, Error> {
-    run(stream, out, None, on_event).await
+    run(stream, out, None, false, on_event).await
 }
 
 /// [`pull_stream`], with the daemon's files socket when the request asked
@@ -132,9 +154,11 @@ async fn run(
     mut stream: impl Stream<Item = Result<pb::PullResponse, tonic::Status>> + Unpin,
     out: &Path,
     files_socket: Option<PathBuf>,
+    verifying: bool,
     mut on_event: impl FnMut(PullEvent<'_>),
 ) -> Result<Pulled, Error> {
     let mut state = PullState::new(out, files_socket);
+    state.verifying = verifying;
     let result = async {
         while let Some(message) = stream.next().await {
             state.step(message?, &mut on_event).await?;
@@ -163,6 +187,10 @@ struct PullState<'o> {
     files_socket: Option<PathBuf>,
     /// The handoff, once the daemon agreed to it.
     handoff: Option<Handoff>,
+    /// Whether the request sent keys: then a manifest the daemon did not
+    /// say it verified (one older than Verify ignores the keys) is refused
+    /// before a file is written.
+    verifying: bool,
 }
 
 impl<'o> PullState<'o> {
@@ -175,6 +203,7 @@ impl<'o> PullState<'o> {
             expected: None,
             files_socket,
             handoff: None,
+            verifying: false,
         }
     }
 
@@ -213,6 +242,12 @@ impl<'o> PullState<'o> {
         if self.expected.is_some() {
             return Err(broken("a second manifest arrived"));
         }
+        if self.verifying && m.signature.is_none() {
+            return Err(Error::local(
+                Code::FailedPrecondition,
+                "the daemon did not verify the artifact although keys were given (a satcheld older than Verify?); nothing was written",
+            ));
+        }
         if !m.local_ticket.is_empty() {
             let socket = self
                 .files_socket
@@ -228,6 +263,7 @@ impl<'o> PullState<'o> {
         self.expected = Some(titles.into_iter().collect());
         self.pulled.manifest = m.manifest.unwrap_or_default();
         self.pulled.reference = m.reference;
+        self.pulled.signature = m.signature;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 // A thin, typed wrapper over the generated grpc-js client: file paths in,
 // files on disk out, Promises for results and SatchelError for failures.
 
+import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 
 import {
@@ -30,6 +31,7 @@ import {
   SatchelServiceClient,
   type ServerInfoResponse,
   type Target,
+  type VerifyResponse,
   type WatchReferrersResponse,
 } from "./gen/satchel/v1/satchel";
 import {
@@ -106,6 +108,13 @@ export interface DiscoverOptions extends TargetOptions {
   artifactType?: string;
   /** Levels of referrers to return (0 and 1: direct referrers only). */
   depth?: number;
+  /**
+   * Say of each direct referrer whether it verifies (its verification
+   * field), under verifyKeys, or the daemon's policy when none are given.
+   */
+  verify?: boolean;
+  /** PEM public keys to verify under (see KeySource); implies verify. */
+  verifyKeys?: KeySource[];
 }
 
 export type ResolveOptions = TargetOptions;
@@ -116,6 +125,21 @@ export interface PullStreamOptions extends TargetOptions {
    * artifact type.
    */
   artifactType?: string;
+  /**
+   * PEM public keys (their bytes, or paths of PEM files): pull only what
+   * one of them signed (cosign); with artifactType, the newest attachment
+   * that verifies. When none does, nothing is written. The result's
+   * manifest.signature names what verified it.
+   */
+  verifyKeys?: KeySource[];
+}
+
+/** A public key: its PEM bytes, or the path of a PEM file. */
+export type KeySource = Uint8Array | string;
+
+export interface VerifyOptions extends TargetOptions {
+  /** PEM public keys (see KeySource); none: the daemon's policy names them. */
+  keys?: KeySource[];
 }
 
 export interface PullOptions extends PullStreamOptions {
@@ -272,11 +296,14 @@ export class SatchelClient {
   }
 
   /** Lists the referrers of a subject manifest. */
-  discover(subject: string, options: DiscoverOptions = {}): Promise<DiscoverResponse> {
+  async discover(subject: string, options: DiscoverOptions = {}): Promise<DiscoverResponse> {
+    const verifyKeys = await pems(options.verifyKeys ?? []);
     const request = {
       subject: target(subject, options),
       artifactType: options.artifactType ?? "",
       depth: options.depth ?? 0,
+      verify: (options.verify ?? false) || verifyKeys.length > 0,
+      verifyKeys,
     };
     const callOptions = this.callOptions(options);
     return new Promise((resolve, reject) => {
@@ -300,6 +327,24 @@ export class SatchelClient {
     yield* cancelling<WatchReferrersResponse>(this.raw.watchReferrers(request, callOptions), callOptions);
   }
 
+  /**
+   * Checks that the manifest `reference` names is signed (by cosign) under
+   * one of options.keys, or the keys the daemon's policy trusts for it. A
+   * refusal is a SatchelError: FAILED_PRECONDITION when nothing checkable is
+   * there (unsigned, not a bundle, no key), PERMISSION_DENIED when a
+   * signature is there but not acceptable (another key, altered bytes, a
+   * signature of another digest).
+   */
+  async verify(reference: string, options: VerifyOptions = {}): Promise<VerifyResponse> {
+    const request = { target: target(reference, options), keys: await pems(options.keys ?? []) };
+    const callOptions = this.callOptions(options);
+    return new Promise((resolve, reject) => {
+      this.raw.verify(request, metadataless(), callOptions, (err, res) =>
+        err ? reject(SatchelError.fromCall(err, deadlineMs(callOptions))) : resolve(res),
+      );
+    });
+  }
+
   /** Resolves a tag or digest reference to its manifest descriptor. */
   resolve(reference: string, options: ResolveOptions = {}): Promise<ResolveResponse> {
     const request = { target: target(reference, options) };
@@ -317,9 +362,10 @@ export class SatchelClient {
    * (gRPC flow control); breaking out of the loop cancels the call.
    */
   async *pullStream(reference: string, options: PullStreamOptions = {}): AsyncGenerator<PullResponse> {
+    const verifyKeys = await pems(options.verifyKeys ?? []);
     const request: PullRequest = options.artifactType
-      ? { subject: target(reference, options), artifactType: options.artifactType, localFiles: false }
-      : { target: target(reference, options), artifactType: "", localFiles: false };
+      ? { subject: target(reference, options), artifactType: options.artifactType, localFiles: false, verifyKeys }
+      : { target: target(reference, options), artifactType: "", localFiles: false, verifyKeys };
     const callOptions = this.callOptions(options);
     yield* cancelling<PullResponse>(this.raw.pull(request, callOptions), callOptions);
   }
@@ -337,7 +383,8 @@ export class SatchelClient {
    */
   async pull(reference: string, options: PullOptions = {}): Promise<PullResult> {
     const outputDir = path.resolve(options.outputDir ?? ".");
-    return pullInto(this.pullStream(reference, options), outputDir, options.onProgress);
+    const verifying = (options.verifyKeys ?? []).length > 0;
+    return pullInto(this.pullStream(reference, options), outputDir, options.onProgress, verifying);
   }
 
   /**
@@ -356,6 +403,20 @@ export class SatchelClient {
 function usable(info: ServerInfoResponse): ServerInfoResponse {
   if (info.maxChunkBytes <= 0) throw malformed(`the daemon's ServerInfo names a chunk of ${info.maxChunkBytes} bytes`);
   return info;
+}
+
+/** The PEM bytes of keys; a path that cannot be read is INVALID_ARGUMENT. */
+async function pems(keys: KeySource[]): Promise<Buffer[]> {
+  return Promise.all(
+    keys.map(async (key) => {
+      if (typeof key !== "string") return Buffer.from(key);
+      try {
+        return await readFile(key);
+      } catch (e) {
+        throw new SatchelError(status.INVALID_ARGUMENT, `cannot read the key ${key}: ${(e as Error).message}`);
+      }
+    }),
+  );
 }
 
 /** No metadata: the overloads with call options want a Metadata first. */

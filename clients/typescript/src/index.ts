@@ -2,6 +2,7 @@ export {
   type AttachOptions,
   type DiscoverOptions,
   type FileInput,
+  type KeySource,
   type PulledFile,
   type PullOptions,
   type PullResult,
@@ -14,6 +15,7 @@ export {
   safeJoin,
   type TargetOptions,
   type TimeoutOptions,
+  type VerifyOptions,
 } from "./client";
 export {
   CLIENT_RECEIVE_LIMIT_BYTES,

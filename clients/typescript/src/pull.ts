@@ -104,6 +104,7 @@ export async function pullInto(
   events: AsyncIterable<PullResponse>,
   outputDir: string,
   onProgress?: (progress: Progress) => void,
+  verifying = false,
 ): Promise<PullResult> {
   let manifest: PulledManifest | undefined;
   let expected = new Map<string, string>();
@@ -116,6 +117,13 @@ export async function pullInto(
       switch (payload.$case) {
         case "manifest":
           if (manifest) throw malformed("the daemon sent a second manifest");
+          // Keys were sent: a daemon older than Verify ignores them.
+          if (verifying && !payload.manifest.signature) {
+            throw new SatchelError(
+              status.FAILED_PRECONDITION,
+              "the daemon did not verify the artifact although keys were given (a satcheld older than Verify?); nothing was written",
+            );
+          }
           manifest = payload.manifest;
           expected = expectedFiles(manifest.content, manifest.manifest?.digest ?? "");
           break;

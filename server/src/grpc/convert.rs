@@ -14,6 +14,7 @@ use crate::service::manifests::{Named, Node};
 use crate::service::pull::PullSpec;
 use crate::service::push::{ArtifactSpec, ConfigSpec, FileSpec, Pushed};
 use crate::service::target::TargetSpec;
+use crate::service::verify::{Signature, Verdict};
 use crate::service::watch::WatchEvent;
 
 /// A target, which the request must carry.
@@ -110,8 +111,40 @@ pub fn referrers(nodes: Vec<Node>) -> Vec<pb::Referrer> {
         .map(|n| pb::Referrer {
             manifest: Some(descriptor(&n.manifest)),
             referrers: referrers(n.referrers),
+            verification: n.verification.map(verification),
         })
         .collect()
+}
+
+/// A signature that verified, in proto form.
+pub fn signature(s: Signature) -> pb::Signature {
+    pb::Signature {
+        digest: s.digest,
+        form: s.form.to_string(),
+        key_fingerprint: s.key_fingerprint,
+        predicate_type: s.predicate_type,
+    }
+}
+
+/// A verdict as Discover reports it.
+fn verification(v: Verdict) -> pb::Verification {
+    match v.into_result() {
+        Ok(s) => pb::Verification {
+            verified: true,
+            signature: Some(signature(s)),
+            ..Default::default()
+        },
+        Err(e) => pb::Verification {
+            verified: false,
+            signature: None,
+            code: match e.kind() {
+                satchel_oci::ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+                _ => "FAILED_PRECONDITION",
+            }
+            .to_string(),
+            reason: e.to_string(),
+        },
+    }
 }
 
 /// A push's result in proto form.

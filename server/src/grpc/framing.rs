@@ -164,6 +164,7 @@ pub(crate) async fn send_pull(
             .map(|t| t.id().to_vec())
             .unwrap_or_default()
             .into(),
+        signature: plan.signature.clone().map(super::convert::signature),
     });
     let send = |p: Payload| tx.send(Ok(pb::PullResponse { payload: Some(p) }));
     if send(first).await.is_err() {

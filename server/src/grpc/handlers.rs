@@ -33,12 +33,25 @@ pub struct Api {
     service: Service,
     /// The local file handoff, when the daemon listens on a Unix socket.
     handoff: Option<Arc<Handoff>>,
+    /// Turns true when the daemon begins to stop: the streams that would
+    /// never end by themselves (WatchReferrers) end then, so the server's
+    /// graceful shutdown is not held up by them.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Api {
-    /// Serves `service`, with the local file handoff if given.
-    pub fn new(service: Service, handoff: Option<Arc<Handoff>>) -> Self {
-        Api { service, handoff }
+    /// Serves `service`, with the local file handoff if given, until
+    /// `stopping` turns true.
+    pub fn new(
+        service: Service,
+        handoff: Option<Arc<Handoff>>,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        Api {
+            service,
+            handoff,
+            stopping,
+        }
     }
 }
 
@@ -107,7 +120,12 @@ impl pb::satchel_service_server::SatchelService for Api {
         let req = request.into_inner();
         let filter = (!req.artifact_type.is_empty()).then_some(req.artifact_type.as_str());
         let subject = convert::target(req.subject)?;
-        let found = self.service.discover(subject, filter, req.depth).await;
+        let asked = req.verify || !req.verify_keys.is_empty();
+        let verify = asked.then_some(req.verify_keys.as_slice());
+        let found = self
+            .service
+            .discover(subject, filter, req.depth, verify)
+            .await;
         let found = found.map_err(status)?;
         Ok(Response::new(pb::DiscoverResponse {
             reference: found.subject.reference,
@@ -127,7 +145,8 @@ impl pb::satchel_service_server::SatchelService for Api {
         let subject = convert::target(req.subject)?;
         let watcher = self.service.watch_referrers(subject, filter).await;
         let watcher = watcher.map_err(status)?;
-        let answer = task_stream::spawn(8, move |tx| send_watch(watcher, tx));
+        let stopping = self.stopping.clone();
+        let answer = task_stream::spawn(8, move |tx| send_watch(watcher, stopping, tx));
         Ok(Response::new(Box::pin(answer)))
     }
 
@@ -142,10 +161,26 @@ impl pb::satchel_service_server::SatchelService for Api {
             (Some(handoff), true) => handoff.ticket_for(&callers::current()).map_err(status)?,
             _ => None,
         };
+        let keys = request.verify_keys.clone();
         let spec = convert::pull(request)?;
-        let plan = self.service.pull(spec).await.map_err(status)?;
+        let plan = self.service.pull(spec, &keys).await.map_err(status)?;
         let answer = task_stream::spawn(4, move |tx| send_pull(plan, ticket, tx));
         Ok(Response::new(Box::pin(answer)))
+    }
+
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let req = request.into_inner();
+        let target = convert::target(req.target)?;
+        let verified = self.service.verify(target, &req.keys).await;
+        let verified = verified.map_err(status)?;
+        Ok(Response::new(pb::VerifyResponse {
+            reference: verified.reference,
+            manifest: Some(descriptor(&verified.descriptor)),
+            signature: Some(convert::signature(verified.signature)),
+        }))
     }
 
     async fn resolve(
@@ -421,12 +456,20 @@ impl pb::satchel_service_server::SatchelService for Api {
 /// and with the last watcher of a subject, its poller).
 async fn send_watch(
     mut watcher: Watcher,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
     tx: tokio::sync::mpsc::Sender<Result<pb::WatchReferrersResponse, Status>>,
 ) {
     loop {
         let events = tokio::select! {
             events = watcher.next() => events,
             _ = tx.closed() => return,
+            // The guard wait_for returns is dropped before the await below.
+            () = async { drop(stopping.wait_for(|stop| *stop).await) } => {
+                let gone = Status::unavailable("satcheld is shutting down; watch again");
+                // Never wait on a caller that stopped reading: stopping must not.
+                let _ = tx.try_send(Err(gone));
+                return;
+            }
         };
         let Some(events) = events else { return };
         for event in events {

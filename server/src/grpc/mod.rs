@@ -89,8 +89,29 @@ async fn serve_health<H: tonic_health::pb::health_server::Health>(
     Ok(())
 }
 
+/// `shutdown`, followed by what stopping takes: health turns NOT_SERVING
+/// (so probes and balancers look elsewhere) and the returned receiver
+/// turns true (so endless streams end).
+fn stopping(
+    shutdown: impl Future<Output = ()> + Send,
+    health: tonic_health::server::HealthReporter,
+) -> (
+    impl Future<Output = ()> + Send,
+    tokio::sync::watch::Receiver<bool>,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        health
+            .set_not_serving::<SatchelServiceServer<handlers::Api>>()
+            .await;
+        let _ = tx.send(true);
+    };
+    (shutdown, rx)
+}
+
 /// Serves the Satchel API, health and reflection on `listener` until
-/// `shutdown` resolves; then stops accepting, lets calls in flight finish
+/// `shutdown` resolves; then stops accepting, ends watches (UNAVAILABLE), lets calls in flight finish
 /// and returns.
 pub async fn serve(
     listener: Listener,
@@ -109,14 +130,15 @@ pub async fn serve(
         Listener::Unix(_, _, Some(_)) => Some(Arc::new(Handoff::default())),
         _ => None,
     };
-    let api =
-        SatchelServiceServer::new(handlers::Api::new(daemon.service.clone(), handoff.clone()))
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<SatchelServiceServer<handlers::Api>>()
         .await;
+    let (shutdown, stopping) = stopping(shutdown, health_reporter);
+    let api = handlers::Api::new(daemon.service.clone(), handoff.clone(), stopping);
+    let api = SatchelServiceServer::new(api)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(satchel_proto::FILE_DESCRIPTOR_SET)

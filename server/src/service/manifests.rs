@@ -44,6 +44,8 @@ pub struct Node {
     pub manifest: Descriptor,
     /// Its own referrers, as deep as asked.
     pub referrers: Vec<Node>,
+    /// Whether it verifies, when the caller asked (first level only).
+    pub verification: Option<super::verify::Verdict>,
 }
 
 /// A discover's answer.
@@ -84,21 +86,53 @@ impl Service {
 
     /// The referrers of the manifest `spec` names, `depth` levels deep
     /// (clamped to 1..=[`MAX_DEPTH`]); `artifact_type` filters the first
-    /// level only.
+    /// level only. With `verify`, whether each first-level referrer
+    /// verifies under those keys (the policy's when empty).
     pub async fn discover(
         &self,
         spec: TargetSpec,
         artifact_type: Option<&str>,
         depth: u32,
+        verify: Option<&[bytes::Bytes]>,
     ) -> Result<Discovered> {
+        let requested = verify.map(super::verify::KeySet::from_pems).transpose()?;
         let (target, named) = self.resolve_in(spec).await?;
         let depth = depth.clamp(1, MAX_DEPTH);
-        let referrers =
+        let mut referrers =
             referrer_tree(&target, &named.descriptor.digest, artifact_type, depth).await?;
+        if let Some(keys) = requested {
+            self.verify_nodes(&target, &mut referrers, &keys).await?;
+        }
         Ok(Discovered {
             subject: named,
             referrers,
         })
+    }
+
+    /// Whether each of `nodes` verifies, under `requested` or the policy.
+    async fn verify_nodes(
+        &self,
+        target: &Target,
+        nodes: &mut [Node],
+        requested: &super::verify::KeySet,
+    ) -> Result<()> {
+        for node in nodes.iter_mut() {
+            let kind = node.manifest.artifact_type.clone().unwrap_or_default();
+            let needed = self.required(requested, target, &kind)?;
+            let verdict = match needed.is_empty() {
+                true => super::verify::Verdict::Refused {
+                    permission: false,
+                    message: format!("no trusted key applies to {kind:?} artifacts here"),
+                },
+                false => {
+                    self.verifier
+                        .verify_all(target, &node.manifest.digest, &needed)
+                        .await?
+                }
+            };
+            node.verification = Some(verdict);
+        }
+        Ok(())
     }
 
     /// The target `spec` names and the manifest it resolves to.
@@ -180,6 +214,7 @@ impl Walk<'_> {
                     Ok::<_, satchel_oci::Error>(Node {
                         manifest: d,
                         referrers,
+                        verification: None,
                     })
                 })
                 .buffered(DISCOVER_CONCURRENCY)

@@ -30,6 +30,7 @@ pub mod push;
 pub mod raw;
 pub mod tags;
 pub mod target;
+pub mod verify;
 pub mod watch;
 
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct Service {
     hash_first_below: u64,
     /// The pollers of WatchReferrers, one per watched subject.
     pollers: Arc<watch::Pollers>,
+    /// Signature checks: the policy, the verdict cache.
+    verifier: Arc<verify::Verifier>,
 }
 
 /// What the daemon tells clients about itself (ServerInfo).
@@ -93,7 +96,16 @@ impl Service {
             hash_first_below: satchel_oci::registry::MONOLITHIC_MAX,
             layout_locks: Arc::new(KeyedLocks::default()),
             pollers: Arc::new(watch::Pollers::new(watch::DEFAULT_POLL)),
+            verifier: Arc::new(verify::Verifier::new(
+                crate::policy::PolicySource::open(None).expect("no policy needs no file"),
+            )),
         }
+    }
+
+    /// Sets the trust policy signatures are checked against.
+    pub fn with_policy(mut self, policy: crate::policy::PolicySource) -> Self {
+        self.verifier = Arc::new(verify::Verifier::new(policy));
+        self
     }
 
     /// Sets how often a watched subject's referrers are asked for.

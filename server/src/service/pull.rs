@@ -15,6 +15,7 @@ use satchel_oci::{ByteStream, Error, ErrorKind, Result, Target};
 
 use super::deliver;
 use super::target::TargetSpec;
+use super::verify::{self, KeySet, Signature};
 use super::{invalid, Service};
 
 /// What a pull names.
@@ -44,26 +45,44 @@ pub struct PullPlan {
     pub content: Bytes,
     /// The titled layers, by title, in manifest order.
     pub files: Vec<(String, Descriptor)>,
+    /// The signature that verified the manifest, when the caller or the
+    /// policy asked for one.
+    pub signature: Option<Signature>,
 }
 
 impl Service {
-    /// Finds the manifest `spec` names and checks every title it holds,
+    /// Finds the manifest `spec` names, verifies it when `verify_keys`
+    /// or the policy name keys for it, and checks every title it holds,
     /// alone and against each other, before a byte is sent; starts
     /// fetching the files after the first. Runs in the caller's scope.
-    pub async fn pull(&self, spec: PullSpec) -> Result<PullPlan> {
-        let (target, desc, content) = match spec {
+    pub async fn pull(&self, spec: PullSpec, verify_keys: &[bytes::Bytes]) -> Result<PullPlan> {
+        let requested = KeySet::from_pems(verify_keys)?;
+        let (target, desc, content, signature) = match spec {
             PullSpec::Target(t) => {
                 let resolved = self.target(t)?;
                 let (desc, content) = resolved.fetch_named(&resolved.name_or_latest()).await?;
-                (resolved.target, desc, content)
+                let target = resolved.target;
+                let kind = verify::artifact_type(&desc, &content);
+                let needed = self.required(&requested, &target, &kind)?;
+                let signature = match needed.is_empty() {
+                    true => None,
+                    false => Some(
+                        self.verifier
+                            .verify_all(&target, &desc.digest, &needed)
+                            .await?
+                            .into_result()?,
+                    ),
+                };
+                (target, desc, content, signature)
             }
             PullSpec::Newest {
                 subject,
                 artifact_type,
             } => {
-                let (target, digest) = self.newest(subject, &artifact_type).await?;
+                let (target, digest, signature) =
+                    self.newest(subject, &artifact_type, &requested).await?;
                 let (desc, content) = target.fetch_manifest(&digest).await?;
-                (target, desc, content)
+                (target, desc, content, signature)
             }
         };
         let manifest = match Manifest::parse(&desc.media_type, &content)? {
@@ -93,12 +112,19 @@ impl Service {
             manifest: desc,
             content,
             files,
+            signature,
         })
     }
 
     /// The subject's target and the digest of its newest referrer of
-    /// `artifact_type`.
-    async fn newest(&self, subject: TargetSpec, artifact_type: &str) -> Result<(Target, String)> {
+    /// `artifact_type`; when keys apply (`requested`, or the policy's),
+    /// of the newest that verifies, with its signature.
+    async fn newest(
+        &self,
+        subject: TargetSpec,
+        artifact_type: &str,
+        requested: &KeySet,
+    ) -> Result<(Target, String, Option<Signature>)> {
         if artifact_type.is_empty() {
             return Err(invalid("pulling by subject needs an artifact type"));
         }
@@ -112,9 +138,16 @@ impl Service {
             "{artifact_type} attachment of {}",
             target.reference_for(&subject.digest)
         );
+        let needed = self.required(requested, &target, artifact_type)?;
+        if !needed.is_empty() {
+            let (digest, signature) = self
+                .newest_verified(&target, candidates, &what, &needed)
+                .await?;
+            return Ok((target, digest.to_string(), Some(signature)));
+        }
         let chosen = select_newest(&candidates, &what)?;
         let digest = chosen.digest.to_string();
-        Ok((target, digest))
+        Ok((target, digest, None))
     }
 }
 

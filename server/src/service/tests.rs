@@ -60,7 +60,7 @@ async fn as_owner<F: std::future::Future>(f: F) -> F::Output {
 }
 
 async fn pulled(service: &Service, spec: PullSpec) -> Vec<(String, Vec<u8>)> {
-    let plan = service.pull(spec).await.unwrap();
+    let plan = service.pull(spec, &[]).await.unwrap();
     let mut out = Vec::new();
     for (name, layer) in &plan.files {
         let mut body = plan.body(layer).await.unwrap();
@@ -129,7 +129,7 @@ async fn attach_discover_and_pull_the_newest() {
         let attached = attach.run(&service, chunks(&[b"{}"]), &none).await.unwrap();
         assert_eq!(attached.subject.unwrap().digest, image.manifest.digest);
         let found = service
-            .discover(layout(dir.path(), "v1"), None, 3)
+            .discover(layout(dir.path(), "v1"), None, 3, None)
             .await
             .unwrap();
         assert_eq!(found.referrers.len(), 1);
@@ -141,7 +141,7 @@ async fn attach_discover_and_pull_the_newest() {
         let files = pulled(&service, newest).await;
         assert_eq!(files, [("sbom.json".to_string(), b"{}".to_vec())]);
         let other = service
-            .discover(layout(dir.path(), "v1"), Some("text/other"), 1)
+            .discover(layout(dir.path(), "v1"), Some("text/other"), 1, None)
             .await
             .unwrap();
         assert!(other.referrers.is_empty());

@@ -26,6 +26,9 @@ from satchel.results import (
     PushResult,
     Referrer,
     ServerInfo,
+    Signature,
+    Verification,
+    VerifyResult,
     WatchEvent,
 )
 from satchel.titles import check_title, check_titles
@@ -42,6 +45,9 @@ __all__ = [
     "Referrer",
     "SatchelError",
     "ServerInfo",
+    "Signature",
+    "Verification",
+    "VerifyResult",
     "WatchEvent",
     "check_title",
     "check_titles",

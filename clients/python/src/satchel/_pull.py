@@ -25,7 +25,7 @@ import grpc
 from satchel._files import OutputDir, PartialFile
 from satchel._unpack import is_directory, unpack
 from satchel.errors import SatchelError, rpc_error
-from satchel.results import Descriptor, PulledFile, PullResult
+from satchel.results import Descriptor, PulledFile, PullResult, Signature
 from satchel.titles import check_title, check_titles, manifest_layers
 from satchel.v1 import satchel_pb2 as pb
 
@@ -101,8 +101,11 @@ class _PullState:
     """Where a pull is: the manifest, the files still to come, the file in
     progress and the files written."""
 
-    def __init__(self, root: Path, on_progress: Optional[ProgressCallback]):
+    def __init__(self, root: Path, on_progress: Optional[ProgressCallback], verifying: bool = False):
         self.root = root
+        # Keys were sent: a manifest the daemon did not say it verified (one
+        # older than Verify ignores the keys) is refused before any write.
+        self.verifying = verifying
         self.on_progress = on_progress
         self.manifest: Optional[pb.PulledManifest] = None
         self.expected: dict[str, str] = {}
@@ -115,6 +118,12 @@ class _PullState:
         if kind == "manifest":
             if self.manifest is not None:
                 raise _broken("the daemon sent a second manifest")
+            if self.verifying and not message.manifest.HasField("signature"):
+                raise SatchelError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "the daemon did not verify the artifact although keys were given "
+                    "(a satcheld older than Verify?); nothing was written",
+                )
             self.manifest = message.manifest
             self.expected = _expected_files(self.manifest)
         elif kind == "file":
@@ -157,7 +166,8 @@ class _PullState:
         if self.manifest is None:
             raise _broken("the daemon sent no manifest")
         m = self.manifest
-        return PullResult(Descriptor._from_pb(m.manifest), m.reference, tuple(self.written))
+        signature = Signature._from_pb(m.signature) if m.HasField("signature") else None
+        return PullResult(Descriptor._from_pb(m.manifest), m.reference, tuple(self.written), signature)
 
     def close(self) -> None:
         """Removes the file in progress, if any, and lets the directory go."""
@@ -173,13 +183,15 @@ def pull_stream(
     root: Path,
     on_progress: Optional[ProgressCallback] = None,
     deadline: Optional[float] = None,
+    verifying: bool = False,
 ) -> PullResult:
     """Writes the files a Pull answer carries under ``root``. ``responses``
     is any iterable of PullResponse; a ``grpc.RpcError`` it raises is the
     daemon's status (mapped to a SatchelError, ``deadline`` being when the
     call's own deadline was to pass). If it has a ``cancel()`` (a gRPC call),
-    that is called however the pull ends."""
-    state = _PullState(root, on_progress)
+    that is called however the pull ends. With ``verifying`` (the request
+    sent keys), an answer the daemon did not verify is refused."""
+    state = _PullState(root, on_progress, verifying)
     try:
         for message in responses:
             state.take(message)

@@ -27,11 +27,13 @@ from satchel._pull import pull_stream as _pull
 from satchel.errors import MissingFileError, SatchelError, rpc_error as _error
 from satchel.results import (
     Descriptor,
-    PulledFile,
     PullResult,
+    PulledFile,
     PushResult,
     Referrer,
     ServerInfo,
+    Signature,
+    VerifyResult,
     WatchEvent,
 )
 from satchel.titles import check_titles
@@ -262,13 +264,23 @@ class Client:
         *,
         artifact_type: str = "",
         depth: int = 1,
+        verify: bool = False,
+        verify_keys: Sequence[KeySource] = (),
         plain_http: bool = False,
         timeout: Optional[float] = None,
     ) -> list[Referrer]:
         """Lists the referrers of ``reference``, filtered by
-        ``artifact_type`` at the first level, ``depth`` levels deep."""
+        ``artifact_type`` at the first level, ``depth`` levels deep. With
+        ``verify`` (or ``verify_keys``), each direct referrer's
+        ``verification`` says whether it verifies, under those keys or the
+        daemon's policy."""
+        keys = _pems(verify_keys)
         request = pb.DiscoverRequest(
-            subject=_target(reference, plain_http), artifact_type=artifact_type, depth=depth
+            subject=_target(reference, plain_http),
+            artifact_type=artifact_type,
+            depth=depth,
+            verify=verify or bool(keys),
+            verify_keys=keys,
         )
         response = _call(self._stub.Discover, request, self._timeout(timeout))
         return [Referrer._from_referrer(r) for r in response.referrers]
@@ -300,12 +312,35 @@ class Client:
         response = _call(self._stub.Resolve, request, self._timeout(timeout))
         return Descriptor._from_pb(response.manifest)
 
+    def verify(
+        self,
+        reference: str,
+        *,
+        keys: Sequence[KeySource] = (),
+        plain_http: bool = False,
+        timeout: Optional[float] = None,
+    ) -> VerifyResult:
+        """Checks that ``reference`` is signed (by cosign) under one of
+        ``keys``: PEM public keys as bytes, or paths of PEM files. Without
+        keys, the daemon's policy names them. A refusal raises SatchelError
+        with FAILED_PRECONDITION (nothing checkable: unsigned, not a
+        bundle, no key) or PERMISSION_DENIED (another key, altered bytes, a
+        signature of another digest)."""
+        request = pb.VerifyRequest(target=_target(reference, plain_http), keys=_pems(keys))
+        response = _call(self._stub.Verify, request, self._timeout(timeout))
+        return VerifyResult(
+            Descriptor._from_pb(response.manifest),
+            response.reference,
+            Signature._from_pb(response.signature),
+        )
+
     def pull(
         self,
         reference: str,
         *,
         output_dir: Union[str, os.PathLike] = ".",
         artifact_type: str = "",
+        verify_keys: Sequence[KeySource] = (),
         plain_http: bool = False,
         on_progress: Optional[ProgressCallback] = None,
         timeout: Optional[float] = None,
@@ -321,18 +356,43 @@ class Client:
 
         With ``artifact_type``, ``reference`` is a subject instead, and the
         newest attachment of that type is pulled (``satchel pull --subject``).
+
+        With ``verify_keys`` (as ``verify`` takes them), only what one of
+        them signed is pulled: with ``artifact_type``, the newest attachment
+        that verifies. When none does, nothing is written. The result's
+        ``signature`` names what verified it.
         """
         target = _target(reference, plain_http)
+        keys = _pems(verify_keys)
         if artifact_type:
-            request = pb.PullRequest(subject=target, artifact_type=artifact_type)
+            request = pb.PullRequest(subject=target, artifact_type=artifact_type, verify_keys=keys)
         else:
-            request = pb.PullRequest(target=target)
+            request = pb.PullRequest(target=target, verify_keys=keys)
         timeout = self._timeout(timeout)
         call = self._stub.Pull(request, timeout=timeout)
-        return _pull(call, Path(output_dir), on_progress, _deadline(timeout))
+        return _pull(call, Path(output_dir), on_progress, _deadline(timeout), verifying=bool(keys))
 
     def _timeout(self, timeout: Optional[float]) -> Optional[float]:
         return self.timeout if timeout is None else timeout
+
+
+KeySource = Union[bytes, str, "os.PathLike[str]"]
+"""A public key: its PEM bytes, or the path of a PEM file."""
+
+
+def _pems(keys: Sequence[KeySource]) -> list[bytes]:
+    """The PEM bytes of ``keys``; a path that cannot be read raises
+    SatchelError with INVALID_ARGUMENT."""
+    pems = []
+    for key in keys:
+        if isinstance(key, bytes):
+            pems.append(key)
+            continue
+        try:
+            pems.append(Path(key).read_bytes())
+        except OSError as e:
+            raise SatchelError(grpc.StatusCode.INVALID_ARGUMENT, f"cannot read the key {key}: {e.strerror}") from None
+    return pems
 
 
 def default_addr() -> str:

@@ -31,6 +31,9 @@ class Referrer(Descriptor):
     discover was asked for depth > 1."""
 
     referrers: Sequence["Referrer"] = ()
+    verification: Optional["Verification"] = None
+    """Whether it verifies, when discover was asked to verify (direct
+    referrers only)."""
 
     @classmethod
     def _from_referrer(cls, r: pb.Referrer) -> "Referrer":
@@ -42,6 +45,7 @@ class Referrer(Descriptor):
             d.artifact_type,
             dict(d.annotations),
             tuple(cls._from_referrer(x) for x in r.referrers),
+            Verification._from_pb(r.verification) if r.HasField("verification") else None,
         )
 
 
@@ -102,12 +106,60 @@ class PulledFile:
 
 
 @dataclass(frozen=True)
+class Signature:
+    """A cosign signature that verified a manifest."""
+
+    digest: str
+    """The signature's manifest: the bundle referrer, or the one the
+    ``sha256-<hex>.sig`` tag names."""
+    form: str
+    """``sigstore-bundle-v0.3`` or ``cosign-simple-signing``."""
+    key_fingerprint: str
+    """``sha256:<hex>`` of the key's DER SubjectPublicKeyInfo."""
+    predicate_type: str
+
+    @classmethod
+    def _from_pb(cls, s: pb.Signature) -> "Signature":
+        return cls(s.digest, s.form, s.key_fingerprint, s.predicate_type)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Whether one referrer verifies (``Client.discover`` with ``verify``)."""
+
+    verified: bool
+    signature: Optional[Signature]
+    """What verified it, when it did."""
+    reason: str
+    """Why not: the message ``verify`` would fail with."""
+    code: str
+    """``FAILED_PRECONDITION`` or ``PERMISSION_DENIED`` when not verified."""
+
+    @classmethod
+    def _from_pb(cls, v: pb.Verification) -> "Verification":
+        signature = Signature._from_pb(v.signature) if v.verified else None
+        return cls(v.verified, signature, v.reason, v.code)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """A manifest that verified, and by which signature."""
+
+    manifest: Descriptor
+    reference: str
+    signature: Signature
+
+
+@dataclass(frozen=True)
 class PullResult:
     """A pulled artifact: its manifest and the files written."""
 
     manifest: Descriptor
     reference: str
     files: Sequence[PulledFile]
+    signature: Optional[Signature] = None
+    """Set when the pull was verified (``verify_keys``, or the daemon's
+    policy): the signature that verified the manifest."""
 
 
 @dataclass(frozen=True)

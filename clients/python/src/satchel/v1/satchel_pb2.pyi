@@ -188,22 +188,28 @@ class PushResult(_message.Message):
     def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[Descriptor, _Mapping]]] = ..., tags: _Optional[_Iterable[str]] = ..., blobs_skipped: _Optional[int] = ..., subject: _Optional[_Union[Descriptor, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DiscoverRequest(_message.Message):
-    __slots__ = ("subject", "artifact_type", "depth")
+    __slots__ = ("subject", "artifact_type", "depth", "verify", "verify_keys")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_TYPE_FIELD_NUMBER: _ClassVar[int]
     DEPTH_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_KEYS_FIELD_NUMBER: _ClassVar[int]
     subject: Target
     artifact_type: str
     depth: int
-    def __init__(self, subject: _Optional[_Union[Target, _Mapping]] = ..., artifact_type: _Optional[str] = ..., depth: _Optional[int] = ...) -> None: ...
+    verify: bool
+    verify_keys: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, subject: _Optional[_Union[Target, _Mapping]] = ..., artifact_type: _Optional[str] = ..., depth: _Optional[int] = ..., verify: _Optional[bool] = ..., verify_keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Referrer(_message.Message):
-    __slots__ = ("manifest", "referrers")
+    __slots__ = ("manifest", "referrers", "verification")
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
     REFERRERS_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_FIELD_NUMBER: _ClassVar[int]
     manifest: Descriptor
     referrers: _containers.RepeatedCompositeFieldContainer[Referrer]
-    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., referrers: _Optional[_Iterable[_Union[Referrer, _Mapping]]] = ...) -> None: ...
+    verification: Verification
+    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., referrers: _Optional[_Iterable[_Union[Referrer, _Mapping]]] = ..., verification: _Optional[_Union[Verification, _Mapping]] = ...) -> None: ...
 
 class DiscoverResponse(_message.Message):
     __slots__ = ("subject", "reference", "referrers")
@@ -246,28 +252,32 @@ class CurrentReferrers(_message.Message):
     def __init__(self, subject: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ..., referrers: _Optional[_Iterable[_Union[Descriptor, _Mapping]]] = ..., resync: _Optional[bool] = ...) -> None: ...
 
 class PullRequest(_message.Message):
-    __slots__ = ("target", "subject", "artifact_type", "local_files")
+    __slots__ = ("target", "subject", "artifact_type", "local_files", "verify_keys")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_TYPE_FIELD_NUMBER: _ClassVar[int]
     LOCAL_FILES_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_KEYS_FIELD_NUMBER: _ClassVar[int]
     target: Target
     subject: Target
     artifact_type: str
     local_files: bool
-    def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ..., subject: _Optional[_Union[Target, _Mapping]] = ..., artifact_type: _Optional[str] = ..., local_files: _Optional[bool] = ...) -> None: ...
+    verify_keys: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ..., subject: _Optional[_Union[Target, _Mapping]] = ..., artifact_type: _Optional[str] = ..., local_files: _Optional[bool] = ..., verify_keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class PulledManifest(_message.Message):
-    __slots__ = ("manifest", "content", "reference", "local_ticket")
+    __slots__ = ("manifest", "content", "reference", "local_ticket", "signature")
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     LOCAL_TICKET_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     manifest: Descriptor
     content: bytes
     reference: str
     local_ticket: bytes
-    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., content: _Optional[bytes] = ..., reference: _Optional[str] = ..., local_ticket: _Optional[bytes] = ...) -> None: ...
+    signature: Signature
+    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., content: _Optional[bytes] = ..., reference: _Optional[str] = ..., local_ticket: _Optional[bytes] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ...) -> None: ...
 
 class FileHeader(_message.Message):
     __slots__ = ("name", "layer")
@@ -296,6 +306,48 @@ class PullResponse(_message.Message):
     done: FileDone
     progress: Progress
     def __init__(self, manifest: _Optional[_Union[PulledManifest, _Mapping]] = ..., file: _Optional[_Union[FileHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ..., done: _Optional[_Union[FileDone, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
+
+class VerifyRequest(_message.Message):
+    __slots__ = ("target", "keys")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    target: Target
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ..., keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class VerifyResponse(_message.Message):
+    __slots__ = ("manifest", "reference", "signature")
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    manifest: Descriptor
+    reference: str
+    signature: Signature
+    def __init__(self, manifest: _Optional[_Union[Descriptor, _Mapping]] = ..., reference: _Optional[str] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ...) -> None: ...
+
+class Signature(_message.Message):
+    __slots__ = ("digest", "form", "key_fingerprint", "predicate_type")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    FORM_FIELD_NUMBER: _ClassVar[int]
+    KEY_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    PREDICATE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    form: str
+    key_fingerprint: str
+    predicate_type: str
+    def __init__(self, digest: _Optional[str] = ..., form: _Optional[str] = ..., key_fingerprint: _Optional[str] = ..., predicate_type: _Optional[str] = ...) -> None: ...
+
+class Verification(_message.Message):
+    __slots__ = ("verified", "signature", "reason", "code")
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    verified: bool
+    signature: Signature
+    reason: str
+    code: str
+    def __init__(self, verified: _Optional[bool] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., reason: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
 
 class ResolveRequest(_message.Message):
     __slots__ = ("target",)

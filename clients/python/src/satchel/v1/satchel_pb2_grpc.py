@@ -66,6 +66,11 @@ class SatchelServiceStub:
                 request_serializer=satchel_dot_v1_dot_satchel__pb2.ResolveRequest.SerializeToString,
                 response_deserializer=satchel_dot_v1_dot_satchel__pb2.ResolveResponse.FromString,
                 _registered_method=True)
+        self.Verify = channel.unary_unary(
+                '/satchel.v1.SatchelService/Verify',
+                request_serializer=satchel_dot_v1_dot_satchel__pb2.VerifyRequest.SerializeToString,
+                response_deserializer=satchel_dot_v1_dot_satchel__pb2.VerifyResponse.FromString,
+                _registered_method=True)
         self.DeleteManifest = channel.unary_unary(
                 '/satchel.v1.SatchelService/DeleteManifest',
                 request_serializer=satchel_dot_v1_dot_satchel__pb2.DeleteManifestRequest.SerializeToString,
@@ -211,6 +216,27 @@ class SatchelServiceServicer:
     def Resolve(self, request, context):
         """Resolve turns a reference (tag or digest) into the descriptor of the
         manifest it names.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Verify(self, request, context):
+        """Verify checks that a manifest is signed: that one of its cosign
+        signatures (a Sigstore bundle v0.3 among its referrers, or the older
+        sha256-<hex>.sig tag) verifies under one of the keys and names the
+        manifest's digest. Only cosign's signature statements count (predicate
+        https://sigstore.dev/cosign/sign/v1), not other attestations made with
+        the key. Keyless certificates and transparency-log inclusion are not
+        checked. Refusals: FAILED_PRECONDITION when nothing checkable is there
+        (no signature, a bundle that is not one, no key to check against, an
+        unreadable policy); PERMISSION_DENIED when a signature is there but not
+        acceptable (another key, altered bytes, a statement that names another
+        digest). The message lists each signature tried. A key that is not a
+        PEM public key is INVALID_ARGUMENT; a registry that cannot be reached
+        fails as any call would (UNAVAILABLE), and nothing is cached then.
+        Verdicts are cached per (manifest, key set): successes for 5 minutes,
+        refusals for 15 seconds; concurrent checks of one manifest share one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -406,6 +432,11 @@ def add_SatchelServiceServicer_to_server(servicer, server):
                     servicer.Resolve,
                     request_deserializer=satchel_dot_v1_dot_satchel__pb2.ResolveRequest.FromString,
                     response_serializer=satchel_dot_v1_dot_satchel__pb2.ResolveResponse.SerializeToString,
+            ),
+            'Verify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Verify,
+                    request_deserializer=satchel_dot_v1_dot_satchel__pb2.VerifyRequest.FromString,
+                    response_serializer=satchel_dot_v1_dot_satchel__pb2.VerifyResponse.SerializeToString,
             ),
             'DeleteManifest': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteManifest,
@@ -657,6 +688,33 @@ class SatchelService:
             '/satchel.v1.SatchelService/Resolve',
             satchel_dot_v1_dot_satchel__pb2.ResolveRequest.SerializeToString,
             satchel_dot_v1_dot_satchel__pb2.ResolveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Verify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satchel.v1.SatchelService/Verify',
+            satchel_dot_v1_dot_satchel__pb2.VerifyRequest.SerializeToString,
+            satchel_dot_v1_dot_satchel__pb2.VerifyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -342,6 +342,15 @@ export interface DiscoverRequest {
    * referrers only, 2 adds their referrers, and so on (at most 16).
    */
   depth: number;
+  /**
+   * Check whether each direct referrer verifies as a pull would need it
+   * to: under the daemon's policy and verify_keys (either may be empty;
+   * keys imply verify). The answer's Referrer.verification says. A
+   * referrer no key applies to is reported as refused with
+   * FAILED_PRECONDITION.
+   */
+  verify: boolean;
+  verifyKeys: Buffer[];
 }
 
 /** Referrer is one manifest that refers to a subject. */
@@ -356,6 +365,8 @@ export interface Referrer {
     | undefined;
   /** Referrers of this referrer, when the request asked for depth > 1. */
   referrers: Referrer[];
+  /** Whether it verifies, when the request asked (direct referrers only). */
+  verification?: Verification | undefined;
 }
 
 /** DiscoverResponse lists a subject's referrers. */
@@ -447,6 +458,18 @@ export interface PullRequest {
    * A hint: a daemon that does not honour it streams as usual.
    */
   localFiles: boolean;
+  /**
+   * PEM public keys the artifact must be signed by (see Verify). With
+   * subject, the attachment pulled is the newest candidate that verifies
+   * (of the newest 32). Where the daemon's policy names keys for the
+   * artifact's repository and type, a signature by one of those is needed
+   * too, whatever the request says; with neither, no signature is needed.
+   * When no candidate verifies, nothing is sent and the error
+   * (PERMISSION_DENIED, or FAILED_PRECONDITION when none was signed) lists
+   * each candidate and why. A client that sent keys refuses an answer
+   * without PulledManifest.signature (a daemon that ignored them).
+   */
+  verifyKeys: Buffer[];
 }
 
 /** PulledManifest is the first message of a Pull stream. */
@@ -474,6 +497,11 @@ export interface PulledManifest {
    * hash).
    */
   localTicket: Buffer;
+  /**
+   * Set when the pull was verified (PullRequest.verify_keys, or the
+   * daemon's policy): the signature that verified the manifest.
+   */
+  signature?: Signature | undefined;
 }
 
 /** FileHeader starts a file in a Pull stream. */
@@ -515,6 +543,69 @@ export interface PullResponse {
     /** How much of the current file the daemon has sent. */
     { $case: "progress"; progress: Progress }
     | undefined;
+}
+
+/** VerifyRequest names a manifest and the keys it must be signed by. */
+export interface VerifyRequest {
+  /** The signed manifest, by tag or digest. */
+  target?:
+    | Target
+    | undefined;
+  /**
+   * PEM public keys (cosign.pub: ECDSA P-256/P-384, Ed25519 or RSA); a
+   * signature by any one of them is accepted. When empty, the daemon's
+   * policy names the keys for the manifest's repository and artifact type.
+   */
+  keys: Buffer[];
+}
+
+/** VerifyResponse names the signature that verified. */
+export interface VerifyResponse {
+  /** The verified manifest. */
+  manifest?:
+    | Descriptor
+    | undefined;
+  /** The verified manifest by digest. */
+  reference: string;
+  /** What verified it. */
+  signature?: Signature | undefined;
+}
+
+/** Signature describes a signature that verified. */
+export interface Signature {
+  /**
+   * The digest of the signature's manifest: the bundle referrer, or the
+   * manifest the sha256-<hex>.sig tag names.
+   */
+  digest: string;
+  /** "sigstore-bundle-v0.3" or "cosign-simple-signing". */
+  form: string;
+  /**
+   * "sha256:<hex>" of the key's DER SubjectPublicKeyInfo (what
+   * `openssl pkey -pubin -outform DER | sha256sum` prints).
+   */
+  keyFingerprint: string;
+  /**
+   * The signed statement's predicate type (cosign v3:
+   * "https://sigstore.dev/cosign/sign/v1"); for the older form, the
+   * payload's type ("cosign container image signature").
+   */
+  predicateType: string;
+}
+
+/** Verification is whether one referrer verifies, in a Discover answer. */
+export interface Verification {
+  /** Set when it verified; then signature says by what. */
+  verified: boolean;
+  signature?:
+    | Signature
+    | undefined;
+  /**
+   * When it did not: why (the message Verify would fail with) and the
+   * code it would fail with ("FAILED_PRECONDITION" or "PERMISSION_DENIED").
+   */
+  reason: string;
+  code: string;
 }
 
 /** ResolveRequest asks for the descriptor a reference names. */
@@ -2461,7 +2552,7 @@ export const PushResult: MessageFns<PushResult> = {
 };
 
 function createBaseDiscoverRequest(): DiscoverRequest {
-  return { subject: undefined, artifactType: "", depth: 0 };
+  return { subject: undefined, artifactType: "", depth: 0, verify: false, verifyKeys: [] };
 }
 
 export const DiscoverRequest: MessageFns<DiscoverRequest> = {
@@ -2474,6 +2565,12 @@ export const DiscoverRequest: MessageFns<DiscoverRequest> = {
     }
     if (message.depth !== 0) {
       writer.uint32(24).uint32(message.depth);
+    }
+    if (message.verify !== false) {
+      writer.uint32(32).bool(message.verify);
+    }
+    for (const v of message.verifyKeys) {
+      writer.uint32(42).bytes(v!);
     }
     return writer;
   },
@@ -2515,6 +2612,22 @@ export const DiscoverRequest: MessageFns<DiscoverRequest> = {
             message.depth = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.verify = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.verifyKeys.push(Buffer.from(reader.bytes()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2537,12 +2650,14 @@ export const DiscoverRequest: MessageFns<DiscoverRequest> = {
       : undefined;
     message.artifactType = object.artifactType ?? "";
     message.depth = object.depth ?? 0;
+    message.verify = object.verify ?? false;
+    message.verifyKeys = object.verifyKeys?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseReferrer(): Referrer {
-  return { manifest: undefined, referrers: [] };
+  return { manifest: undefined, referrers: [], verification: undefined };
 }
 
 export const Referrer: MessageFns<Referrer> = {
@@ -2552,6 +2667,9 @@ export const Referrer: MessageFns<Referrer> = {
     }
     for (const v of message.referrers) {
       Referrer.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.verification !== undefined) {
+      Verification.encode(message.verification, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -2585,6 +2703,14 @@ export const Referrer: MessageFns<Referrer> = {
             message.referrers.push(Referrer.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.verification = Verification.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2606,6 +2732,9 @@ export const Referrer: MessageFns<Referrer> = {
       ? Descriptor.fromPartial(object.manifest)
       : undefined;
     message.referrers = object.referrers?.map((e) => Referrer.fromPartial(e)) || [];
+    message.verification = (object.verification !== undefined && object.verification !== null)
+      ? Verification.fromPartial(object.verification)
+      : undefined;
     return message;
   },
 };
@@ -2952,7 +3081,7 @@ export const CurrentReferrers: MessageFns<CurrentReferrers> = {
 };
 
 function createBasePullRequest(): PullRequest {
-  return { target: undefined, subject: undefined, artifactType: "", localFiles: false };
+  return { target: undefined, subject: undefined, artifactType: "", localFiles: false, verifyKeys: [] };
 }
 
 export const PullRequest: MessageFns<PullRequest> = {
@@ -2968,6 +3097,9 @@ export const PullRequest: MessageFns<PullRequest> = {
     }
     if (message.localFiles !== false) {
       writer.uint32(32).bool(message.localFiles);
+    }
+    for (const v of message.verifyKeys) {
+      writer.uint32(42).bytes(v!);
     }
     return writer;
   },
@@ -3017,6 +3149,14 @@ export const PullRequest: MessageFns<PullRequest> = {
             message.localFiles = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.verifyKeys.push(Buffer.from(reader.bytes()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3042,12 +3182,19 @@ export const PullRequest: MessageFns<PullRequest> = {
       : undefined;
     message.artifactType = object.artifactType ?? "";
     message.localFiles = object.localFiles ?? false;
+    message.verifyKeys = object.verifyKeys?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBasePulledManifest(): PulledManifest {
-  return { manifest: undefined, content: Buffer.alloc(0), reference: "", localTicket: Buffer.alloc(0) };
+  return {
+    manifest: undefined,
+    content: Buffer.alloc(0),
+    reference: "",
+    localTicket: Buffer.alloc(0),
+    signature: undefined,
+  };
 }
 
 export const PulledManifest: MessageFns<PulledManifest> = {
@@ -3063,6 +3210,9 @@ export const PulledManifest: MessageFns<PulledManifest> = {
     }
     if (message.localTicket.length !== 0) {
       writer.uint32(34).bytes(message.localTicket);
+    }
+    if (message.signature !== undefined) {
+      Signature.encode(message.signature, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -3112,6 +3262,14 @@ export const PulledManifest: MessageFns<PulledManifest> = {
             message.localTicket = Buffer.from(reader.bytes());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.signature = Signature.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3135,6 +3293,9 @@ export const PulledManifest: MessageFns<PulledManifest> = {
     message.content = object.content ?? Buffer.alloc(0);
     message.reference = object.reference ?? "";
     message.localTicket = object.localTicket ?? Buffer.alloc(0);
+    message.signature = (object.signature !== undefined && object.signature !== null)
+      ? Signature.fromPartial(object.signature)
+      : undefined;
     return message;
   },
 };
@@ -3391,6 +3552,342 @@ export const PullResponse: MessageFns<PullResponse> = {
         break;
       }
     }
+    return message;
+  },
+};
+
+function createBaseVerifyRequest(): VerifyRequest {
+  return { target: undefined, keys: [] };
+}
+
+export const VerifyRequest: MessageFns<VerifyRequest> = {
+  encode(message: VerifyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.target !== undefined) {
+      Target.encode(message.target, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.keys) {
+      writer.uint32(18).bytes(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VerifyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerifyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.target = Target.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keys.push(Buffer.from(reader.bytes()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<VerifyRequest>): VerifyRequest {
+    return VerifyRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<VerifyRequest>): VerifyRequest {
+    const message = createBaseVerifyRequest();
+    message.target = (object.target !== undefined && object.target !== null)
+      ? Target.fromPartial(object.target)
+      : undefined;
+    message.keys = object.keys?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseVerifyResponse(): VerifyResponse {
+  return { manifest: undefined, reference: "", signature: undefined };
+}
+
+export const VerifyResponse: MessageFns<VerifyResponse> = {
+  encode(message: VerifyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.manifest !== undefined) {
+      Descriptor.encode(message.manifest, writer.uint32(10).fork()).join();
+    }
+    if (message.reference !== "") {
+      writer.uint32(18).string(message.reference);
+    }
+    if (message.signature !== undefined) {
+      Signature.encode(message.signature, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VerifyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerifyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.manifest = Descriptor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.signature = Signature.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<VerifyResponse>): VerifyResponse {
+    return VerifyResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<VerifyResponse>): VerifyResponse {
+    const message = createBaseVerifyResponse();
+    message.manifest = (object.manifest !== undefined && object.manifest !== null)
+      ? Descriptor.fromPartial(object.manifest)
+      : undefined;
+    message.reference = object.reference ?? "";
+    message.signature = (object.signature !== undefined && object.signature !== null)
+      ? Signature.fromPartial(object.signature)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSignature(): Signature {
+  return { digest: "", form: "", keyFingerprint: "", predicateType: "" };
+}
+
+export const Signature: MessageFns<Signature> = {
+  encode(message: Signature, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.digest !== "") {
+      writer.uint32(10).string(message.digest);
+    }
+    if (message.form !== "") {
+      writer.uint32(18).string(message.form);
+    }
+    if (message.keyFingerprint !== "") {
+      writer.uint32(26).string(message.keyFingerprint);
+    }
+    if (message.predicateType !== "") {
+      writer.uint32(34).string(message.predicateType);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Signature {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignature();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.form = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.keyFingerprint = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.predicateType = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<Signature>): Signature {
+    return Signature.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Signature>): Signature {
+    const message = createBaseSignature();
+    message.digest = object.digest ?? "";
+    message.form = object.form ?? "";
+    message.keyFingerprint = object.keyFingerprint ?? "";
+    message.predicateType = object.predicateType ?? "";
+    return message;
+  },
+};
+
+function createBaseVerification(): Verification {
+  return { verified: false, signature: undefined, reason: "", code: "" };
+}
+
+export const Verification: MessageFns<Verification> = {
+  encode(message: Verification, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.verified !== false) {
+      writer.uint32(8).bool(message.verified);
+    }
+    if (message.signature !== undefined) {
+      Signature.encode(message.signature, writer.uint32(18).fork()).join();
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.code !== "") {
+      writer.uint32(34).string(message.code);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Verification {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerification();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.verified = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signature = Signature.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<Verification>): Verification {
+    return Verification.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Verification>): Verification {
+    const message = createBaseVerification();
+    message.verified = object.verified ?? false;
+    message.signature = (object.signature !== undefined && object.signature !== null)
+      ? Signature.fromPartial(object.signature)
+      : undefined;
+    message.reason = object.reason ?? "";
+    message.code = object.code ?? "";
     return message;
   },
 };
@@ -6384,6 +6881,32 @@ export const SatchelServiceService = {
     responseDeserialize: (value: Buffer): ResolveResponse => ResolveResponse.decode(value),
   },
   /**
+   * Verify checks that a manifest is signed: that one of its cosign
+   * signatures (a Sigstore bundle v0.3 among its referrers, or the older
+   * sha256-<hex>.sig tag) verifies under one of the keys and names the
+   * manifest's digest. Only cosign's signature statements count (predicate
+   * https://sigstore.dev/cosign/sign/v1), not other attestations made with
+   * the key. Keyless certificates and transparency-log inclusion are not
+   * checked. Refusals: FAILED_PRECONDITION when nothing checkable is there
+   * (no signature, a bundle that is not one, no key to check against, an
+   * unreadable policy); PERMISSION_DENIED when a signature is there but not
+   * acceptable (another key, altered bytes, a statement that names another
+   * digest). The message lists each signature tried. A key that is not a
+   * PEM public key is INVALID_ARGUMENT; a registry that cannot be reached
+   * fails as any call would (UNAVAILABLE), and nothing is cached then.
+   * Verdicts are cached per (manifest, key set): successes for 5 minutes,
+   * refusals for 15 seconds; concurrent checks of one manifest share one.
+   */
+  verify: {
+    path: "/satchel.v1.SatchelService/Verify" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: VerifyRequest): Buffer => Buffer.from(VerifyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): VerifyRequest => VerifyRequest.decode(value),
+    responseSerialize: (value: VerifyResponse): Buffer => Buffer.from(VerifyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VerifyResponse => VerifyResponse.decode(value),
+  },
+  /**
    * DeleteManifest deletes a manifest. When it refers to a subject on a
    * registry without the referrers API, it is also removed from the
    * subject's referrers tag-schema index.
@@ -6674,6 +7197,24 @@ export interface SatchelServiceServer extends UntypedServiceImplementation {
    */
   resolve: handleUnaryCall<ResolveRequest, ResolveResponse>;
   /**
+   * Verify checks that a manifest is signed: that one of its cosign
+   * signatures (a Sigstore bundle v0.3 among its referrers, or the older
+   * sha256-<hex>.sig tag) verifies under one of the keys and names the
+   * manifest's digest. Only cosign's signature statements count (predicate
+   * https://sigstore.dev/cosign/sign/v1), not other attestations made with
+   * the key. Keyless certificates and transparency-log inclusion are not
+   * checked. Refusals: FAILED_PRECONDITION when nothing checkable is there
+   * (no signature, a bundle that is not one, no key to check against, an
+   * unreadable policy); PERMISSION_DENIED when a signature is there but not
+   * acceptable (another key, altered bytes, a statement that names another
+   * digest). The message lists each signature tried. A key that is not a
+   * PEM public key is INVALID_ARGUMENT; a registry that cannot be reached
+   * fails as any call would (UNAVAILABLE), and nothing is cached then.
+   * Verdicts are cached per (manifest, key set): successes for 5 minutes,
+   * refusals for 15 seconds; concurrent checks of one manifest share one.
+   */
+  verify: handleUnaryCall<VerifyRequest, VerifyResponse>;
+  /**
    * DeleteManifest deletes a manifest. When it refers to a subject on a
    * registry without the referrers API, it is also removed from the
    * subject's referrers tag-schema index.
@@ -6857,6 +7398,38 @@ export interface SatchelServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ResolveResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Verify checks that a manifest is signed: that one of its cosign
+   * signatures (a Sigstore bundle v0.3 among its referrers, or the older
+   * sha256-<hex>.sig tag) verifies under one of the keys and names the
+   * manifest's digest. Only cosign's signature statements count (predicate
+   * https://sigstore.dev/cosign/sign/v1), not other attestations made with
+   * the key. Keyless certificates and transparency-log inclusion are not
+   * checked. Refusals: FAILED_PRECONDITION when nothing checkable is there
+   * (no signature, a bundle that is not one, no key to check against, an
+   * unreadable policy); PERMISSION_DENIED when a signature is there but not
+   * acceptable (another key, altered bytes, a statement that names another
+   * digest). The message lists each signature tried. A key that is not a
+   * PEM public key is INVALID_ARGUMENT; a registry that cannot be reached
+   * fails as any call would (UNAVAILABLE), and nothing is cached then.
+   * Verdicts are cached per (manifest, key set): successes for 5 minutes,
+   * refusals for 15 seconds; concurrent checks of one manifest share one.
+   */
+  verify(
+    request: VerifyRequest,
+    callback: (error: ServiceError | null, response: VerifyResponse) => void,
+  ): ClientUnaryCall;
+  verify(
+    request: VerifyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VerifyResponse) => void,
+  ): ClientUnaryCall;
+  verify(
+    request: VerifyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VerifyResponse) => void,
   ): ClientUnaryCall;
   /**
    * DeleteManifest deletes a manifest. When it refers to a subject on a

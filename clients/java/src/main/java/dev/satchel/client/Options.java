@@ -32,6 +32,7 @@ public final class Options {
   private final Boolean hashFirst;
   private final Duration deadline;
   private final List<String> titles;
+  private final List<byte[]> verifyKeys;
 
   private Options(Builder b) {
     this.artifactType = b.artifactType;
@@ -46,6 +47,7 @@ public final class Options {
     this.hashFirst = b.hashFirst;
     this.deadline = b.deadline;
     this.titles = b.titles == null ? null : List.copyOf(b.titles);
+    this.verifyKeys = b.verifyKeys.stream().map(byte[]::clone).toList();
   }
 
   public static Builder builder() {
@@ -120,6 +122,14 @@ public final class Options {
   }
 
   /**
+   * PEM public keys (cosign.pub) a pull's artifact must be signed by, and the keys of verify; empty:
+   * the daemon's policy decides.
+   */
+  public List<byte[]> verifyKeys() {
+    return verifyKeys.stream().map(byte[]::clone).toList();
+  }
+
+  /**
    * Whether push and attach hash a file of {@code size} bytes before sending it to a daemon older
    * than ServerInfo (threshold {@link SatchelClient#HASH_FIRST_BELOW}).
    */
@@ -149,8 +159,19 @@ public final class Options {
     private Boolean hashFirst;
     private Duration deadline;
     private List<String> titles;
+    private final List<byte[]> verifyKeys = new ArrayList<>();
 
     private Builder() {}
+
+    /**
+     * Adds a PEM public key (its bytes): verify accepts a signature by any key added, and pull and
+     * pullAttachment take only what one of them signed (with pullAttachment, the newest attachment
+     * that verifies; nothing is written when none does).
+     */
+    public Builder verifyKey(byte[] pem) {
+      verifyKeys.add(Objects.requireNonNull(pem).clone());
+      return this;
+    }
 
     public Builder artifactType(String artifactType) {
       this.artifactType = Objects.requireNonNull(artifactType);

@@ -62,6 +62,14 @@ final class Pull implements AutoCloseable {
         if (manifest != null) {
           throw protocol("a second manifest arrived");
         }
+        // Keys were sent: a daemon older than Verify ignores them.
+        if (!options.verifyKeys().isEmpty() && !message.getManifest().hasSignature()) {
+          throw Status.FAILED_PRECONDITION
+              .withDescription(
+                  "the daemon did not verify the artifact although keys were given (a satcheld"
+                      + " older than Verify?); nothing was written")
+              .asRuntimeException();
+        }
         List<String> all = Titles.ofManifest(message.getManifest().getContent());
         Titles.checkAll(all);
         titles = new HashSet<>(all);

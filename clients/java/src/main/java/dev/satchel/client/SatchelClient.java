@@ -22,6 +22,8 @@ import dev.satchel.v1.SatchelServiceGrpc;
 import dev.satchel.v1.ServerInfoRequest;
 import dev.satchel.v1.ServerInfoResponse;
 import dev.satchel.v1.Target;
+import dev.satchel.v1.VerifyRequest;
+import dev.satchel.v1.VerifyResponse;
 import dev.satchel.v1.WatchReferrersRequest;
 import dev.satchel.v1.WatchReferrersResponse;
 import io.grpc.Channel;
@@ -296,7 +298,8 @@ public final class SatchelClient implements AutoCloseable {
   /**
    * Lists the referrers of a subject, like {@code satchel discover REF}. Each referrer's descriptor
    * carries digest, artifact_type and annotations. Uses artifactType (a filter), depth, plainHttp
-   * and ociLayout.
+   * and ociLayout; with verifyKeys, each direct referrer's verification says whether one of them
+   * signed it.
    */
   public DiscoverResponse discover(String subject, Options options) {
     Deadline deadline = deadline(options);
@@ -307,6 +310,8 @@ public final class SatchelClient implements AutoCloseable {
                   .setSubject(target(subject, options))
                   .setArtifactType(options.artifactType())
                   .setDepth(options.depth())
+                  .setVerify(!options.verifyKeys().isEmpty())
+                  .addAllVerifyKeys(pems(options))
                   .build());
     } catch (StatusRuntimeException e) {
       throw surfaced(e, deadline);
@@ -358,7 +363,37 @@ public final class SatchelClient implements AutoCloseable {
    * Directories}); the path in the result is that directory's.
    */
   public PullResult pull(String reference, Options options) throws IOException {
-    return pull(PullRequest.newBuilder().setTarget(target(reference, options)).build(), options);
+    return pull(
+        PullRequest.newBuilder()
+            .setTarget(target(reference, options))
+            .addAllVerifyKeys(pems(options))
+            .build(),
+        options);
+  }
+
+  /**
+   * Checks that the manifest a reference names is signed (by cosign) under one of
+   * options.verifyKeys(), or the keys the daemon's policy trusts for it, like {@code satchel
+   * verify --key PUB REF}. A refusal is a StatusRuntimeException: FAILED_PRECONDITION when nothing
+   * checkable is there (unsigned, not a bundle, no key), PERMISSION_DENIED when a signature is
+   * there but not acceptable (another key, altered bytes, a signature of another digest).
+   */
+  public VerifyResponse verify(String reference, Options options) {
+    Deadline deadline = deadline(options);
+    try {
+      return withDeadline(blocking, deadline)
+          .verify(
+              VerifyRequest.newBuilder()
+                  .setTarget(target(reference, options))
+                  .addAllKeys(pems(options))
+                  .build());
+    } catch (StatusRuntimeException e) {
+      throw surfaced(e, deadline);
+    }
+  }
+
+  private static List<ByteString> pems(Options options) {
+    return options.verifyKeys().stream().map(ByteString::copyFrom).toList();
   }
 
   /**
@@ -370,6 +405,7 @@ public final class SatchelClient implements AutoCloseable {
         PullRequest.newBuilder()
             .setSubject(target(subject, options))
             .setArtifactType(options.artifactType())
+            .addAllVerifyKeys(pems(options))
             .build(),
         options);
   }
