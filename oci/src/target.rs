@@ -367,11 +367,20 @@ impl Target {
     }
 
     /// The referrers of `subject` as the registry lists them now, whatever
-    /// the cache holds: for a poller watching them.
-    pub async fn referrers_now(&self, subject: &Digest) -> Result<Vec<Descriptor>> {
+    /// the cache holds, unless it says they are still the version
+    /// `validator` names (an ETag a poll returned): for a poller watching
+    /// them.
+    pub async fn poll_referrers(
+        &self,
+        subject: &Digest,
+        validator: Option<&str>,
+    ) -> Result<crate::registry::Polled> {
         match self {
-            Target::Registry(repo) => repo.referrers_fresh(subject, None, true).await,
-            Target::Layout(layout) => layout.referrers(subject).await,
+            Target::Registry(repo) => repo.poll_referrers(subject, validator).await,
+            Target::Layout(layout) => Ok(crate::registry::Polled::Listed {
+                referrers: layout.referrers(subject).await?,
+                validator: None,
+            }),
         }
     }
 

@@ -223,3 +223,44 @@ async fn a_stopping_daemon_ends_its_watches_with_unavailable() {
         .unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+#[test]
+fn an_unchanged_index_is_polled_with_its_etag_and_answered_304() {
+    let registry = Registry::start_kind(RegistryKind::Distribution);
+    let metrics = format!("127.0.0.1:{}", satchel_tests::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("satcheld.toml");
+    std::fs::write(&config, POLL).unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let daemon = Daemon::start_in(
+        dir,
+        &["--config", &config, "--metrics-listen", &metrics],
+        &[],
+    );
+    let subject = push_subject(&daemon, &format!("{}/watch/etag", registry.addr));
+    attach(&daemon, &subject, "one.json");
+    let (mut child, lines) = watch_lines(&daemon, &subject, "tree");
+    lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the first line");
+    let not_modified = || {
+        let samples = satchel_tests::scrape::scrape(&metrics);
+        satchel_tests::scrape::sum(
+            &samples,
+            "satchel_registry_requests_total",
+            &["status=\"304\""],
+        )
+    };
+    // Polled every 0.2 s: within a few seconds, many polls answered 304.
+    satchel_tests::wait_for("polls answered 304", Duration::from_secs(10), || {
+        not_modified() >= 5.0
+    });
+    // A change is still seen.
+    let added = attach(&daemon, &subject, "two.json");
+    let seen = std::iter::from_fn(|| lines.recv_timeout(Duration::from_secs(10)).ok())
+        .find(|line| line.starts_with('+'))
+        .expect("a line for the attach");
+    assert!(seen.contains(&added), "{seen}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

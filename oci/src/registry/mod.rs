@@ -23,6 +23,7 @@ mod deadline;
 mod fallback;
 mod journal;
 mod manifests;
+mod poll;
 mod reconcile;
 mod referrers;
 mod secrets;
@@ -39,6 +40,7 @@ use transport::{
 
 pub use cache::DEFAULT_TAG_TTL;
 pub use deadline::{DEFAULT_CONNECT, DEFAULT_IDLE, DEFAULT_MAX_IDLE_PER_HOST};
+pub use poll::Polled;
 pub use reconcile::DEFAULT_WINDOW as DEFAULT_RECONCILE_WINDOW;
 #[doc(hidden)]
 pub use referrers::{merge_referrers, next_link};

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use satchel_oci::digest::Digest;
 use satchel_oci::manifest::Descriptor;
+use satchel_oci::registry::Polled;
 use satchel_oci::target::Target;
 use satchel_oci::Result;
 use tokio::sync::watch;
@@ -136,13 +137,22 @@ impl Pollers {
         sender: Arc<watch::Sender<Snapshot>>,
     ) {
         let mut failing = false;
+        // The index's ETag from the last poll: the registry answers 304,
+        // and sends no body, while it holds.
+        let mut validator: Option<String> = None;
         loop {
-            match target.referrers_now(&subject).await {
-                Ok(listed) => {
+            let polled = target.poll_referrers(&subject, validator.as_deref()).await;
+            match polled {
+                Ok(Polled::Unchanged) => failing = false,
+                Ok(Polled::Listed {
+                    referrers: listed,
+                    validator: etag,
+                }) => {
                     if failing {
                         tracing::info!(%subject, "the referrers listing answers again");
                         failing = false;
                     }
+                    validator = etag;
                     sender.send_if_modified(|now| {
                         let changed = now.version == 0 || !same_digests(&now.referrers, &listed);
                         if changed {
