@@ -13,7 +13,9 @@ work="$(mktemp -d -t satchel-demo.XXXXXX)"
 sock="$work/satcheld.sock"
 export SATCHEL_ADDR="unix://$sock"
 
-"$bin/satcheld" --listen "$SATCHEL_ADDR" 2>"$work/satcheld.log" &
+# Its own state directory: the journal's is locked by the daemon using it,
+# and a satcheld of yours may be running.
+"$bin/satcheld" --listen "$SATCHEL_ADDR" --state-dir "$work/state" 2>"$work/satcheld.log" &
 daemon=$!
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
