@@ -381,6 +381,40 @@ impl Daemon {
         ])
     }
 
+    /// Pushes `content` as a file `name` in the scratch directory to
+    /// `reference` over plain HTTP; requires success and returns the
+    /// manifest's digest.
+    pub fn push_plain(&self, reference: &str, name: &str, content: &str) -> String {
+        let file = self.scratch().join(name);
+        std::fs::write(&file, content).expect("write the file to push");
+        let file = file.to_str().expect("a UTF-8 path");
+        digest_of(&self.ok(&["push", "--plain-http", reference, file]))
+    }
+
+    /// Attaches `content`, as a file `name` in the scratch directory, to
+    /// `subject` as an artifact of `artifact_type` over plain HTTP;
+    /// requires success and returns the attachment's digest.
+    pub fn attach_plain(
+        &self,
+        subject: &str,
+        artifact_type: &str,
+        name: &str,
+        content: &str,
+    ) -> String {
+        let file = self.scratch().join(name);
+        std::fs::write(&file, content).expect("write the file to attach");
+        let file = file.to_str().expect("a UTF-8 path");
+        let args = [
+            "attach",
+            "--plain-http",
+            "--artifact-type",
+            artifact_type,
+            subject,
+            file,
+        ];
+        digest_of(&self.ok(&args))
+    }
+
     /// Starts `satchel` against this daemon in the background, its output
     /// discarded, for tests that act while it runs.
     pub fn spawn_satchel(&self, args: &[&str]) -> std::process::Child {

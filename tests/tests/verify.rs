@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 
 use satchel_tests::peers::{cosign2_bin, cosign_bin};
 use satchel_tests::scrape::{scrape, sum};
-use satchel_tests::{digest_of, free_port, sha256, Daemon, Registry, RegistryKind};
+use satchel_tests::{free_port, sha256, Daemon, Registry, RegistryKind};
 use serde_json::Value;
 
 const SBOM: &str = "application/vnd.cyclonedx+json";
@@ -162,35 +162,28 @@ fn cosign_accepts(program: &Path, signer: &Signer, key: &Path, reference: &str) 
 
 /// Pushes a small image-like artifact; returns `repo@digest`.
 fn push(daemon: &Daemon, repo: &str, tag: &str) -> String {
-    let file = daemon.scratch().join(format!("{tag}.txt"));
-    std::fs::write(&file, format!("the {tag} image")).unwrap();
-    let out = daemon.ok(&[
-        "push",
-        "--plain-http",
-        &format!("{repo}:{tag}"),
-        file.to_str().unwrap(),
-    ]);
-    format!("{repo}@{}", digest_of(&out))
+    let content = format!("the {tag} image");
+    let digest = daemon.push_plain(&format!("{repo}:{tag}"), &format!("{tag}.txt"), &content);
+    format!("{repo}@{digest}")
 }
 
 /// Attaches an SBOM file `name` to `subject`; returns `repo@digest`.
 fn attach_sbom(daemon: &Daemon, subject: &str, name: &str) -> String {
-    let file = daemon.scratch().join(name);
-    std::fs::write(
-        &file,
-        format!("{{\"bomFormat\":\"CycloneDX\",\"name\":\"{name}\"}}"),
-    )
-    .unwrap();
-    let out = daemon.ok(&[
-        "attach",
-        "--plain-http",
-        "--artifact-type",
-        SBOM,
-        subject,
-        file.to_str().unwrap(),
-    ]);
+    let content = format!("{{\"bomFormat\":\"CycloneDX\",\"name\":\"{name}\"}}");
     let repo = subject.split('@').next().unwrap();
-    format!("{repo}@{}", digest_of(&out))
+    format!(
+        "{repo}@{}",
+        daemon.attach_plain(subject, SBOM, name, &content)
+    )
+}
+
+/// `satchel verify` of `reference` under `key`; requires success and
+/// returns what it printed.
+fn verify_ok(daemon: &Daemon, key: &Path, reference: &str) -> String {
+    let out = verify(daemon, key, reference);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "verify {reference}: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn verify(daemon: &Daemon, key: &Path, reference: &str) -> Output {
@@ -288,13 +281,7 @@ fn signatures_verify_as_cosign_says(kind: RegistryKind) {
     ours.sign(&image);
 
     // The right key: the signature, the key and the predicate are named.
-    let out = daemon.ok(&[
-        "verify",
-        "--plain-http",
-        "--key",
-        ours.public().to_str().unwrap(),
-        &image,
-    ]);
+    let out = verify_ok(&daemon, &ours.public(), &image);
     assert!(
         out.contains(&format!("Key: {}", ours.fingerprint())),
         "{out}"
@@ -421,13 +408,7 @@ fn cosign_v2_signatures_verify() {
     let (ours, theirs) = (Signer::new(), Signer::new());
     let image = push(&daemon, &format!("{}/signed/old", registry.addr), "v1");
     ours.sign_v2(&image);
-    let out = daemon.ok(&[
-        "verify",
-        "--plain-http",
-        "--key",
-        ours.public().to_str().unwrap(),
-        &image,
-    ]);
+    let out = verify_ok(&daemon, &ours.public(), &image);
     assert!(out.contains("(cosign-simple-signing)"), "{out}");
     assert!(
         out.contains(&format!("Key: {}", ours.fingerprint())),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use satchel_client::pb;
 use satchel_tests::faulty::FaultyProxy;
 use satchel_tests::grpc::plain_target;
-use satchel_tests::{bin, digest_of, Daemon, Registry, RegistryKind};
+use satchel_tests::{bin, Daemon, Registry, RegistryKind};
 use serde_json::Value;
 
 const SBOM: &str = "application/vnd.cyclonedx+json";
@@ -19,30 +19,13 @@ const POLL: &str = "watch_poll_secs = 0.2\n";
 
 /// Pushes a subject to `repo` through `daemon`; returns `repo@digest`.
 fn push_subject(daemon: &Daemon, repo: &str) -> String {
-    let file = daemon.scratch().join("subject.txt");
-    std::fs::write(&file, "a watched subject").unwrap();
-    let out = daemon.ok(&[
-        "push",
-        "--plain-http",
-        &format!("{repo}:v1"),
-        file.to_str().unwrap(),
-    ]);
-    format!("{repo}@{}", digest_of(&out))
+    let digest = daemon.push_plain(&format!("{repo}:v1"), "subject.txt", "a watched subject");
+    format!("{repo}@{digest}")
 }
 
 /// Attaches a small SBOM named `name` to `subject`; returns its digest.
 fn attach(daemon: &Daemon, subject: &str, name: &str) -> String {
-    let file = daemon.scratch().join(name);
-    std::fs::write(&file, format!("{{\"sbom\":\"{name}\"}}")).unwrap();
-    let out = daemon.ok(&[
-        "attach",
-        "--plain-http",
-        "--artifact-type",
-        SBOM,
-        subject,
-        file.to_str().unwrap(),
-    ]);
-    digest_of(&out)
+    daemon.attach_plain(subject, SBOM, name, &format!("{{\"sbom\":\"{name}\"}}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
